@@ -93,11 +93,17 @@ pub fn import(page: &str) -> Result<Entity, ImportError> {
             continue;
         }
         let cells = table_cells(line);
-        if cells.iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':')) {
+        if cells
+            .iter()
+            .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
+        {
             continue;
         }
         if h2 == "messages" {
-            if cells.first().is_some_and(|c| c != "Message" && !c.starts_with("Name")) {
+            if cells
+                .first()
+                .is_some_and(|c| c != "Message" && !c.starts_with("Name"))
+            {
                 messages.push(cells[0].clone());
             }
             continue;
@@ -388,7 +394,10 @@ Tracks the interaction between the agents and customer
         let entity = import(NEWER_FORMAT).unwrap();
         assert_eq!(entity.logical_name, "msdyn_ocliveworkitem");
         assert_eq!(entity.entity_set_name, "msdyn_ocliveworkitems");
-        assert_eq!(entity.description, "Tracks the interaction between the agents and customer");
+        assert_eq!(
+            entity.description,
+            "Tracks the interaction between the agents and customer"
+        );
         let state = entity.attribute("statecode").unwrap();
         assert_eq!(state.options.len(), 2);
         assert_eq!(state.options[1].label, "Closed");

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 /// The pages compiled into the binary, in the order their tables are created.
 const BUILTIN_PAGES: &[(&str, &str)] = &[
-    ("businessunit", include_str!("../../metadata/businessunit.md")),
+    (
+        "businessunit",
+        include_str!("../../metadata/businessunit.md"),
+    ),
     ("systemuser", include_str!("../../metadata/systemuser.md")),
     ("team", include_str!("../../metadata/team.md")),
     (
@@ -386,7 +389,10 @@ impl Catalog {
                 for target in &attribute.targets {
                     if self.entity(target).is_none() {
                         return Err(markdown::ImportError::UnknownTarget {
-                            attribute: format!("{}.{}", entity.logical_name, attribute.logical_name),
+                            attribute: format!(
+                                "{}.{}",
+                                entity.logical_name, attribute.logical_name
+                            ),
                             target: target.clone(),
                         });
                     }
@@ -462,7 +468,10 @@ mod tests {
         let owner = ctx.attribute("ownerid").unwrap();
         assert_eq!(owner.targets, vec!["systemuser", "team"]);
         assert_eq!(
-            ctx.attribute("owneridyominame").unwrap().attribute_of.as_deref(),
+            ctx.attribute("owneridyominame")
+                .unwrap()
+                .attribute_of
+                .as_deref(),
             Some("ownerid")
         );
         assert_eq!(
@@ -506,7 +515,9 @@ mod tests {
     fn lookups_are_exposed_as_value_properties() {
         let catalog = catalog();
         let ctx = catalog.entity("msdyn_smsengagementctx").unwrap();
-        let pos = ctx.property_position("_msdyn_liveworkitemid_value").unwrap();
+        let pos = ctx
+            .property_position("_msdyn_liveworkitemid_value")
+            .unwrap();
         assert_eq!(ctx.attributes[pos].logical_name, "msdyn_liveworkitemid");
         assert!(ctx.property_position("msdyn_liveworkitemid").is_none());
         assert!(ctx.property_position("owneridtype").is_none());

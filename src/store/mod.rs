@@ -1,0 +1,192 @@
+//! Storage: typed records in, typed records out, behind the [`Store`] trait.
+//!
+//! The trait speaks in [`Record`]s laid out by the entity metadata (one [`Value`] per column,
+//! by column position) and in typed plans ([`WriteOp`], [`ListQuery`]); SQL text is the
+//! business of each backend. [`sqlite`] is the embedded default.
+//!
+//! **Architecture invariant:** no value from a user is ever written into SQL text; values travel
+//! as bound parameters, identifiers come only from the metadata.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::metadata::Entity;
+
+/// A column value, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Text(String),
+    /// Integer, picklist, state, status and bigint columns.
+    Int(i64),
+    Bool(bool),
+    /// Unix seconds, UTC.
+    DateTime(i64),
+    /// Uniqueidentifier, lookup and owner columns.
+    Guid(Uuid),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn as_guid(&self) -> Option<Uuid> {
+        match self {
+            Value::Guid(g) => Some(*g),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// One row of an entity: a value per column, by the column's position in the metadata.
+/// Shadow name columns are filled only when a read asks for names.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub entity: Arc<Entity>,
+    pub values: Vec<Value>,
+}
+
+impl Record {
+    pub fn empty(entity: Arc<Entity>) -> Record {
+        let values = vec![Value::Null; entity.attributes.len()];
+        Record { entity, values }
+    }
+
+    pub fn get(&self, logical_name: &str) -> &Value {
+        match self.entity.position(logical_name) {
+            Some(i) => &self.values[i],
+            None => &Value::Null,
+        }
+    }
+
+    /// Sets a column by logical name; a name the entity does not have is ignored, so callers
+    /// can fill system columns generically for tables that may lack some of them.
+    pub fn set(&mut self, logical_name: &str, value: Value) {
+        if let Some(i) = self.entity.position(logical_name) {
+            self.values[i] = value;
+        }
+    }
+
+    pub fn id(&self) -> Option<Uuid> {
+        self.values[self.entity.primary_id_position()].as_guid()
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        self.get("versionnumber").as_int()
+    }
+}
+
+/// A precondition on a write, checked inside the write's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No precondition.
+    Any,
+    /// The row must exist at exactly this version (compare-and-set).
+    Version(i64),
+}
+
+/// A write, executed as one transaction.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Insert a new row; fails with [`StoreError::Duplicate`] if the id exists.
+    Insert(Record),
+    /// Set some columns of an existing row; the store bumps `versionnumber`.
+    Update {
+        entity: Arc<Entity>,
+        id: Uuid,
+        changes: Vec<(usize, Value)>,
+        expect: Expect,
+    },
+    /// Delete a row.
+    Delete {
+        entity: Arc<Entity>,
+        id: Uuid,
+        expect: Expect,
+    },
+}
+
+/// What a successful write reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The row's new version.
+    Written {
+        version: i64,
+    },
+    Deleted,
+}
+
+/// A plain, ordered list of rows (the query compiler will extend this plan).
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub entity: Arc<Entity>,
+    /// At most this many rows.
+    pub limit: usize,
+    /// Keyset paging: only rows whose primary id sorts after this one.
+    pub after: Option<Uuid>,
+    pub with_names: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a row with this key already exists")]
+    Duplicate,
+    #[error("the row does not exist")]
+    NotFound,
+    #[error("the row's version is {actual}, not the expected {expected}")]
+    VersionMismatch { expected: i64, actual: i64 },
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("migration {version} failed: {message}")]
+    Migration { version: i64, message: String },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// A storage backend.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads one row by primary id; `with_names` also fills the shadow name columns of
+    /// lookups (the target rows' primary names).
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError>;
+
+    /// Lists rows in primary-id order.
+    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError>;
+
+    /// Executes one write as one durable transaction: when this returns `Ok`, it is on disk.
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError>;
+
+    /// Reads a store-wide setting (the seeded administrator, ...).
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Writes a store-wide setting only if it is not set yet; returns the value that is set.
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
+}

@@ -1,0 +1,681 @@
+//! The embedded SQLite backend: WAL, one writer thread with group commit, pooled readers.
+//!
+//! Every write is sent to a single writer thread. The writer takes whatever writes are queued
+//! (up to [`MAX_BATCH`]), runs each inside its own SAVEPOINT of one transaction, commits once
+//! (`synchronous=FULL`: the WAL is fsynced before COMMIT returns), and only then answers each
+//! caller. A write that fails rolls back to its savepoint and leaves the others untouched, so
+//! each write is still atomic on its own, while one fsync serves many concurrent writers.
+//! Reads run on a small pool of connections and never wait for the writer (WAL).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{Expect, ListQuery, Record, Store, StoreError, Value, WriteOp, WriteOutcome};
+use crate::metadata::{AttributeType, Catalog, Entity};
+
+/// The versioned schema migrations, applied in order, each in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// The most writes one commit may carry.
+const MAX_BATCH: usize = 512;
+
+/// Readers kept open for reuse.
+const MAX_IDLE_READERS: usize = 16;
+
+type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Option<crossbeam_channel::Sender<(WriteOp, Reply)>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    sql: Arc<HashMap<String, EntitySql>>,
+}
+
+/// The SQL text of one entity, built once from its metadata.
+struct EntitySql {
+    select: String,
+    select_with_names: String,
+    list: String,
+    list_after: String,
+    list_with_names: String,
+    list_after_with_names: String,
+    insert: String,
+    delete: String,
+    version: String,
+    /// Positions of the stored columns, in select order.
+    stored: Vec<usize>,
+    /// For the names select: per shadow column position, the index of its name expression.
+    names: Vec<(usize, usize)>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, catalog: &Catalog) -> Result<SqliteStore, StoreError> {
+        let mut conn = open_connection(path, true)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&mut conn)?;
+        let sql: HashMap<String, EntitySql> = catalog
+            .entities()
+            .iter()
+            .map(|e| (e.logical_name.clone(), EntitySql::build(e, catalog)))
+            .collect();
+        let sql = Arc::new(sql);
+        let (sender, receiver) = crossbeam_channel::bounded::<(WriteOp, Reply)>(4096);
+        let writer_sql = Arc::clone(&sql);
+        let handle = std::thread::Builder::new()
+            .name("smsctx-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, receiver, writer_sql))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
+            writer: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(handle)),
+            sql,
+        })
+    }
+
+    /// Parses `sqlite://path`, `sqlite:path` or a plain path.
+    pub fn path_from_url(url: &str) -> PathBuf {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        PathBuf::from(rest)
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.path, false)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+        result
+    }
+
+    fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
+        self.sql
+            .get(&entity.logical_name)
+            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+    }
+
+    /// Stops the writer after it has finished every queued write.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS smsctx_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM smsctx_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).map_err(|e| StoreError::Migration {
+            version: *version,
+            message: e.to_string(),
+        })?;
+        tx.execute(
+            "INSERT INTO smsctx_migrations (version, applied_on) VALUES (?1, unixepoch())",
+            [version],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl EntitySql {
+    fn build(entity: &Entity, catalog: &Catalog) -> EntitySql {
+        let table = &entity.logical_name;
+        let pk = &entity.primary_id;
+        let stored: Vec<usize> = entity.stored_attributes().map(|(i, _)| i).collect();
+        let columns: Vec<String> = stored
+            .iter()
+            .map(|&i| format!("t.{}", entity.attributes[i].logical_name))
+            .collect();
+        let column_list = columns.join(", ");
+
+        // Name expressions for lookups: a LEFT JOIN per target, coalesced.
+        let mut joins = String::new();
+        let mut name_exprs: Vec<String> = Vec::new();
+        let mut lookup_name_index: HashMap<&str, usize> = HashMap::new();
+        for (_, attribute) in entity.stored_attributes() {
+            if !attribute.attribute_type.is_lookup() {
+                continue;
+            }
+            let mut parts = Vec::new();
+            for target in &attribute.targets {
+                let Some(target_entity) = catalog.entity(target) else {
+                    continue;
+                };
+                let alias = format!("j{}", joins.matches("LEFT JOIN").count());
+                joins.push_str(&format!(
+                    " LEFT JOIN {target} AS {alias} ON {alias}.{} = t.{}",
+                    target_entity.primary_id, attribute.logical_name
+                ));
+                parts.push(format!("{alias}.{}", target_entity.primary_name));
+            }
+            let expr = match parts.len() {
+                0 => "NULL".to_string(),
+                1 => parts.remove(0),
+                _ => format!("COALESCE({})", parts.join(", ")),
+            };
+            lookup_name_index.insert(attribute.logical_name.as_str(), name_exprs.len());
+            name_exprs.push(expr);
+        }
+        let names: Vec<(usize, usize)> = entity
+            .attributes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                let of = a.attribute_of.as_deref()?;
+                Some((i, *lookup_name_index.get(of)?))
+            })
+            .collect();
+        let names_list = if name_exprs.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", name_exprs.join(", "))
+        };
+
+        let select = format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = ?1");
+        let select_with_names =
+            format!("SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} = ?1");
+        let list = format!("SELECT {column_list} FROM {table} AS t ORDER BY t.{pk} LIMIT ?1");
+        let list_after = format!(
+            "SELECT {column_list} FROM {table} AS t WHERE t.{pk} > ?2 ORDER BY t.{pk} LIMIT ?1"
+        );
+        let list_with_names = format!(
+            "SELECT {column_list}{names_list} FROM {table} AS t{joins} ORDER BY t.{pk} LIMIT ?1"
+        );
+        let list_after_with_names = format!(
+            "SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} > ?2 ORDER BY t.{pk} LIMIT ?1"
+        );
+        let plain_columns: Vec<&str> = stored
+            .iter()
+            .map(|&i| entity.attributes[i].logical_name.as_str())
+            .collect();
+        let placeholders: Vec<String> = (1..=stored.len()).map(|n| format!("?{n}")).collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            plain_columns.join(", "),
+            placeholders.join(", ")
+        );
+        let delete = format!("DELETE FROM {table} WHERE {pk} = ?1");
+        let version = format!("SELECT versionnumber FROM {table} WHERE {pk} = ?1");
+        EntitySql {
+            select,
+            select_with_names,
+            list,
+            list_after,
+            list_with_names,
+            list_after_with_names,
+            insert,
+            delete,
+            version,
+            stored,
+            names,
+        }
+    }
+
+    fn read_row(
+        &self,
+        entity: &Arc<Entity>,
+        row: &rusqlite::Row<'_>,
+        with_names: bool,
+    ) -> Result<Record, StoreError> {
+        let mut record = Record::empty(Arc::clone(entity));
+        for (column, &position) in self.stored.iter().enumerate() {
+            let attribute_type = entity.attributes[position].attribute_type;
+            record.values[position] = from_sql(attribute_type, row.get_ref(column)?)?;
+        }
+        if with_names {
+            for &(position, name_index) in &self.names {
+                let value = row.get_ref(self.stored.len() + name_index)?;
+                record.values[position] = match value {
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    _ => Value::Null,
+                };
+            }
+        }
+        Ok(record)
+    }
+}
+
+fn from_sql(attribute_type: AttributeType, value: ValueRef<'_>) -> Result<Value, StoreError> {
+    use AttributeType as T;
+    let bad = || StoreError::Database(format!("unexpected stored value {value:?}"));
+    Ok(match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => match attribute_type {
+            T::Boolean => Value::Bool(i != 0),
+            T::DateTime => Value::DateTime(i),
+            _ => Value::Int(i),
+        },
+        ValueRef::Text(t) => {
+            let text = std::str::from_utf8(t).map_err(|_| bad())?;
+            match attribute_type {
+                T::Uniqueidentifier | T::Lookup | T::Owner => {
+                    Value::Guid(Uuid::parse_str(text).map_err(|_| bad())?)
+                }
+                _ => Value::Text(text.to_string()),
+            }
+        }
+        ValueRef::Real(_) | ValueRef::Blob(_) => return Err(bad()),
+    })
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::from(rusqlite::types::Null),
+            Value::Text(t) => ToSqlOutput::from(t.as_str()),
+            Value::Int(i) | Value::DateTime(i) => ToSqlOutput::from(*i),
+            Value::Bool(b) => ToSqlOutput::from(i64::from(*b)),
+            Value::Guid(g) => ToSqlOutput::from(
+                g.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .to_string(),
+            ),
+        })
+    }
+}
+
+fn guid_text(id: Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    receiver: crossbeam_channel::Receiver<(WriteOp, Reply)>,
+    sql: Arc<HashMap<String, EntitySql>>,
+) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = run_batch(&mut conn, &sql, &batch);
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+fn run_batch(
+    conn: &mut Connection,
+    sql: &HashMap<String, EntitySql>,
+    batch: &[(WriteOp, Reply)],
+) -> Vec<Result<WriteOutcome, StoreError>> {
+    let fail_all = |e: StoreError| -> Vec<Result<WriteOutcome, StoreError>> {
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Database(e.to_string())))
+            .collect()
+    };
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(e.into()),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (op, _) in batch {
+        results.push(apply_in_savepoint(&mut tx, sql, op));
+    }
+    if let Err(e) = tx.commit() {
+        return fail_all(e.into());
+    }
+    results
+}
+
+fn apply_in_savepoint(
+    tx: &mut rusqlite::Transaction<'_>,
+    sql: &HashMap<String, EntitySql>,
+    op: &WriteOp,
+) -> Result<WriteOutcome, StoreError> {
+    let mut savepoint = tx.savepoint()?;
+    let outcome = apply(&savepoint, sql, op);
+    if outcome.is_ok() {
+        savepoint.commit()?;
+    } else {
+        savepoint.rollback()?;
+        savepoint.finish()?;
+    }
+    outcome
+}
+
+fn next_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE smsctx_sequence SET value = value + 1 WHERE name = 'versionnumber' RETURNING value",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+fn current_version(
+    conn: &Connection,
+    sql: &EntitySql,
+    id: Uuid,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(&sql.version)?
+        .query_row([guid_text(id)], |r| r.get(0))
+        .optional()?)
+}
+
+fn check_expect(current: Option<i64>, expect: Expect) -> Result<(), StoreError> {
+    match (current, expect) {
+        (None, _) => Err(StoreError::NotFound),
+        (Some(actual), Expect::Version(expected)) if actual != expected => {
+            Err(StoreError::VersionMismatch { expected, actual })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn apply(
+    conn: &Connection,
+    sql: &HashMap<String, EntitySql>,
+    op: &WriteOp,
+) -> Result<WriteOutcome, StoreError> {
+    let table_sql = |entity: &Entity| {
+        sql.get(&entity.logical_name)
+            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+    };
+    match op {
+        WriteOp::Insert(record) => {
+            let entity_sql = table_sql(&record.entity)?;
+            let version = next_version(conn)?;
+            let version_position = record.entity.position("versionnumber");
+            let values = entity_sql.stored.iter().map(|&i| {
+                if Some(i) == version_position {
+                    Value::Int(version)
+                } else {
+                    record.values[i].clone()
+                }
+            });
+            let mut statement = conn.prepare_cached(&entity_sql.insert)?;
+            match statement.execute(params_from_iter(values)) {
+                Ok(_) => Ok(WriteOutcome::Written { version }),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::Duplicate)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        WriteOp::Update {
+            entity,
+            id,
+            changes,
+            expect,
+        } => {
+            let entity_sql = table_sql(entity)?;
+            check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
+            let version = next_version(conn)?;
+            let mut assignments = Vec::with_capacity(changes.len() + 1);
+            let mut values: Vec<Value> = Vec::with_capacity(changes.len() + 2);
+            for (position, value) in changes {
+                let attribute = &entity.attributes[*position];
+                if !attribute.is_stored() || attribute.logical_name == "versionnumber" {
+                    continue;
+                }
+                values.push(value.clone());
+                assignments.push(format!("{} = ?{}", attribute.logical_name, values.len()));
+            }
+            values.push(Value::Int(version));
+            assignments.push(format!("versionnumber = ?{}", values.len()));
+            values.push(Value::Guid(*id));
+            let statement = format!(
+                "UPDATE {} SET {} WHERE {} = ?{}",
+                entity.logical_name,
+                assignments.join(", "),
+                entity.primary_id,
+                values.len()
+            );
+            conn.prepare_cached(&statement)?
+                .execute(params_from_iter(values))?;
+            Ok(WriteOutcome::Written { version })
+        }
+        WriteOp::Delete { entity, id, expect } => {
+            let entity_sql = table_sql(entity)?;
+            check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
+            conn.prepare_cached(&entity_sql.delete)?
+                .execute([guid_text(*id)])?;
+            Ok(WriteOutcome::Deleted)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let entity_sql = self.entity_sql(entity)?;
+        // A key lookup takes microseconds: it runs inline rather than on the blocking pool.
+        self.with_reader(|conn| {
+            let text = if with_names {
+                &entity_sql.select_with_names
+            } else {
+                &entity_sql.select
+            };
+            let mut statement = conn.prepare_cached(text)?;
+            let mut rows = statement.query([guid_text(id)])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(entity_sql.read_row(entity, row, with_names)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError> {
+        let entity_sql = self.entity_sql(&query.entity)?;
+        self.with_reader(|conn| {
+            let text = match (query.after.is_some(), query.with_names) {
+                (false, false) => &entity_sql.list,
+                (true, false) => &entity_sql.list_after,
+                (false, true) => &entity_sql.list_with_names,
+                (true, true) => &entity_sql.list_after_with_names,
+            };
+            let mut statement = conn.prepare_cached(text)?;
+            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+            let mut rows = match query.after {
+                Some(after) => statement.query(rusqlite::params![limit, guid_text(after)])?,
+                None => statement.query(rusqlite::params![limit])?,
+            };
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(entity_sql.read_row(&query.entity, row, query.with_names)?);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let (reply, receive) = oneshot::channel();
+        let sender = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .ok_or(StoreError::Closed)?;
+        // The channel is bounded: when the writer is saturated, callers wait here.
+        let job = (op, reply);
+        let sent = match sender.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || sender.send(job).map_err(|_| ()))
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|r| r)
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(()),
+        };
+        sent.map_err(|_| StoreError::Closed)?;
+        receive.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM smsctx_settings WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        // Settings are written once at start, before the server accepts requests.
+        let conn = open_connection(&self.path, false)?;
+        conn.execute(
+            "INSERT INTO smsctx_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+            [key, value],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM smsctx_settings WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_has_a_column_for_every_stored_attribute() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
+        let conn = open_connection(&store.path, false).unwrap();
+        for entity in catalog.entities() {
+            let mut statement = conn
+                .prepare(&format!("PRAGMA table_info({})", entity.logical_name))
+                .unwrap();
+            let columns: Vec<String> = statement
+                .query_map([], |r| r.get::<_, String>(1))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let stored: Vec<String> = entity
+                .stored_attributes()
+                .map(|(_, a)| a.logical_name.clone())
+                .collect();
+            for name in &stored {
+                assert!(
+                    columns.contains(name),
+                    "{}.{name} has no column",
+                    entity.logical_name
+                );
+            }
+            assert_eq!(columns.len(), stored.len(), "{}", entity.logical_name);
+        }
+    }
+
+    #[test]
+    fn migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteStore::open(&path, &catalog).unwrap());
+        drop(SqliteStore::open(&path, &catalog).unwrap());
+        let conn = open_connection(&path, false).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM smsctx_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn writes_are_atomic_and_versions_increase() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
+        let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        let id = Uuid::new_v4();
+        let mut record = Record::empty(Arc::clone(&entity));
+        record.set("businessunitid", Value::Guid(id));
+        record.set("name", Value::Text("root".into()));
+        let WriteOutcome::Written { version: v1 } =
+            store.write(WriteOp::Insert(record.clone())).await.unwrap()
+        else {
+            panic!("insert reports a version");
+        };
+        assert!(matches!(
+            store.write(WriteOp::Insert(record)).await,
+            Err(StoreError::Duplicate)
+        ));
+        let name = entity.position("name").unwrap();
+        let update = |expect| WriteOp::Update {
+            entity: Arc::clone(&entity),
+            id,
+            changes: vec![(name, Value::Text("renamed".into()))],
+            expect,
+        };
+        let WriteOutcome::Written { version: v2 } =
+            store.write(update(Expect::Version(v1))).await.unwrap()
+        else {
+            panic!("update reports a version");
+        };
+        assert!(v2 > v1);
+        assert!(matches!(
+            store.write(update(Expect::Version(v1))).await,
+            Err(StoreError::VersionMismatch { .. })
+        ));
+        let row = store.get(&entity, id, false).await.unwrap().unwrap();
+        assert_eq!(row.get("name"), &Value::Text("renamed".into()));
+        assert_eq!(row.version(), Some(v2));
+    }
+}
