@@ -4,5 +4,11 @@
 //! [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler per message) →
 //! [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
 
+pub mod app;
+pub mod cli;
+pub mod edge;
+pub mod execute;
 pub mod metadata;
+pub mod parse;
+pub mod serialize;
 pub mod store;

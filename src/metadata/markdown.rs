@@ -269,6 +269,7 @@ fn attribute(section: &Section, writable: bool) -> Result<Attribute, ImportError
         format: get("Format").or_else(|| get("FormatName")),
         targets,
         options: options(section, &logical_name)?,
+        default_value: get("DefaultValue").or_else(|| get("DefaultFormValue")),
         attribute_of: None,
         logical_name,
     })

@@ -8,6 +8,7 @@
 //! **Architecture invariant:** this module does no I/O and knows nothing of HTTP or SQL.
 
 pub mod markdown;
+pub mod system;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -199,6 +200,8 @@ pub struct Attribute {
     /// Target tables of a lookup or owner column.
     pub targets: Vec<String>,
     pub options: Vec<OptionMeta>,
+    /// The `DefaultValue` row (booleans, option sets), as written on the page.
+    pub default_value: Option<String>,
     /// For a shadow name column (`owneridname`, `createdbyyominame`, ...): the lookup it names.
     /// Shadow columns are not stored and are not EDM properties; they surface as the lookup's
     /// formatted value.

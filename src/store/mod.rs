@@ -181,6 +181,9 @@ pub trait Store: Send + Sync + 'static {
     /// Lists rows in primary-id order.
     async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError>;
 
+    /// Counts the rows of a table.
+    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError>;
+
     /// Executes one write as one durable transaction: when this returns `Ok`, it is on disk.
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError>;
 

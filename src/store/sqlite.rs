@@ -49,6 +49,7 @@ struct EntitySql {
     insert: String,
     delete: String,
     version: String,
+    count: String,
     /// Positions of the stored columns, in select order.
     stored: Vec<usize>,
     /// For the names select: per shadow column position, the index of its name expression.
@@ -247,6 +248,7 @@ impl EntitySql {
         );
         let delete = format!("DELETE FROM {table} WHERE {pk} = ?1");
         let version = format!("SELECT versionnumber FROM {table} WHERE {pk} = ?1");
+        let count = format!("SELECT COUNT(*) FROM {table}");
         EntitySql {
             select,
             select_with_names,
@@ -257,6 +259,7 @@ impl EntitySql {
             insert,
             delete,
             version,
+            count,
             stored,
             names,
         }
@@ -539,6 +542,16 @@ impl Store for SqliteStore {
                 out.push(entity_sql.read_row(&query.entity, row, query.with_names)?);
             }
             Ok(out)
+        })
+    }
+
+    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError> {
+        let entity_sql = self.entity_sql(entity)?;
+        self.with_reader(|conn| {
+            let n: i64 = conn
+                .prepare_cached(&entity_sql.count)?
+                .query_row([], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or_default())
         })
     }
 

@@ -1,0 +1,241 @@
+//! Building and running the server: open the store, seed it on first start, bind the
+//! listener, serve until a shutdown signal, then let in-flight requests finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::edge::auth::{generate_token, Authenticator};
+use crate::edge::{router, AppState};
+use crate::execute::{Caller, ExecError, Service};
+use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
+use crate::metadata::Catalog;
+use crate::parse::body::{Bind, Payload};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError, Value};
+
+/// What `smsctx serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: String,
+    pub database: String,
+    /// `None`: a random token is generated and printed once.
+    pub admin_token: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            database: "sqlite://smsctx.db".into(),
+            admin_token: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the entity metadata did not load: {0}")]
+    Metadata(#[from] crate::metadata::markdown::ImportError),
+    #[error("the store did not open: {0}")]
+    Store(#[from] StoreError),
+    #[error("seeding the store failed: {0}")]
+    Seed(#[from] ExecError),
+    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    DatabaseUrl(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// The ids seeded on first start.
+const ROOT_BUSINESS_UNIT: &str = "root_business_unit_id";
+const ADMIN_USER: &str = "admin_user_id";
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    store: Arc<SqliteStore>,
+    admin_token: String,
+    token_generated: bool,
+}
+
+impl Application {
+    /// Opens the store, seeds it if new, and binds the listener (port 0 picks a free port).
+    pub async fn build(config: ServeConfig) -> Result<Application, AppError> {
+        let catalog = Arc::new(Catalog::builtin()?);
+        let path = database_path(&config.database)?;
+        let store = Arc::new(SqliteStore::open(&path, &catalog)?);
+        let service = Service::new(Arc::clone(&catalog), store.clone() as Arc<dyn Store>);
+        let admin = seed(&service).await?;
+        let token_generated = config.admin_token.is_none();
+        let admin_token = config.admin_token.unwrap_or_else(generate_token);
+        let state = Arc::new(AppState {
+            service,
+            auth: Authenticator::new(admin_token.clone(), admin),
+            max_body_bytes: config.max_body_bytes,
+        });
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| AppError::Listen {
+                    address: config.listen.clone(),
+                    source,
+                })?;
+        Ok(Application {
+            listener,
+            state,
+            store,
+            admin_token,
+            token_generated,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Whether the admin token was generated (and should be shown to the operator).
+    pub fn token_generated(&self) -> bool {
+        self.token_generated
+    }
+
+    /// Serves until `shutdown` completes; in-flight requests finish, then the writer drains.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = router(Arc::clone(&self.state));
+        let result = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        drop(self.state);
+        self.store.close();
+        result
+    }
+}
+
+fn database_path(url: &str) -> Result<PathBuf, AppError> {
+    if url.starts_with("sqlite:") || !url.contains("://") {
+        Ok(SqliteStore::path_from_url(url))
+    } else {
+        Err(AppError::DatabaseUrl(url.to_string()))
+    }
+}
+
+/// On first start: a root business unit and an administrator. Returns the administrator.
+async fn seed(service: &Service) -> Result<Caller, AppError> {
+    let store = &service.store;
+    let bu_id = parse_setting(
+        store
+            .init_setting(ROOT_BUSINESS_UNIT, &Uuid::new_v4().to_string())
+            .await?,
+    )?;
+    let admin_id = parse_setting(
+        store
+            .init_setting(ADMIN_USER, &Uuid::new_v4().to_string())
+            .await?,
+    )?;
+    let admin = Caller {
+        user_id: admin_id,
+        business_unit_id: bu_id,
+        on_behalf_of: None,
+    };
+    let catalog = Arc::clone(&service.catalog);
+    let business_unit = catalog
+        .entity(BUSINESS_UNIT)
+        .cloned()
+        .ok_or_else(|| StoreError::Database("no businessunit table".into()))?;
+    let user = catalog
+        .entity(SYSTEM_USER)
+        .cloned()
+        .ok_or_else(|| StoreError::Database("no systemuser table".into()))?;
+    if store.get(&business_unit, bu_id, false).await?.is_none() {
+        let payload = Payload {
+            values: vec![named(&business_unit, "name", "smsctx")],
+            binds: Vec::new(),
+        };
+        ignore_duplicate(
+            service
+                .create(&admin, &business_unit, payload, Some(bu_id))
+                .await,
+        )?;
+    }
+    if store.get(&user, admin_id, false).await?.is_none() {
+        let bind = user
+            .position(crate::metadata::system::BUSINESS_UNIT_ID)
+            .map(|position| Bind {
+                position,
+                target: Some((Arc::clone(&business_unit), bu_id)),
+            });
+        let payload = Payload {
+            values: vec![
+                named(&user, "firstname", "System"),
+                named(&user, "lastname", "Administrator"),
+                named(&user, "domainname", "admin"),
+            ],
+            binds: bind.into_iter().collect(),
+        };
+        ignore_duplicate(service.create(&admin, &user, payload, Some(admin_id)).await)?;
+    }
+    Ok(admin)
+}
+
+fn named(entity: &crate::metadata::Entity, column: &str, text: &str) -> (usize, Value) {
+    (
+        entity.position(column).unwrap_or_default(),
+        Value::Text(text.to_string()),
+    )
+}
+
+fn ignore_duplicate<T>(result: Result<T, ExecError>) -> Result<(), ExecError> {
+    match result {
+        Ok(_) | Err(ExecError::Duplicate) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn parse_setting(text: String) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(&text).map_err(|_| StoreError::Database(format!("bad seeded id '{text}'")))
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

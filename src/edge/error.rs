@@ -1,0 +1,133 @@
+//! The one place where every layer's error becomes a Dataverse error response:
+//! `{"error":{"code":"0x...","message":"..."}}` with the HTTP status Dataverse uses.
+//! Server-side failures answer an opaque 500 and log their cause.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::execute::ExecError;
+use crate::parse::ParseError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "0x80072560",
+            "The request is not authorized: a valid bearer token is required.",
+        )
+    }
+
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "0x80040203",
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
+    }
+
+    pub fn no_resource(uri: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "",
+            format!("No HTTP resource was found that matches the request URI '{uri}'."),
+        )
+    }
+
+    fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "0x80040216",
+            "An unexpected error occurred.",
+        )
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> ApiError {
+        use ParseError as P;
+        let (status, code) = match &e {
+            P::ResourceNotFound(_) => (StatusCode::NOT_FOUND, "0x8006088a"),
+            P::NoResource(_) => (StatusCode::NOT_FOUND, ""),
+            P::BadKey(_) | P::BadQuery(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
+            P::InvalidProperty { .. } | P::UnknownProperty { .. } => {
+                (StatusCode::BAD_REQUEST, "0x0")
+            }
+            P::UndeclaredProperty(_) | P::LookupValueProperty(_) | P::Payload { .. } => {
+                (StatusCode::BAD_REQUEST, "0x80048d19")
+            }
+            P::BadBind { .. } => (StatusCode::BAD_REQUEST, "0x80090800"),
+            P::TooLong { .. } => (StatusCode::BAD_REQUEST, "0x80044331"),
+            P::OptionOutOfRange { .. } => (StatusCode::BAD_REQUEST, "0x8004431a"),
+            P::InvalidStateValue { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
+            P::NumberOutOfRange { .. } | P::RequiredNull(_) | P::InvalidArgument(_) => {
+                (StatusCode::BAD_REQUEST, "0x80040203")
+            }
+            P::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "0x80048d19"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<ExecError> for ApiError {
+    fn from(e: ExecError) -> ApiError {
+        use ExecError as E;
+        let (status, code) = match &e {
+            E::NotFound { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
+            E::Duplicate => (StatusCode::PRECONDITION_FAILED, "0x80040237"),
+            E::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
+            E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
+            E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
+            E::Store(StoreError::Closed) => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "0x80040216",
+                    "The service is shutting down.",
+                )
+            }
+            E::Store(cause) => return ApiError::internal(cause),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ExecError::Store(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; odata.metadata=minimal"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"smsctx\""),
+            );
+        }
+        response
+    }
+}

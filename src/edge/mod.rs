@@ -1,0 +1,882 @@
+//! The HTTP edge: routes, authentication, body limits, per-request logging, and the mapping of
+//! every message's outcome to Dataverse's status codes, headers and JSON.
+//!
+//! A request goes: authenticate → parse the path ([`crate::parse::path`]) → parse headers,
+//! options and body → execute ([`crate::execute::Service`]) → serialize ([`crate::serialize`]).
+
+pub mod auth;
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::{json, Map, Value as Json};
+use uuid::Uuid;
+
+use self::auth::Authenticator;
+use self::error::ApiError;
+use crate::execute::{Caller, Service, Upserted};
+use crate::metadata::Entity;
+use crate::parse::body::{
+    check_content_type, parse_object, parse_payload, parse_value, Bind, Payload,
+};
+use crate::parse::headers::{etag, Annotations, Condition, Prefer};
+use crate::parse::path::{self, parse_reference, Resource};
+use crate::parse::select::{option, parse_select, query_pairs, record_options};
+use crate::parse::ParseError;
+use crate::serialize;
+use crate::store::Value;
+
+/// Dataverse's page size limit.
+pub const MAX_PAGE_SIZE: usize = 5000;
+
+const JSON_CONTENT_TYPE: &str = "application/json; odata.metadata=minimal";
+
+/// What every handler shares.
+pub struct AppState {
+    pub service: Service,
+    pub auth: Authenticator,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/data/{version}", any(odata))
+        .route("/api/data/{version}/", any(odata))
+        .route("/api/data/{version}/{*rest}", any(odata))
+        .fallback(fallback)
+        .layer(middleware::from_fn(log_and_stamp))
+        .with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+async fn fallback(request: Request) -> Response {
+    ApiError::no_resource(&request.uri().to_string()).into_response()
+}
+
+/// One log line per request, and `OData-Version: 4.0` on every response.
+async fn log_and_stamp(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert("OData-Version", HeaderValue::from_static("4.0"));
+    tracing::info!(
+        target: "smsctx::http",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        duration_us = started.elapsed().as_micros() as u64,
+    );
+    response
+}
+
+/// Everything a handler needs to know about one request.
+struct Call<'a> {
+    state: &'a AppState,
+    caller: Caller,
+    method: Method,
+    headers: HeaderMap,
+    root: String,
+    uri: String,
+    pairs: Vec<(String, String)>,
+    prefer: Prefer,
+    body: bytes::Bytes,
+}
+
+async fn odata(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match handle(&state, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let raw_path = parts.uri.path();
+    let after = raw_path.strip_prefix("/api/data/").unwrap_or_default();
+    let (version, rest) = after.split_once('/').unwrap_or((after, ""));
+    if !path::VERSIONS.contains(&version) {
+        return Err(ParseError::ResourceNotFound(version.to_string()).into());
+    }
+    let caller = state.auth.authenticate(&parts.headers)?;
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    let root = format!("{scheme}://{host}/api/data/{version}/");
+    let segments = rest
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|d| d.into_owned())
+                .map_err(|_| ParseError::ResourceNotFound(s.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let resource = path::parse(&state.service.catalog, &segments)?;
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
+    let prefer = Prefer::parse(
+        parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let call = Call {
+        state,
+        caller,
+        method: parts.method.clone(),
+        uri: parts.uri.to_string(),
+        pairs: query_pairs(parts.uri.query()),
+        headers: parts.headers,
+        root,
+        prefer,
+        body,
+    };
+    dispatch(call, resource).await
+}
+
+async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiError> {
+    let method = call.method.clone();
+    match (method, resource) {
+        (Method::GET, Resource::ServiceDocument) => Ok(service_document(&call)),
+        (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
+        (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
+        (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,
+        (Method::GET, Resource::Record(entity, id)) => retrieve(&call, &entity, id).await,
+        (Method::PATCH, Resource::Record(entity, id)) => upsert(&call, &entity, id).await,
+        (Method::DELETE, Resource::Record(entity, id)) => delete(&call, &entity, id).await,
+        (
+            Method::GET,
+            Resource::Property {
+                entity,
+                id,
+                position,
+                raw,
+            },
+        ) => property(&call, &entity, id, position, raw).await,
+        (
+            Method::PUT,
+            Resource::Property {
+                entity,
+                id,
+                position,
+                raw: false,
+            },
+        ) => put_property(&call, &entity, id, position).await,
+        (
+            Method::DELETE,
+            Resource::Property {
+                entity,
+                id,
+                position,
+                raw: false,
+            },
+        ) => clear_property(&call, &entity, id, position).await,
+        (
+            Method::GET,
+            Resource::Navigation {
+                entity,
+                id,
+                position,
+                reference,
+            },
+        ) => navigation(&call, &entity, id, position, reference).await,
+        (
+            Method::DELETE,
+            Resource::Navigation {
+                entity,
+                id,
+                position,
+                reference: true,
+            },
+        ) => clear_reference(&call, &entity, id, position).await,
+        (Method::GET, Resource::Function { name, arguments })
+            if name == "IsValidStateTransition" =>
+        {
+            is_valid_state_transition(&call, &arguments).await
+        }
+        (_, Resource::Function { name, .. }) if name == "IsValidStateTransition" => {
+            Err(ApiError::no_resource(&call.uri))
+        }
+        (_, Resource::Function { name, .. }) => Err(ParseError::ResourceNotFound(name).into()),
+        _ => Err(ApiError::no_resource(&call.uri)),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Map<String, Json>) -> Response {
+    let mut response = (status, serde_json::to_vec(body).unwrap_or_default()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+fn record_url(root: &str, entity: &Entity, id: Uuid) -> String {
+    format!("{root}{}({id})", entity.entity_set_name)
+}
+
+/// `Preference-Applied` for what was honoured.
+fn preference_applied(response: &mut Response, items: &[String]) {
+    if !items.is_empty() {
+        set_header(response, "Preference-Applied", &items.join(","));
+    }
+}
+
+fn annotations_applied(prefer: &Prefer) -> Option<String> {
+    prefer
+        .include_annotations
+        .as_ref()
+        .map(|a| format!("odata.include-annotations=\"{a}\""))
+}
+
+fn service_document(call: &Call<'_>) -> Response {
+    let value: Vec<Json> = call
+        .state
+        .service
+        .catalog
+        .entities()
+        .iter()
+        .map(|e| json!({"name": e.entity_set_name, "kind": "EntitySet", "url": e.entity_set_name}))
+        .collect();
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Json::String(format!("{}$metadata", call.root)),
+    );
+    body.insert("value".into(), Json::Array(value));
+    json_response(StatusCode::OK, &body)
+}
+
+fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
+    select
+        .iter()
+        .map(|&p| entity.attributes[p].property_name())
+        .collect()
+}
+
+/// The JSON of one record as a single-entity response.
+fn entity_body(
+    call: &Call<'_>,
+    record: &crate::store::Record,
+    select: Option<&[usize]>,
+    annotations: &Annotations,
+) -> Map<String, Json> {
+    let entity = &record.entity;
+    let names = select.map(|s| select_names(entity, s));
+    let context = format!(
+        "{}/$entity",
+        serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref())
+    );
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), Json::String(context));
+    body.extend(serialize::record(record, select, annotations));
+    body
+}
+
+async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
+    let select = record_options(entity, &call.pairs)?;
+    let annotations = call.prefer.annotations();
+    let record = call
+        .state
+        .service
+        .retrieve(
+            &call.caller,
+            entity,
+            id,
+            annotations.wants_formatted_values(),
+        )
+        .await?;
+    let version = record.version().unwrap_or_default();
+    let if_none_match = Condition::parse(header_str(&call.headers, "if-none-match"))?;
+    if annotations.none() && if_none_match.is_some_and(|c| c.matches(version)) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        set_header(&mut response, "ETag", &etag(version));
+        return Ok(response);
+    }
+    let body = entity_body(call, &record, select.as_deref(), &annotations);
+    let mut response = json_response(StatusCode::OK, &body);
+    set_header(&mut response, "ETag", &etag(version));
+    preference_applied(
+        &mut response,
+        &annotations_applied(&call.prefer)
+            .into_iter()
+            .collect::<Vec<_>>(),
+    );
+    Ok(response)
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
+    check_content_type(header_str(&call.headers, "content-type"))?;
+    let object = parse_object(entity, &call.body)?;
+    Ok(parse_payload(&call.state.service.catalog, entity, &object)?)
+}
+
+async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    let select = record_options(entity, &call.pairs)?;
+    let payload = read_payload(call, entity)?;
+    let (id, version) = call
+        .state
+        .service
+        .create(&call.caller, entity, payload, None)
+        .await?;
+    if call.prefer.return_representation {
+        return representation(call, entity, id, select.as_deref(), StatusCode::CREATED).await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_header(
+        &mut response,
+        "OData-EntityId",
+        &record_url(&call.root, entity, id),
+    );
+    set_header(&mut response, "ETag", &etag(version));
+    Ok(response)
+}
+
+/// The record as written, for `Prefer: return=representation`.
+async fn representation(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    select: Option<&[usize]>,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let annotations = call.prefer.annotations();
+    let record = call
+        .state
+        .service
+        .retrieve(
+            &call.caller,
+            entity,
+            id,
+            annotations.wants_formatted_values(),
+        )
+        .await?;
+    let body = entity_body(call, &record, select, &annotations);
+    let mut response = json_response(status, &body);
+    set_header(
+        &mut response,
+        "ETag",
+        &etag(record.version().unwrap_or_default()),
+    );
+    let mut applied = vec!["return=representation".to_string()];
+    applied.extend(annotations_applied(&call.prefer));
+    preference_applied(&mut response, &applied);
+    Ok(response)
+}
+
+async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
+    let select = record_options(entity, &call.pairs)?;
+    let payload = read_payload(call, entity)?;
+    let if_match = Condition::parse(header_str(&call.headers, "if-match"))?;
+    let if_none_match = Condition::parse(header_str(&call.headers, "if-none-match"))?;
+    let outcome = call
+        .state
+        .service
+        .upsert(
+            &call.caller,
+            entity,
+            id,
+            payload,
+            if_match.as_ref(),
+            if_none_match.as_ref(),
+        )
+        .await?;
+    if call.prefer.return_representation {
+        let status = match outcome {
+            Upserted::Created => StatusCode::CREATED,
+            Upserted::Updated => StatusCode::OK,
+        };
+        return representation(call, entity, id, select.as_deref(), status).await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_header(
+        &mut response,
+        "OData-EntityId",
+        &record_url(&call.root, entity, id),
+    );
+    Ok(response)
+}
+
+async fn delete(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
+    let if_match = Condition::parse(header_str(&call.headers, "if-match"))?;
+    call.state
+        .service
+        .delete(&call.caller, entity, id, if_match.as_ref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn property(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    position: usize,
+    raw: bool,
+) -> Result<Response, ApiError> {
+    let record = call
+        .state
+        .service
+        .retrieve(&call.caller, entity, id, false)
+        .await?;
+    let value = &record.values[position];
+    if value.is_null() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let name = entity.attributes[position].property_name();
+    if raw {
+        let text = serialize::raw_value(value).unwrap_or_default();
+        let mut response = (StatusCode::OK, text).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(response);
+    }
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Json::String(format!(
+            "{}$metadata#{}({id})/{name}",
+            call.root, entity.entity_set_name
+        )),
+    );
+    body.insert("value".into(), serialize::json_value(value));
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn put_property(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    position: usize,
+) -> Result<Response, ApiError> {
+    check_content_type(header_str(&call.headers, "content-type"))?;
+    let object = parse_object(entity, &call.body)?;
+    let attribute = &entity.attributes[position];
+    if attribute.attribute_type.is_lookup() {
+        return Err(ParseError::LookupValueProperty(attribute.property_name()).into());
+    }
+    let json = object.get("value").ok_or_else(|| ParseError::Payload {
+        entity_set: entity.entity_set_name.clone(),
+        detail: "The body of a property update is {\"value\": ...}.".into(),
+    })?;
+    let value = parse_value(entity, attribute, json)?;
+    let payload = Payload {
+        values: vec![(position, value)],
+        binds: Vec::new(),
+    };
+    call.state
+        .service
+        .update(&call.caller, entity, id, payload)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn clear_property(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    position: usize,
+) -> Result<Response, ApiError> {
+    let attribute = &entity.attributes[position];
+    if attribute.attribute_type.is_lookup() {
+        return Err(ApiError::no_resource(&call.uri));
+    }
+    let payload = Payload {
+        values: vec![(position, Value::Null)],
+        binds: Vec::new(),
+    };
+    call.state
+        .service
+        .update(&call.caller, entity, id, payload)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn clear_reference(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    position: usize,
+) -> Result<Response, ApiError> {
+    let payload = Payload {
+        values: Vec::new(),
+        binds: vec![Bind {
+            position,
+            target: None,
+        }],
+    };
+    call.state
+        .service
+        .update(&call.caller, entity, id, payload)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn navigation(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    position: usize,
+    reference: bool,
+) -> Result<Response, ApiError> {
+    let service = &call.state.service;
+    let record = service.retrieve(&call.caller, entity, id, false).await?;
+    let attribute = &entity.attributes[position];
+    let Some(target_id) = record.values[position].as_guid() else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let target_name = if attribute.targets.len() == 1 {
+        attribute.targets[0].clone()
+    } else {
+        record
+            .get(&format!("{}type", attribute.logical_name))
+            .as_text()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let target = service
+        .catalog
+        .entity(&target_name)
+        .cloned()
+        .ok_or_else(|| ApiError::no_resource(&call.uri))?;
+    if reference {
+        let mut body = Map::new();
+        body.insert(
+            "@odata.context".into(),
+            Json::String(format!("{}$metadata#$ref", call.root)),
+        );
+        body.insert(
+            "@odata.id".into(),
+            Json::String(record_url(&call.root, &target, target_id)),
+        );
+        return Ok(json_response(StatusCode::OK, &body));
+    }
+    let select = record_options(&target, &call.pairs)?;
+    let annotations = call.prefer.annotations();
+    let related = service
+        .retrieve(
+            &call.caller,
+            &target,
+            target_id,
+            annotations.wants_formatted_values(),
+        )
+        .await?;
+    let body = entity_body(call, &related, select.as_deref(), &annotations);
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `$skiptoken` in Dataverse's cookie form, carrying the last id of the page.
+fn skip_token(entity: &Entity, page: usize, first: Uuid, last: Uuid) -> String {
+    let inner = format!(
+        "<cookie page=\"{}\"><{} last=\"{{{}}}\" first=\"{{{}}}\" /></cookie>",
+        page,
+        entity.primary_id,
+        last.hyphenated().to_string().to_uppercase(),
+        first.hyphenated().to_string().to_uppercase()
+    );
+    let encoded = percent_encoding::utf8_percent_encode(&inner, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    format!(
+        "<cookie pagenumber=\"{}\" pagingcookie=\"{encoded}\" istracking=\"False\" />",
+        page + 1
+    )
+}
+
+/// Reads back a `$skiptoken`: the page number and the last id of the previous page.
+fn parse_skip_token(token: &str) -> Result<(usize, Uuid), ParseError> {
+    let bad = || ParseError::BadQuery(format!("The $skiptoken '{token}' is not valid."));
+    let attribute = |text: &str, name: &str| -> Option<String> {
+        let start = text.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = text[start..].find('"')? + start;
+        Some(text[start..end].to_string())
+    };
+    let page: usize = attribute(token, "pagenumber")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(bad)?;
+    let cookie = attribute(token, "pagingcookie").ok_or_else(bad)?;
+    let cookie = percent_encoding::percent_decode_str(&cookie)
+        .decode_utf8()
+        .map_err(|_| bad())?;
+    let last = attribute(&cookie, "last")
+        .and_then(|l| path::parse_guid(&l))
+        .ok_or_else(bad)?;
+    Ok((page, last))
+}
+
+async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    let mut select = None;
+    let mut top = None;
+    let mut with_count = false;
+    let mut after = None;
+    let mut page = 1;
+    for (name, value) in &call.pairs {
+        match name.as_str() {
+            "$select" => select = Some(parse_select(entity, value)?),
+            "$top" => {
+                top = Some(value.parse::<usize>().map_err(|_| {
+                    ParseError::BadQuery(format!(
+                        "The value '{value}' of $top is not a non-negative integer."
+                    ))
+                })?)
+            }
+            "$count" => {
+                with_count = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ParseError::BadQuery(format!(
+                            "The value '{value}' of $count is not 'true' or 'false'."
+                        ))
+                        .into())
+                    }
+                }
+            }
+            "$skiptoken" => {
+                let (p, last) = parse_skip_token(value)?;
+                page = p;
+                after = Some(last);
+            }
+            n if n.starts_with('$') => {
+                return Err(ParseError::BadQuery(format!(
+                    "The query option '{n}' is not supported on this request."
+                ))
+                .into())
+            }
+            _ => {}
+        }
+    }
+    let page_size = call
+        .prefer
+        .max_page_size
+        .map(|n| (n as usize).clamp(1, MAX_PAGE_SIZE));
+    let limit = match (page_size, top) {
+        (Some(size), _) => size,
+        (None, Some(top)) => top.min(MAX_PAGE_SIZE),
+        (None, None) => MAX_PAGE_SIZE,
+    };
+    let annotations = call.prefer.annotations();
+    let service = &call.state.service;
+    let mut rows = service
+        .list(
+            &call.caller,
+            entity,
+            limit + 1,
+            after,
+            annotations.wants_formatted_values(),
+        )
+        .await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+
+    let names = select.as_deref().map(|s| select_names(entity, s));
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Json::String(serialize::collection_context(
+            &call.root,
+            &entity.entity_set_name,
+            names.as_deref(),
+        )),
+    );
+    if with_count {
+        let total = service.store.count(entity).await?;
+        body.insert(
+            "@odata.count".into(),
+            Json::from(total.min(MAX_PAGE_SIZE as u64)),
+        );
+    }
+    let value: Vec<Json> = rows
+        .iter()
+        .map(|r| Json::Object(serialize::record(r, select.as_deref(), &annotations)))
+        .collect();
+    body.insert("value".into(), Json::Array(value));
+    if more && (page_size.is_some() || top.is_none()) {
+        if let (Some(first), Some(last)) = (
+            rows.first().and_then(|r| r.id()),
+            rows.last().and_then(|r| r.id()),
+        ) {
+            let token = skip_token(entity, page, first, last);
+            let mut serializer = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in call.pairs.iter().filter(|(k, _)| k != "$skiptoken") {
+                serializer.append_pair(k, v);
+            }
+            serializer.append_pair("$skiptoken", &token);
+            body.insert(
+                "@odata.nextLink".into(),
+                Json::String(format!(
+                    "{}{}?{}",
+                    call.root,
+                    entity.entity_set_name,
+                    serializer.finish()
+                )),
+            );
+        }
+    }
+    let mut response = json_response(StatusCode::OK, &body);
+    let mut applied = Vec::new();
+    if let Some(size) = page_size {
+        applied.push(format!("odata.maxpagesize={size}"));
+    }
+    applied.extend(annotations_applied(&call.prefer));
+    preference_applied(&mut response, &applied);
+    Ok(response)
+}
+
+async fn count(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    if let Some((name, _)) = call.pairs.iter().find(|(k, _)| k.starts_with('$')) {
+        return Err(ParseError::BadQuery(format!(
+            "The query option '{name}' is not supported on this request."
+        ))
+        .into());
+    }
+    let total = call.state.service.store.count(entity).await?;
+    let mut response = (StatusCode::OK, total.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(response)
+}
+
+/// A function argument: inline, or a parameter alias (`@e`) resolved from the query string.
+fn argument<'a>(
+    call: &'a Call<'_>,
+    arguments: &'a [(String, String)],
+    name: &str,
+) -> Result<&'a str, ParseError> {
+    let raw = arguments
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| {
+            ParseError::InvalidArgument(format!("The parameter '{name}' is missing."))
+        })?;
+    if raw.starts_with('@') {
+        return option(&call.pairs, raw).ok_or_else(|| {
+            ParseError::InvalidArgument(format!("The parameter alias '{raw}' has no value."))
+        });
+    }
+    Ok(raw)
+}
+
+async fn is_valid_state_transition(
+    call: &Call<'_>,
+    arguments: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let catalog = &call.state.service.catalog;
+    let entity_text = argument(call, arguments, "Entity")?;
+    let (entity, id) = entity_reference(catalog, entity_text).ok_or_else(|| {
+        ParseError::InvalidArgument(format!(
+            "The parameter 'Entity' must be an entity reference such as {{'@odata.id':'msdyn_smsengagementctxes(<id>)'}}, not '{entity_text}'."
+        ))
+    })?;
+    let state_text = argument(call, arguments, "NewState")?;
+    let new_state = state_text
+        .strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .ok_or_else(|| {
+            ParseError::InvalidArgument(format!(
+                "The parameter 'NewState' must be a quoted string such as 'Inactive', not {state_text}."
+            ))
+        })?;
+    let status_text = argument(call, arguments, "NewStatus")?;
+    let new_status: i64 = status_text.parse().map_err(|_| {
+        ParseError::InvalidArgument(format!(
+            "The parameter 'NewStatus' must be an integer, not {status_text}."
+        ))
+    })?;
+    let valid = call
+        .state
+        .service
+        .is_valid_state_transition(&call.caller, &entity, id, new_state, new_status)
+        .await?;
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        Json::String(format!(
+            "{}$metadata#Microsoft.Dynamics.CRM.IsValidStateTransitionResponse",
+            call.root
+        )),
+    );
+    body.insert("IsValid".into(), Json::Bool(valid));
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `{'@odata.id':'set(id)'}` (single or double quotes) to an entity and id.
+fn entity_reference(catalog: &crate::metadata::Catalog, text: &str) -> Option<(Arc<Entity>, Uuid)> {
+    let json: Json = serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&text.replace('\'', "\"")))
+        .ok()?;
+    let reference = json.get("@odata.id")?.as_str()?;
+    parse_reference(catalog, reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::Catalog;
+
+    #[test]
+    fn skip_tokens_round_trip() {
+        let catalog = Catalog::builtin().unwrap();
+        let entity = catalog.entity("msdyn_smsengagementctx").unwrap();
+        let first = Uuid::new_v4();
+        let last = Uuid::new_v4();
+        let token = skip_token(entity, 1, first, last);
+        assert!(token.starts_with("<cookie pagenumber=\"2\" pagingcookie=\""));
+        assert_eq!(parse_skip_token(&token).unwrap(), (2, last));
+        assert!(parse_skip_token("garbage").is_err());
+        assert!(parse_skip_token("<cookie pagenumber=\"2\" pagingcookie=\"%3Cx\" />").is_err());
+    }
+
+    #[test]
+    fn entity_references_accept_both_quote_styles() {
+        let catalog = Catalog::builtin().unwrap();
+        let id = "3c6e4b5f-86f6-e411-80dd-00155d2a68cb";
+        for text in [
+            format!("{{'@odata.id':'msdyn_smsengagementctxes({id})'}}"),
+            format!("{{\"@odata.id\":\"msdyn_smsengagementctxes({id})\"}}"),
+        ] {
+            let (entity, got) = entity_reference(&catalog, &text).unwrap();
+            assert_eq!(entity.logical_name, "msdyn_smsengagementctx");
+            assert_eq!(got.to_string(), id);
+        }
+        assert!(entity_reference(&catalog, "{'@odata.id':'nothing(1)'}").is_none());
+    }
+}

@@ -1,0 +1,28 @@
+//! The names of Dataverse's system columns and tables: the columns every table of a given
+//! ownership has, maintained by the server rather than the client. They are named once, here.
+
+pub const CREATED_ON: &str = "createdon";
+pub const MODIFIED_ON: &str = "modifiedon";
+pub const CREATED_BY: &str = "createdby";
+pub const MODIFIED_BY: &str = "modifiedby";
+pub const CREATED_ON_BEHALF_BY: &str = "createdonbehalfby";
+pub const MODIFIED_ON_BEHALF_BY: &str = "modifiedonbehalfby";
+pub const OVERRIDDEN_CREATED_ON: &str = "overriddencreatedon";
+pub const VERSION_NUMBER: &str = "versionnumber";
+pub const OWNER_ID: &str = "ownerid";
+pub const OWNER_ID_TYPE: &str = "owneridtype";
+pub const OWNING_USER: &str = "owninguser";
+pub const OWNING_TEAM: &str = "owningteam";
+pub const OWNING_BUSINESS_UNIT: &str = "owningbusinessunit";
+
+/// The lookup from a principal (user or team) to its business unit.
+pub const BUSINESS_UNIT_ID: &str = "businessunitid";
+
+pub const SYSTEM_USER: &str = "systemuser";
+pub const TEAM: &str = "team";
+pub const BUSINESS_UNIT: &str = "businessunit";
+
+/// The user's name parts and the full name the server derives from them.
+pub const FIRST_NAME: &str = "firstname";
+pub const LAST_NAME: &str = "lastname";
+pub const FULL_NAME: &str = "fullname";

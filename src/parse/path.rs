@@ -1,0 +1,340 @@
+//! The resource path below `/api/data/v9.x/`: entity sets, keys, properties, functions.
+//!
+//! URL segments, property and operation names are case sensitive, as in Dataverse.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::ParseError;
+use crate::metadata::{Catalog, Entity};
+
+/// The Web API versions served; each is an alias of the others.
+pub const VERSIONS: &[&str] = &["v9.0", "v9.1", "v9.2"];
+
+/// What a request addresses.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// `/` — the service document.
+    ServiceDocument,
+    /// `/{set}` — create or list.
+    Collection(Arc<Entity>),
+    /// `/{set}/$count`.
+    Count(Arc<Entity>),
+    /// `/{set}({id})`.
+    Record(Arc<Entity>, Uuid),
+    /// `/{set}({id})/{property}` and `.../{property}/$value` (`raw`).
+    Property {
+        entity: Arc<Entity>,
+        id: Uuid,
+        position: usize,
+        raw: bool,
+    },
+    /// `/{set}({id})/{navigation}` and `.../{navigation}/$ref` (`reference`).
+    Navigation {
+        entity: Arc<Entity>,
+        id: Uuid,
+        position: usize,
+        reference: bool,
+    },
+    /// An unbound function call such as `IsValidStateTransition(Entity=@e,...)`.
+    Function {
+        name: String,
+        arguments: Vec<(String, String)>,
+    },
+}
+
+/// Parses the percent-decoded segments after the version.
+pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseError> {
+    let Some(first) = segments.first() else {
+        return Ok(Resource::ServiceDocument);
+    };
+    if segments.len() == 1 && first.is_empty() {
+        return Ok(Resource::ServiceDocument);
+    }
+    let (name, key) = split_call(first)?;
+    if let Some(entity) = catalog.by_entity_set(name) {
+        let entity = Arc::clone(entity);
+        let rest = &segments[1..];
+        let Some(key) = key else {
+            return match rest {
+                [] => Ok(Resource::Collection(entity)),
+                [count] if count == "$count" => Ok(Resource::Count(entity)),
+                [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
+            };
+        };
+        let id = parse_key(key)?;
+        return match rest {
+            [] => Ok(Resource::Record(entity, id)),
+            [property, tail @ ..] => record_member(entity, id, property, tail),
+        };
+    }
+    if key.is_some() && segments.len() == 1 && is_function_name(name) {
+        return Ok(Resource::Function {
+            name: name.to_string(),
+            arguments: parse_arguments(key.unwrap_or_default())?,
+        });
+    }
+    Err(ParseError::ResourceNotFound(name.to_string()))
+}
+
+fn record_member(
+    entity: Arc<Entity>,
+    id: Uuid,
+    property: &str,
+    tail: &[String],
+) -> Result<Resource, ParseError> {
+    if let Some(position) = entity.property_position(property) {
+        return match tail {
+            [] => Ok(Resource::Property {
+                entity,
+                id,
+                position,
+                raw: false,
+            }),
+            [value] if value == "$value" => Ok(Resource::Property {
+                entity,
+                id,
+                position,
+                raw: true,
+            }),
+            [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
+        };
+    }
+    let navigation = entity
+        .position(property)
+        .filter(|&p| entity.attributes[p].attribute_type.is_lookup());
+    if let Some(position) = navigation {
+        return match tail {
+            [] => Ok(Resource::Navigation {
+                entity,
+                id,
+                position,
+                reference: false,
+            }),
+            [r] if r == "$ref" => Ok(Resource::Navigation {
+                entity,
+                id,
+                position,
+                reference: true,
+            }),
+            [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
+        };
+    }
+    Err(ParseError::ResourceNotFound(property.to_string()))
+}
+
+/// Splits `name(args)` into its name and the text between the parentheses.
+fn split_call(segment: &str) -> Result<(&str, Option<&str>), ParseError> {
+    match segment.find('(') {
+        None => Ok((segment, None)),
+        Some(open) => {
+            let inner = segment[open + 1..]
+                .strip_suffix(')')
+                .ok_or_else(|| ParseError::ResourceNotFound(segment.to_string()))?;
+            Ok((&segment[..open], Some(inner)))
+        }
+    }
+}
+
+/// A key is a bare GUID; this table defines no alternate keys.
+pub fn parse_key(key: &str) -> Result<Uuid, ParseError> {
+    let key = key.trim();
+    if key.contains('=') {
+        return Err(ParseError::BadKey(format!(
+            "The key '{key}' is not valid: this table defines no alternate keys; address a record by its id."
+        )));
+    }
+    parse_guid(key).ok_or_else(|| {
+        ParseError::BadKey(format!(
+            "Bad Request - Error in query syntax: '{key}' is not a valid key. A key is a GUID such as 00000000-0000-0000-0000-000000000000."
+        ))
+    })
+}
+
+/// Parses a hyphenated GUID, with or without braces.
+pub fn parse_guid(text: &str) -> Option<Uuid> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(text);
+    if text.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(text).ok()
+}
+
+fn is_function_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// Splits `A=1,B='x,y',C=@p` into pairs, respecting quotes and brackets.
+pub fn parse_arguments(text: &str) -> Result<Vec<(String, String)>, ParseError> {
+    let mut out = Vec::new();
+    if text.trim().is_empty() {
+        return Ok(out);
+    }
+    let mut depth = 0i32;
+    let mut in_quote = false;
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut parts = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\'' => in_quote = !in_quote,
+            b'(' | b'[' | b'{' if !in_quote => depth += 1,
+            b')' | b']' | b'}' if !in_quote => depth -= 1,
+            b',' if !in_quote && depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    for part in parts {
+        let (name, value) = part.split_once('=').ok_or_else(|| {
+            ParseError::InvalidArgument(format!(
+                "The function parameter '{}' has no value.",
+                part.trim()
+            ))
+        })?;
+        out.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Resolves an entity reference: `set(id)`, `/set(id)`, or an absolute URL ending in one.
+pub fn parse_reference(catalog: &Catalog, text: &str) -> Option<(Arc<Entity>, Uuid)> {
+    let text = text.trim();
+    let tail = match text.find("/api/data/") {
+        Some(i) => {
+            let after = &text[i + "/api/data/".len()..];
+            after.split_once('/').map(|(_, rest)| rest)?
+        }
+        None => text.trim_start_matches('/'),
+    };
+    let (name, key) = split_call(tail).ok()?;
+    let entity = catalog.by_entity_set(name)?;
+    let id = parse_guid(key?)?;
+    Some((Arc::clone(entity), id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(path: &str) -> Vec<String> {
+        path.split('/').map(str::to_string).collect()
+    }
+
+    fn check(path: &str, expected: &str) {
+        let catalog = Catalog::builtin().unwrap();
+        let got = match parse(&catalog, &segments(path)) {
+            Ok(Resource::ServiceDocument) => "service".to_string(),
+            Ok(Resource::Collection(e)) => format!("collection {}", e.logical_name),
+            Ok(Resource::Count(e)) => format!("count {}", e.logical_name),
+            Ok(Resource::Record(e, id)) => format!("record {} {id}", e.logical_name),
+            Ok(Resource::Property {
+                entity,
+                position,
+                raw,
+                ..
+            }) => format!(
+                "property {} raw={raw}",
+                entity.attributes[position].logical_name
+            ),
+            Ok(Resource::Navigation {
+                entity,
+                position,
+                reference,
+                ..
+            }) => format!(
+                "navigation {} ref={reference}",
+                entity.attributes[position].logical_name
+            ),
+            Ok(Resource::Function { name, arguments }) => format!("function {name} {arguments:?}"),
+            Err(e) => format!("error {e}"),
+        };
+        assert_eq!(got, expected, "{path}");
+    }
+
+    const ID: &str = "3c6e4b5f-86f6-e411-80dd-00155d2a68cb";
+
+    #[test]
+    fn resources() {
+        check("", "service");
+        check(
+            "msdyn_smsengagementctxes",
+            "collection msdyn_smsengagementctx",
+        );
+        check(
+            "msdyn_smsengagementctxes/$count",
+            "count msdyn_smsengagementctx",
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})"),
+            &format!("record msdyn_smsengagementctx {ID}"),
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})/msdyn_name/$value"),
+            "property msdyn_name raw=true",
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})/_ownerid_value"),
+            "property ownerid raw=false",
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})/msdyn_liveworkitemid/$ref"),
+            "navigation msdyn_liveworkitemid ref=true",
+        );
+        check(
+            "IsValidStateTransition(Entity=@e,NewState=@s,NewStatus=@n)",
+            r#"function IsValidStateTransition [("Entity", "@e"), ("NewState", "@s"), ("NewStatus", "@n")]"#,
+        );
+    }
+
+    #[test]
+    fn errors() {
+        check(
+            "Msdyn_smsengagementctxes",
+            "error Resource not found for the segment 'Msdyn_smsengagementctxes'.",
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})/Msdyn_name"),
+            "error Resource not found for the segment 'Msdyn_name'.",
+        );
+        check(
+            "msdyn_smsengagementctxes(42)",
+            "error Bad Request - Error in query syntax: '42' is not a valid key. A key is a GUID such as 00000000-0000-0000-0000-000000000000.",
+        );
+        check(
+            "msdyn_smsengagementctxes(msdyn_name='x')",
+            "error The key 'msdyn_name='x'' is not valid: this table defines no alternate keys; address a record by its id.",
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID}"),
+            &format!("error Resource not found for the segment 'msdyn_smsengagementctxes({ID}'."),
+        );
+    }
+
+    #[test]
+    fn references() {
+        let catalog = Catalog::builtin().unwrap();
+        for text in [
+            format!("/systemusers({ID})"),
+            format!("systemusers({ID})"),
+            format!("https://org.example/api/data/v9.2/systemusers({ID})"),
+        ] {
+            let (entity, id) = parse_reference(&catalog, &text).unwrap();
+            assert_eq!(entity.logical_name, "systemuser");
+            assert_eq!(id.to_string(), ID);
+        }
+        assert!(parse_reference(&catalog, "/nothing(1)").is_none());
+        assert!(parse_reference(&catalog, "/systemusers(1)").is_none());
+    }
+}
