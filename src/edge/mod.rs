@@ -619,6 +619,25 @@ fn skip_token(entity: &Entity, page: usize, first: Uuid, last: Uuid) -> String {
     )
 }
 
+/// Characters a query-string name or value keeps as they are (`$select`, `a,b`, `(x)`).
+const QUERY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b',')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'\'')
+    .remove(b':')
+    .remove(b'/')
+    .remove(b'@');
+
+fn encode_query(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, QUERY_SAFE).to_string()
+}
+
 /// Reads back a `$skiptoken`: the page number and the last id of the previous page.
 fn parse_skip_token(token: &str) -> Result<(usize, Uuid), ParseError> {
     let bad = || ParseError::BadQuery(format!("The $skiptoken '{token}' is not valid."));
@@ -733,18 +752,21 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
             rows.last().and_then(|r| r.id()),
         ) {
             let token = skip_token(entity, page, first, last);
-            let mut serializer = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in call.pairs.iter().filter(|(k, _)| k != "$skiptoken") {
-                serializer.append_pair(k, v);
-            }
-            serializer.append_pair("$skiptoken", &token);
+            let query: Vec<String> = call
+                .pairs
+                .iter()
+                .filter(|(k, _)| k != "$skiptoken")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .chain(std::iter::once(("$skiptoken", token.as_str())))
+                .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+                .collect();
             body.insert(
                 "@odata.nextLink".into(),
                 Json::String(format!(
                     "{}{}?{}",
                     call.root,
                     entity.entity_set_name,
-                    serializer.finish()
+                    query.join("&")
                 )),
             );
         }
