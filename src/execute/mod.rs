@@ -306,8 +306,12 @@ impl Service {
         }
 
         for bind in payload.binds {
-            if !entity.attributes[bind.position].valid_for_create {
+            let attribute = &entity.attributes[bind.position];
+            if !attribute.valid_for_create {
                 continue;
+            }
+            if bind.target.is_none() && attribute.required_level == RequiredLevel::SystemRequired {
+                return Err(required_null(&attribute.logical_name));
             }
             self.apply_bind(entity, &mut record, &bind).await?;
         }
