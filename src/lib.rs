@@ -5,3 +5,4 @@
 //! [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
 
 pub mod metadata;
+pub mod query;
