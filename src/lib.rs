@@ -1,8 +1,8 @@
 //! smsctx: a self-hosted Dataverse Web API for the Omnichannel SMS Engagement Context table.
 //!
-//! A request flows one way: [`edge`] (HTTP) → [`parse`] (URL, query options, body against the
-//! [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler per message) →
-//! [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
+//! A request flows one way: [`edge`] (HTTP) → [`parse`] and [`query`] (URL, query options,
+//! body against the [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler
+//! per message) → [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
 
 pub mod app;
 pub mod cli;
@@ -10,5 +10,6 @@ pub mod edge;
 pub mod execute;
 pub mod metadata;
 pub mod parse;
+pub mod query;
 pub mod serialize;
 pub mod store;

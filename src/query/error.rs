@@ -1,0 +1,163 @@
+//! The one error type of the query front end, worded the way Dataverse words it.
+//!
+//! Where the contract quotes a Dataverse (OData library) message, the text here is that message;
+//! otherwise the message names the option, the position and the offending token. Positions are
+//! 0-based character offsets into the text that was being read (the `$filter` value, or the
+//! parameter alias value when the error is inside an alias). The HTTP edge answers every variant
+//! with status 400 and the code from [`QueryError::code`].
+
+/// A query option could not be parsed or bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// A property name that the entity type does not have.
+    #[error("Could not find a property named '{name}' on type '{type_name}'.")]
+    UnknownProperty { name: String, type_name: String },
+
+    /// A quoted string with no closing quote; `position` is the end of the text.
+    #[error("There is an unterminated literal at position {position} in '{text}'.")]
+    UnterminatedLiteral { position: usize, text: String },
+
+    /// A token where the grammar does not allow it (or a character no token starts with).
+    #[error(
+        "Syntax error at position {position} in '{text}': expected {expected}, found {found}."
+    )]
+    Syntax {
+        position: usize,
+        text: String,
+        found: String,
+        expected: &'static str,
+    },
+
+    /// A comparison whose two sides have types that cannot be compared.
+    #[error(
+        "A binary operator with incompatible types was detected. Found operand types '{left}' and '{right}' for operator kind '{operator}'."
+    )]
+    IncompatibleTypes {
+        left: &'static str,
+        right: &'static str,
+        operator: &'static str,
+    },
+
+    /// `contains`, `startswith` or `endswith` applied to something other than a string column
+    /// and a string literal.
+    #[error(
+        "No function signature for the function with name '{name}' matches the specified arguments. The function signatures considered are: {name}(Edm.String Nullable=true, Edm.String Nullable=true)."
+    )]
+    NoFunctionSignature { name: String },
+
+    /// A function name that is neither a string function nor a known query function.
+    #[error(
+        "An unknown function with name '{name}' was found. This may also be a function import or a key lookup on a navigation property, which is not allowed."
+    )]
+    UnknownFunction { name: String },
+
+    /// A query function used on a column it does not apply to, or given the wrong values.
+    #[error("Invalid argument for function '{function}': {reason}")]
+    InvalidFunctionArgument { function: String, reason: String },
+
+    /// A parameter alias (`@p1`) that the query string does not define.
+    #[error("The parameter alias '{name}' is not defined in the query.")]
+    UndefinedAlias { name: String },
+
+    /// Parentheses or `not` nested deeper than the parser allows.
+    #[error("The recursion limit has been exceeded.")]
+    TooDeep,
+
+    /// An option value longer than the parser reads.
+    #[error("The value of '{option}' is {length} characters long; the limit is {limit}.")]
+    TooLong {
+        option: String,
+        length: usize,
+        limit: usize,
+    },
+
+    #[error(
+        "Invalid value '{value}' for $top query option found. The $top query option requires a non-negative integer value."
+    )]
+    InvalidTop { value: String },
+
+    #[error("'{value}' is not a valid count option.")]
+    InvalidCount { value: String },
+
+    /// A `$`-option this server does not know.
+    #[error("The query parameter {name} is not supported")]
+    UnknownOption { name: String },
+
+    /// A known OData option or construct that Dataverse does not support (`$skip`, navigation
+    /// paths in `$filter`, options other than `$select` inside `$expand`).
+    #[error("{what} is not supported.")]
+    Unsupported { what: String },
+
+    #[error(
+        "Query option '{name}' was specified more than once, but it must be specified at most once."
+    )]
+    DuplicateOption { name: String },
+}
+
+impl QueryError {
+    /// The Dataverse error code the HTTP edge puts in `{"error":{"code":...}}`.
+    ///
+    /// Errors raised by the OData library in Dataverse (unknown names, syntax, types) carry
+    /// `0x0`; errors about the values given to Dataverse's own query functions and limits carry
+    /// the generic InvalidArgument code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidFunctionArgument { .. } | Self::TooLong { .. } => "0x80040203",
+            Self::UnknownProperty { .. }
+            | Self::UnterminatedLiteral { .. }
+            | Self::Syntax { .. }
+            | Self::IncompatibleTypes { .. }
+            | Self::NoFunctionSignature { .. }
+            | Self::UnknownFunction { .. }
+            | Self::UndefinedAlias { .. }
+            | Self::TooDeep
+            | Self::InvalidTop { .. }
+            | Self::InvalidCount { .. }
+            | Self::UnknownOption { .. }
+            | Self::Unsupported { .. }
+            | Self::DuplicateOption { .. } => "0x0",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(error: QueryError, expected_code: &str, expected_message: &str) {
+        assert_eq!(error.code(), expected_code);
+        assert_eq!(error.to_string(), expected_message);
+    }
+
+    #[test]
+    fn the_contract_messages_are_verbatim() {
+        check(
+            QueryError::UnknownProperty {
+                name: "X".into(),
+                type_name: "Microsoft.Dynamics.CRM.msdyn_smsengagementctx".into(),
+            },
+            "0x0",
+            "Could not find a property named 'X' on type 'Microsoft.Dynamics.CRM.msdyn_smsengagementctx'.",
+        );
+        check(
+            QueryError::UnterminatedLiteral {
+                position: 18,
+                text: "msdyn_name eq 'abc".into(),
+            },
+            "0x0",
+            "There is an unterminated literal at position 18 in 'msdyn_name eq 'abc'.",
+        );
+    }
+
+    #[test]
+    fn function_arguments_are_invalid_arguments() {
+        check(
+            QueryError::InvalidFunctionArgument {
+                function: "Microsoft.Dynamics.CRM.Today".into(),
+                reason: "it applies to date and time columns only.".into(),
+            },
+            "0x80040203",
+            "Invalid argument for function 'Microsoft.Dynamics.CRM.Today': it applies to date and time columns only.",
+        );
+    }
+}
