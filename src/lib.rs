@@ -4,4 +4,5 @@
 //! [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler per message) →
 //! [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
 
+pub mod channels;
 pub mod metadata;
