@@ -52,6 +52,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/data/{version}/", any(odata))
         .route("/api/data/{version}/{*rest}", any(odata))
         .fallback(fallback)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .layer(middleware::from_fn(log_and_stamp))
         .with_state(state)
 }
@@ -61,6 +64,22 @@ async fn health() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"status":"ok"}"#,
     )
+}
+
+/// A panic in a handler is a bug: it answers an opaque 500 in Dataverse's shape and is logged.
+fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let text = cause
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| cause.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(cause = text, "a handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "0x80040216",
+        "An unexpected error occurred.",
+    )
+    .into_response()
 }
 
 async fn fallback(request: Request) -> Response {
@@ -230,7 +249,11 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
 }
 
 fn json_response(status: StatusCode, body: &Map<String, Json>) -> Response {
-    let mut response = (status, serde_json::to_vec(body).unwrap_or_default()).into_response();
+    bytes_response(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),
@@ -283,7 +306,7 @@ fn service_document(call: &Call<'_>) -> Response {
 fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
     select
         .iter()
-        .map(|&p| entity.attributes[p].property_name())
+        .map(|&p| entity.attributes[p].property_name().to_string())
         .collect()
 }
 
@@ -293,17 +316,19 @@ fn entity_body(
     record: &crate::store::Record,
     select: Option<&[usize]>,
     annotations: &Annotations,
-) -> Map<String, Json> {
+) -> Vec<u8> {
     let entity = &record.entity;
     let names = select.map(|s| select_names(entity, s));
     let context = format!(
         "{}/$entity",
         serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref())
     );
-    let mut body = Map::new();
-    body.insert("@odata.context".into(), Json::String(context));
-    body.extend(serialize::record(record, select, annotations));
-    body
+    let mut out = Vec::with_capacity(1024);
+    let mut object = serialize::ObjectWriter::open(&mut out);
+    object.string("@odata.context", &context);
+    serialize::record_members(&mut object, record, select, annotations);
+    object.close();
+    out
 }
 
 async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
@@ -327,7 +352,7 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
         return Ok(response);
     }
     let body = entity_body(call, &record, select.as_deref(), &annotations);
-    let mut response = json_response(StatusCode::OK, &body);
+    let mut response = bytes_response(StatusCode::OK, body);
     set_header(&mut response, "ETag", &etag(version));
     preference_applied(
         &mut response,
@@ -389,7 +414,7 @@ async fn representation(
         )
         .await?;
     let body = entity_body(call, &record, select, &annotations);
-    let mut response = json_response(status, &body);
+    let mut response = bytes_response(status, body);
     set_header(
         &mut response,
         "ETag",
@@ -490,7 +515,7 @@ async fn put_property(
     let object = parse_object(entity, &call.body)?;
     let attribute = &entity.attributes[position];
     if attribute.attribute_type.is_lookup() {
-        return Err(ParseError::LookupValueProperty(attribute.property_name()).into());
+        return Err(ParseError::LookupValueProperty(attribute.property_name().to_string()).into());
     }
     let json = object.get("value").ok_or_else(|| ParseError::Payload {
         entity_set: entity.entity_set_name.clone(),
@@ -599,7 +624,7 @@ async fn navigation(
         )
         .await?;
     let body = entity_body(call, &related, select.as_deref(), &annotations);
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(bytes_response(StatusCode::OK, body))
 }
 
 /// `$skiptoken` in Dataverse's cookie form, carrying the last id of the page.
@@ -725,27 +750,28 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     rows.truncate(limit);
 
     let names = select.as_deref().map(|s| select_names(entity, s));
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        Json::String(serialize::collection_context(
-            &call.root,
-            &entity.entity_set_name,
-            names.as_deref(),
-        )),
+    let mut out = Vec::with_capacity(256 + rows.len() * 1024);
+    let mut body = serialize::ObjectWriter::open(&mut out);
+    body.string(
+        "@odata.context",
+        &serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref()),
     );
     if with_count {
         let total = service.store.count(entity).await?;
-        body.insert(
-            "@odata.count".into(),
-            Json::from(total.min(MAX_PAGE_SIZE as u64)),
+        body.value(
+            "@odata.count",
+            &Value::Int(total.min(MAX_PAGE_SIZE as u64) as i64),
         );
     }
-    let value: Vec<Json> = rows
-        .iter()
-        .map(|r| Json::Object(serialize::record(r, select.as_deref(), &annotations)))
-        .collect();
-    body.insert("value".into(), Json::Array(value));
+    let array = body.raw_key("value");
+    array.push(b'[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        serialize::record(array, row, select.as_deref(), &annotations);
+    }
+    array.push(b']');
     if more && (page_size.is_some() || top.is_none()) {
         if let (Some(first), Some(last)) = (
             rows.first().and_then(|r| r.id()),
@@ -760,18 +786,19 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
                 .chain(std::iter::once(("$skiptoken", token.as_str())))
                 .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
                 .collect();
-            body.insert(
-                "@odata.nextLink".into(),
-                Json::String(format!(
+            body.string(
+                "@odata.nextLink",
+                &format!(
                     "{}{}?{}",
                     call.root,
                     entity.entity_set_name,
                     query.join("&")
-                )),
+                ),
             );
         }
     }
-    let mut response = json_response(StatusCode::OK, &body);
+    body.close();
+    let mut response = bytes_response(StatusCode::OK, out);
     let mut applied = Vec::new();
     if let Some(size) = page_size {
         applied.push(format!("odata.maxpagesize={size}"));
