@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use self::auth::Authenticator;
 use self::error::ApiError;
-use crate::execute::{Caller, Service, Upserted};
+use crate::execute::{Caller, Preconditions, Service, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{
     check_content_type, parse_object, parse_payload, parse_value, Bind, Payload,
@@ -31,7 +31,7 @@ use crate::parse::path::{self, parse_reference, Resource};
 use crate::parse::select::{option, parse_select, query_pairs, record_options};
 use crate::parse::ParseError;
 use crate::serialize;
-use crate::store::Value;
+use crate::store::{Access, Value};
 
 /// Dataverse's page size limit.
 pub const MAX_PAGE_SIZE: usize = 5000;
@@ -108,6 +108,8 @@ async fn log_and_stamp(request: Request, next: Next) -> Response {
 /// Everything a handler needs to know about one request.
 struct Call<'a> {
     state: &'a AppState,
+    /// Where the message reads and writes: the store, or a `$batch` change set's transaction.
+    db: &'a dyn Access,
     caller: Caller,
     method: Method,
     headers: HeaderMap,
@@ -168,6 +170,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     );
     let call = Call {
         state,
+        db: &*state.service.store,
         caller,
         method: parts.method.clone(),
         uri: parts.uri.to_string(),
@@ -338,6 +341,7 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
         .state
         .service
         .retrieve(
+            call.db,
             &call.caller,
             entity,
             id,
@@ -379,7 +383,7 @@ async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiEr
     let (id, version) = call
         .state
         .service
-        .create(&call.caller, entity, payload, None)
+        .create(call.db, &call.caller, entity, payload, None)
         .await?;
     if call.prefer.return_representation {
         return representation(call, entity, id, select.as_deref(), StatusCode::CREATED).await;
@@ -407,6 +411,7 @@ async fn representation(
         .state
         .service
         .retrieve(
+            call.db,
             &call.caller,
             entity,
             id,
@@ -429,19 +434,14 @@ async fn representation(
 async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
     let select = record_options(entity, &call.pairs)?;
     let payload = read_payload(call, entity)?;
-    let if_match = Condition::parse(header_str(&call.headers, "if-match"))?;
-    let if_none_match = Condition::parse(header_str(&call.headers, "if-none-match"))?;
+    let preconditions = Preconditions {
+        if_match: Condition::parse(header_str(&call.headers, "if-match"))?,
+        if_none_match: Condition::parse(header_str(&call.headers, "if-none-match"))?,
+    };
     let outcome = call
         .state
         .service
-        .upsert(
-            &call.caller,
-            entity,
-            id,
-            payload,
-            if_match.as_ref(),
-            if_none_match.as_ref(),
-        )
+        .upsert(call.db, &call.caller, entity, id, payload, &preconditions)
         .await?;
     if call.prefer.return_representation {
         let status = match outcome {
@@ -463,7 +463,7 @@ async fn delete(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
     let if_match = Condition::parse(header_str(&call.headers, "if-match"))?;
     call.state
         .service
-        .delete(&call.caller, entity, id, if_match.as_ref())
+        .delete(call.db, &call.caller, entity, id, if_match.as_ref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -478,7 +478,7 @@ async fn property(
     let record = call
         .state
         .service
-        .retrieve(&call.caller, entity, id, false)
+        .retrieve(call.db, &call.caller, entity, id, false)
         .await?;
     let value = &record.values[position];
     if value.is_null() {
@@ -528,7 +528,7 @@ async fn put_property(
     };
     call.state
         .service
-        .update(&call.caller, entity, id, payload)
+        .update(call.db, &call.caller, entity, id, payload)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -549,7 +549,7 @@ async fn clear_property(
     };
     call.state
         .service
-        .update(&call.caller, entity, id, payload)
+        .update(call.db, &call.caller, entity, id, payload)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -569,7 +569,7 @@ async fn clear_reference(
     };
     call.state
         .service
-        .update(&call.caller, entity, id, payload)
+        .update(call.db, &call.caller, entity, id, payload)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -582,7 +582,9 @@ async fn navigation(
     reference: bool,
 ) -> Result<Response, ApiError> {
     let service = &call.state.service;
-    let record = service.retrieve(&call.caller, entity, id, false).await?;
+    let record = service
+        .retrieve(call.db, &call.caller, entity, id, false)
+        .await?;
     let attribute = &entity.attributes[position];
     let Some(target_id) = record.values[position].as_guid() else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -617,6 +619,7 @@ async fn navigation(
     let annotations = call.prefer.annotations();
     let related = service
         .retrieve(
+            call.db,
             &call.caller,
             &target,
             target_id,
@@ -739,6 +742,7 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     let service = &call.state.service;
     let mut rows = service
         .list(
+            call.db,
             &call.caller,
             entity,
             limit + 1,
@@ -757,7 +761,7 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
         &serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref()),
     );
     if with_count {
-        let total = service.store.count(entity).await?;
+        let total = call.db.count(entity).await?;
         body.value(
             "@odata.count",
             &Value::Int(total.min(MAX_PAGE_SIZE as u64) as i64),
@@ -815,7 +819,7 @@ async fn count(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErr
         ))
         .into());
     }
-    let total = call.state.service.store.count(entity).await?;
+    let total = call.db.count(entity).await?;
     let mut response = (StatusCode::OK, total.to_string()).into_response();
     response
         .headers_mut()
@@ -873,7 +877,7 @@ async fn is_valid_state_transition(
     let valid = call
         .state
         .service
-        .is_valid_state_transition(&call.caller, &entity, id, new_state, new_status)
+        .is_valid_state_transition(call.db, &call.caller, &entity, id, new_state, new_status)
         .await?;
     let mut body = Map::new();
     body.insert(

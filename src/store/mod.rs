@@ -154,6 +154,8 @@ pub enum StoreError {
     VersionMismatch { expected: i64, actual: i64 },
     #[error("the store is shutting down")]
     Closed,
+    #[error("the transaction ended (timed out or rolled back)")]
+    TransactionEnded,
     #[error("database error: {0}")]
     Database(String),
     #[error("migration {version} failed: {message}")]
@@ -166,9 +168,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A storage backend.
+/// Reads and writes, on the store itself or inside a [`Transaction`].
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Access: Send + Sync {
     /// Reads one row by primary id; `with_names` also fills the shadow name columns of
     /// lookups (the target rows' primary names).
     async fn get(
@@ -184,8 +186,23 @@ pub trait Store: Send + Sync + 'static {
     /// Counts the rows of a table.
     async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError>;
 
-    /// Executes one write as one durable transaction: when this returns `Ok`, it is on disk.
+    /// Executes one write atomically. On the store, it is its own durable transaction: when
+    /// this returns `Ok`, it is on disk. In a [`Transaction`], it is durable at commit.
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError>;
+}
+
+/// Several reads and writes that commit or roll back as one. Dropping it rolls back.
+#[async_trait::async_trait]
+pub trait Transaction: Access {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A storage backend.
+#[async_trait::async_trait]
+pub trait Store: Access + 'static {
+    /// Starts a transaction; its reads see its own writes.
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
 
     /// Reads a store-wide setting (the seeded administrator, ...).
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;

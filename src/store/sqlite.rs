@@ -16,7 +16,9 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Expect, ListQuery, Record, Store, StoreError, Value, WriteOp, WriteOutcome};
+use super::{
+    Access, Expect, ListQuery, Record, Store, StoreError, Transaction, Value, WriteOp, WriteOutcome,
+};
 use crate::metadata::{AttributeType, Catalog, Entity};
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
@@ -28,12 +30,32 @@ const MAX_BATCH: usize = 512;
 /// Readers kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
 
-type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+/// How long a transaction may sit idle before the writer rolls it back and moves on.
+const TRANSACTION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// What the writer thread is asked to do.
+enum Job {
+    Write(WriteOp, Reply<WriteOutcome>),
+    /// Open a transaction: the writer serves only it until it commits or rolls back.
+    Begin(Reply<crossbeam_channel::Sender<TxJob>>),
+}
+
+/// What a transaction asks of the writer thread.
+enum TxJob {
+    Get(Arc<Entity>, Uuid, bool, Reply<Option<Record>>),
+    List(ListQuery, Reply<Vec<Record>>),
+    Count(Arc<Entity>, Reply<u64>),
+    Write(WriteOp, Reply<WriteOutcome>),
+    Commit(Reply<()>),
+    Rollback(Reply<()>),
+}
 
 pub struct SqliteStore {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
-    writer: Mutex<Option<crossbeam_channel::Sender<(WriteOp, Reply)>>>,
+    writer: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     sql: Arc<HashMap<String, EntitySql>>,
 }
@@ -68,7 +90,7 @@ impl SqliteStore {
             .map(|e| (e.logical_name.clone(), EntitySql::build(e, catalog)))
             .collect();
         let sql = Arc::new(sql);
-        let (sender, receiver) = crossbeam_channel::bounded::<(WriteOp, Reply)>(4096);
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(4096);
         let writer_sql = Arc::clone(&sql);
         let handle = std::thread::Builder::new()
             .name("smsctx-sqlite-writer".into())
@@ -334,14 +356,32 @@ fn guid_text(id: Uuid) -> String {
 
 fn writer_loop(
     mut conn: Connection,
-    receiver: crossbeam_channel::Receiver<(WriteOp, Reply)>,
+    receiver: crossbeam_channel::Receiver<Job>,
     sql: Arc<HashMap<String, EntitySql>>,
 ) {
-    while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match receiver.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let mut batch = match first {
+            Job::Begin(reply) => {
+                run_transaction(&mut conn, &sql, reply);
+                continue;
+            }
+            Job::Write(op, reply) => vec![(op, reply)],
+        };
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Job::Write(op, reply)) => batch.push((op, reply)),
+                Ok(begin @ Job::Begin(_)) => {
+                    pending = Some(begin);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -352,10 +392,65 @@ fn writer_loop(
     }
 }
 
+/// Serves one transaction on the writer connection until it commits, rolls back, is dropped,
+/// or sits idle too long.
+fn run_transaction(
+    conn: &mut Connection,
+    sql: &HashMap<String, EntitySql>,
+    reply: Reply<crossbeam_channel::Sender<TxJob>>,
+) {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+    };
+    let (sender, receiver) = crossbeam_channel::unbounded::<TxJob>();
+    if reply.send(Ok(sender)).is_err() {
+        return;
+    }
+    let table = |entity: &Entity| {
+        sql.get(&entity.logical_name)
+            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+    };
+    loop {
+        let Ok(job) = receiver.recv_timeout(TRANSACTION_IDLE_TIMEOUT) else {
+            // Dropped or idle: `tx` rolls back when it goes out of scope.
+            return;
+        };
+        match job {
+            TxJob::Get(entity, id, with_names, reply) => {
+                let result = table(&entity).and_then(|t| read_get(&tx, t, &entity, id, with_names));
+                let _ = reply.send(result);
+            }
+            TxJob::List(query, reply) => {
+                let result = table(&query.entity).and_then(|t| read_list(&tx, t, &query));
+                let _ = reply.send(result);
+            }
+            TxJob::Count(entity, reply) => {
+                let result = table(&entity).and_then(|t| read_count(&tx, t));
+                let _ = reply.send(result);
+            }
+            TxJob::Write(op, reply) => {
+                let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op));
+            }
+            TxJob::Commit(reply) => {
+                let _ = reply.send(tx.commit().map_err(StoreError::from));
+                return;
+            }
+            TxJob::Rollback(reply) => {
+                let _ = reply.send(tx.rollback().map_err(StoreError::from));
+                return;
+            }
+        }
+    }
+}
+
 fn run_batch(
     conn: &mut Connection,
     sql: &HashMap<String, EntitySql>,
-    batch: &[(WriteOp, Reply)],
+    batch: &[(WriteOp, Reply<WriteOutcome>)],
 ) -> Vec<Result<WriteOutcome, StoreError>> {
     let fail_all = |e: StoreError| -> Vec<Result<WriteOutcome, StoreError>> {
         batch
@@ -375,6 +470,57 @@ fn run_batch(
         return fail_all(e.into());
     }
     results
+}
+
+fn read_get(
+    conn: &Connection,
+    entity_sql: &EntitySql,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    with_names: bool,
+) -> Result<Option<Record>, StoreError> {
+    let text = if with_names {
+        &entity_sql.select_with_names
+    } else {
+        &entity_sql.select
+    };
+    let mut statement = conn.prepare_cached(text)?;
+    let mut rows = statement.query([guid_text(id)])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(entity_sql.read_row(entity, row, with_names)?)),
+        None => Ok(None),
+    }
+}
+
+fn read_list(
+    conn: &Connection,
+    entity_sql: &EntitySql,
+    query: &ListQuery,
+) -> Result<Vec<Record>, StoreError> {
+    let text = match (query.after.is_some(), query.with_names) {
+        (false, false) => &entity_sql.list,
+        (true, false) => &entity_sql.list_after,
+        (false, true) => &entity_sql.list_with_names,
+        (true, true) => &entity_sql.list_after_with_names,
+    };
+    let mut statement = conn.prepare_cached(text)?;
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let mut rows = match query.after {
+        Some(after) => statement.query(rusqlite::params![limit, guid_text(after)])?,
+        None => statement.query(rusqlite::params![limit])?,
+    };
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(entity_sql.read_row(&query.entity, row, query.with_names)?);
+    }
+    Ok(out)
+}
+
+fn read_count(conn: &Connection, entity_sql: &EntitySql) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(&entity_sql.count)?
+        .query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or_default())
 }
 
 fn apply_in_savepoint(
@@ -497,8 +643,31 @@ fn apply(
     }
 }
 
+impl SqliteStore {
+    /// Hands a job to the writer thread. The channel is bounded: when the writer is
+    /// saturated, callers wait here.
+    async fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        let sender = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .ok_or(StoreError::Closed)?;
+        match sender.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || sender.send(job).map_err(|_| ()))
+                    .await
+                    .map_err(|_| StoreError::Closed)?
+                    .map_err(|_| StoreError::Closed)
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl Access for SqliteStore {
     async fn get(
         &self,
         entity: &Arc<Entity>,
@@ -507,76 +676,33 @@ impl Store for SqliteStore {
     ) -> Result<Option<Record>, StoreError> {
         let entity_sql = self.entity_sql(entity)?;
         // A key lookup takes microseconds: it runs inline rather than on the blocking pool.
-        self.with_reader(|conn| {
-            let text = if with_names {
-                &entity_sql.select_with_names
-            } else {
-                &entity_sql.select
-            };
-            let mut statement = conn.prepare_cached(text)?;
-            let mut rows = statement.query([guid_text(id)])?;
-            match rows.next()? {
-                Some(row) => Ok(Some(entity_sql.read_row(entity, row, with_names)?)),
-                None => Ok(None),
-            }
-        })
+        self.with_reader(|conn| read_get(conn, entity_sql, entity, id, with_names))
     }
 
     async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError> {
         let entity_sql = self.entity_sql(&query.entity)?;
-        self.with_reader(|conn| {
-            let text = match (query.after.is_some(), query.with_names) {
-                (false, false) => &entity_sql.list,
-                (true, false) => &entity_sql.list_after,
-                (false, true) => &entity_sql.list_with_names,
-                (true, true) => &entity_sql.list_after_with_names,
-            };
-            let mut statement = conn.prepare_cached(text)?;
-            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-            let mut rows = match query.after {
-                Some(after) => statement.query(rusqlite::params![limit, guid_text(after)])?,
-                None => statement.query(rusqlite::params![limit])?,
-            };
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(entity_sql.read_row(&query.entity, row, query.with_names)?);
-            }
-            Ok(out)
-        })
+        self.with_reader(|conn| read_list(conn, entity_sql, &query))
     }
 
     async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError> {
         let entity_sql = self.entity_sql(entity)?;
-        self.with_reader(|conn| {
-            let n: i64 = conn
-                .prepare_cached(&entity_sql.count)?
-                .query_row([], |r| r.get(0))?;
-            Ok(u64::try_from(n).unwrap_or_default())
-        })
+        self.with_reader(|conn| read_count(conn, entity_sql))
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, receive) = oneshot::channel();
-        let sender = self
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.clone())
-            .ok_or(StoreError::Closed)?;
-        // The channel is bounded: when the writer is saturated, callers wait here.
-        let job = (op, reply);
-        let sent = match sender.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(crossbeam_channel::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || sender.send(job).map_err(|_| ()))
-                    .await
-                    .map_err(|_| ())
-                    .and_then(|r| r)
-            }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(()),
-        };
-        sent.map_err(|_| StoreError::Closed)?;
+        self.send_job(Job::Write(op, reply)).await?;
         receive.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let (reply, receive) = oneshot::channel();
+        self.send_job(Job::Begin(reply)).await?;
+        let sender = receive.await.map_err(|_| StoreError::Closed)??;
+        Ok(Box::new(SqliteTransaction { sender }))
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -600,6 +726,59 @@ impl Store for SqliteStore {
             [key],
             |r| r.get(0),
         )?)
+    }
+}
+
+/// A transaction served by the writer thread; dropping it rolls back.
+struct SqliteTransaction {
+    sender: crossbeam_channel::Sender<TxJob>,
+}
+
+impl SqliteTransaction {
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> TxJob) -> Result<T, StoreError> {
+        let (reply, receive) = oneshot::channel();
+        self.sender
+            .send(job(reply))
+            .map_err(|_| StoreError::TransactionEnded)?;
+        receive.await.map_err(|_| StoreError::TransactionEnded)?
+    }
+}
+
+#[async_trait::async_trait]
+impl Access for SqliteTransaction {
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let entity = Arc::clone(entity);
+        self.ask(|reply| TxJob::Get(entity, id, with_names, reply))
+            .await
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError> {
+        self.ask(|reply| TxJob::List(query, reply)).await
+    }
+
+    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError> {
+        let entity = Arc::clone(entity);
+        self.ask(|reply| TxJob::Count(entity, reply)).await
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        self.ask(|reply| TxJob::Write(op, reply)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for SqliteTransaction {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.ask(TxJob::Commit).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.ask(TxJob::Rollback).await
     }
 }
 
@@ -649,6 +828,54 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM smsctx_migrations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sees_its_writes_and_rolls_back_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
+        let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        let unit = |name: &str| {
+            let mut record = Record::empty(Arc::clone(&entity));
+            let id = Uuid::new_v4();
+            record.set("businessunitid", Value::Guid(id));
+            record.set("name", Value::Text(name.into()));
+            (id, record)
+        };
+        let (a, first) = unit("a");
+        let tx = store.begin().await.unwrap();
+        tx.write(WriteOp::Insert(first)).await.unwrap();
+        assert!(tx.get(&entity, a, false).await.unwrap().is_some());
+        assert_eq!(tx.count(&entity).await.unwrap(), 1);
+        tx.rollback().await.unwrap();
+        assert!(store.get(&entity, a, false).await.unwrap().is_none());
+
+        let (b, second) = unit("b");
+        let tx = store.begin().await.unwrap();
+        tx.write(WriteOp::Insert(second)).await.unwrap();
+        // A write outside the transaction waits for it, then commits on its own.
+        let (c, third) = unit("c");
+        let outside = store.write(WriteOp::Insert(third));
+        let commit = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tx.commit().await
+        };
+        let (outside, commit) = tokio::join!(outside, commit);
+        outside.unwrap();
+        commit.unwrap();
+        assert!(store.get(&entity, b, false).await.unwrap().is_some());
+        assert!(store.get(&entity, c, false).await.unwrap().is_some());
+
+        // Dropping a transaction rolls it back and frees the writer.
+        let (d, fourth) = unit("d");
+        let tx = store.begin().await.unwrap();
+        tx.write(WriteOp::Insert(fourth)).await.unwrap();
+        drop(tx);
+        let (e, fifth) = unit("e");
+        store.write(WriteOp::Insert(fifth)).await.unwrap();
+        assert!(store.get(&entity, d, false).await.unwrap().is_none());
+        assert!(store.get(&entity, e, false).await.unwrap().is_some());
     }
 
     #[tokio::test]
