@@ -178,7 +178,7 @@ fn annotate(
 }
 
 /// The table a lookup value points at: the only target, or the owner's recorded type.
-fn lookup_target(record: &Record, attribute: &Attribute) -> Option<String> {
+pub fn lookup_target(record: &Record, attribute: &Attribute) -> Option<String> {
     if attribute.targets.len() == 1 {
         return attribute.targets.first().cloned();
     }

@@ -85,6 +85,12 @@ impl From<ParseError> for ApiError {
     }
 }
 
+impl From<crate::query::QueryError> for ApiError {
+    fn from(e: crate::query::QueryError) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+    }
+}
+
 impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> ApiError {
         use ExecError as E;

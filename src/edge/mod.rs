@@ -28,8 +28,9 @@ use crate::parse::body::{
 };
 use crate::parse::headers::{etag, Annotations, Condition, Prefer};
 use crate::parse::path::{self, parse_reference, Resource};
-use crate::parse::select::{option, parse_select, query_pairs, record_options};
+use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
+use crate::query::{Expand, ExpandSelect, QueryOptions};
 use crate::serialize;
 use crate::store::{Access, Value};
 
@@ -313,15 +314,150 @@ fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
         .collect()
 }
 
+/// `$select` and `$expand` of a single-record request; other options are refused.
+struct RecordQuery {
+    select: Option<Vec<usize>>,
+    expand: Vec<Expand>,
+}
+
+fn record_query(call: &Call<'_>, entity: &Entity) -> Result<RecordQuery, ApiError> {
+    let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
+    if options.filter.is_some()
+        || !options.orderby.is_empty()
+        || options.top.is_some()
+        || options.count
+        || options.apply.is_some()
+        || options.skiptoken.is_some()
+    {
+        return Err(ParseError::BadQuery(
+            "Only $select and $expand apply to a single record.".into(),
+        )
+        .into());
+    }
+    Ok(RecordQuery {
+        select: positions(&options.select),
+        expand: options.expand,
+    })
+}
+
+/// Column positions of a bound `$select`; `None` (every column) when it is empty.
+fn positions(select: &[crate::query::PropertyRef]) -> Option<Vec<usize>> {
+    (!select.is_empty()).then(|| select.iter().map(|p| p.index).collect())
+}
+
+/// A related record of `$expand`, ready to write.
+enum Expanded {
+    Null,
+    Reference(String),
+    Record(crate::store::Record, Option<Vec<usize>>),
+}
+
+/// Reads the related records a `$expand` asks for.
+async fn expand(
+    call: &Call<'_>,
+    record: &crate::store::Record,
+    expands: &[Expand],
+    with_names: bool,
+) -> Result<Vec<(String, Expanded)>, ApiError> {
+    let service = &call.state.service;
+    let mut out = Vec::with_capacity(expands.len());
+    for item in expands {
+        let name = item.navigation.name.clone();
+        let Some(id) = record.values[item.navigation.index].as_guid() else {
+            out.push((name, Expanded::Null));
+            continue;
+        };
+        let attribute = &record.entity.attributes[item.navigation.index];
+        let target_name = match &item.target {
+            Some(t) => t.clone(),
+            None => serialize::lookup_target(record, attribute).unwrap_or_default(),
+        };
+        let Some(target) = service.catalog.entity(&target_name).cloned() else {
+            out.push((name, Expanded::Null));
+            continue;
+        };
+        if item.reference_only {
+            out.push((
+                name,
+                Expanded::Reference(record_url(&call.root, &target, id)),
+            ));
+            continue;
+        }
+        let select = match &item.select {
+            ExpandSelect::Bound(props) => positions(props),
+            ExpandSelect::Raw(names) if names.is_empty() => None,
+            ExpandSelect::Raw(names) => Some(
+                names
+                    .iter()
+                    .map(|n| {
+                        target
+                            .property_position(n)
+                            .ok_or_else(|| ParseError::unknown_property(&target, n))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        match call.db.get(&target, id, with_names).await? {
+            Some(related) => out.push((name, Expanded::Record(related, select))),
+            None => out.push((name, Expanded::Null)),
+        }
+    }
+    Ok(out)
+}
+
+fn write_expanded(
+    object: &mut serialize::ObjectWriter<'_>,
+    expanded: &[(String, Expanded)],
+    annotations: &Annotations,
+) {
+    for (name, item) in expanded {
+        match item {
+            Expanded::Null => object.value(name, &Value::Null),
+            Expanded::Reference(url) => {
+                let out = object.raw_key(name);
+                let mut reference = serialize::ObjectWriter::open(out);
+                reference.string("@odata.id", url);
+                reference.close();
+            }
+            Expanded::Record(related, select) => {
+                let out = object.raw_key(name);
+                serialize::record(out, related, select.as_deref(), annotations);
+            }
+        }
+    }
+}
+
+/// The `@odata.context` list of `$select` and `$expand`: `a,b,nav(c)`.
+fn context_names(
+    entity: &Entity,
+    select: Option<&[usize]>,
+    expand: &[Expand],
+) -> Option<Vec<String>> {
+    if select.is_none() && expand.is_empty() {
+        return None;
+    }
+    let mut names = select.map(|s| select_names(entity, s)).unwrap_or_default();
+    for item in expand {
+        let nested = match &item.select {
+            ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
+            ExpandSelect::Raw(raw) => raw.clone(),
+        };
+        names.push(format!("{}({})", item.navigation.name, nested.join(",")));
+    }
+    Some(names)
+}
+
 /// The JSON of one record as a single-entity response.
 fn entity_body(
     call: &Call<'_>,
     record: &crate::store::Record,
     select: Option<&[usize]>,
+    expand: &[Expand],
+    expanded: &[(String, Expanded)],
     annotations: &Annotations,
 ) -> Vec<u8> {
     let entity = &record.entity;
-    let names = select.map(|s| select_names(entity, s));
+    let names = context_names(entity, select, expand);
     let context = format!(
         "{}/$entity",
         serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref())
@@ -330,12 +466,13 @@ fn entity_body(
     let mut object = serialize::ObjectWriter::open(&mut out);
     object.string("@odata.context", &context);
     serialize::record_members(&mut object, record, select, annotations);
+    write_expanded(&mut object, expanded, annotations);
     object.close();
     out
 }
 
 async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
-    let select = record_options(entity, &call.pairs)?;
+    let query = record_query(call, entity)?;
     let annotations = call.prefer.annotations();
     let record = call
         .state
@@ -350,12 +487,22 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
         .await?;
     let version = record.version().unwrap_or_default();
     let if_none_match = Condition::parse(header_str(&call.headers, "if-none-match"))?;
-    if annotations.none() && if_none_match.is_some_and(|c| c.matches(version)) {
+    let plain = annotations.none() && query.expand.is_empty();
+    if plain && if_none_match.is_some_and(|c| c.matches(version)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         set_header(&mut response, "ETag", &etag(version));
         return Ok(response);
     }
-    let body = entity_body(call, &record, select.as_deref(), &annotations);
+    let with_names = annotations.wants_formatted_values();
+    let expanded = expand(call, &record, &query.expand, with_names).await?;
+    let body = entity_body(
+        call,
+        &record,
+        query.select.as_deref(),
+        &query.expand,
+        &expanded,
+        &annotations,
+    );
     let mut response = bytes_response(StatusCode::OK, body);
     set_header(&mut response, "ETag", &etag(version));
     preference_applied(
@@ -378,7 +525,7 @@ fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
 }
 
 async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
-    let select = record_options(entity, &call.pairs)?;
+    let query = record_query(call, entity)?;
     let payload = read_payload(call, entity)?;
     let (id, version) = call
         .state
@@ -386,7 +533,7 @@ async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiEr
         .create(call.db, &call.caller, entity, payload, None)
         .await?;
     if call.prefer.return_representation {
-        return representation(call, entity, id, select.as_deref(), StatusCode::CREATED).await;
+        return representation(call, entity, id, &query, StatusCode::CREATED).await;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_header(
@@ -403,7 +550,7 @@ async fn representation(
     call: &Call<'_>,
     entity: &Arc<Entity>,
     id: Uuid,
-    select: Option<&[usize]>,
+    query: &RecordQuery,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let annotations = call.prefer.annotations();
@@ -418,7 +565,21 @@ async fn representation(
             annotations.wants_formatted_values(),
         )
         .await?;
-    let body = entity_body(call, &record, select, &annotations);
+    let expanded = expand(
+        call,
+        &record,
+        &query.expand,
+        annotations.wants_formatted_values(),
+    )
+    .await?;
+    let body = entity_body(
+        call,
+        &record,
+        query.select.as_deref(),
+        &query.expand,
+        &expanded,
+        &annotations,
+    );
     let mut response = bytes_response(status, body);
     set_header(
         &mut response,
@@ -432,7 +593,11 @@ async fn representation(
 }
 
 async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
-    let select = record_options(entity, &call.pairs)?;
+    // `$expand` is ignored on an update's representation, as Dataverse does.
+    let query = RecordQuery {
+        expand: Vec::new(),
+        ..record_query(call, entity)?
+    };
     let payload = read_payload(call, entity)?;
     let preconditions = Preconditions {
         if_match: Condition::parse(header_str(&call.headers, "if-match"))?,
@@ -448,7 +613,7 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
             Upserted::Created => StatusCode::CREATED,
             Upserted::Updated => StatusCode::OK,
         };
-        return representation(call, entity, id, select.as_deref(), status).await;
+        return representation(call, entity, id, &query, status).await;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     set_header(
@@ -615,7 +780,7 @@ async fn navigation(
         );
         return Ok(json_response(StatusCode::OK, &body));
     }
-    let select = record_options(&target, &call.pairs)?;
+    let query = record_query(call, &target)?;
     let annotations = call.prefer.annotations();
     let related = service
         .retrieve(
@@ -626,7 +791,16 @@ async fn navigation(
             annotations.wants_formatted_values(),
         )
         .await?;
-    let body = entity_body(call, &related, select.as_deref(), &annotations);
+    let with_names = annotations.wants_formatted_values();
+    let expanded = expand(call, &related, &query.expand, with_names).await?;
+    let body = entity_body(
+        call,
+        &related,
+        query.select.as_deref(),
+        &query.expand,
+        &expanded,
+        &annotations,
+    );
     Ok(bytes_response(StatusCode::OK, body))
 }
 
@@ -688,47 +862,29 @@ fn parse_skip_token(token: &str) -> Result<(usize, Uuid), ParseError> {
 }
 
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
-    let mut select = None;
-    let mut top = None;
-    let mut with_count = false;
-    let mut after = None;
-    let mut page = 1;
-    for (name, value) in &call.pairs {
-        match name.as_str() {
-            "$select" => select = Some(parse_select(entity, value)?),
-            "$top" => {
-                top = Some(value.parse::<usize>().map_err(|_| {
-                    ParseError::BadQuery(format!(
-                        "The value '{value}' of $top is not a non-negative integer."
-                    ))
-                })?)
-            }
-            "$count" => {
-                with_count = match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(ParseError::BadQuery(format!(
-                            "The value '{value}' of $count is not 'true' or 'false'."
-                        ))
-                        .into())
-                    }
-                }
-            }
-            "$skiptoken" => {
-                let (p, last) = parse_skip_token(value)?;
-                page = p;
-                after = Some(last);
-            }
-            n if n.starts_with('$') => {
-                return Err(ParseError::BadQuery(format!(
-                    "The query option '{n}' is not supported on this request."
-                ))
-                .into())
-            }
-            _ => {}
+    let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
+    for (given, name) in [
+        (options.filter.is_some(), "$filter"),
+        (!options.orderby.is_empty(), "$orderby"),
+        (options.apply.is_some(), "$apply"),
+    ] {
+        if given {
+            return Err(ParseError::BadQuery(format!(
+                "The query option '{name}' is not supported on this request yet."
+            ))
+            .into());
         }
     }
+    let select = positions(&options.select);
+    let top = options.top.map(|t| t as usize);
+    let with_count = options.count;
+    let (page, after) = match &options.skiptoken {
+        Some(token) => {
+            let (page, last) = parse_skip_token(token)?;
+            (page, Some(last))
+        }
+        None => (1, None),
+    };
     let page_size = call
         .prefer
         .max_page_size
@@ -753,7 +909,19 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     let more = rows.len() > limit;
     rows.truncate(limit);
 
-    let names = select.as_deref().map(|s| select_names(entity, s));
+    let mut expansions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        expansions.push(
+            expand(
+                call,
+                row,
+                &options.expand,
+                annotations.wants_formatted_values(),
+            )
+            .await?,
+        );
+    }
+    let names = context_names(entity, select.as_deref(), &options.expand);
     let mut out = Vec::with_capacity(256 + rows.len() * 1024);
     let mut body = serialize::ObjectWriter::open(&mut out);
     body.string(
@@ -769,11 +937,14 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     }
     let array = body.raw_key("value");
     array.push(b'[');
-    for (i, row) in rows.iter().enumerate() {
+    for (i, (row, expanded)) in rows.iter().zip(&expansions).enumerate() {
         if i > 0 {
             array.push(b',');
         }
-        serialize::record(array, row, select.as_deref(), &annotations);
+        let mut object = serialize::ObjectWriter::open(array);
+        serialize::record_members(&mut object, row, select.as_deref(), &annotations);
+        write_expanded(&mut object, expanded, &annotations);
+        object.close();
     }
     array.push(b']');
     if more && (page_size.is_some() || top.is_none()) {
