@@ -410,6 +410,7 @@ fn run_transaction(
     if reply.send(Ok(sender)).is_err() {
         return;
     }
+    let mut versions = Versions::new();
     let table = |entity: &Entity| {
         sql.get(&entity.logical_name)
             .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
@@ -433,10 +434,13 @@ fn run_transaction(
                 let _ = reply.send(result);
             }
             TxJob::Write(op, reply) => {
-                let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op));
+                let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op, &mut versions));
             }
             TxJob::Commit(reply) => {
-                let _ = reply.send(tx.commit().map_err(StoreError::from));
+                let result = versions
+                    .save(&tx)
+                    .and_then(|()| tx.commit().map_err(StoreError::from));
+                let _ = reply.send(result);
                 return;
             }
             TxJob::Rollback(reply) => {
@@ -463,8 +467,12 @@ fn run_batch(
         Err(e) => return fail_all(e.into()),
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut versions = Versions::new();
     for (op, _) in batch {
-        results.push(apply_in_savepoint(&mut tx, sql, op));
+        results.push(apply_in_savepoint(&mut tx, sql, op, &mut versions));
+    }
+    if let Err(e) = versions.save(&tx) {
+        return fail_all(e);
     }
     if let Err(e) = tx.commit() {
         return fail_all(e.into());
@@ -527,9 +535,10 @@ fn apply_in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     op: &WriteOp,
+    versions: &mut Versions,
 ) -> Result<WriteOutcome, StoreError> {
     let mut savepoint = tx.savepoint()?;
-    let outcome = apply(&savepoint, sql, op);
+    let outcome = apply(&savepoint, sql, op, versions);
     if outcome.is_ok() {
         savepoint.commit()?;
     } else {
@@ -539,12 +548,39 @@ fn apply_in_savepoint(
     outcome
 }
 
-fn next_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE smsctx_sequence SET value = value + 1 WHERE name = 'versionnumber' RETURNING value",
-        )?
-        .query_row([], |r| r.get(0))?)
+/// Hands out row versions inside one transaction: the counter is read once, advanced in
+/// memory, and written back once before COMMIT (the writer thread is the only writer).
+struct Versions {
+    next: Option<i64>,
+}
+
+impl Versions {
+    fn new() -> Versions {
+        Versions { next: None }
+    }
+
+    fn next(&mut self, conn: &Connection) -> Result<i64, StoreError> {
+        let current = match self.next {
+            Some(n) => n,
+            None => conn
+                .prepare_cached("SELECT value FROM smsctx_sequence WHERE name = 'versionnumber'")?
+                .query_row([], |r| r.get(0))?,
+        };
+        let version = current + 1;
+        self.next = Some(version);
+        Ok(version)
+    }
+
+    /// Persists the counter; call before COMMIT.
+    fn save(&self, conn: &Connection) -> Result<(), StoreError> {
+        if let Some(value) = self.next {
+            conn.prepare_cached(
+                "UPDATE smsctx_sequence SET value = ?1 WHERE name = 'versionnumber'",
+            )?
+            .execute([value])?;
+        }
+        Ok(())
+    }
 }
 
 fn current_version(
@@ -572,6 +608,7 @@ fn apply(
     conn: &Connection,
     sql: &HashMap<String, EntitySql>,
     op: &WriteOp,
+    versions: &mut Versions,
 ) -> Result<WriteOutcome, StoreError> {
     let table_sql = |entity: &Entity| {
         sql.get(&entity.logical_name)
@@ -580,7 +617,7 @@ fn apply(
     match op {
         WriteOp::Insert(record) => {
             let entity_sql = table_sql(&record.entity)?;
-            let version = next_version(conn)?;
+            let version = versions.next(conn)?;
             let version_position = record.entity.position("versionnumber");
             let values = entity_sql.stored.iter().map(|&i| {
                 if Some(i) == version_position {
@@ -608,7 +645,7 @@ fn apply(
         } => {
             let entity_sql = table_sql(entity)?;
             check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
-            let version = next_version(conn)?;
+            let version = versions.next(conn)?;
             let mut assignments = Vec::with_capacity(changes.len() + 1);
             let mut values: Vec<Value> = Vec::with_capacity(changes.len() + 2);
             for (position, value) in changes {
