@@ -107,6 +107,9 @@ impl From<ExecError> for ApiError {
                     "The service is shutting down.",
                 )
             }
+            E::Store(StoreError::Query(q)) if q.is_caused_by_input() => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", q.to_string())
+            }
             E::Store(cause) => return ApiError::internal(cause),
         };
         ApiError::new(status, code, e.to_string())

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod paging;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +33,7 @@ use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
 use crate::query::{Expand, ExpandSelect, QueryOptions};
 use crate::serialize;
+use crate::store::sql::Plan;
 use crate::store::{Access, Value};
 
 /// Dataverse's page size limit.
@@ -804,23 +806,6 @@ async fn navigation(
     Ok(bytes_response(StatusCode::OK, body))
 }
 
-/// `$skiptoken` in Dataverse's cookie form, carrying the last id of the page.
-fn skip_token(entity: &Entity, page: usize, first: Uuid, last: Uuid) -> String {
-    let inner = format!(
-        "<cookie page=\"{}\"><{} last=\"{{{}}}\" first=\"{{{}}}\" /></cookie>",
-        page,
-        entity.primary_id,
-        last.hyphenated().to_string().to_uppercase(),
-        first.hyphenated().to_string().to_uppercase()
-    );
-    let encoded = percent_encoding::utf8_percent_encode(&inner, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
-    format!(
-        "<cookie pagenumber=\"{}\" pagingcookie=\"{encoded}\" istracking=\"False\" />",
-        page + 1
-    )
-}
-
 /// Characters a query-string name or value keeps as they are (`$select`, `a,b`, `(x)`).
 const QUERY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -840,48 +825,19 @@ fn encode_query(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, QUERY_SAFE).to_string()
 }
 
-/// Reads back a `$skiptoken`: the page number and the last id of the previous page.
-fn parse_skip_token(token: &str) -> Result<(usize, Uuid), ParseError> {
-    let bad = || ParseError::BadQuery(format!("The $skiptoken '{token}' is not valid."));
-    let attribute = |text: &str, name: &str| -> Option<String> {
-        let start = text.find(&format!("{name}=\""))? + name.len() + 2;
-        let end = text[start..].find('"')? + start;
-        Some(text[start..end].to_string())
-    };
-    let page: usize = attribute(token, "pagenumber")
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(bad)?;
-    let cookie = attribute(token, "pagingcookie").ok_or_else(bad)?;
-    let cookie = percent_encoding::percent_decode_str(&cookie)
-        .decode_utf8()
-        .map_err(|_| bad())?;
-    let last = attribute(&cookie, "last")
-        .and_then(|l| path::parse_guid(&l))
-        .ok_or_else(bad)?;
-    Ok((page, last))
-}
-
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
-    for (given, name) in [
-        (options.filter.is_some(), "$filter"),
-        (!options.orderby.is_empty(), "$orderby"),
-        (options.apply.is_some(), "$apply"),
-    ] {
-        if given {
-            return Err(ParseError::BadQuery(format!(
-                "The query option '{name}' is not supported on this request yet."
-            ))
-            .into());
-        }
+    if options.apply.is_some() {
+        return Err(ParseError::BadQuery(
+            "The query option '$apply' is not supported on this request yet.".into(),
+        )
+        .into());
     }
     let select = positions(&options.select);
-    let top = options.top.map(|t| t as usize);
-    let with_count = options.count;
     let (page, after) = match &options.skiptoken {
         Some(token) => {
-            let (page, last) = parse_skip_token(token)?;
-            (page, Some(last))
+            let (page, keyset) = paging::parse_skip_token(entity, &options.orderby, token)?;
+            (page, Some(keyset))
         }
         None => (1, None),
     };
@@ -889,37 +845,31 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
         .prefer
         .max_page_size
         .map(|n| (n as usize).clamp(1, MAX_PAGE_SIZE));
+    let top = options.top.map(|t| t as usize);
     let limit = match (page_size, top) {
         (Some(size), _) => size,
         (None, Some(top)) => top.min(MAX_PAGE_SIZE),
         (None, None) => MAX_PAGE_SIZE,
     };
     let annotations = call.prefer.annotations();
+    let with_names = annotations.wants_formatted_values();
     let service = &call.state.service;
+    let plan = Plan {
+        entity: Arc::clone(entity),
+        filter: options.filter.clone(),
+        order: options.orderby.clone(),
+        limit: Some(limit + 1),
+        after,
+    };
     let mut rows = service
-        .list(
-            call.db,
-            &call.caller,
-            entity,
-            limit + 1,
-            after,
-            annotations.wants_formatted_values(),
-        )
+        .retrieve_multiple(call.db, &call.caller, plan.clone(), with_names)
         .await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
 
     let mut expansions = Vec::with_capacity(rows.len());
     for row in &rows {
-        expansions.push(
-            expand(
-                call,
-                row,
-                &options.expand,
-                annotations.wants_formatted_values(),
-            )
-            .await?,
-        );
+        expansions.push(expand(call, row, &options.expand, with_names).await?);
     }
     let names = context_names(entity, select.as_deref(), &options.expand);
     let mut out = Vec::with_capacity(256 + rows.len() * 1024);
@@ -928,12 +878,11 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
         "@odata.context",
         &serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref()),
     );
-    if with_count {
-        let total = call.db.count(entity).await?;
-        body.value(
-            "@odata.count",
-            &Value::Int(total.min(MAX_PAGE_SIZE as u64) as i64),
-        );
+    if options.count {
+        let total = service
+            .count(call.db, &call.caller, plan, MAX_PAGE_SIZE)
+            .await?;
+        body.value("@odata.count", &Value::Int(total as i64));
     }
     let array = body.raw_key("value");
     array.push(b'[');
@@ -948,11 +897,8 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     }
     array.push(b']');
     if more && (page_size.is_some() || top.is_none()) {
-        if let (Some(first), Some(last)) = (
-            rows.first().and_then(|r| r.id()),
-            rows.last().and_then(|r| r.id()),
-        ) {
-            let token = skip_token(entity, page, first, last);
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            let token = paging::skip_token(entity, &options.orderby, page, first, last);
             let query: Vec<String> = call
                 .pairs
                 .iter()
@@ -983,14 +929,29 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     Ok(response)
 }
 
+/// `/$count`: the number of rows the `$filter` selects (Dataverse caps it at 5,000).
 async fn count(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
-    if let Some((name, _)) = call.pairs.iter().find(|(k, _)| k.starts_with('$')) {
-        return Err(ParseError::BadQuery(format!(
-            "The query option '{name}' is not supported on this request."
-        ))
-        .into());
+    let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
+    if !options.select.is_empty()
+        || !options.orderby.is_empty()
+        || !options.expand.is_empty()
+        || options.apply.is_some()
+        || options.top.is_some()
+    {
+        return Err(ParseError::BadQuery("Only $filter applies to $count.".into()).into());
     }
-    let total = call.db.count(entity).await?;
+    let plan = Plan {
+        entity: Arc::clone(entity),
+        filter: options.filter,
+        order: Vec::new(),
+        limit: None,
+        after: None,
+    };
+    let total = call
+        .state
+        .service
+        .count(call.db, &call.caller, plan, MAX_PAGE_SIZE)
+        .await?;
     let mut response = (StatusCode::OK, total.to_string()).into_response();
     response
         .headers_mut()
@@ -1075,19 +1036,6 @@ fn entity_reference(catalog: &crate::metadata::Catalog, text: &str) -> Option<(A
 mod tests {
     use super::*;
     use crate::metadata::Catalog;
-
-    #[test]
-    fn skip_tokens_round_trip() {
-        let catalog = Catalog::builtin().unwrap();
-        let entity = catalog.entity("msdyn_smsengagementctx").unwrap();
-        let first = Uuid::new_v4();
-        let last = Uuid::new_v4();
-        let token = skip_token(entity, 1, first, last);
-        assert!(token.starts_with("<cookie pagenumber=\"2\" pagingcookie=\""));
-        assert_eq!(parse_skip_token(&token).unwrap(), (2, last));
-        assert!(parse_skip_token("garbage").is_err());
-        assert!(parse_skip_token("<cookie pagenumber=\"2\" pagingcookie=\"%3Cx\" />").is_err());
-    }
 
     #[test]
     fn entity_references_accept_both_quote_styles() {

@@ -19,8 +19,9 @@ use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Catalog, Entity, RequiredLevel};
 use crate::parse::body::{Bind, Payload};
 use crate::parse::headers::Condition;
+use crate::store::sql::{Context as QueryContext, Plan};
 use crate::store::{
-    Access, Expect, ListQuery, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
+    Access, Expect, Query, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
 };
 
 /// How often an update without `If-Match` retries when another write got in between its read
@@ -91,24 +92,37 @@ impl Service {
             .ok_or_else(|| not_found(entity, id))
     }
 
-    /// RetrieveMultiple without a query: rows in id order, after a keyset position.
-    pub async fn list(
+    /// RetrieveMultiple: the rows a plan selects, in its order.
+    pub async fn retrieve_multiple(
         &self,
         db: &dyn Access,
-        _caller: &Caller,
-        entity: &Arc<Entity>,
-        limit: usize,
-        after: Option<Uuid>,
+        caller: &Caller,
+        plan: Plan,
         with_names: bool,
     ) -> Result<Vec<Record>, ExecError> {
         Ok(db
-            .list(ListQuery {
-                entity: Arc::clone(entity),
-                limit,
-                after,
+            .query(Query {
+                plan,
+                context: query_context(caller),
                 with_names,
             })
             .await?)
+    }
+
+    /// How many rows a plan's filter selects, counting at most `cap`.
+    pub async fn count(
+        &self,
+        db: &dyn Access,
+        caller: &Caller,
+        plan: Plan,
+        cap: usize,
+    ) -> Result<u64, ExecError> {
+        let query = Query {
+            plan,
+            context: query_context(caller),
+            with_names: false,
+        };
+        Ok(db.count(query, cap).await?)
     }
 
     /// Create: returns the new record's id and version.
@@ -592,6 +606,15 @@ fn derive_columns(record: &mut Record) -> Vec<usize> {
         Value::Text(parts.join(" "))
     };
     vec![full]
+}
+
+/// What the query functions of a caller's query are evaluated against.
+fn query_context(caller: &Caller) -> QueryContext {
+    QueryContext {
+        now: now(),
+        user_id: caller.user_id,
+        business_unit_id: caller.business_unit_id,
+    }
 }
 
 fn not_found(entity: &Entity, id: Uuid) -> ExecError {

@@ -1,7 +1,7 @@
 //! Storage: typed records in, typed records out, behind the [`Store`] trait.
 //!
 //! The trait speaks in [`Record`]s laid out by the entity metadata (one [`Value`] per column,
-//! by column position) and in typed plans ([`WriteOp`], [`ListQuery`]); SQL text is the
+//! by column position) and in typed plans ([`WriteOp`], [`Query`]); SQL text is the
 //! business of each backend. [`sqlite`] is the embedded default.
 //!
 //! **Architecture invariant:** no value from a user is ever written into SQL text; values travel
@@ -134,14 +134,12 @@ pub enum WriteOutcome {
     Deleted,
 }
 
-/// A plain, ordered list of rows (the query compiler will extend this plan).
+/// A RetrieveMultiple read: the typed plan, what its functions are evaluated against, and
+/// whether lookup names are wanted.
 #[derive(Debug, Clone)]
-pub struct ListQuery {
-    pub entity: Arc<Entity>,
-    /// At most this many rows.
-    pub limit: usize,
-    /// Keyset paging: only rows whose primary id sorts after this one.
-    pub after: Option<Uuid>,
+pub struct Query {
+    pub plan: sql::Plan,
+    pub context: sql::Context,
     pub with_names: bool,
 }
 
@@ -159,6 +157,8 @@ pub enum StoreError {
     TransactionEnded,
     #[error("database error: {0}")]
     Database(String),
+    #[error("the query cannot run: {0}")]
+    Query(#[from] sql::SqlError),
     #[error("migration {version} failed: {message}")]
     Migration { version: i64, message: String },
 }
@@ -181,11 +181,11 @@ pub trait Access: Send + Sync {
         with_names: bool,
     ) -> Result<Option<Record>, StoreError>;
 
-    /// Lists rows in primary-id order.
-    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError>;
+    /// The rows a plan selects, in its order.
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError>;
 
-    /// Counts the rows of a table.
-    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError>;
+    /// How many rows a plan's filter selects, counting at most `cap`.
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError>;
 
     /// Executes one write atomically. On the store, it is its own durable transaction: when
     /// this returns `Ok`, it is on disk. In a [`Transaction`], it is durable at commit.

@@ -132,6 +132,20 @@ pub enum SqlError {
     UnsupportedPattern { reason: &'static str },
 }
 
+impl SqlError {
+    /// Whether the request's values caused this (a 400), rather than a plan built wrongly (a bug).
+    pub fn is_caused_by_input(&self) -> bool {
+        matches!(
+            self,
+            SqlError::BadValues { .. }
+                | SqlError::DateOutOfRange { .. }
+                | SqlError::UnsupportedPattern { .. }
+                | SqlError::KeysetLength { .. }
+                | SqlError::KeysetWithoutId
+        )
+    }
+}
+
 /// The SQL a database writes its own way.
 pub trait Dialect {
     /// The text of the `n`-th bound parameter, counting from 1 (`?1`, `$1`).

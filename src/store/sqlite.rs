@@ -17,7 +17,8 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
-    Access, Expect, ListQuery, Record, Store, StoreError, Transaction, Value, WriteOp, WriteOutcome,
+    sql, Access, Expect, Query, Record, Store, StoreError, Transaction, Value, WriteOp,
+    WriteOutcome,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 
@@ -45,18 +46,23 @@ enum Job {
 /// What a transaction asks of the writer thread.
 enum TxJob {
     Get(Arc<Entity>, Uuid, bool, Reply<Option<Record>>),
-    List(ListQuery, Reply<Vec<Record>>),
-    Count(Arc<Entity>, Reply<u64>),
+    Query(Query, Reply<Vec<Record>>),
+    Count(Query, usize, Reply<u64>),
     Write(WriteOp, Reply<WriteOutcome>),
     Commit(Reply<()>),
     Rollback(Reply<()>),
 }
 
 pub struct SqliteStore {
-    path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
     writer: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The read side: a pool of connections and each table's SQL, shared with blocking tasks.
+struct Readers {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
@@ -64,14 +70,14 @@ pub struct SqliteStore {
 struct EntitySql {
     select: String,
     select_with_names: String,
-    list: String,
-    list_after: String,
-    list_with_names: String,
-    list_after_with_names: String,
+    /// The select list of the stored columns (`t.a, t.b`), and with the lookup names.
+    columns: String,
+    columns_with_names: String,
+    /// The LEFT JOINs that bring the lookup names.
+    joins: String,
     insert: String,
     delete: String,
     version: String,
-    count: String,
     /// Positions of the stored columns, in select order.
     stored: Vec<usize>,
     /// For the names select: per shadow column position, the index of its name expression.
@@ -97,11 +103,13 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, receiver, writer_sql))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
-            readers: Mutex::new(Vec::new()),
+            readers: Arc::new(Readers {
+                path: path.to_path_buf(),
+                pool: Mutex::new(Vec::new()),
+                sql,
+            }),
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(handle)),
-            sql,
         })
     }
 
@@ -118,13 +126,36 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        self.readers.with_reader(f)
+    }
+
+    fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
+        self.readers.entity_sql(entity)
+    }
+
+    /// Stops the writer after it has finished every queued write.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Readers {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let conn = match conn {
             Some(c) => c,
             None => open_connection(&self.path, false)?,
         };
         let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock() {
+        if let Ok(mut pool) = self.pool.lock() {
             if pool.len() < MAX_IDLE_READERS {
                 pool.push(conn);
             }
@@ -136,16 +167,6 @@ impl SqliteStore {
         self.sql
             .get(&entity.logical_name)
             .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
-    }
-
-    /// Stops the writer after it has finished every queued write.
-    pub fn close(&self) {
-        if let Ok(mut w) = self.writer.lock() {
-            w.take();
-        }
-        if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
-            let _ = handle.join();
-        }
     }
 }
 
@@ -248,16 +269,6 @@ impl EntitySql {
         let select = format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = ?1");
         let select_with_names =
             format!("SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} = ?1");
-        let list = format!("SELECT {column_list} FROM {table} AS t ORDER BY t.{pk} LIMIT ?1");
-        let list_after = format!(
-            "SELECT {column_list} FROM {table} AS t WHERE t.{pk} > ?2 ORDER BY t.{pk} LIMIT ?1"
-        );
-        let list_with_names = format!(
-            "SELECT {column_list}{names_list} FROM {table} AS t{joins} ORDER BY t.{pk} LIMIT ?1"
-        );
-        let list_after_with_names = format!(
-            "SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} > ?2 ORDER BY t.{pk} LIMIT ?1"
-        );
         let plain_columns: Vec<&str> = stored
             .iter()
             .map(|&i| entity.attributes[i].logical_name.as_str())
@@ -270,18 +281,15 @@ impl EntitySql {
         );
         let delete = format!("DELETE FROM {table} WHERE {pk} = ?1");
         let version = format!("SELECT versionnumber FROM {table} WHERE {pk} = ?1");
-        let count = format!("SELECT COUNT(*) FROM {table}");
         EntitySql {
             select,
             select_with_names,
-            list,
-            list_after,
-            list_with_names,
-            list_after_with_names,
+            columns_with_names: format!("{column_list}{names_list}"),
+            columns: column_list,
+            joins,
             insert,
             delete,
             version,
-            count,
             stored,
             names,
         }
@@ -425,12 +433,13 @@ fn run_transaction(
                 let result = table(&entity).and_then(|t| read_get(&tx, t, &entity, id, with_names));
                 let _ = reply.send(result);
             }
-            TxJob::List(query, reply) => {
-                let result = table(&query.entity).and_then(|t| read_list(&tx, t, &query));
+            TxJob::Query(query, reply) => {
+                let result = table(&query.plan.entity).and_then(|t| read_query(&tx, t, &query));
                 let _ = reply.send(result);
             }
-            TxJob::Count(entity, reply) => {
-                let result = table(&entity).and_then(|t| read_count(&tx, t));
+            TxJob::Count(query, cap, reply) => {
+                let result =
+                    table(&query.plan.entity).and_then(|t| read_count(&tx, t, &query, cap));
                 let _ = reply.send(result);
             }
             TxJob::Write(op, reply) => {
@@ -500,34 +509,37 @@ fn read_get(
     }
 }
 
-fn read_list(
+fn read_query(
     conn: &Connection,
     entity_sql: &EntitySql,
-    query: &ListQuery,
+    query: &Query,
 ) -> Result<Vec<Record>, StoreError> {
-    let text = match (query.after.is_some(), query.with_names) {
-        (false, false) => &entity_sql.list,
-        (true, false) => &entity_sql.list_after,
-        (false, true) => &entity_sql.list_with_names,
-        (true, true) => &entity_sql.list_after_with_names,
+    let (columns, joins) = if query.with_names {
+        (&entity_sql.columns_with_names, entity_sql.joins.as_str())
+    } else {
+        (&entity_sql.columns, "")
     };
-    let mut statement = conn.prepare_cached(text)?;
-    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-    let mut rows = match query.after {
-        Some(after) => statement.query(rusqlite::params![limit, guid_text(after)])?,
-        None => statement.query(rusqlite::params![limit])?,
-    };
+    let (text, params) =
+        sql::select_sql(&sql::Sqlite, &query.plan, &query.context, columns, joins)?;
+    let mut statement = conn.prepare_cached(&text)?;
+    let mut rows = statement.query(params_from_iter(params.iter()))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(entity_sql.read_row(&query.entity, row, query.with_names)?);
+        out.push(entity_sql.read_row(&query.plan.entity, row, query.with_names)?);
     }
     Ok(out)
 }
 
-fn read_count(conn: &Connection, entity_sql: &EntitySql) -> Result<u64, StoreError> {
+fn read_count(
+    conn: &Connection,
+    _entity_sql: &EntitySql,
+    query: &Query,
+    cap: usize,
+) -> Result<u64, StoreError> {
+    let (text, params) = sql::count_sql(&sql::Sqlite, &query.plan, &query.context, "", cap)?;
     let n: i64 = conn
-        .prepare_cached(&entity_sql.count)?
-        .query_row([], |r| r.get(0))?;
+        .prepare_cached(&text)?
+        .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
@@ -716,14 +728,20 @@ impl Access for SqliteStore {
         self.with_reader(|conn| read_get(conn, entity_sql, entity, id, with_names))
     }
 
-    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError> {
-        let entity_sql = self.entity_sql(&query.entity)?;
-        self.with_reader(|conn| read_list(conn, entity_sql, &query))
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+        // A page can hold thousands of rows: read it off the async workers.
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let entity_sql = readers.entity_sql(&query.plan.entity)?;
+            readers.with_reader(|conn| read_query(conn, entity_sql, &query))
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?
     }
 
-    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError> {
-        let entity_sql = self.entity_sql(entity)?;
-        self.with_reader(|conn| read_count(conn, entity_sql))
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+        let entity_sql = self.entity_sql(&query.plan.entity)?;
+        self.with_reader(|conn| read_count(conn, entity_sql, &query, cap))
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -753,7 +771,7 @@ impl Store for SqliteStore {
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
         // Settings are written once at start, before the server accepts requests.
-        let conn = open_connection(&self.path, false)?;
+        let conn = open_connection(&self.readers.path, false)?;
         conn.execute(
             "INSERT INTO smsctx_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
             [key, value],
@@ -794,13 +812,12 @@ impl Access for SqliteTransaction {
             .await
     }
 
-    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError> {
-        self.ask(|reply| TxJob::List(query, reply)).await
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+        self.ask(|reply| TxJob::Query(query, reply)).await
     }
 
-    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError> {
-        let entity = Arc::clone(entity);
-        self.ask(|reply| TxJob::Count(entity, reply)).await
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+        self.ask(|reply| TxJob::Count(query, cap, reply)).await
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -828,7 +845,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::builtin().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
-        let conn = open_connection(&store.path, false).unwrap();
+        let conn = open_connection(&store.readers.path, false).unwrap();
         for entity in catalog.entities() {
             let mut statement = conn
                 .prepare(&format!("PRAGMA table_info({})", entity.logical_name))
@@ -884,7 +901,23 @@ mod tests {
         let tx = store.begin().await.unwrap();
         tx.write(WriteOp::Insert(first)).await.unwrap();
         assert!(tx.get(&entity, a, false).await.unwrap().is_some());
-        assert_eq!(tx.count(&entity).await.unwrap(), 1);
+        let all = Query {
+            plan: sql::Plan {
+                entity: Arc::clone(&entity),
+                filter: None,
+                order: Vec::new(),
+                limit: None,
+                after: None,
+            },
+            context: sql::Context {
+                now: 0,
+                user_id: Uuid::nil(),
+                business_unit_id: Uuid::nil(),
+            },
+            with_names: false,
+        };
+        assert_eq!(tx.count(all.clone(), 10).await.unwrap(), 1);
+        assert_eq!(tx.query(all).await.unwrap().len(), 1);
         tx.rollback().await.unwrap();
         assert!(store.get(&entity, a, false).await.unwrap().is_none());
 
