@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -15,6 +14,7 @@ use crate::execute::{Caller, ExecError, Service};
 use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
 use crate::metadata::Catalog;
 use crate::parse::body::{Bind, Payload};
+use crate::store::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError, Value};
 
@@ -26,6 +26,8 @@ pub struct ServeConfig {
     /// `None`: a random token is generated and printed once.
     pub admin_token: Option<String>,
     pub max_body_bytes: usize,
+    /// Connections to PostgreSQL this node keeps at most (unused with SQLite).
+    pub pool_size: usize,
 }
 
 impl Default for ServeConfig {
@@ -35,6 +37,7 @@ impl Default for ServeConfig {
             database: "sqlite://smsctx.db".into(),
             admin_token: None,
             max_body_bytes: 1024 * 1024,
+            pool_size: DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -47,7 +50,9 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("seeding the store failed: {0}")]
     Seed(#[from] ExecError),
-    #[error("unsupported database URL '{0}': use sqlite://PATH")]
+    #[error(
+        "unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+    )]
     DatabaseUrl(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -63,7 +68,7 @@ const ADMIN_USER: &str = "admin_user_id";
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
-    store: Arc<SqliteStore>,
+    store: Backend,
     admin_token: String,
     token_generated: bool,
 }
@@ -72,9 +77,8 @@ impl Application {
     /// Opens the store, seeds it if new, and binds the listener (port 0 picks a free port).
     pub async fn build(config: ServeConfig) -> Result<Application, AppError> {
         let catalog = Arc::new(Catalog::builtin()?);
-        let path = database_path(&config.database)?;
-        let store = Arc::new(SqliteStore::open(&path, &catalog)?);
-        let service = Service::new(Arc::clone(&catalog), store.clone() as Arc<dyn Store>);
+        let store = Backend::open(&config.database, &catalog, config.pool_size).await?;
+        let service = Service::new(Arc::clone(&catalog), store.as_store());
         let admin = seed(&service).await?;
         let token_generated = config.admin_token.is_none();
         let admin_token = config.admin_token.unwrap_or_else(generate_token);
@@ -133,11 +137,43 @@ impl Application {
     }
 }
 
-fn database_path(url: &str) -> Result<PathBuf, AppError> {
-    if url.starts_with("sqlite:") || !url.contains("://") {
-        Ok(SqliteStore::path_from_url(url))
-    } else {
-        Err(AppError::DatabaseUrl(url.to_string()))
+/// The store a `--database` URL selects.
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+impl Backend {
+    /// `sqlite://PATH` (or a plain path) opens the embedded store; `postgres://` and
+    /// `postgresql://` connect to PostgreSQL.
+    async fn open(url: &str, catalog: &Catalog, pool_size: usize) -> Result<Backend, AppError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let store = PostgresStore::open(url, catalog, pool_size).await?;
+            Ok(Backend::Postgres(Arc::new(store)))
+        } else if url.starts_with("sqlite:") || !url.contains("://") {
+            let path = SqliteStore::path_from_url(url);
+            Ok(Backend::Sqlite(Arc::new(SqliteStore::open(
+                &path, catalog,
+            )?)))
+        } else {
+            Err(AppError::DatabaseUrl(url.to_string()))
+        }
+    }
+
+    fn as_store(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(store) => Arc::clone(store) as Arc<dyn Store>,
+            Backend::Postgres(store) => Arc::clone(store) as Arc<dyn Store>,
+        }
+    }
+
+    /// SQLite: waits for the writer to drain. PostgreSQL: closes the pool (every write has
+    /// committed by the time its request finished).
+    fn close(&self) {
+        match self {
+            Backend::Sqlite(store) => store.close(),
+            Backend::Postgres(store) => store.close(),
+        }
     }
 }
 

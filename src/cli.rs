@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "SMSCTX_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// Database URL: sqlite://PATH (created on first start).
+    /// Database URL: sqlite://PATH (created on first start) or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (schema created on first start).
     #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
     pub database: String,
     /// Bearer token that acts as the seeded administrator; generated and printed when unset.
@@ -35,6 +36,9 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SMSCTX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Connections to PostgreSQL this node keeps at most.
+    #[arg(long, env = "SMSCTX_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
+    pub pool_size: usize,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -50,6 +54,7 @@ async fn serve(args: ServeArgs) -> i32 {
         database: args.database,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         max_body_bytes: args.max_body_bytes,
+        pool_size: args.pool_size,
     };
     let app = match Application::build(config).await {
         Ok(app) => app,

@@ -7,6 +7,7 @@
 //! **Architecture invariant:** no value from a user is ever written into SQL text; values travel
 //! as bound parameters, identifiers come only from the metadata.
 
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 

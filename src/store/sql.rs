@@ -4,8 +4,9 @@
 //! `SELECT {columns} FROM {table} AS t{joins} WHERE ... ORDER BY ... LIMIT ?` ([`select_sql`]) or
 //! a capped `COUNT(*)` ([`count_sql`]). Everything a database does its own way (placeholder
 //! syntax, how a Guid, date or boolean is bound, case-insensitive text comparison, NULL placement
-//! in `ORDER BY`, pattern matching) is a method of [`Dialect`]; [`Sqlite`] is the only dialect
-//! today.
+//! in `ORDER BY`, pattern matching) is a method of [`Dialect`]: [`Sqlite`] and [`Postgres`]
+//! implement it, and give the same rows for the same plan (the differential tests run each
+//! against the same Rust evaluation).
 //!
 //! **Architecture invariant:** no value from a request is ever written into SQL text. Values
 //! (literals, cursor values, the row limit) travel as bound parameters; table and column names
@@ -19,7 +20,8 @@
 //!   rows where the column is NULL (Dataverse's well-known "not equal skips nulls"). `not` is
 //!   SQL's three-valued `NOT`.
 //! * **Text** compares case-insensitively. SQLite gets this from the `COLLATE NOCASE` columns
-//!   (ASCII folding only: `'Ä'` and `'ä'` differ, unlike SQL Server's collations).
+//!   (ASCII folding only: `'Ä'` and `'ä'` differ, unlike SQL Server's collations); PostgreSQL
+//!   compares `lower(x COLLATE "C")`, which folds exactly the same letters and sorts the same.
 //! * **`contains`/`startswith`/`endswith`** are SQL Server `LIKE` patterns, as in Dataverse:
 //!   `%` and `_` inside the value are wildcards, `[abc]`, `[a-c]` and `[^abc]` are character
 //!   classes and `[%]` is a literal `%` ([`Pattern`]). SQLite's `LIKE` has no classes: a pattern
@@ -28,8 +30,9 @@
 //!   A `[` without a closing `]`, `[]` and `[^]` are literal text. Ranges compare code points of
 //!   the lowercased characters; a range whose start sorts after its end is refused
 //!   ([`SqlError::UnsupportedPattern`]).
-//! * **Guids** bind as their stored form (SQLite: lowercase hyphenated text); they compare and
-//!   sort as that text, not in SQL Server's `uniqueidentifier` byte order. **Dates** bind as
+//! * **Guids** bind as their stored form (SQLite: lowercase hyphenated text; PostgreSQL: `uuid`,
+//!   whose order is that text's); they compare and sort as that text, not in SQL Server's
+//!   `uniqueidentifier` byte order. **Dates** bind as
 //!   Unix seconds; a date literal (`2024-05-01`) is its midnight UTC.
 //! * **Relative dates** are evaluated against [`Context::now`] in UTC days (the caller's time
 //!   zone is not applied). With `midnight` the start of the current UTC day:
@@ -236,6 +239,103 @@ impl Dialect for Sqlite {
             )
         })
     }
+}
+
+/// PostgreSQL, with text columns declared `COLLATE "C"`.
+///
+/// Its semantics are SQLite's, made explicit: a text operand is `lower(x COLLATE "C")`, which
+/// folds ASCII letters only (PostgreSQL's `lower` under the C collation, exactly SQLite's
+/// `NOCASE`) and compares and sorts by code point (the C collation is byte order, and byte order
+/// of UTF-8 is code point order), whatever the database's default collation is. The schema has
+/// expression indexes on the same `lower(column COLLATE "C")` text, so equality, ranges and
+/// anchored patterns on indexed text columns still use an index. Guids bind as `uuid`, whose
+/// order is the order of their lowercase hyphenated text; dates as `timestamptz`; booleans as
+/// `boolean`. Patterns become an anchored POSIX regular expression over the lowered column.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postgres;
+
+impl Dialect for Postgres {
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+
+    fn bind_guid(&self, id: Uuid) -> Value {
+        Value::Guid(id)
+    }
+
+    fn bind_datetime(&self, unix_seconds: i64) -> Value {
+        Value::DateTime(unix_seconds)
+    }
+
+    fn bind_bool(&self, value: bool) -> Value {
+        Value::Bool(value)
+    }
+
+    fn text_operand(&self, operand: &str) -> String {
+        format!("lower({operand} COLLATE \"C\")")
+    }
+
+    fn order_term(&self, operand: &str, descending: bool) -> String {
+        if descending {
+            format!("{operand} DESC NULLS LAST")
+        } else {
+            format!("{operand} ASC NULLS FIRST")
+        }
+    }
+
+    /// `lower(column COLLATE "C") ~ pattern`: an anchored regular expression, lowercased (ASCII)
+    /// like the column, with every character that is not a letter or digit escaped.
+    fn pattern_match(
+        &self,
+        column: &str,
+        pattern: &Pattern,
+        placeholder: &str,
+    ) -> Result<(String, Value), SqlError> {
+        let regex = postgres_regex(pattern)?;
+        Ok((
+            format!("{} ~ {placeholder}", self.text_operand(column)),
+            Value::Text(regex),
+        ))
+    }
+}
+
+/// An anchored PostgreSQL (ARE) regular expression matching what `pattern` matches, over text
+/// lowercased (ASCII) as `lower(x COLLATE "C")` does. In an ARE, `\` followed by a character
+/// that is not a letter or digit is that character, also inside brackets; `.` and `[^...]`
+/// match a newline (the default, not newline-sensitive, mode).
+fn postgres_regex(pattern: &Pattern) -> Result<String, SqlError> {
+    let literal = |text: &mut String, c: char| {
+        if !c.is_ascii() || c.is_ascii_alphanumeric() {
+            text.push(c);
+        } else {
+            text.push('\\');
+            text.push(c);
+        }
+    };
+    let mut text = String::from("^");
+    for part in &pattern.parts {
+        match part {
+            PatternPart::AnyString => text.push_str(".*"),
+            PatternPart::AnyChar => text.push('.'),
+            PatternPart::Char(c) => literal(&mut text, c.to_ascii_lowercase()),
+            PatternPart::Class { negated, items } => {
+                text.push('[');
+                if *negated {
+                    text.push('^');
+                }
+                for (low, high) in glob_class(*negated, items)? {
+                    literal(&mut text, low);
+                    if low != high {
+                        text.push('-');
+                        literal(&mut text, high);
+                    }
+                }
+                text.push(']');
+            }
+        }
+    }
+    text.push('$');
+    Ok(text)
 }
 
 /// A `LIKE` pattern for SQLite, and whether it needs `ESCAPE '\'`.

@@ -1,0 +1,747 @@
+//! The PostgreSQL backend: several stateless smsctx nodes on one shared database.
+//!
+//! Every node keeps a pool of connections ([`deadpool_postgres`]) and no state of its own, so
+//! any number of nodes can serve the same database behind a load balancer. What SQLite gets from
+//! having one writer thread, PostgreSQL does in SQL:
+//!
+//! * **Each write is one statement, so one transaction** (autocommit): an insert takes its
+//!   `versionnumber` from `nextval` and returns it; a duplicate id is a unique violation
+//!   (SQLSTATE 23505), reported as [`StoreError::Duplicate`].
+//! * **Compare-and-set in SQL**: an update or delete with [`Expect::Version`] is
+//!   `UPDATE ... WHERE id = $n AND versionnumber = $m`. PostgreSQL locks the row while it checks
+//!   the condition and re-checks it after waiting for a concurrent writer, so of two nodes racing
+//!   on one row exactly one changes it; the other changes nothing and then learns whether the row
+//!   is gone ([`StoreError::NotFound`]) or newer ([`StoreError::VersionMismatch`]).
+//! * **Versions from one SEQUENCE** (`smsctx_versionnumber`, `CACHE 1`), so they are unique and
+//!   increase across all nodes, as Dataverse's rowversion does.
+//! * **Durability**: a 2xx follows COMMIT, which with PostgreSQL's default
+//!   `synchronous_commit = on` has flushed the WAL (and, with synchronous replication configured,
+//!   reached the standby).
+//! * **Migrations** (`migrations/postgres/`) run at start under `pg_advisory_lock`, so nodes
+//!   starting together apply each version once; each version is one transaction.
+//!
+//! Column types: Guids are `uuid`, datetimes `timestamptz` (whole seconds; a `Value::DateTime`
+//! is its Unix seconds, converted exactly both ways), booleans `boolean`, every integer `bigint`
+//! (SQLite's integers are 64-bit, so the same literals fit), text `text COLLATE "C"` compared
+//! through [`sql::Postgres`]'s `lower(x COLLATE "C")` (SQLite's `NOCASE`, exactly), with
+//! expression indexes on that same text.
+//!
+//! Connections are plain TCP (no TLS): run the nodes next to the database or through a tunnel.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::{
+    sql, Access, Expect, Query, Record, Store, StoreError, Transaction, Value, WriteOp,
+    WriteOutcome,
+};
+use crate::metadata::{AttributeType, Catalog, Entity};
+
+/// The versioned schema migrations, applied in order, each in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
+const MIGRATION_LOCK: i64 = 0x736d_7363_7478;
+
+/// Connections one node keeps open at most.
+pub const DEFAULT_POOL_SIZE: usize = 32;
+
+/// Prepared statements a connection keeps before it forgets them all (filters vary in shape).
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+/// Unix seconds of 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch.
+const POSTGRES_EPOCH: i64 = 946_684_800;
+
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Arc<HashMap<String, EntitySql>>,
+}
+
+/// The SQL text of one entity, built once from its metadata.
+struct EntitySql {
+    select: String,
+    select_with_names: String,
+    columns: String,
+    columns_with_names: String,
+    joins: String,
+    /// `INSERT ... VALUES ($1, ..., nextval(...), ...) RETURNING versionnumber`.
+    insert: String,
+    /// Positions bound by `insert`, in placeholder order (every stored column but the version).
+    insert_positions: Vec<usize>,
+    delete: String,
+    delete_expect: String,
+    version: String,
+    /// Positions of the stored columns, in select order.
+    stored: Vec<usize>,
+    /// For the names select: per shadow column position, the index of its name expression.
+    names: Vec<(usize, usize)>,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of at most
+    /// `pool_size` connections and brings the schema up to date.
+    pub async fn open(
+        url: &str,
+        catalog: &Catalog,
+        pool_size: usize,
+    ) -> Result<PostgresStore, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        migrate(&pool).await?;
+        let sql = catalog
+            .entities()
+            .iter()
+            .map(|e| (e.logical_name.clone(), EntitySql::build(e, catalog)))
+            .collect();
+        Ok(PostgresStore {
+            pool,
+            sql: Arc::new(sql),
+        })
+    }
+
+    /// Closes the pool: connections in use close when they are returned.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    async fn connection(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Closed => StoreError::Closed,
+        e => StoreError::Database(format!("no database connection: {e}")),
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.source() {
+            Some(cause) => StoreError::Database(format!("{e}: {cause}")),
+            None => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let result = apply_migrations(&mut client).await;
+    match client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+    {
+        Ok(_) if result.is_ok() => {}
+        // The session's lock ends with its connection: never hand it back to the pool.
+        _ => drop(Object::take(client)),
+    }
+    result
+}
+
+async fn apply_migrations(client: &mut Object) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS smsctx_migrations (
+                version    bigint PRIMARY KEY,
+                applied_on timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let current: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::bigint FROM smsctx_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    for (version, text) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let failed = |e: tokio_postgres::Error| StoreError::Migration {
+            version: *version,
+            message: StoreError::from(e).to_string(),
+        };
+        let tx = client.transaction().await?;
+        tx.batch_execute(text).await.map_err(failed)?;
+        tx.execute(
+            "INSERT INTO smsctx_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+    }
+    Ok(())
+}
+
+impl EntitySql {
+    fn build(entity: &Entity, catalog: &Catalog) -> EntitySql {
+        let table = &entity.logical_name;
+        let pk = &entity.primary_id;
+        let stored: Vec<usize> = entity.stored_attributes().map(|(i, _)| i).collect();
+        let column_list = stored
+            .iter()
+            .map(|&i| format!("t.{}", entity.attributes[i].logical_name))
+            .collect::<Vec<_>>()
+            .join(", ");
+
+        // Name expressions for lookups: a LEFT JOIN per target, coalesced.
+        let mut joins = String::new();
+        let mut join_count = 0;
+        let mut name_exprs: Vec<String> = Vec::new();
+        let mut lookup_name_index: HashMap<&str, usize> = HashMap::new();
+        for (_, attribute) in entity.stored_attributes() {
+            if !attribute.attribute_type.is_lookup() {
+                continue;
+            }
+            let mut parts = Vec::new();
+            for target in &attribute.targets {
+                let Some(target_entity) = catalog.entity(target) else {
+                    continue;
+                };
+                let alias = format!("j{join_count}");
+                join_count += 1;
+                joins.push_str(&format!(
+                    " LEFT JOIN {target} AS {alias} ON {alias}.{} = t.{}",
+                    target_entity.primary_id, attribute.logical_name
+                ));
+                parts.push(format!("{alias}.{}", target_entity.primary_name));
+            }
+            let expr = match parts.len() {
+                0 => "NULL::text".to_string(),
+                1 => parts.remove(0),
+                _ => format!("COALESCE({})", parts.join(", ")),
+            };
+            lookup_name_index.insert(attribute.logical_name.as_str(), name_exprs.len());
+            name_exprs.push(expr);
+        }
+        let names: Vec<(usize, usize)> = entity
+            .attributes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                let of = a.attribute_of.as_deref()?;
+                Some((i, *lookup_name_index.get(of)?))
+            })
+            .collect();
+        let names_list = if name_exprs.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", name_exprs.join(", "))
+        };
+
+        let mut insert_columns = Vec::with_capacity(stored.len());
+        let mut insert_values = Vec::with_capacity(stored.len());
+        let mut insert_positions = Vec::with_capacity(stored.len());
+        for &i in &stored {
+            let name = entity.attributes[i].logical_name.as_str();
+            insert_columns.push(name);
+            if name == "versionnumber" {
+                insert_values.push("nextval('smsctx_versionnumber')".to_string());
+            } else {
+                insert_positions.push(i);
+                insert_values.push(format!("${}", insert_positions.len()));
+            }
+        }
+        EntitySql {
+            select: format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = $1"),
+            select_with_names: format!(
+                "SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} = $1"
+            ),
+            columns_with_names: format!("{column_list}{names_list}"),
+            columns: column_list,
+            joins,
+            insert: format!(
+                "INSERT INTO {table} ({}) VALUES ({}) RETURNING versionnumber",
+                insert_columns.join(", "),
+                insert_values.join(", ")
+            ),
+            insert_positions,
+            delete: format!("DELETE FROM {table} WHERE {pk} = $1"),
+            delete_expect: format!("DELETE FROM {table} WHERE {pk} = $1 AND versionnumber = $2"),
+            version: format!("SELECT versionnumber FROM {table} WHERE {pk} = $1"),
+            stored,
+            names,
+        }
+    }
+
+    fn read_row(
+        &self,
+        entity: &Arc<Entity>,
+        row: &Row,
+        with_names: bool,
+    ) -> Result<Record, StoreError> {
+        let mut record = Record::empty(Arc::clone(entity));
+        for (column, &position) in self.stored.iter().enumerate() {
+            let attribute_type = entity.attributes[position].attribute_type;
+            record.values[position] = from_row(row, column, attribute_type)?;
+        }
+        if with_names {
+            for &(position, name_index) in &self.names {
+                let name: Option<String> = row.try_get(self.stored.len() + name_index)?;
+                record.values[position] = name.map_or(Value::Null, Value::Text);
+            }
+        }
+        Ok(record)
+    }
+}
+
+fn from_row(row: &Row, column: usize, attribute_type: AttributeType) -> Result<Value, StoreError> {
+    use AttributeType as T;
+    Ok(match attribute_type {
+        T::Uniqueidentifier | T::Lookup | T::Owner => row
+            .try_get::<_, Option<Uuid>>(column)?
+            .map_or(Value::Null, Value::Guid),
+        T::String | T::Memo | T::EntityName => row
+            .try_get::<_, Option<String>>(column)?
+            .map_or(Value::Null, Value::Text),
+        T::Integer | T::BigInt | T::Picklist | T::State | T::Status => row
+            .try_get::<_, Option<i64>>(column)?
+            .map_or(Value::Null, Value::Int),
+        T::Boolean => row
+            .try_get::<_, Option<bool>>(column)?
+            .map_or(Value::Null, Value::Bool),
+        T::DateTime => row
+            .try_get::<_, Option<Timestamp>>(column)?
+            .map_or(Value::Null, |t| Value::DateTime(t.0)),
+    })
+}
+
+/// A `timestamptz` read as Unix seconds (sub-second digits, which smsctx never writes, are
+/// truncated towards the past).
+struct Timestamp(i64);
+
+impl<'a> FromSql<'a> for Timestamp {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        let bytes: [u8; 8] = raw.try_into().map_err(|_| "a timestamp is 8 bytes")?;
+        let micros = i64::from_be_bytes(bytes);
+        Ok(Timestamp(micros.div_euclid(1_000_000) + POSTGRES_EPOCH))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::TIMESTAMPTZ | Type::TIMESTAMP)
+    }
+}
+
+/// A [`Value`] bound as a parameter of whatever type PostgreSQL inferred for it.
+#[derive(Debug)]
+struct Param<'a>(&'a Value);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match (self.0, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Text(t), _) => t.as_str().to_sql(ty, out),
+            (Value::Int(n), &Type::INT4) => i32::try_from(*n)?.to_sql(ty, out),
+            (Value::Int(n), &Type::INT2) => i16::try_from(*n)?.to_sql(ty, out),
+            (Value::Int(n), _) => n.to_sql(ty, out),
+            (Value::Bool(b), _) => b.to_sql(ty, out),
+            (Value::Guid(g), _) => g.to_sql(ty, out),
+            (Value::DateTime(secs), &Type::TIMESTAMPTZ | &Type::TIMESTAMP) => {
+                let micros = secs
+                    .checked_sub(POSTGRES_EPOCH)
+                    .and_then(|s| s.checked_mul(1_000_000))
+                    .ok_or("a datetime out of PostgreSQL's range")?;
+                out.put_i64(micros);
+                Ok(IsNull::No)
+            }
+            (Value::DateTime(secs), _) => secs.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Checked per value in `to_sql`, which delegates to the typed implementations.
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+fn params(values: &[Value]) -> Vec<Param<'_>> {
+    values.iter().map(Param).collect()
+}
+
+fn refs<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// Whether `e` is a unique violation (a duplicate key).
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// A prepared statement from the connection's cache, which is emptied when it grows past
+/// [`MAX_CACHED_STATEMENTS`] (query texts vary with the shape of a `$filter`).
+async fn prepare(
+    client: &deadpool_postgres::ClientWrapper,
+    text: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
+        client.statement_cache.clear();
+    }
+    Ok(client.prepare_cached(text).await?)
+}
+
+/// The reads and writes, on any connection: the pool's, or a transaction's.
+struct Executor<'a> {
+    client: &'a deadpool_postgres::ClientWrapper,
+    sql: &'a HashMap<String, EntitySql>,
+}
+
+impl Executor<'_> {
+    fn table(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
+        self.sql
+            .get(&entity.logical_name)
+            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+    }
+
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let table = self.table(entity)?;
+        let text = if with_names {
+            &table.select_with_names
+        } else {
+            &table.select
+        };
+        let statement = prepare(self.client, text).await?;
+        let row = self.client.query_opt(&statement, &[&id]).await?;
+        row.map(|row| table.read_row(entity, &row, with_names))
+            .transpose()
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
+        let table = self.table(&query.plan.entity)?;
+        let (columns, joins) = if query.with_names {
+            (&table.columns_with_names, table.joins.as_str())
+        } else {
+            (&table.columns, "")
+        };
+        let (text, values) =
+            sql::select_sql(&sql::Postgres, &query.plan, &query.context, columns, joins)?;
+        let statement = prepare(self.client, &text).await?;
+        let params = params(&values);
+        let rows = self.client.query(&statement, &refs(&params)).await?;
+        rows.iter()
+            .map(|row| table.read_row(&query.plan.entity, row, query.with_names))
+            .collect()
+    }
+
+    async fn count(&self, query: &Query, cap: usize) -> Result<u64, StoreError> {
+        let (text, values) = sql::count_sql(&sql::Postgres, &query.plan, &query.context, "", cap)?;
+        let statement = prepare(self.client, &text).await?;
+        let params = params(&values);
+        let n: i64 = self
+            .client
+            .query_one(&statement, &refs(&params))
+            .await?
+            .get(0);
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    /// After a compare-and-set changed nothing: why.
+    async fn missed(&self, table: &EntitySql, id: Uuid, expect: Expect) -> StoreError {
+        let current = match prepare(self.client, &table.version).await {
+            Ok(statement) => self.client.query_opt(&statement, &[&id]).await,
+            Err(e) => return e,
+        };
+        match (current, expect) {
+            (Err(e), _) => e.into(),
+            (Ok(None), _) => StoreError::NotFound,
+            (Ok(Some(row)), Expect::Version(expected)) => StoreError::VersionMismatch {
+                expected,
+                actual: row.get(0),
+            },
+            // Found now, gone when the statement ran: it was deleted and created again.
+            (Ok(Some(_)), Expect::Any) => StoreError::NotFound,
+        }
+    }
+
+    async fn write(&self, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
+        match op {
+            WriteOp::Insert(record) => {
+                let table = self.table(&record.entity)?;
+                let statement = prepare(self.client, &table.insert).await?;
+                let params: Vec<Param<'_>> = table
+                    .insert_positions
+                    .iter()
+                    .map(|&i| Param(&record.values[i]))
+                    .collect();
+                match self.client.query_one(&statement, &refs(&params)).await {
+                    Ok(row) => Ok(WriteOutcome::Written {
+                        version: row.get(0),
+                    }),
+                    Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            WriteOp::Update {
+                entity,
+                id,
+                changes,
+                expect,
+            } => {
+                let table = self.table(entity)?;
+                let mut assignments = Vec::with_capacity(changes.len() + 1);
+                let mut values: Vec<Value> = Vec::with_capacity(changes.len() + 2);
+                for (position, value) in changes {
+                    let attribute = &entity.attributes[*position];
+                    if !attribute.is_stored() || attribute.logical_name == "versionnumber" {
+                        continue;
+                    }
+                    values.push(value.clone());
+                    assignments.push(format!("{} = ${}", attribute.logical_name, values.len()));
+                }
+                assignments.push("versionnumber = nextval('smsctx_versionnumber')".into());
+                values.push(Value::Guid(*id));
+                let mut text = format!(
+                    "UPDATE {} SET {} WHERE {} = ${}",
+                    entity.logical_name,
+                    assignments.join(", "),
+                    entity.primary_id,
+                    values.len()
+                );
+                if let Expect::Version(version) = expect {
+                    values.push(Value::Int(*version));
+                    text.push_str(&format!(" AND versionnumber = ${}", values.len()));
+                }
+                text.push_str(" RETURNING versionnumber");
+                let statement = prepare(self.client, &text).await?;
+                let params = params(&values);
+                match self.client.query_opt(&statement, &refs(&params)).await? {
+                    Some(row) => Ok(WriteOutcome::Written {
+                        version: row.get(0),
+                    }),
+                    None => Err(self.missed(table, *id, *expect).await),
+                }
+            }
+            WriteOp::Delete { entity, id, expect } => {
+                let table = self.table(entity)?;
+                let deleted = match expect {
+                    Expect::Any => {
+                        let statement = prepare(self.client, &table.delete).await?;
+                        self.client.execute(&statement, &[id]).await?
+                    }
+                    Expect::Version(version) => {
+                        let statement = prepare(self.client, &table.delete_expect).await?;
+                        self.client.execute(&statement, &[id, version]).await?
+                    }
+                };
+                if deleted == 0 {
+                    return Err(self.missed(table, *id, *expect).await);
+                }
+                Ok(WriteOutcome::Deleted)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Access for PostgresStore {
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let client = self.connection().await?;
+        self.executor(&client).get(entity, id, with_names).await
+    }
+
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+        let client = self.connection().await?;
+        self.executor(&client).query(&query).await
+    }
+
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+        let client = self.connection().await?;
+        self.executor(&client).count(&query, cap).await
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let client = self.connection().await?;
+        self.executor(&client).write(&op).await
+    }
+}
+
+impl PostgresStore {
+    fn executor<'a>(&'a self, client: &'a Object) -> Executor<'a> {
+        Executor {
+            client,
+            sql: &self.sql,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let client = self.connection().await?;
+        client.batch_execute("BEGIN").await?;
+        Ok(Box::new(PostgresTransaction {
+            client: Some(client),
+            sql: Arc::clone(&self.sql),
+            write_lock: tokio::sync::Mutex::new(()),
+            finished: AtomicBool::new(false),
+        }))
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let client = self.connection().await?;
+        let row = client
+            .query_opt("SELECT value FROM smsctx_settings WHERE key = $1", &[&key])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let client = self.connection().await?;
+        client
+            .execute(
+                "INSERT INTO smsctx_settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(client
+            .query_one("SELECT value FROM smsctx_settings WHERE key = $1", &[&key])
+            .await?
+            .get(0))
+    }
+}
+
+/// A transaction on one pooled connection. Each write runs in its own SAVEPOINT, so a failed
+/// write (a duplicate, a version mismatch) leaves the others in place, as on SQLite. Dropping it
+/// without a commit rolls back.
+struct PostgresTransaction {
+    client: Option<Object>,
+    sql: Arc<HashMap<String, EntitySql>>,
+    /// Savepoints are one at a time.
+    write_lock: tokio::sync::Mutex<()>,
+    finished: AtomicBool,
+}
+
+impl PostgresTransaction {
+    fn executor(&self) -> Result<Executor<'_>, StoreError> {
+        if self.finished.load(Ordering::Acquire) {
+            return Err(StoreError::TransactionEnded);
+        }
+        let client = self.client.as_ref().ok_or(StoreError::TransactionEnded)?;
+        Ok(Executor {
+            client,
+            sql: &self.sql,
+        })
+    }
+
+    async fn finish(&self, statement: &str) -> Result<(), StoreError> {
+        let executor = self.executor()?;
+        let result = executor.client.batch_execute(statement).await;
+        // After a failed COMMIT the transaction is over too; a failed ROLLBACK is retried on drop.
+        if result.is_ok() || statement == "COMMIT" {
+            self.finished.store(true, Ordering::Release);
+        }
+        Ok(result?)
+    }
+}
+
+impl Drop for PostgresTransaction {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if *self.finished.get_mut() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if client.batch_execute("ROLLBACK").await.is_err() {
+                        drop(Object::take(client));
+                    }
+                });
+            }
+            // Closing the connection ends the transaction.
+            Err(_) => drop(Object::take(client)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Access for PostgresTransaction {
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        self.executor()?.get(entity, id, with_names).await
+    }
+
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+        self.executor()?.query(&query).await
+    }
+
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+        self.executor()?.count(&query, cap).await
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let _one_at_a_time = self.write_lock.lock().await;
+        let executor = self.executor()?;
+        executor
+            .client
+            .batch_execute("SAVEPOINT smsctx_write")
+            .await?;
+        let outcome = executor.write(&op).await;
+        let end = if outcome.is_ok() {
+            "RELEASE SAVEPOINT smsctx_write"
+        } else {
+            "ROLLBACK TO SAVEPOINT smsctx_write; RELEASE SAVEPOINT smsctx_write"
+        };
+        executor.client.batch_execute(end).await?;
+        outcome
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for PostgresTransaction {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.finish("COMMIT").await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.finish("ROLLBACK").await
+    }
+}
