@@ -15,9 +15,9 @@ async fn rows_survive_a_restart() {
     let app = spawn_app().await;
     let id = app.create(CTX, &json!({"msdyn_name": "persisted"})).await;
     let admin_before = app.get_json("systemusers").await["value"].clone();
-    let dir = app.stop().await;
+    let db = app.stop().await;
 
-    let app = spawn_app_in(dir).await;
+    let app = spawn_app_in(db).await;
     assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], "persisted");
     assert_eq!(
         app.get_json("systemusers").await["value"],
@@ -32,11 +32,10 @@ struct Server {
     base: String,
 }
 
-fn start_server(database: &std::path::Path) -> Server {
+fn start_server(database: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smsctx"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
-        .arg("--database")
-        .arg(format!("sqlite://{}", database.display()))
+        .args(["--database", database])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -58,9 +57,8 @@ fn start_server(database: &std::path::Path) -> Server {
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = dir.path().join("durable.db");
-    let mut server = start_server(&database);
+    let db = TestDatabase::new().await;
+    let mut server = start_server(&db.url);
     let client = reqwest::Client::new();
     let url = format!("{}{CTX}", server.base);
 
@@ -93,7 +91,7 @@ async fn acknowledged_writes_survive_kill_9() {
     server.child.kill().expect("SIGKILL is delivered");
     server.child.wait().unwrap();
 
-    let mut server = start_server(&database);
+    let mut server = start_server(&db.url);
     for id in &acknowledged {
         let response = client
             .get(format!("{}{}", server.base, ctx(id)))
@@ -123,8 +121,8 @@ async fn acknowledged_writes_survive_kill_9() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = start_server(&dir.path().join("graceful.db"));
+    let db = TestDatabase::new().await;
+    let mut server = start_server(&db.url);
     let client = reqwest::Client::new();
     let url = format!("{}{CTX}", server.base);
     let mut tasks = Vec::new();
@@ -153,7 +151,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
 
-    let mut server = start_server(&dir.path().join("graceful.db"));
+    let mut server = start_server(&db.url);
     let count: usize = client
         .get(format!("{}{CTX}/$count", server.base))
         .bearer_auth(TOKEN)

@@ -1,4 +1,10 @@
-//! The test harness: a server on port 0 with a temporary SQLite file, spoken to over HTTP.
+//! The test harness: a server on port 0 with a database of its own, spoken to over HTTP.
+//!
+//! One behaviour suite, two backends: by default each server gets a temporary SQLite file; when
+//! `SMSCTX_TEST_POSTGRES` holds the URL of a PostgreSQL server (a role that may create
+//! databases, e.g. `postgres://postgres@127.0.0.1:5432/postgres`), each gets a fresh database
+//! there instead, created with a random name and dropped when the test is done, so tests stay
+//! isolated and run in parallel. `scripts/test.sh` runs the suites both ways.
 #![allow(dead_code)]
 
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
@@ -7,30 +13,120 @@ use smsctx::app::{Application, ServeConfig};
 
 pub const TOKEN: &str = "test-admin-token";
 
+/// The environment variable naming the PostgreSQL server the suites run against.
+pub const POSTGRES_ENV: &str = "SMSCTX_TEST_POSTGRES";
+
+/// The PostgreSQL server to test against, if any.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok().filter(|url| !url.is_empty())
+}
+
+/// A test's database: a SQLite file in `dir`, or a PostgreSQL database of its own.
+pub struct TestDatabase {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    /// The PostgreSQL server and database name to drop at the end.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn new() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        match postgres_admin_url() {
+            None => TestDatabase {
+                url: format!("sqlite://{}", dir.path().join("smsctx.db").display()),
+                dir,
+                postgres: None,
+            },
+            Some(admin) => {
+                let name = format!("smsctx_test_{}", uuid::Uuid::new_v4().simple());
+                let client = postgres_client(&admin).await;
+                client
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap_or_else(|e| panic!("CREATE DATABASE on {POSTGRES_ENV}: {e:?}"));
+                TestDatabase {
+                    url: with_database(&admin, &name),
+                    dir,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop is not async: a thread with its own runtime drops the database (and ends any
+        // connection a server left open).
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let client = postgres_client(&admin).await;
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A connection to the PostgreSQL server at `url`.
+pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_ENV}={url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest.split_once('/').map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: Client,
-    pub dir: tempfile::TempDir,
+    pub db: TestDatabase,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_in(tempfile::tempdir().expect("a temporary directory")).await
+    spawn_app_in(TestDatabase::new().await).await
 }
 
-pub fn config(dir: &tempfile::TempDir) -> ServeConfig {
+pub fn config(db: &TestDatabase) -> ServeConfig {
     ServeConfig {
         listen: "127.0.0.1:0".into(),
-        database: format!("sqlite://{}", dir.path().join("smsctx.db").display()),
+        database: db.url.clone(),
         admin_token: Some(TOKEN.into()),
         max_body_bytes: 64 * 1024,
+        pool_size: 8,
     }
 }
 
-/// Starts a server on the database in `dir` (reused across restarts).
-pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
-    let app = Application::build(config(&dir))
+/// Starts a server on `db` (reused across restarts).
+pub async fn spawn_app_in(db: TestDatabase) -> TestApp {
+    let app = Application::build(config(&db))
         .await
         .expect("the server builds");
     let base = format!("http://127.0.0.1:{}/api/data/v9.2/", app.port());
@@ -45,7 +141,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
     TestApp {
         base,
         client: Client::new(),
-        dir,
+        db,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -103,10 +199,10 @@ impl TestApp {
         response.json().await.expect("a JSON body")
     }
 
-    /// Stops the server (in-flight requests finish) and hands back its database directory.
-    pub async fn stop(self) -> tempfile::TempDir {
+    /// Stops the server (in-flight requests finish) and hands back its database.
+    pub async fn stop(self) -> TestDatabase {
         let TestApp {
-            dir,
+            db,
             shutdown,
             server,
             ..
@@ -117,7 +213,7 @@ impl TestApp {
         if let Some(server) = server {
             server.await.expect("the server stops cleanly");
         }
-        dir
+        db
     }
 }
 
