@@ -351,7 +351,7 @@ impl<'a> FromSql<'a> for Timestamp {
 
 /// A [`Value`] bound as a parameter of whatever type PostgreSQL inferred for it.
 #[derive(Debug)]
-struct Param<'a>(&'a Value);
+pub(crate) struct Param<'a>(pub(crate) &'a Value);
 
 impl ToSql for Param<'_> {
     fn to_sql(

@@ -18,7 +18,9 @@ pub const POSTGRES_ENV: &str = "SMSCTX_TEST_POSTGRES";
 
 /// The PostgreSQL server to test against, if any.
 pub fn postgres_admin_url() -> Option<String> {
-    std::env::var(POSTGRES_ENV).ok().filter(|url| !url.is_empty())
+    std::env::var(POSTGRES_ENV)
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
 /// A test's database: a SQLite file in `dir`, or a PostgreSQL database of its own.
@@ -98,7 +100,9 @@ pub fn with_database(url: &str, name: &str) -> String {
         Some((rest, query)) => (rest, format!("?{query}")),
         None => (rest, String::new()),
     };
-    let authority = rest.split_once('/').map_or(rest, |(authority, _)| authority);
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
     format!("{scheme}://{authority}/{name}{query}")
 }
 

@@ -1,6 +1,6 @@
 //! Tests of the SQL lowering: snapshots of the generated SQL and parameters, and execution
-//! against a real SQLite database checked against a plain Rust evaluation of the same filters
-//! and orderings.
+//! against a real SQLite database (and a real PostgreSQL database when `SMSCTX_TEST_POSTGRES`
+//! names a server) checked against a plain Rust evaluation of the same filters and orderings.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::*;
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::filter;
+use crate::store::postgres;
 
 /// Monday 17 August 2020, 13:00 UTC: the moment of Mark Carrington's date-filter table.
 const NOW: i64 = 1_597_669_200;
@@ -187,6 +188,37 @@ fn string_functions_are_like_patterns_with_dataverse_wildcards() {
         "t.msdyn_name LIKE ?1",
         r#"[Text("[ab%")]"#,
     );
+}
+
+#[test]
+fn postgres_lowers_text_binds_typed_values_and_matches_patterns_with_regexes() {
+    let entity = entity();
+    let lower = |filter: &str| {
+        let (sql, params) = select_sql(&Postgres, &plan(&entity, Some(filter)), &CONTEXT, "1", "")
+            .unwrap_or_else(|e| panic!("{filter:?} should lower: {e}"));
+        (sql, format!("{params:?}"))
+    };
+    let (sql, params) = lower(
+        "msdyn_name eq 'A' and createdon gt 2024-05-01 and _ownerid_value eq 4026BE43-6B69-E111-8F65-78E7D1620F5E",
+    );
+    assert_eq!(
+        sql,
+        "SELECT 1 FROM msdyn_smsengagementctx AS t WHERE lower(t.msdyn_name COLLATE \"C\") = \
+         lower($1 COLLATE \"C\") AND t.createdon > $2 AND t.ownerid = $3 \
+         ORDER BY t.msdyn_smsengagementctxid ASC NULLS FIRST"
+    );
+    assert_eq!(
+        params,
+        r#"[Text("A"), DateTime(1714521600), Guid(4026be43-6b69-e111-8f65-78e7d1620f5e)]"#
+    );
+    let (sql, params) = lower("contains(msdyn_name,'[A-C]x[^0-9]*?.')");
+    assert!(
+        sql.contains("WHERE lower(t.msdyn_name COLLATE \"C\") ~ $1 ORDER BY"),
+        "{sql}"
+    );
+    assert_eq!(params, r#"[Text("^.*[a-c]x[^0-9]\\*\\?\\..*$")]"#);
+    let (_, params) = lower("startswith(msdyn_name,'[-^a]50[%]_')");
+    assert_eq!(params, r#"[Text("^[\\-\\^a]50\\%..*$")]"#);
 }
 
 #[test]
@@ -774,32 +806,38 @@ fn random_value(rng: &mut Rng, attribute: &Attribute) -> Value {
 
 struct Table {
     entity: Arc<Entity>,
-    conn: Connection,
+    db: Database,
     rows: HashMap<Uuid, Vec<Value>>,
 }
 
-/// An in-memory database with the real schema and `count` generated rows.
-fn table(seed: u64, count: usize) -> Table {
+/// Where a [`Table`]'s rows live: an in-memory SQLite database, or a fresh PostgreSQL database
+/// on the server named by `SMSCTX_TEST_POSTGRES` (dropped with the table).
+enum Database {
+    Sqlite(Connection),
+    Postgres {
+        runtime: tokio::runtime::Runtime,
+        client: tokio_postgres::Client,
+        admin: String,
+        name: String,
+    },
+}
+
+/// The PostgreSQL server the differential tests also run against, if any.
+fn postgres_url() -> Option<String> {
+    std::env::var("SMSCTX_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// `count` generated rows with the real schema on every backend under test: SQLite always,
+/// PostgreSQL when `SMSCTX_TEST_POSTGRES` is set.
+fn tables(seed: u64, count: usize) -> Vec<Table> {
     let entity = entity();
-    let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(include_str!("../../../migrations/sqlite/0001_init.sql"))
-        .unwrap();
-    let stored: Vec<usize> = entity.stored_attributes().map(|(i, _)| i).collect();
-    let names: Vec<&str> = stored
-        .iter()
-        .map(|&i| entity.attributes[i].logical_name.as_str())
-        .collect();
-    let placeholders: Vec<String> = (1..=stored.len()).map(|n| format!("?{n}")).collect();
-    let insert = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        entity.logical_name,
-        names.join(", "),
-        placeholders.join(", ")
-    );
     let mut rng = Rng(seed);
+    let stored: Vec<usize> = entity.stored_attributes().map(|(i, _)| i).collect();
     let pk = entity.primary_id_position();
     let version = entity.position("versionnumber").unwrap();
-    let mut rows = HashMap::new();
+    let mut rows = Vec::with_capacity(count);
     for n in 0..count {
         let mut row = vec![Value::Null; entity.attributes.len()];
         for &i in &stored {
@@ -808,35 +846,202 @@ fn table(seed: u64, count: usize) -> Table {
         let id = Uuid::from_u64_pair(rng.below(usize::MAX) as u64, n as u64);
         row[pk] = Value::Guid(id);
         row[version] = Value::Int(1_000 + n as i64);
-        conn.execute(&insert, params_from_iter(stored.iter().map(|&i| &row[i])))
-            .unwrap();
-        rows.insert(id, row);
+        rows.push(row);
     }
-    Table { entity, conn, rows }
+    let names: Vec<&str> = stored
+        .iter()
+        .map(|&i| entity.attributes[i].logical_name.as_str())
+        .collect();
+    let insert = |dialect: &dyn Dialect| {
+        let placeholders: Vec<String> =
+            (1..=stored.len()).map(|n| dialect.placeholder(n)).collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            entity.logical_name,
+            names.join(", "),
+            placeholders.join(", ")
+        )
+    };
+    let by_id = || {
+        rows.iter()
+            .map(|row| (row[pk].as_guid().unwrap(), row.clone()))
+            .collect::<HashMap<_, _>>()
+    };
+
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(include_str!("../../../migrations/sqlite/0001_init.sql"))
+        .unwrap();
+    let sqlite_insert = insert(&Sqlite);
+    for row in &rows {
+        conn.execute(
+            &sqlite_insert,
+            params_from_iter(stored.iter().map(|&i| &row[i])),
+        )
+        .unwrap();
+    }
+    let mut tables = vec![Table {
+        entity: Arc::clone(&entity),
+        db: Database::Sqlite(conn),
+        rows: by_id(),
+    }];
+
+    if let Some(admin) = postgres_url() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let name = format!("smsctx_sql_{}", Uuid::new_v4().simple());
+        let client = runtime.block_on(async {
+            let admin_client = postgres_connect(&admin).await;
+            admin_client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            let client = postgres_connect(&with_database(&admin, &name)).await;
+            client
+                .batch_execute(include_str!("../../../migrations/postgres/0001_init.sql"))
+                .await
+                .unwrap();
+            let statement = client.prepare(&insert(&Postgres)).await.unwrap();
+            for row in &rows {
+                let params: Vec<postgres::Param<'_>> =
+                    stored.iter().map(|&i| postgres::Param(&row[i])).collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                client.execute(&statement, &refs).await.unwrap();
+            }
+            client
+        });
+        tables.push(Table {
+            entity,
+            db: Database::Postgres {
+                runtime,
+                client,
+                admin,
+                name,
+            },
+            rows: by_id(),
+        });
+    }
+    tables
+}
+
+async fn postgres_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        if let Database::Postgres {
+            runtime,
+            admin,
+            name,
+            ..
+        } = &self.db
+        {
+            runtime.block_on(async {
+                let client = postgres_connect(admin).await;
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        }
+    }
 }
 
 impl Table {
+    fn backend(&self) -> &'static str {
+        match self.db {
+            Database::Sqlite(_) => "SQLite",
+            Database::Postgres { .. } => "PostgreSQL",
+        }
+    }
+
+    /// Runs `sql` and returns the first column of every row: ids, or one count.
+    fn run(&self, sql: &str, params: &[Value]) -> Vec<Value> {
+        match &self.db {
+            Database::Sqlite(conn) => {
+                let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let values = statement
+                    .query_map(params_from_iter(params.iter()), |r| {
+                        Ok(match r.get_ref(0)? {
+                            rusqlite::types::ValueRef::Integer(n) => Value::Int(n),
+                            rusqlite::types::ValueRef::Text(t) => Value::Guid(
+                                Uuid::parse_str(std::str::from_utf8(t).unwrap()).unwrap(),
+                            ),
+                            other => panic!("unexpected {other:?}"),
+                        })
+                    })
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                values.map(Result::unwrap).collect()
+            }
+            Database::Postgres {
+                runtime, client, ..
+            } => runtime.block_on(async {
+                let params: Vec<postgres::Param<'_>> = params.iter().map(postgres::Param).collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let rows = client
+                    .query(sql, &refs)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+                rows.iter()
+                    .map(|row| match row.columns()[0].type_() {
+                        &tokio_postgres::types::Type::UUID => Value::Guid(row.get(0)),
+                        _ => Value::Int(row.get(0)),
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        match self.db {
+            Database::Sqlite(_) => &Sqlite,
+            Database::Postgres { .. } => &Postgres,
+        }
+    }
+
     /// The ids the plan selects, in the database's order.
     fn select(&self, plan: &Plan) -> Vec<Uuid> {
-        let (sql, params) = select_sql(&Sqlite, plan, &CONTEXT, "t.msdyn_smsengagementctxid", "")
-            .unwrap_or_else(|e| panic!("the plan should lower: {e}"));
-        let mut statement = self
-            .conn
-            .prepare(&sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let ids = statement
-            .query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        ids.map(|id| Uuid::parse_str(&id.unwrap()).unwrap())
+        let (sql, params) = select_sql(
+            self.dialect(),
+            plan,
+            &CONTEXT,
+            "t.msdyn_smsengagementctxid",
+            "",
+        )
+        .unwrap_or_else(|e| panic!("the plan should lower: {e}"));
+        self.run(&sql, &params)
+            .into_iter()
+            .map(|id| id.as_guid().expect("an id"))
             .collect()
     }
 
     fn count(&self, plan: &Plan, cap: usize) -> usize {
-        let (sql, params) = count_sql(&Sqlite, plan, &CONTEXT, "", cap).unwrap();
-        let n: i64 = self
-            .conn
-            .query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let (sql, params) = count_sql(self.dialect(), plan, &CONTEXT, "", cap).unwrap();
+        let n = self.run(&sql, &params)[0].as_int().expect("a count");
         usize::try_from(n).unwrap()
     }
 
@@ -1286,96 +1491,103 @@ fn random_order(rng: &mut Rng, entity: &Entity) -> Vec<OrderBy> {
 
 #[test]
 fn generated_filters_select_exactly_the_rows_the_rust_evaluation_selects() {
-    let table = table(0x5eed_0001, 300);
-    let mut rng = Rng(0x00f1_17e5);
-    let mut nonempty = 0;
-    for _ in 0..1_500 {
-        let text = random_filter(&mut rng, &table.entity, 3);
-        let mut plan = plan(&table.entity, Some(&text));
-        plan.order = random_order(&mut rng, &table.entity);
-        let expected = table.expected(plan.filter.as_ref(), &plan.order);
-        let actual = table.select(&plan);
-        assert_eq!(actual, expected, "$filter={text}");
-        let count = table.count(&plan, 5_000);
-        assert_eq!(count, expected.len(), "count of $filter={text}");
-        if !expected.is_empty() && expected.len() < table.rows.len() {
-            nonempty += 1;
+    for table in tables(0x5eed_0001, 300) {
+        let backend = table.backend();
+        let mut rng = Rng(0x00f1_17e5);
+        let mut nonempty = 0;
+        for _ in 0..1_500 {
+            let text = random_filter(&mut rng, &table.entity, 3);
+            let mut plan = plan(&table.entity, Some(&text));
+            plan.order = random_order(&mut rng, &table.entity);
+            let expected = table.expected(plan.filter.as_ref(), &plan.order);
+            let actual = table.select(&plan);
+            assert_eq!(actual, expected, "{backend}: $filter={text}");
+            let count = table.count(&plan, 5_000);
+            assert_eq!(count, expected.len(), "{backend}: count of $filter={text}");
+            if !expected.is_empty() && expected.len() < table.rows.len() {
+                nonempty += 1;
+            }
         }
+        // The generator is useful only if most filters split the rows.
+        assert!(
+            nonempty > 600,
+            "only {nonempty} filters selected some rows but not all"
+        );
     }
-    // The generator is useful only if most filters split the rows.
-    assert!(
-        nonempty > 600,
-        "only {nonempty} filters selected some rows but not all"
-    );
 }
 
 #[test]
 fn every_leaf_kind_agrees_with_the_rust_evaluation() {
-    let table = table(0x5eed_0002, 300);
-    let mut rng = Rng(0x1eaf);
-    for _ in 0..3_000 {
-        let text = random_leaf(&mut rng, &table.entity);
-        let plan = plan(&table.entity, Some(&text));
-        assert_eq!(
-            table.select(&plan),
-            table.expected(plan.filter.as_ref(), &[]),
-            "$filter={text}"
-        );
+    for table in tables(0x5eed_0002, 300) {
+        let backend = table.backend();
+        let mut rng = Rng(0x1eaf);
+        for _ in 0..3_000 {
+            let text = random_leaf(&mut rng, &table.entity);
+            let plan = plan(&table.entity, Some(&text));
+            assert_eq!(
+                table.select(&plan),
+                table.expected(plan.filter.as_ref(), &[]),
+                "{backend}: $filter={text}"
+            );
+        }
     }
 }
 
 #[test]
 fn counts_stop_at_the_cap() {
-    let table = table(0x5eed_0003, 120);
-    let plan = plan(&table.entity, None);
-    assert_eq!(table.count(&plan, 5_000), 120);
-    assert_eq!(table.count(&plan, 50), 50);
-    assert_eq!(table.count(&plan, 0), 0);
+    for table in tables(0x5eed_0003, 120) {
+        let plan = plan(&table.entity, None);
+        assert_eq!(table.count(&plan, 5_000), 120, "{}", table.backend());
+        assert_eq!(table.count(&plan, 50), 50, "{}", table.backend());
+        assert_eq!(table.count(&plan, 0), 0, "{}", table.backend());
+    }
 }
 
 #[test]
 fn keyset_paging_visits_every_row_once_in_the_unpaged_order() {
-    let table = table(0x5eed_0004, 250);
-    let mut rng = Rng(0xba9e);
-    let mut orderings = vec![
-        Vec::new(),
-        orderby(&table.entity, "msdyn_name"),
-        orderby(&table.entity, "msdyn_name desc"),
-        orderby(&table.entity, "createdon desc,msdyn_name,statecode desc"),
-        orderby(&table.entity, "_ownerid_value,msdyn_smsprovider desc"),
-        orderby(&table.entity, "msdyn_smsengagementctxid desc"),
-    ];
-    for _ in 0..60 {
-        orderings.push(random_order(&mut rng, &table.entity));
-    }
-    for (n, order) in orderings.into_iter().enumerate() {
-        let filter = (n % 3 == 2).then(|| random_filter(&mut rng, &table.entity, 2));
-        let mut plan = plan(&table.entity, filter.as_deref());
-        plan.order = order;
-        let unpaged = table.select(&plan);
-        assert_eq!(
-            unpaged,
-            table.expected(plan.filter.as_ref(), &plan.order),
-            "unpaged order {:?} with $filter={filter:?}",
-            plan.order
-        );
-        let page_size = 1 + rng.below(40);
-        plan.limit = Some(page_size);
-        let mut paged: Vec<Uuid> = Vec::new();
-        loop {
-            let page = table.select(&plan);
-            paged.extend(&page);
-            if page.len() < page_size {
-                break;
-            }
-            assert!(paged.len() <= unpaged.len(), "paging does not end");
-            let last = &table.rows[page.last().unwrap()];
-            plan.after = Some(Keyset::of_row(&table.entity, &plan.order, last));
+    for table in tables(0x5eed_0004, 250) {
+        let backend = table.backend();
+        let mut rng = Rng(0xba9e);
+        let mut orderings = vec![
+            Vec::new(),
+            orderby(&table.entity, "msdyn_name"),
+            orderby(&table.entity, "msdyn_name desc"),
+            orderby(&table.entity, "createdon desc,msdyn_name,statecode desc"),
+            orderby(&table.entity, "_ownerid_value,msdyn_smsprovider desc"),
+            orderby(&table.entity, "msdyn_smsengagementctxid desc"),
+        ];
+        for _ in 0..60 {
+            orderings.push(random_order(&mut rng, &table.entity));
         }
-        assert_eq!(
-            paged, unpaged,
-            "pages of {page_size} under {:?} with $filter={filter:?}",
-            plan.order
-        );
+        for (n, order) in orderings.into_iter().enumerate() {
+            let filter = (n % 3 == 2).then(|| random_filter(&mut rng, &table.entity, 2));
+            let mut plan = plan(&table.entity, filter.as_deref());
+            plan.order = order;
+            let unpaged = table.select(&plan);
+            assert_eq!(
+                unpaged,
+                table.expected(plan.filter.as_ref(), &plan.order),
+                "{backend}: unpaged order {:?} with $filter={filter:?}",
+                plan.order
+            );
+            let page_size = 1 + rng.below(40);
+            plan.limit = Some(page_size);
+            let mut paged: Vec<Uuid> = Vec::new();
+            loop {
+                let page = table.select(&plan);
+                paged.extend(&page);
+                if page.len() < page_size {
+                    break;
+                }
+                assert!(paged.len() <= unpaged.len(), "paging does not end");
+                let last = &table.rows[page.last().unwrap()];
+                plan.after = Some(Keyset::of_row(&table.entity, &plan.order, last));
+            }
+            assert_eq!(
+                paged, unpaged,
+                "{backend}: pages of {page_size} under {:?} with $filter={filter:?}",
+                plan.order
+            );
+        }
     }
 }
