@@ -745,3 +745,309 @@ impl Transaction for PostgresTransaction {
         self.finish("ROLLBACK").await
     }
 }
+
+/// Fresh databases on the PostgreSQL server named by `SMSCTX_TEST_POSTGRES`, for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// The server the tests also run against, if any.
+    pub(crate) fn admin_url() -> Option<String> {
+        std::env::var("SMSCTX_TEST_POSTGRES")
+            .ok()
+            .filter(|url| !url.is_empty())
+    }
+
+    pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// `url` with its database name replaced by `name`.
+    pub(crate) fn with_database(url: &str, name: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, format!("?{query}")),
+            None => (rest, String::new()),
+        };
+        let authority = rest
+            .split_once('/')
+            .map_or(rest, |(authority, _)| authority);
+        format!("{scheme}://{authority}/{name}{query}")
+    }
+
+    /// Creates an empty database with a random name; returns its URL and name.
+    pub(crate) async fn create_database(admin: &str) -> (String, String) {
+        let name = format!("smsctx_unit_{}", uuid::Uuid::new_v4().simple());
+        connect(admin)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE: {e:?}"));
+        (with_database(admin, &name), name)
+    }
+
+    pub(crate) async fn drop_database(admin: &str, name: &str) {
+        let _ = connect(admin)
+            .await
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+
+    /// Says, rather than silently passing, that a PostgreSQL test did not run.
+    pub(crate) fn skipped(test: &str) {
+        eprintln!("note: {test} needs SMSCTX_TEST_POSTGRES (scripts/test.sh sets it); not run");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    /// Runs `test` on a store over a fresh database, when a PostgreSQL server is configured.
+    async fn with_store<F, Fut>(name: &str, test: F)
+    where
+        F: FnOnce(String, Arc<Catalog>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Some(admin) = admin_url() else {
+            return skipped(name);
+        };
+        let (url, database) = create_database(&admin).await;
+        test(url, Arc::new(Catalog::builtin().unwrap())).await;
+        drop_database(&admin, &database).await;
+    }
+
+    fn unit(entity: &Arc<Entity>, name: &str) -> (Uuid, Record) {
+        let mut record = Record::empty(Arc::clone(entity));
+        let id = Uuid::new_v4();
+        record.set("businessunitid", Value::Guid(id));
+        record.set("name", Value::Text(name.into()));
+        (id, record)
+    }
+
+    #[tokio::test]
+    async fn the_schema_has_a_column_of_the_right_type_for_every_stored_attribute() {
+        with_store("postgres schema", |url, catalog| async move {
+            let store = PostgresStore::open(&url, &catalog, 2).await.unwrap();
+            let client = store.connection().await.unwrap();
+            for entity in catalog.entities() {
+                let rows = client
+                    .query(
+                        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                         WHERE table_schema = current_schema() AND table_name = $1",
+                        &[&entity.logical_name],
+                    )
+                    .await
+                    .unwrap();
+                let columns: HashMap<String, String> =
+                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                let mut stored = 0;
+                for (_, attribute) in entity.stored_attributes() {
+                    stored += 1;
+                    use AttributeType as T;
+                    let expected = match attribute.attribute_type {
+                        T::Uniqueidentifier | T::Lookup | T::Owner => "uuid",
+                        T::String | T::Memo | T::EntityName => "text",
+                        T::Boolean => "boolean",
+                        T::DateTime => "timestamp with time zone",
+                        _ => "bigint",
+                    };
+                    assert_eq!(
+                        columns.get(&attribute.logical_name).map(String::as_str),
+                        Some(expected),
+                        "{}.{}",
+                        entity.logical_name,
+                        attribute.logical_name
+                    );
+                }
+                assert_eq!(columns.len(), stored, "{}", entity.logical_name);
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn nodes_starting_together_apply_each_migration_once() {
+        with_store("postgres migrations", |url, catalog| async move {
+            let opens = (0..4).map(|_| {
+                let url = url.clone();
+                let catalog = Arc::clone(&catalog);
+                async move { PostgresStore::open(&url, &catalog, 2).await.map(|_| ()) }
+            });
+            for opened in futures_join_all(opens).await {
+                opened.unwrap();
+            }
+            let store = PostgresStore::open(&url, &catalog, 2).await.unwrap();
+            let client = store.connection().await.unwrap();
+            let n: i64 = client
+                .query_one("SELECT COUNT(*) FROM smsctx_migrations", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(n, MIGRATIONS.len() as i64);
+            assert_eq!(store.init_setting("k", "first").await.unwrap(), "first");
+            assert_eq!(store.init_setting("k", "second").await.unwrap(), "first");
+            assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("first"));
+        })
+        .await;
+    }
+
+    /// Awaits every future, concurrently.
+    async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, future) in futures.enumerate() {
+            set.spawn(async move { (i, future.await) });
+        }
+        let mut results: Vec<(usize, F::Output)> = Vec::new();
+        while let Some(result) = set.join_next().await {
+            results.push(result.unwrap());
+        }
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    #[tokio::test]
+    async fn writes_are_atomic_compare_and_set_and_versions_increase() {
+        with_store("postgres writes", |url, catalog| async move {
+            let store = Arc::new(PostgresStore::open(&url, &catalog, 8).await.unwrap());
+            let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+            let (id, record) = unit(&entity, "root");
+            let WriteOutcome::Written { version: v1 } =
+                store.write(WriteOp::Insert(record.clone())).await.unwrap()
+            else {
+                panic!("insert reports a version");
+            };
+            assert!(matches!(
+                store.write(WriteOp::Insert(record)).await,
+                Err(StoreError::Duplicate)
+            ));
+            let name = entity.position("name").unwrap();
+            let update = |text: &str, expect| WriteOp::Update {
+                entity: Arc::clone(&entity),
+                id,
+                changes: vec![(name, Value::Text(text.into()))],
+                expect,
+            };
+            // Racing compare-and-sets on one version: exactly one wins.
+            let racers = (0..8).map(|n| {
+                let store = Arc::clone(&store);
+                let op = update(&format!("racer {n}"), Expect::Version(v1));
+                async move { store.write(op).await }
+            });
+            let results = futures_join_all(racers).await;
+            let winners: Vec<i64> = results
+                .iter()
+                .filter_map(|r| match r {
+                    Ok(WriteOutcome::Written { version }) => Some(*version),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(winners.len(), 1, "{results:?}");
+            let v2 = winners[0];
+            assert!(v2 > v1);
+            for result in &results {
+                if let Err(e) = result {
+                    assert!(
+                        matches!(e, StoreError::VersionMismatch { expected, actual } if *expected == v1 && *actual == v2),
+                        "{e:?}"
+                    );
+                }
+            }
+            let row = store.get(&entity, id, false).await.unwrap().unwrap();
+            assert_eq!(row.version(), Some(v2));
+            let WriteOutcome::Written { version: v3 } =
+                store.write(update("any", Expect::Any)).await.unwrap()
+            else {
+                panic!("update reports a version");
+            };
+            assert!(v3 > v2);
+            let delete = |expect| WriteOp::Delete {
+                entity: Arc::clone(&entity),
+                id,
+                expect,
+            };
+            assert!(matches!(
+                store.write(delete(Expect::Version(v2))).await,
+                Err(StoreError::VersionMismatch { .. })
+            ));
+            assert_eq!(
+                store.write(delete(Expect::Version(v3))).await.unwrap(),
+                WriteOutcome::Deleted
+            );
+            assert!(matches!(
+                store.write(delete(Expect::Any)).await,
+                Err(StoreError::NotFound)
+            ));
+            assert!(matches!(
+                store.write(update("gone", Expect::Any)).await,
+                Err(StoreError::NotFound)
+            ));
+            store.close();
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sees_its_writes_survives_a_failed_write_and_rolls_back_as_one() {
+        with_store("postgres transactions", |url, catalog| async move {
+            let store = PostgresStore::open(&url, &catalog, 4).await.unwrap();
+            let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+            let all = Query {
+                plan: sql::Plan {
+                    entity: Arc::clone(&entity),
+                    filter: None,
+                    order: Vec::new(),
+                    limit: None,
+                    after: None,
+                },
+                context: sql::Context {
+                    now: 0,
+                    user_id: Uuid::nil(),
+                    business_unit_id: Uuid::nil(),
+                },
+                with_names: false,
+            };
+
+            let (a, first) = unit(&entity, "a");
+            let tx = store.begin().await.unwrap();
+            tx.write(WriteOp::Insert(first)).await.unwrap();
+            assert!(tx.get(&entity, a, false).await.unwrap().is_some());
+            assert!(store.get(&entity, a, false).await.unwrap().is_none());
+            assert_eq!(tx.count(all.clone(), 10).await.unwrap(), 1);
+            assert_eq!(tx.query(all.clone()).await.unwrap().len(), 1);
+            tx.rollback().await.unwrap();
+            assert!(store.get(&entity, a, false).await.unwrap().is_none());
+
+            // A failed write inside a transaction leaves the others in place.
+            let (b, second) = unit(&entity, "b");
+            let tx = store.begin().await.unwrap();
+            tx.write(WriteOp::Insert(second.clone())).await.unwrap();
+            assert!(matches!(
+                tx.write(WriteOp::Insert(second)).await,
+                Err(StoreError::Duplicate)
+            ));
+            let (c, third) = unit(&entity, "c");
+            tx.write(WriteOp::Insert(third)).await.unwrap();
+            tx.commit().await.unwrap();
+            assert!(store.get(&entity, b, false).await.unwrap().is_some());
+            assert!(store.get(&entity, c, false).await.unwrap().is_some());
+
+            // Dropping a transaction rolls it back.
+            let (d, fourth) = unit(&entity, "d");
+            let tx = store.begin().await.unwrap();
+            tx.write(WriteOp::Insert(fourth)).await.unwrap();
+            drop(tx);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(store.get(&entity, d, false).await.unwrap().is_none());
+            assert_eq!(store.count(all, 10).await.unwrap(), 2);
+        })
+        .await;
+    }
+}

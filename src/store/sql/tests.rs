@@ -822,13 +822,6 @@ enum Database {
     },
 }
 
-/// The PostgreSQL server the differential tests also run against, if any.
-fn postgres_url() -> Option<String> {
-    std::env::var("SMSCTX_TEST_POSTGRES")
-        .ok()
-        .filter(|url| !url.is_empty())
-}
-
 /// `count` generated rows with the real schema on every backend under test: SQLite always,
 /// PostgreSQL when `SMSCTX_TEST_POSTGRES` is set.
 fn tables(seed: u64, count: usize) -> Vec<Table> {
@@ -885,19 +878,20 @@ fn tables(seed: u64, count: usize) -> Vec<Table> {
         rows: by_id(),
     }];
 
-    if let Some(admin) = postgres_url() {
+    if let Some(admin) = postgres::testing::admin_url() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let name = format!("smsctx_sql_{}", Uuid::new_v4().simple());
         let client = runtime.block_on(async {
-            let admin_client = postgres_connect(&admin).await;
+            let admin_client = postgres::testing::connect(&admin).await;
             admin_client
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
                 .unwrap();
-            let client = postgres_connect(&with_database(&admin, &name)).await;
+            let client =
+                postgres::testing::connect(&postgres::testing::with_database(&admin, &name)).await;
             client
                 .batch_execute(include_str!("../../../migrations/postgres/0001_init.sql"))
                 .await
@@ -928,27 +922,6 @@ fn tables(seed: u64, count: usize) -> Vec<Table> {
     tables
 }
 
-async fn postgres_connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, format!("?{query}")),
-        None => (rest, String::new()),
-    };
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    format!("{scheme}://{authority}/{name}{query}")
-}
-
 impl Drop for Table {
     fn drop(&mut self) {
         if let Database::Postgres {
@@ -959,7 +932,7 @@ impl Drop for Table {
         } = &self.db
         {
             runtime.block_on(async {
-                let client = postgres_connect(admin).await;
+                let client = postgres::testing::connect(admin).await;
                 let _ = client
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await;
