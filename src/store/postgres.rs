@@ -797,7 +797,12 @@ pub(crate) mod testing {
 
     /// Says, rather than silently passing, that a PostgreSQL test did not run.
     pub(crate) fn skipped(test: &str) {
-        eprintln!("note: {test} needs SMSCTX_TEST_POSTGRES (scripts/test.sh sets it); not run");
+        // Past the test harness's output capture, so the skip is seen in every run.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {test} needs SMSCTX_TEST_POSTGRES (scripts/test.sh sets it); not run"
+        );
     }
 }
 
