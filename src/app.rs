@@ -65,6 +65,9 @@ pub enum AppError {
 const ROOT_BUSINESS_UNIT: &str = "root_business_unit_id";
 const ADMIN_USER: &str = "admin_user_id";
 
+/// Every store setting, for copying a store.
+pub const SETTING_KEYS: &[&str] = &[ROOT_BUSINESS_UNIT, ADMIN_USER];
+
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
@@ -138,7 +141,7 @@ impl Application {
 }
 
 /// The store a `--database` URL selects.
-enum Backend {
+pub enum Backend {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PostgresStore>),
 }
@@ -146,7 +149,7 @@ enum Backend {
 impl Backend {
     /// `sqlite://PATH` (or a plain path) opens the embedded store; `postgres://` and
     /// `postgresql://` connect to PostgreSQL.
-    async fn open(url: &str, catalog: &Catalog, pool_size: usize) -> Result<Backend, AppError> {
+    pub async fn open(url: &str, catalog: &Catalog, pool_size: usize) -> Result<Backend, AppError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let store = PostgresStore::open(url, catalog, pool_size).await?;
             Ok(Backend::Postgres(Arc::new(store)))
@@ -160,7 +163,7 @@ impl Backend {
         }
     }
 
-    fn as_store(&self) -> Arc<dyn Store> {
+    pub fn as_store(&self) -> Arc<dyn Store> {
         match self {
             Backend::Sqlite(store) => Arc::clone(store) as Arc<dyn Store>,
             Backend::Postgres(store) => Arc::clone(store) as Arc<dyn Store>,
@@ -169,7 +172,7 @@ impl Backend {
 
     /// SQLite: waits for the writer to drain. PostgreSQL: closes the pool (every write has
     /// committed by the time its request finished).
-    fn close(&self) {
+    pub fn close(&self) {
         match self {
             Backend::Sqlite(store) => store.close(),
             Backend::Postgres(store) => store.close(),

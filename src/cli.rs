@@ -1,4 +1,5 @@
-//! The command line: `smsctx serve` and its options, each also an environment variable.
+//! The command line: `smsctx serve` and its options (each also an environment variable), and
+//! `smsctx migrate`.
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,22 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Web API.
     Serve(ServeArgs),
+    /// Copy a whole store (every table, ids, versions, settings) into PostgreSQL and verify it
+    /// by row counts and checksums; safe to run again to resume or catch up.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The store to copy: sqlite://PATH (or postgres://...).
+    #[arg(long)]
+    pub from: String,
+    /// The PostgreSQL database to copy into: postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long)]
+    pub to: String,
+    /// Rows per page (one transaction each).
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,6 +62,27 @@ pub struct ServeArgs {
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> i32 {
+    let progress = crate::migrate::progress_bar();
+    match crate::migrate::migrate(&args.from, &args.to, args.batch_size, progress).await {
+        Ok(reports) => {
+            for report in &reports {
+                println!(
+                    "smsctx: {:<24} {:>9} rows ({} written)  sha256 {}  verified",
+                    report.table, report.rows, report.written, report.checksum
+                );
+            }
+            println!("smsctx: migrated {} tables to PostgreSQL", reports.len());
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: migrate failed: {e}");
+            1
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A request flows one way: [`edge`] (HTTP) → [`parse`] and [`query`] (URL, query options,
 //! body against the [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler
-//! per message) → [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
+//! per message) → [`store`] (SQLite, or PostgreSQL for several nodes) → [`serialize`]. [`migrate`] copies
+//! a store into PostgreSQL. See ARCHITECTURE.md for the map.
 
 pub mod app;
 pub mod channels;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod edge;
 pub mod execute;
 pub mod metadata;
+pub mod migrate;
 pub mod parse;
 pub mod query;
 pub mod serialize;

@@ -77,6 +77,8 @@ struct EntitySql {
     insert: String,
     /// Positions bound by `insert`, in placeholder order (every stored column but the version).
     insert_positions: Vec<usize>,
+    /// `INSERT` of a whole row with its own version; on a conflict, the newer version wins.
+    copy: String,
     delete: String,
     delete_expect: String,
     version: String,
@@ -121,6 +123,39 @@ impl PostgresStore {
             pool,
             sql: Arc::new(sql),
         })
+    }
+
+    /// Copies whole rows (ids and versions as they are) in one transaction: a row that is
+    /// already here is left alone unless the copy is newer, so a copy can be run again to
+    /// resume or catch up. Afterwards the version sequence is past every copied version.
+    /// Returns how many rows were written.
+    pub async fn copy_rows(&self, entity: &Entity, rows: &[Record]) -> Result<u64, StoreError> {
+        let table = self
+            .sql
+            .get(&entity.logical_name)
+            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))?;
+        let mut client = self.connection().await?;
+        let tx = client.transaction().await?;
+        let statement = tx.prepare_cached(&table.copy).await?;
+        let mut written = 0;
+        let mut highest = 0;
+        for row in rows {
+            let params: Vec<Param<'_>> = table
+                .stored
+                .iter()
+                .map(|&i| Param(&row.values[i]))
+                .collect();
+            written += tx.execute(&statement, &refs(&params)).await?;
+            highest = highest.max(row.version().unwrap_or_default());
+        }
+        tx.execute(
+            "SELECT setval('smsctx_versionnumber', $1) \
+             WHERE $1 >= (SELECT last_value FROM smsctx_versionnumber)",
+            &[&highest],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(written)
     }
 
     /// Closes the pool: connections in use close when they are returned.
@@ -269,6 +304,19 @@ impl EntitySql {
                 insert_values.push(format!("${}", insert_positions.len()));
             }
         }
+        let copy_placeholders: Vec<String> = (1..=stored.len()).map(|n| format!("${n}")).collect();
+        let copy_updates: Vec<String> = insert_columns
+            .iter()
+            .filter(|c| **c != pk.as_str())
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        let copy = format!(
+            "INSERT INTO {table} AS t ({}) VALUES ({}) ON CONFLICT ({pk}) DO UPDATE SET {} \
+             WHERE t.versionnumber < EXCLUDED.versionnumber",
+            insert_columns.join(", "),
+            copy_placeholders.join(", "),
+            copy_updates.join(", ")
+        );
         EntitySql {
             select: format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = $1"),
             select_with_names: format!(
@@ -283,6 +331,7 @@ impl EntitySql {
                 insert_values.join(", ")
             ),
             insert_positions,
+            copy,
             delete: format!("DELETE FROM {table} WHERE {pk} = $1"),
             delete_expect: format!("DELETE FROM {table} WHERE {pk} = $1 AND versionnumber = $2"),
             version: format!("SELECT versionnumber FROM {table} WHERE {pk} = $1"),

@@ -33,13 +33,8 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn new() -> TestDatabase {
-        let dir = tempfile::tempdir().expect("a temporary directory");
         match postgres_admin_url() {
-            None => TestDatabase {
-                url: format!("sqlite://{}", dir.path().join("smsctx.db").display()),
-                dir,
-                postgres: None,
-            },
+            None => TestDatabase::sqlite(),
             Some(admin) => {
                 let name = format!("smsctx_test_{}", uuid::Uuid::new_v4().simple());
                 let client = postgres_client(&admin).await;
@@ -49,10 +44,20 @@ impl TestDatabase {
                     .unwrap_or_else(|e| panic!("CREATE DATABASE on {POSTGRES_ENV}: {e:?}"));
                 TestDatabase {
                     url: with_database(&admin, &name),
-                    dir,
+                    dir: tempfile::tempdir().expect("a temporary directory"),
                     postgres: Some((admin, name)),
                 }
             }
+        }
+    }
+
+    /// A SQLite file, whatever the environment says.
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        TestDatabase {
+            url: format!("sqlite://{}", dir.path().join("smsctx.db").display()),
+            dir,
+            postgres: None,
         }
     }
 
