@@ -78,6 +78,9 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
+        Value::Float(f) => {
+            let _ = serde_json::to_writer(&mut *out, &Json::from(*f));
+        }
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::DateTime(t) => {
             out.push(b'"');
@@ -252,6 +255,7 @@ pub fn json_value(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Text(t) => Json::String(t.clone()),
         Value::Int(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
         Value::Bool(b) => Json::Bool(*b),
         Value::DateTime(t) => Json::String(datetime_text(*t)),
         Value::Guid(g) => Json::String(g.hyphenated().to_string()),
@@ -280,6 +284,7 @@ pub fn raw_value(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::Text(t) => Some(t.clone()),
         Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::DateTime(t) => Some(datetime_text(*t)),
         Value::Guid(g) => Some(g.hyphenated().to_string()),

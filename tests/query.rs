@@ -187,3 +187,67 @@ async fn ordered_paging_visits_every_row_once_under_concurrent_inserts() {
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "no row twice");
 }
+
+#[tokio::test]
+async fn apply_groups_and_aggregates() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let id = app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "closed", "msdyn_smsprovider": 192350001}),
+        )
+        .await;
+    let closed = app
+        .patch(&ctx(&id), &json!({"statecode": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), StatusCode::NO_CONTENT);
+
+    let body = app
+        .get_json(&format!(
+            "{CTX}?$apply=groupby((msdyn_smsprovider,statecode),aggregate($count as count))"
+        ))
+        .await;
+    assert_eq!(
+        body["@odata.context"],
+        app.url("$metadata#msdyn_smsengagementctxes")
+    );
+    let rows = body["value"].as_array().unwrap();
+    let group = |provider: i64, state: i64| {
+        rows.iter()
+            .find(|r| r["msdyn_smsprovider"] == provider && r["statecode"] == state)
+            .map(|r| r["count"].as_i64().unwrap())
+    };
+    assert_eq!(group(192350001, 0), Some(3));
+    assert_eq!(group(192350000, 0), Some(2));
+    assert_eq!(group(192350001, 1), Some(1));
+    assert_eq!(rows.len(), 3);
+
+    let totals = app
+        .get_json(&format!(
+            "{CTX}?$apply=filter(statecode eq 0)/aggregate($count as n,msdyn_orgphonenumber with countdistinct as orgs,versionnumber with max as newest,createdon with min as first)"
+        ))
+        .await;
+    let row = &totals["value"][0];
+    assert_eq!(row["n"], 5);
+    assert_eq!(row["orgs"], 3);
+    assert!(row["newest"].as_i64().unwrap() > 1000);
+    assert!(row["first"].as_str().unwrap().ends_with('Z'));
+
+    let bad = app
+        .get(&format!("{CTX}?$apply=groupby((createdon))"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad, StatusCode::BAD_REQUEST, "0x0", "date-time").await;
+    let mixed = app
+        .get(&format!(
+            "{CTX}?$apply=groupby((statecode))&$orderby=statecode"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_error(mixed, StatusCode::BAD_REQUEST, "0x80060888", "$apply").await;
+}

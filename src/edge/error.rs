@@ -100,6 +100,7 @@ impl From<ExecError> for ApiError {
             E::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
+            E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

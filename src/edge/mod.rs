@@ -33,7 +33,7 @@ use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
 use crate::query::{Expand, ExpandSelect, QueryOptions};
 use crate::serialize;
-use crate::store::sql::Plan;
+use crate::store::sql::{AggregatePlan, Plan};
 use crate::store::{Access, Value};
 
 /// Dataverse's page size limit.
@@ -827,11 +827,8 @@ fn encode_query(text: &str) -> String {
 
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
-    if options.apply.is_some() {
-        return Err(ParseError::BadQuery(
-            "The query option '$apply' is not supported on this request yet.".into(),
-        )
-        .into());
+    if let Some(apply) = &options.apply {
+        return aggregate(call, entity, &options, apply).await;
     }
     let select = positions(&options.select);
     let (page, after) = match &options.skiptoken {
@@ -927,6 +924,74 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     applied.extend(annotations_applied(&call.prefer));
     preference_applied(&mut response, &applied);
     Ok(response)
+}
+
+/// `$apply`: one row per group, with the group's values and its aggregates by alias.
+async fn aggregate(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    options: &QueryOptions,
+    text: &str,
+) -> Result<Response, ApiError> {
+    if !options.select.is_empty()
+        || !options.orderby.is_empty()
+        || !options.expand.is_empty()
+        || options.top.is_some()
+        || options.skiptoken.is_some()
+    {
+        return Err(ParseError::BadQuery(
+            "$apply cannot be combined with $select, $orderby, $expand, $top or $skiptoken.".into(),
+        )
+        .into());
+    }
+    let aliases: std::collections::HashMap<String, String> = call
+        .pairs
+        .iter()
+        .filter(|(k, _)| k.starts_with('@'))
+        .cloned()
+        .collect();
+    let apply = crate::query::apply::parse(entity, text, &aliases)?;
+    let filter = match (apply.filter, options.filter.clone()) {
+        (Some(a), Some(b)) => Some(crate::query::Expr::and(vec![b, a])),
+        (a, b) => a.or(b),
+    };
+    let plan = AggregatePlan {
+        entity: Arc::clone(entity),
+        filter,
+        group_by: apply.group_by,
+        aggregates: apply.aggregates,
+    };
+    let rows = call
+        .state
+        .service
+        .aggregate(call.db, &call.caller, plan.clone())
+        .await?;
+    let mut out = Vec::with_capacity(256 + rows.len() * 64);
+    let mut body = serialize::ObjectWriter::open(&mut out);
+    body.string(
+        "@odata.context",
+        &serialize::collection_context(&call.root, &entity.entity_set_name, None),
+    );
+    let array = body.raw_key("value");
+    array.push(b'[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        let mut object = serialize::ObjectWriter::open(array);
+        let names = plan
+            .group_by
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(plan.aggregates.iter().map(|a| a.alias.as_str()));
+        for (name, value) in names.zip(row) {
+            object.value(name, value);
+        }
+        object.close();
+    }
+    array.push(b']');
+    body.close();
+    Ok(bytes_response(StatusCode::OK, out))
 }
 
 /// `/$count`: the number of rows the `$filter` selects (Dataverse caps it at 5,000).

@@ -105,6 +105,7 @@ fn cookie_value(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::Text(t) => Some(t.clone()),
         Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::DateTime(t) => Some(datetime_text(*t)),
         Value::Guid(g) => Some(format!("{{{}}}", g.hyphenated().to_string().to_uppercase())),

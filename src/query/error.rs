@@ -92,6 +92,10 @@ pub enum QueryError {
         "Query option '{name}' was specified more than once, but it must be specified at most once."
     )]
     DuplicateOption { name: String },
+
+    /// A `$apply` that Dataverse's aggregation does not accept.
+    #[error("Invalid $apply: {reason}")]
+    InvalidApply { reason: String },
 }
 
 impl QueryError {
@@ -115,7 +119,8 @@ impl QueryError {
             | Self::InvalidCount { .. }
             | Self::UnknownOption { .. }
             | Self::Unsupported { .. }
-            | Self::DuplicateOption { .. } => "0x0",
+            | Self::DuplicateOption { .. }
+            | Self::InvalidApply { .. } => "0x0",
         }
     }
 }

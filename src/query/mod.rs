@@ -12,6 +12,7 @@
 //!
 //! [`Entity`]: crate::metadata::Entity
 
+pub mod apply;
 pub mod ast;
 pub mod error;
 pub mod filter;

@@ -67,6 +67,7 @@ use uuid::Uuid;
 
 use super::Value;
 use crate::metadata::{Attribute, AttributeType, Entity};
+use crate::query::apply::{Aggregate, AggregateFn};
 use crate::query::{CmpOp, Expr, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
 
 const SECONDS_PER_HOUR: i64 = 3_600;
@@ -175,6 +176,11 @@ pub trait Dialect {
         pattern: &Pattern,
         placeholder: &str,
     ) -> Result<(String, Value), SqlError>;
+
+    /// The average of a numeric column as a floating-point value.
+    fn average(&self, column: &str) -> String {
+        format!("AVG({column})")
+    }
 }
 
 /// The embedded SQLite database.
@@ -485,6 +491,70 @@ pub fn select_sql(
 /// `SELECT COUNT(*) FROM (SELECT 1 FROM {table} AS t{joins} [WHERE ...] LIMIT ?) AS c`: the
 /// number of rows the plan's filter selects, counting no further than `cap`. The plan's order,
 /// limit and cursor do not apply.
+/// What a `$apply` (or an aggregate FetchXML) reads: groups of the filtered rows and the
+/// aggregates of each group.
+#[derive(Debug, Clone)]
+pub struct AggregatePlan {
+    pub entity: Arc<Entity>,
+    pub filter: Option<Expr>,
+    pub group_by: Vec<PropertyRef>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <groups>`; each
+/// result row holds the group values, then the aggregates, in plan order.
+pub fn aggregate_sql(
+    dialect: &dyn Dialect,
+    plan: &AggregatePlan,
+    ctx: &Context,
+) -> Result<(String, Vec<Value>), SqlError> {
+    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let table = ident(&plan.entity.logical_name)?;
+    let filter_plan = Plan {
+        entity: Arc::clone(&plan.entity),
+        filter: plan.filter.clone(),
+        order: Vec::new(),
+        limit: None,
+        after: None,
+    };
+    let condition = lowering.condition(&filter_plan, false)?;
+    let groups = plan
+        .group_by
+        .iter()
+        .map(|prop| lowering.column(prop).map(|c| c.sql))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut select = groups.clone();
+    for aggregate in &plan.aggregates {
+        let column = match &aggregate.prop {
+            Some(prop) => Some(lowering.column(prop)?.sql),
+            None => None,
+        };
+        let column = column.as_deref().unwrap_or("*");
+        select.push(match aggregate.function {
+            AggregateFn::Count => "COUNT(*)".to_string(),
+            AggregateFn::CountColumn => format!("COUNT({column})"),
+            AggregateFn::CountDistinct => format!("COUNT(DISTINCT {column})"),
+            AggregateFn::Sum => format!("SUM({column})"),
+            AggregateFn::Average => dialect.average(column),
+            AggregateFn::Min => format!("MIN({column})"),
+            AggregateFn::Max => format!("MAX({column})"),
+        });
+    }
+    let mut sql = format!("SELECT {} FROM {table} AS t{condition}", select.join(", "));
+    if !groups.is_empty() {
+        let order: Vec<String> = groups
+            .iter()
+            .map(|g| dialect.order_term(g, false))
+            .collect();
+        sql.push_str(&format!(
+            " GROUP BY {} ORDER BY {}",
+            groups.join(", "),
+            order.join(", ")
+        ));
+    }
+    Ok((sql, lowering.params))
+}
+
 pub fn count_sql(
     dialect: &dyn Dialect,
     plan: &Plan,
