@@ -10,8 +10,14 @@
 //! strings, JSON values and typed errors for the edge to send.
 
 pub mod csdl;
+pub mod definitions;
 
 pub use csdl::csdl;
+pub use definitions::{
+    attribute_definition, attributes_of_kind, entities_definition, entity_definition,
+    parse_definitions_path, AttributeKind, AttributeQuery, DefinitionsRequest, MetadataKey,
+    OptionSetQuery, SchemaError,
+};
 
 use uuid::Uuid;
 
