@@ -183,7 +183,7 @@ fn entity_type(xml: &mut Xml, model: &Model, entity: &Entity, annotations: bool)
         xml.empty(
             "ReferentialConstraint",
             &[
-                ("Property", &nav.property()),
+                ("Property", nav.property()),
                 ("ReferencedProperty", nav.target.key()),
             ],
         );
@@ -199,7 +199,7 @@ fn entity_type(xml: &mut Xml, model: &Model, entity: &Entity, annotations: bool)
 fn property(xml: &mut Xml, entity: &Entity, attribute: &Attribute, annotations: bool) {
     let name = attribute.property_name();
     let mut facets: Vec<(&str, &str)> = vec![
-        ("Name", &name),
+        ("Name", name),
         ("Type", attribute.attribute_type.edm_type()),
     ];
     match attribute.attribute_type {
@@ -689,7 +689,7 @@ mod tests {
         for attribute in ctx.attributes.iter().filter(|a| a.is_edm_property()) {
             let name = attribute.property_name();
             let property = entity_type
-                .child_named("Property", &name)
+                .child_named("Property", name)
                 .unwrap_or_else(|| panic!("property {name}"));
             assert_eq!(
                 property.attr("Type"),
