@@ -239,6 +239,10 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
     let method = call.method.clone();
     match (method, resource) {
         (Method::GET, Resource::ServiceDocument) => Ok(service_document(&call)),
+        (Method::GET, Resource::Metadata) => metadata_document(&call),
+        (Method::GET, Resource::EntityDefinitions(segments)) => {
+            entity_definitions(&call, &segments)
+        }
         (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
         (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
         (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,
@@ -356,6 +360,37 @@ fn service_document(call: &Call<'_>) -> Response {
     );
     body.insert("value".into(), Json::Array(value));
     json_response(StatusCode::OK, &body)
+}
+
+/// `$metadata`: the CSDL document (`?annotations=true` adds descriptions and `Computed`).
+fn metadata_document(call: &Call<'_>) -> Result<Response, ApiError> {
+    let annotations = match option(&call.pairs, "annotations") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ParseError::BadQuery(format!(
+                "The value '{other}' of 'annotations' is not 'true' or 'false'."
+            ))
+            .into())
+        }
+    };
+    let document = crate::schema::csdl(&call.state.service.catalog, annotations);
+    let mut response = (StatusCode::OK, document).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    Ok(response)
+}
+
+/// `EntityDefinitions(...)`: table and column metadata as Dataverse returns it.
+fn entity_definitions(call: &Call<'_>, segments: &[String]) -> Result<Response, ApiError> {
+    let request = crate::schema::parse_definitions_path(segments, &call.pairs)?;
+    let body = request.respond(&call.state.service.catalog, &call.root)?;
+    Ok(bytes_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
