@@ -102,7 +102,7 @@ async fn log_and_stamp(request: Request, next: Next) -> Response {
     tracing::info!(
         target: "smsctx::http",
         %method,
-        path,
+        %path,
         status = response.status().as_u16(),
         duration_us = started.elapsed().as_micros() as u64,
     );
