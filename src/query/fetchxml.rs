@@ -2,11 +2,11 @@
 //! [`Catalog`] into a typed [`FetchQuery`] whose filter is the same [`Expr`] tree `$filter`
 //! produces. One query plan serves both front ends.
 //!
-//! Two stages, as for `$filter`. [`read`] turns the text into a small element tree: quick-xml
+//! Two stages, as for `$filter`. `read` turns the text into a small element tree: quick-xml
 //! does the XML (well-formedness, entities, attribute normalisation); this module refuses DTDs
 //! and limits the length ([`MAX_OPTION_LENGTH`]) and the element depth ([`MAX_ELEMENT_DEPTH`]).
 //! The binder then walks the tree, checks it against the FetchXML schema and the metadata, and
-//! types every condition value with [`filter::literal_for`], the helper the OData side uses.
+//! types every condition value with `filter::literal_for`, the helper the OData side uses.
 //!
 //! What is read (attributes in brackets are optional, `*` repeats, `|` is a choice):
 //!
@@ -2822,6 +2822,117 @@ mod tests {
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Writes `expr` (no `Not`) as FetchXML conditions and filters on `entity`.
+    fn to_fetch(entity: &Entity, expr: &Expr) -> String {
+        let xml = |text: &str| {
+            text.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('\'', "&apos;")
+        };
+        let value = |literal: &Literal| match literal {
+            Literal::String(text) => xml(text),
+            other => other.to_string(),
+        };
+        let name = |prop: &PropertyRef| entity.attributes[prop.index].logical_name.clone();
+        match expr {
+            Expr::Compare { prop, op, value: v } => format!(
+                "<condition attribute='{}' operator='{}' value='{}'/>",
+                name(prop),
+                op.keyword(),
+                value(v)
+            ),
+            Expr::IsNull(prop) => bare(&name(prop), "null"),
+            Expr::NotNull(prop) => bare(&name(prop), "not-null"),
+            Expr::And(operands) | Expr::Or(operands) => {
+                let kind = if matches!(expr, Expr::And(_)) {
+                    "and"
+                } else {
+                    "or"
+                };
+                let inner: String = operands.iter().map(|e| to_fetch(entity, e)).collect();
+                format!("<filter type='{kind}'>{inner}</filter>")
+            }
+            other => unreachable!("the generator makes no {other:?}"),
+        }
+    }
+
+    /// A random expression of comparisons, null tests, `and` and `or` over the EDM properties of
+    /// `entity`, with literals of each column's type.
+    fn random_expr(rng: &mut Rng, entity: &Entity, depth: u32) -> Expr {
+        use AttributeType as T;
+        if depth > 0 && rng.below(3) > 0 {
+            let operands = (0..2 + rng.below(2))
+                .map(|_| random_expr(rng, entity, depth - 1))
+                .collect();
+            return if rng.below(2) == 0 {
+                Expr::and(operands)
+            } else {
+                Expr::or(operands)
+            };
+        }
+        let columns: Vec<usize> = (0..entity.attributes.len())
+            .filter(|&i| entity.attributes[i].is_edm_property())
+            .collect();
+        let index = columns[rng.below(columns.len())];
+        let prop = column_ref(entity, index);
+        let literal = match entity.attributes[index].attribute_type {
+            T::String | T::Memo | T::EntityName => {
+                let pieces = ["a", "'", "é", " ", "&", "<", "%", "😀", "and"];
+                Literal::String((0..rng.below(5)).map(|_| pieces[rng.below(9)]).collect())
+            }
+            T::BigInt => Literal::Int(rng.below(2_000_000) as i64 - 1_000_000),
+            T::Integer | T::Picklist | T::State | T::Status => Literal::Int(rng.below(1000) as i64),
+            T::Uniqueidentifier | T::Lookup | T::Owner => {
+                Literal::Guid(uuid::Uuid::from_u128(rng.below(usize::MAX) as u128 * 7919))
+            }
+            T::DateTime if rng.below(2) == 0 => Literal::Date(rng.below(50_000) as i64 * 86_400),
+            T::DateTime => Literal::DateTime(rng.below(4_000_000_000) as i64),
+            T::Boolean => Literal::Bool(rng.below(2) == 0),
+        };
+        let ops = [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Gt,
+            CmpOp::Ge,
+            CmpOp::Lt,
+            CmpOp::Le,
+        ];
+        match rng.below(8) {
+            0 => Expr::IsNull(prop),
+            1 => Expr::NotNull(prop),
+            _ => Expr::Compare {
+                prop,
+                op: ops[rng.below(6)],
+                value: literal,
+            },
+        }
+    }
+
+    #[test]
+    fn random_filters_meet_the_odata_front_end() {
+        let catalog = catalog();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for table in [CTX, "msdyn_ocliveworkitem", "systemuser"] {
+            let entity = catalog.entity(table).unwrap().clone();
+            for _ in 0..300 {
+                let expr = random_expr(&mut rng, &entity, 3);
+                let text = format!(
+                    "<fetch><entity name='{table}'><filter>{}</filter></entity></fetch>",
+                    to_fetch(&entity, &expr)
+                );
+                let fetched = parse(&catalog, &text)
+                    .unwrap_or_else(|e| panic!("{text:?} should bind: {e}"))
+                    .filter
+                    .expect("a filter");
+                assert_eq!(fetched, expr, "FetchXML {text:?}");
+                let printed = fetched.to_string();
+                let odata = filter::parse(&entity, &printed, &HashMap::new())
+                    .unwrap_or_else(|e| panic!("{printed:?} should parse as $filter: {e}"));
+                assert_eq!(odata, fetched, "$filter {printed:?}");
+            }
         }
     }
 
