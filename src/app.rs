@@ -175,7 +175,7 @@ async fn seed(service: &Service) -> Result<Caller, AppError> {
         };
         ignore_duplicate(
             service
-                .create(&admin, &business_unit, payload, Some(bu_id))
+                .create(&**store, &admin, &business_unit, payload, Some(bu_id))
                 .await,
         )?;
     }
@@ -194,7 +194,11 @@ async fn seed(service: &Service) -> Result<Caller, AppError> {
             ],
             binds: bind.into_iter().collect(),
         };
-        ignore_duplicate(service.create(&admin, &user, payload, Some(admin_id)).await)?;
+        ignore_duplicate(
+            service
+                .create(&**store, &admin, &user, payload, Some(admin_id))
+                .await,
+        )?;
     }
     Ok(admin)
 }

@@ -5,6 +5,7 @@
 //! per message) → [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod batch;
 pub mod channels;
 pub mod cli;
 pub mod edge;

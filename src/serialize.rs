@@ -1,7 +1,7 @@
 //! Records to Dataverse JSON: `@odata.etag`, properties (lookups as `_x_value`), and the
 //! instance annotations a client asked for, each placed right before its property.
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use time::OffsetDateTime;
 
 use crate::metadata::{Attribute, AttributeType};
@@ -18,45 +18,138 @@ pub fn collection_context(root: &str, record_set: &str, select: Option<&[String]
     }
 }
 
-/// The JSON object of one record. `select` limits the properties (the key is always there).
-pub fn record(
+/// Writes a JSON object member by member into a byte buffer (no intermediate tree).
+pub struct ObjectWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    pub fn open(out: &'a mut Vec<u8>) -> ObjectWriter<'a> {
+        out.push(b'{');
+        ObjectWriter { out, first: true }
+    }
+
+    fn key(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_json_string(self.out, name);
+        self.out.push(b':');
+    }
+
+    pub fn string(&mut self, name: &str, value: &str) {
+        self.key(name);
+        write_json_string(self.out, value);
+    }
+
+    pub fn value(&mut self, name: &str, value: &Value) {
+        self.key(name);
+        write_value(self.out, value);
+    }
+
+    pub fn json(&mut self, name: &str, value: &Json) {
+        self.key(name);
+        // Writing a serde_json::Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.out, value);
+    }
+
+    /// Starts a member whose value the caller writes raw (an array of records).
+    pub fn raw_key(&mut self, name: &str) -> &mut Vec<u8> {
+        self.key(name);
+        self.out
+    }
+
+    pub fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    use std::io::Write;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Text(t) => write_json_string(out, t),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => {
+            let _ = serde_json::to_writer(&mut *out, &Json::from(*f));
+        }
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::DateTime(t) => {
+            out.push(b'"');
+            out.extend_from_slice(datetime_text(*t).as_bytes());
+            out.push(b'"');
+        }
+        Value::Guid(g) => {
+            out.push(b'"');
+            out.extend_from_slice(
+                g.hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer())
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+    }
+}
+
+/// Writes the members of one record: `@odata.etag`, then its properties (`select` limits them;
+/// the key is always there), each preceded by the annotations asked for.
+pub fn record_members(
+    object: &mut ObjectWriter<'_>,
     record: &Record,
     select: Option<&[usize]>,
     annotations: &Annotations,
-) -> Map<String, Json> {
+) {
     let entity = &record.entity;
-    let mut out = Map::new();
     if let Some(version) = record.version() {
-        out.insert("@odata.etag".into(), Json::String(etag(version)));
+        object.string("@odata.etag", &etag(version));
     }
     let id_position = entity.primary_id_position();
-    let write = |position: usize, out: &mut Map<String, Json>| {
+    let write = |position: usize, object: &mut ObjectWriter<'_>| {
         let attribute = &entity.attributes[position];
         let name = attribute.property_name();
         let value = &record.values[position];
         if !annotations.none() && !value.is_null() {
-            annotate(record, attribute, &name, value, annotations, out);
+            annotate(record, attribute, name, value, annotations, object);
         }
-        out.insert(name, json_value(value));
+        object.value(name, value);
     };
     match select {
         Some(positions) => {
             for &p in positions {
-                write(p, &mut out);
+                write(p, object);
             }
             if !positions.contains(&id_position) {
-                write(id_position, &mut out);
+                write(id_position, object);
             }
         }
         None => {
             for (p, attribute) in entity.attributes.iter().enumerate() {
                 if attribute.is_edm_property() && attribute.valid_for_read {
-                    write(p, &mut out);
+                    write(p, object);
                 }
             }
         }
     }
-    out
+}
+
+/// One record as a standalone JSON object (a list item).
+pub fn record(
+    out: &mut Vec<u8>,
+    record: &Record,
+    select: Option<&[usize]>,
+    annotations: &Annotations,
+) {
+    let mut object = ObjectWriter::open(out);
+    record_members(&mut object, record, select, annotations);
+    object.close();
 }
 
 fn annotate(
@@ -65,34 +158,30 @@ fn annotate(
     name: &str,
     value: &Value,
     annotations: &Annotations,
-    out: &mut Map<String, Json>,
+    out: &mut ObjectWriter<'_>,
 ) {
     if annotations.includes(FORMATTED_VALUE) {
         if let Some(text) = formatted_value(record, attribute, value) {
-            out.insert(format!("{name}@{FORMATTED_VALUE}"), Json::String(text));
+            out.string(&format!("{name}@{FORMATTED_VALUE}"), &text);
         }
     }
     if attribute.attribute_type.is_lookup() {
         if annotations.includes(NAVIGATION_PROPERTY) {
-            out.insert(
-                format!("{name}@{NAVIGATION_PROPERTY}"),
-                Json::String(attribute.logical_name.clone()),
+            out.string(
+                &format!("{name}@{NAVIGATION_PROPERTY}"),
+                &attribute.logical_name,
             );
         }
         if annotations.includes(LOOKUP_LOGICAL_NAME) {
-            let target = lookup_target(record, attribute);
-            if let Some(target) = target {
-                out.insert(
-                    format!("{name}@{LOOKUP_LOGICAL_NAME}"),
-                    Json::String(target),
-                );
+            if let Some(target) = lookup_target(record, attribute) {
+                out.string(&format!("{name}@{LOOKUP_LOGICAL_NAME}"), &target);
             }
         }
     }
 }
 
 /// The table a lookup value points at: the only target, or the owner's recorded type.
-fn lookup_target(record: &Record, attribute: &Attribute) -> Option<String> {
+pub fn lookup_target(record: &Record, attribute: &Attribute) -> Option<String> {
     if attribute.targets.len() == 1 {
         return attribute.targets.first().cloned();
     }
@@ -166,6 +255,7 @@ pub fn json_value(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Text(t) => Json::String(t.clone()),
         Value::Int(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
         Value::Bool(b) => Json::Bool(*b),
         Value::DateTime(t) => Json::String(datetime_text(*t)),
         Value::Guid(g) => Json::String(g.hyphenated().to_string()),
@@ -194,6 +284,7 @@ pub fn raw_value(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::Text(t) => Some(t.clone()),
         Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::DateTime(t) => Some(datetime_text(*t)),
         Value::Guid(g) => Some(g.hyphenated().to_string()),
@@ -203,6 +294,23 @@ pub fn raw_value(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_written_as_dataverse_json() {
+        let mut out = Vec::new();
+        let mut object = ObjectWriter::open(&mut out);
+        object.value("t", &Value::Text("a\"b".into()));
+        object.value("n", &Value::Null);
+        object.value("i", &Value::Int(-3));
+        object.value("b", &Value::Bool(true));
+        object.value("d", &Value::DateTime(1714557600));
+        object.value("g", &Value::Guid(uuid::Uuid::nil()));
+        object.close();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"t":"a\"b","n":null,"i":-3,"b":true,"d":"2024-05-01T10:00:00Z","g":"00000000-0000-0000-0000-000000000000"}"#
+        );
+    }
 
     #[test]
     fn formats() {

@@ -356,6 +356,55 @@ async fn retrieve_honours_select_annotations_and_conditional_get() {
 }
 
 #[tokio::test]
+async fn expand_nests_the_related_records() {
+    let app = spawn_app().await;
+    conversation(&app).await;
+    let id = app
+        .create(CTX, &json!({"msdyn_name": "e", "msdyn_liveworkitemid@odata.bind": format!("/msdyn_ocliveworkitems({CONVERSATION})")}))
+        .await;
+    let bare = app.create(CTX, &json!({"msdyn_name": "bare"})).await;
+    let path = format!(
+        "{}?$select=msdyn_name&$expand=msdyn_liveworkitemid($select=subject),ownerid($select=fullname),createdby/$ref",
+        ctx(&id)
+    );
+    let row = app.get_json(&path).await;
+    assert_eq!(
+        row["@odata.context"],
+        app.url("$metadata#msdyn_smsengagementctxes(msdyn_name,msdyn_liveworkitemid(subject),ownerid(fullname),createdby())/$entity")
+    );
+    assert_eq!(row["msdyn_liveworkitemid"]["subject"], "SMS from +15550100");
+    assert_eq!(row["msdyn_liveworkitemid"]["activityid"], CONVERSATION);
+    assert!(row["msdyn_liveworkitemid"]["@odata.etag"].is_string());
+    assert!(row["msdyn_liveworkitemid"].get("description").is_none());
+    assert_eq!(row["ownerid"]["fullname"], "System Administrator");
+    assert!(row["createdby"]["@odata.id"]
+        .as_str()
+        .unwrap()
+        .contains("/systemusers("));
+    let etag = row["@odata.etag"].as_str().unwrap().to_string();
+    let expanded = app
+        .get(&path)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expanded.status(), StatusCode::OK, "never 304 with $expand");
+
+    let list = app
+        .get_json(&format!(
+            "{CTX}?$select=msdyn_name&$expand=msdyn_liveworkitemid($select=subject)"
+        ))
+        .await;
+    let rows = list["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let bare_row = rows
+        .iter()
+        .find(|r| r["msdyn_smsengagementctxid"] == bare)
+        .unwrap();
+    assert_eq!(bare_row["msdyn_liveworkitemid"], Value::Null);
+}
+
+#[tokio::test]
 async fn single_properties_read_write_and_clear() {
     let app = spawn_app().await;
     let id = app

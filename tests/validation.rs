@@ -326,15 +326,35 @@ async fn urls_are_checked() {
     assert_error(
         app.get(&format!("{CTX}?$skip=2")).send().await.unwrap(),
         StatusCode::BAD_REQUEST,
-        "0x80060888",
+        "0x0",
         "$skip",
     )
     .await;
     assert_error(
         app.get(&format!("{CTX}?$top=-1")).send().await.unwrap(),
         StatusCode::BAD_REQUEST,
-        "0x80060888",
+        "0x0",
         "$top",
+    )
+    .await;
+    assert_error(
+        app.get(&format!("{}?$filter=statecode eq 0", ctx(&id)))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "0x80060888",
+        "single record",
+    )
+    .await;
+    assert_error(
+        app.get(&format!("{}?$expand=nope", ctx(&id)))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "0x0",
+        "'nope'",
     )
     .await;
     assert_error(

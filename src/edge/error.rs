@@ -85,6 +85,12 @@ impl From<ParseError> for ApiError {
     }
 }
 
+impl From<crate::query::QueryError> for ApiError {
+    fn from(e: crate::query::QueryError) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+    }
+}
+
 impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> ApiError {
         use ExecError as E;
@@ -94,12 +100,16 @@ impl From<ExecError> for ApiError {
             E::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
+            E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "0x80040216",
                     "The service is shutting down.",
                 )
+            }
+            E::Store(StoreError::Query(q)) if q.is_caused_by_input() => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", q.to_string())
             }
             E::Store(cause) => return ApiError::internal(cause),
         };

@@ -19,7 +19,13 @@ use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Catalog, Entity, RequiredLevel};
 use crate::parse::body::{Bind, Payload};
 use crate::parse::headers::Condition;
-use crate::store::{Expect, ListQuery, Record, Store, StoreError, Value, WriteOp, WriteOutcome};
+use crate::store::sql::{AggregatePlan, Context as QueryContext, Plan};
+use crate::store::{
+    Access, Expect, Query, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
+};
+
+/// The most rows Dataverse aggregates.
+pub const MAX_AGGREGATE_ROWS: usize = 50_000;
 
 /// How often an update without `If-Match` retries when another write got in between its read
 /// and its compare-and-set.
@@ -42,8 +48,17 @@ pub enum ExecError {
     },
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("The maximum record limit is exceeded. Reduce the number of records.")]
+    AggregateLimit,
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+}
+
+/// `If-Match` and `If-None-Match` of an update.
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    pub if_match: Option<Condition>,
+    pub if_none_match: Option<Condition>,
 }
 
 /// What an update did.
@@ -71,48 +86,86 @@ impl Service {
     /// Retrieve: one record, or `NotFound`.
     pub async fn retrieve(
         &self,
+        db: &dyn Access,
         _caller: &Caller,
         entity: &Arc<Entity>,
         id: Uuid,
         with_names: bool,
     ) -> Result<Record, ExecError> {
-        self.store
-            .get(entity, id, with_names)
+        db.get(entity, id, with_names)
             .await?
             .ok_or_else(|| not_found(entity, id))
     }
 
-    /// RetrieveMultiple without a query: rows in id order, after a keyset position.
-    pub async fn list(
+    /// RetrieveMultiple: the rows a plan selects, in its order.
+    pub async fn retrieve_multiple(
         &self,
-        _caller: &Caller,
-        entity: &Arc<Entity>,
-        limit: usize,
-        after: Option<Uuid>,
+        db: &dyn Access,
+        caller: &Caller,
+        plan: Plan,
         with_names: bool,
     ) -> Result<Vec<Record>, ExecError> {
-        Ok(self
-            .store
-            .list(ListQuery {
-                entity: Arc::clone(entity),
-                limit,
-                after,
+        Ok(db
+            .query(Query {
+                plan,
+                context: query_context(caller),
                 with_names,
             })
             .await?)
     }
 
+    /// How many rows a plan's filter selects, counting at most `cap`.
+    pub async fn count(
+        &self,
+        db: &dyn Access,
+        caller: &Caller,
+        plan: Plan,
+        cap: usize,
+    ) -> Result<u64, ExecError> {
+        let query = Query {
+            plan,
+            context: query_context(caller),
+            with_names: false,
+        };
+        Ok(db.count(query, cap).await?)
+    }
+
+    /// Aggregation (`$apply`, aggregate FetchXML): groups and aggregates of the filtered rows.
+    /// Dataverse refuses to aggregate more than 50,000 rows.
+    pub async fn aggregate(
+        &self,
+        db: &dyn Access,
+        caller: &Caller,
+        plan: AggregatePlan,
+    ) -> Result<Vec<Vec<Value>>, ExecError> {
+        let filtered = Plan {
+            entity: Arc::clone(&plan.entity),
+            filter: plan.filter.clone(),
+            order: Vec::new(),
+            limit: None,
+            after: None,
+        };
+        let rows = self
+            .count(db, caller, filtered, MAX_AGGREGATE_ROWS + 1)
+            .await?;
+        if rows > MAX_AGGREGATE_ROWS as u64 {
+            return Err(ExecError::AggregateLimit);
+        }
+        Ok(db.aggregate(plan, query_context(caller)).await?)
+    }
+
     /// Create: returns the new record's id and version.
     pub async fn create(
         &self,
+        db: &dyn Access,
         caller: &Caller,
         entity: &Arc<Entity>,
         payload: Payload,
         id: Option<Uuid>,
     ) -> Result<(Uuid, i64), ExecError> {
-        let record = self.build_new(caller, entity, payload, id).await?;
+        let record = self.build_new(db, caller, entity, payload, id).await?;
         let id = record.id().unwrap_or_default();
-        match self.store.write(WriteOp::Insert(record)).await {
+        match db.write(WriteOp::Insert(record)).await {
             Ok(WriteOutcome::Written { version }) => Ok((id, version)),
             Ok(WriteOutcome::Deleted) => {
                 Err(StoreError::Database("unexpected outcome".into()).into())
@@ -126,20 +179,25 @@ impl Service {
     /// `If-None-Match`.
     pub async fn upsert(
         &self,
+        db: &dyn Access,
         caller: &Caller,
         entity: &Arc<Entity>,
         id: Uuid,
         payload: Payload,
-        if_match: Option<&Condition>,
-        if_none_match: Option<&Condition>,
+        preconditions: &Preconditions,
     ) -> Result<Upserted, ExecError> {
+        let if_match = preconditions.if_match.as_ref();
+        let if_none_match = preconditions.if_none_match.as_ref();
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.store.get(entity, id, false).await?;
+            let current = db.get(entity, id, false).await?;
             let Some(current) = current else {
                 if if_match.is_some() {
                     return Err(not_found(entity, id));
                 }
-                match self.create(caller, entity, payload.clone(), Some(id)).await {
+                match self
+                    .create(db, caller, entity, payload.clone(), Some(id))
+                    .await
+                {
                     Ok(_) => return Ok(Upserted::Created),
                     // Created by someone else since our read: update it instead.
                     Err(ExecError::Duplicate) => continue,
@@ -154,7 +212,7 @@ impl Service {
                 return Err(ExecError::VersionMismatch);
             }
             let changes = self
-                .update_changes(caller, entity, &current, payload.clone())
+                .update_changes(db, caller, entity, &current, payload.clone())
                 .await?;
             let op = WriteOp::Update {
                 entity: Arc::clone(entity),
@@ -162,7 +220,7 @@ impl Service {
                 changes,
                 expect: Expect::Version(version),
             };
-            match self.store.write(op).await {
+            match db.write(op).await {
                 Ok(_) => return Ok(Upserted::Updated),
                 Err(StoreError::VersionMismatch { .. }) if if_match.is_some() => {
                     return Err(ExecError::VersionMismatch)
@@ -177,12 +235,17 @@ impl Service {
     /// Update only (`PUT` of one property, `DELETE` of a property or a `$ref`).
     pub async fn update(
         &self,
+        db: &dyn Access,
         caller: &Caller,
         entity: &Arc<Entity>,
         id: Uuid,
         payload: Payload,
     ) -> Result<(), ExecError> {
-        self.upsert(caller, entity, id, payload, Some(&Condition::Any), None)
+        let update_only = Preconditions {
+            if_match: Some(Condition::Any),
+            if_none_match: None,
+        };
+        self.upsert(db, caller, entity, id, payload, &update_only)
             .await
             .map(|_| ())
     }
@@ -190,6 +253,7 @@ impl Service {
     /// Delete, honouring `If-Match`.
     pub async fn delete(
         &self,
+        db: &dyn Access,
         _caller: &Caller,
         entity: &Arc<Entity>,
         id: Uuid,
@@ -198,8 +262,7 @@ impl Service {
         let expect = match if_match {
             None | Some(Condition::Any) => Expect::Any,
             Some(condition) => {
-                let current = self
-                    .store
+                let current = db
                     .get(entity, id, false)
                     .await?
                     .ok_or_else(|| not_found(entity, id))?;
@@ -210,8 +273,7 @@ impl Service {
                 Expect::Version(version)
             }
         };
-        match self
-            .store
+        match db
             .write(WriteOp::Delete {
                 entity: Arc::clone(entity),
                 id,
@@ -231,13 +293,14 @@ impl Service {
     /// status reason belongs to the state.
     pub async fn is_valid_state_transition(
         &self,
+        db: &dyn Access,
         caller: &Caller,
         entity: &Arc<Entity>,
         id: Uuid,
         new_state: &str,
         new_status: i64,
     ) -> Result<bool, ExecError> {
-        self.retrieve(caller, entity, id, false).await?;
+        self.retrieve(db, caller, entity, id, false).await?;
         let model = entity.state_model().ok_or_else(|| {
             ExecError::InvalidArgument(format!(
                 "The table '{}' has no state model.",
@@ -253,6 +316,7 @@ impl Service {
     /// The record a create writes: the client's values valid for create, then the server's.
     async fn build_new(
         &self,
+        db: &dyn Access,
         caller: &Caller,
         entity: &Arc<Entity>,
         mut payload: Payload,
@@ -313,7 +377,7 @@ impl Service {
             if bind.target.is_none() && attribute.required_level == RequiredLevel::SystemRequired {
                 return Err(required_null(&attribute.logical_name));
             }
-            self.apply_bind(entity, &mut record, &bind).await?;
+            self.apply_bind(db, entity, &mut record, &bind).await?;
         }
         if entity.position(OWNER_ID).is_some() && record.get(OWNER_ID).is_null() {
             self.set_owner(
@@ -395,6 +459,7 @@ impl Service {
     /// The columns an update writes, validated against the current record.
     async fn update_changes(
         &self,
+        db: &dyn Access,
         caller: &Caller,
         entity: &Arc<Entity>,
         current: &Record,
@@ -466,7 +531,7 @@ impl Service {
             if bind.target.is_none() && attribute.required_level == RequiredLevel::SystemRequired {
                 return Err(required_null(&attribute.logical_name));
             }
-            self.apply_bind(entity, &mut next, &bind).await?;
+            self.apply_bind(db, entity, &mut next, &bind).await?;
             touched.push(bind.position);
             if attribute.logical_name == OWNER_ID {
                 for name in [
@@ -502,6 +567,7 @@ impl Service {
     /// Sets a lookup from an `@odata.bind`, checking that the target exists.
     async fn apply_bind(
         &self,
+        db: &dyn Access,
         entity: &Entity,
         record: &mut Record,
         bind: &Bind,
@@ -511,8 +577,7 @@ impl Service {
             record.values[bind.position] = Value::Null;
             return Ok(());
         };
-        let target_record = self
-            .store
+        let target_record = db
             .get(target, *id, false)
             .await?
             .ok_or_else(|| not_found(target, *id))?;
@@ -570,6 +635,15 @@ fn derive_columns(record: &mut Record) -> Vec<usize> {
         Value::Text(parts.join(" "))
     };
     vec![full]
+}
+
+/// What the query functions of a caller's query are evaluated against.
+fn query_context(caller: &Caller) -> QueryContext {
+    QueryContext {
+        now: now(),
+        user_id: caller.user_id,
+        business_unit_id: caller.business_unit_id,
+    }
 }
 
 fn not_found(entity: &Entity, id: Uuid) -> ExecError {

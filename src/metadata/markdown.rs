@@ -271,6 +271,7 @@ fn attribute(section: &Section, writable: bool) -> Result<Attribute, ImportError
         options: options(section, &logical_name)?,
         default_value: get("DefaultValue").or_else(|| get("DefaultFormValue")),
         attribute_of: None,
+        property: String::new(),
         logical_name,
     })
 }

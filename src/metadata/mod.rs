@@ -202,6 +202,8 @@ pub struct Attribute {
     pub options: Vec<OptionMeta>,
     /// The `DefaultValue` row (booleans, option sets), as written on the page.
     pub default_value: Option<String>,
+    /// The EDM property name, derived once at import (see [`Attribute::property_name`]).
+    pub(crate) property: String,
     /// For a shadow name column (`owneridname`, `createdbyyominame`, ...): the lookup it names.
     /// Shadow columns are not stored and are not EDM properties; they surface as the lookup's
     /// formatted value.
@@ -222,12 +224,8 @@ impl Attribute {
 
     /// The name of the property in JSON payloads: `_x_value` for lookups, the logical name
     /// otherwise.
-    pub fn property_name(&self) -> String {
-        if self.attribute_type.is_lookup() {
-            format!("_{}_value", self.logical_name)
-        } else {
-            self.logical_name.clone()
-        }
+    pub fn property_name(&self) -> &str {
+        &self.property
     }
 
     pub fn option(&self, value: i32) -> Option<&OptionMeta> {
@@ -255,6 +253,13 @@ pub struct Entity {
 
 impl Entity {
     pub(crate) fn new(mut entity: Entity) -> Entity {
+        for attribute in entity.attributes.iter_mut() {
+            attribute.property = if attribute.attribute_type.is_lookup() {
+                format!("_{}_value", attribute.logical_name)
+            } else {
+                attribute.logical_name.clone()
+            };
+        }
         entity.index = entity
             .attributes
             .iter()
@@ -266,7 +271,7 @@ impl Entity {
             .iter()
             .enumerate()
             .filter(|(_, a)| a.is_edm_property())
-            .map(|(i, a)| (a.property_name(), i))
+            .map(|(i, a)| (a.property_name().to_string(), i))
             .collect();
         entity
     }

@@ -101,6 +101,10 @@ pub enum QueryError {
     )]
     DuplicateOption { name: String },
 
+    /// A `$apply` that Dataverse's aggregation does not accept.
+    #[error("Invalid $apply: {reason}")]
+    InvalidApply { reason: String },
+
     /// FetchXML that is not well-formed XML, or that is not a `<fetch>` document. `detail` says
     /// what and where (a character offset).
     #[error("Invalid XML. {detail}")]
@@ -200,6 +204,7 @@ impl QueryError {
             | Self::UnknownOption { .. }
             | Self::Unsupported { .. }
             | Self::DuplicateOption { .. }
+            | Self::InvalidApply { .. }
             | Self::FetchXmlSchema { .. } => "0x0",
         }
     }

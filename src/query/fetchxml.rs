@@ -56,6 +56,7 @@ use std::sync::Arc;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use super::apply::AggregateFn;
 use super::ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn};
 use super::error::QueryError;
 use super::filter;
@@ -140,47 +141,32 @@ pub struct AggregateColumn {
 pub enum AggregateKind {
     /// `groupby='true'`, with the date part for date columns.
     GroupBy { date: Option<DateGrouping> },
-    /// `aggregate='...'`; `distinct` only with `countcolumn`.
-    Function {
-        function: AggregateFn,
-        distinct: bool,
-    },
+    /// `aggregate='...'`, the function shared with `$apply`.
+    Function { function: AggregateFn },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AggregateFn {
-    /// Rows in the group.
-    Count,
-    /// Non-null values of the column in the group.
-    CountColumn,
-    Sum,
-    Avg,
-    Min,
-    Max,
+/// The FetchXML spelling of an aggregate function (`countcolumn` with `distinct='true'` is
+/// [`AggregateFn::CountDistinct`]).
+fn aggregate_function(word: &str) -> Option<AggregateFn> {
+    Some(match word {
+        "count" => AggregateFn::Count,
+        "countcolumn" => AggregateFn::CountColumn,
+        "sum" => AggregateFn::Sum,
+        "avg" => AggregateFn::Average,
+        "min" => AggregateFn::Min,
+        "max" => AggregateFn::Max,
+        _ => return None,
+    })
 }
 
-impl AggregateFn {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "count" => Self::Count,
-            "countcolumn" => Self::CountColumn,
-            "sum" => Self::Sum,
-            "avg" => Self::Avg,
-            "min" => Self::Min,
-            "max" => Self::Max,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Count => "count",
-            Self::CountColumn => "countcolumn",
-            Self::Sum => "sum",
-            Self::Avg => "avg",
-            Self::Min => "min",
-            Self::Max => "max",
-        }
+fn aggregate_word(function: AggregateFn) -> &'static str {
+    match function {
+        AggregateFn::Count => "count",
+        AggregateFn::CountColumn | AggregateFn::CountDistinct => "countcolumn",
+        AggregateFn::Sum => "sum",
+        AggregateFn::Average => "avg",
+        AggregateFn::Min => "min",
+        AggregateFn::Max => "max",
     }
 }
 
@@ -1114,7 +1100,7 @@ impl Binder<'_> {
         let aggregate = match a.get("aggregate") {
             None => None,
             Some(text) => Some(
-                AggregateFn::parse(text)
+                aggregate_function(text)
                     .ok_or_else(|| a.invalid_value("aggregate", text, "AggregateType"))?,
             ),
         };
@@ -1462,7 +1448,7 @@ fn unknown_attribute(entity: &Entity, name: &str) -> QueryError {
 fn column_ref(entity: &Entity, index: usize) -> PropertyRef {
     PropertyRef {
         index,
-        name: entity.attributes[index].property_name(),
+        name: entity.attributes[index].property_name().to_string(),
     }
 }
 
@@ -1625,22 +1611,21 @@ fn aggregate_column(
 ) -> Result<AggregateColumn, QueryError> {
     use AttributeType as T;
     let name = &attribute.name;
-    let prop = attribute.prop.clone().ok_or_else(|| {
+    let neither = || {
         invalid_fetch(format!(
             "Attribute can not be specified if an aggregate operation is requested: '{name}' has neither aggregate nor groupby."
         ))
-    })?;
+    };
+    let (Some(prop), Some(column_type)) = (attribute.prop.clone(), attribute.column_type) else {
+        return Err(neither());
+    };
     let kind = match (attribute.aggregate, attribute.groupby) {
         (Some(_), true) => {
             return Err(invalid_fetch(format!(
                 "The attribute '{name}' has both aggregate and groupby."
             )))
         }
-        (None, false) => {
-            return Err(invalid_fetch(format!(
-                "Attribute can not be specified if an aggregate operation is requested: '{name}' has neither aggregate nor groupby."
-            )))
-        }
+        (None, false) => return Err(neither()),
         (Some(function), false) => {
             if attribute.dategrouping.is_some() {
                 return Err(invalid_fetch(format!(
@@ -1653,8 +1638,11 @@ fn aggregate_column(
                 )));
             }
             AggregateKind::Function {
-                function,
-                distinct: attribute.distinct,
+                function: if attribute.distinct {
+                    AggregateFn::CountDistinct
+                } else {
+                    function
+                },
             }
         }
         (None, true) => {
@@ -1668,33 +1656,23 @@ fn aggregate_column(
             }
         }
     };
-    let column_type = attribute.column_type;
-    let numeric = matches!(column_type, Some(T::Integer | T::BigInt));
     match kind {
-        AggregateKind::Function {
-            function: AggregateFn::Sum | AggregateFn::Avg,
-            ..
-        } if !numeric => {
+        AggregateKind::Function { function } if !function.applies_to(column_type) => {
+            let columns = match function {
+                AggregateFn::Sum | AggregateFn::Average => "number columns",
+                _ => "number and date columns",
+            };
             return Err(invalid_fetch(format!(
-                "The aggregate '{}' applies to number columns only; '{name}' is not one.",
-                aggregate_name(kind)
-            )))
+                "The aggregate '{}' applies to {columns} only; '{name}' is not one.",
+                aggregate_word(function)
+            )));
         }
-        AggregateKind::Function {
-            function: AggregateFn::Min | AggregateFn::Max,
-            ..
-        } if !numeric && column_type != Some(T::DateTime) => {
-            return Err(invalid_fetch(format!(
-                "The aggregate '{}' applies to number and date columns only; '{name}' is not one.",
-                aggregate_name(kind)
-            )))
-        }
-        AggregateKind::GroupBy { date: None } if column_type == Some(T::DateTime) => {
+        AggregateKind::GroupBy { date: None } if column_type == T::DateTime => {
             return Err(invalid_fetch(format!(
                 "Grouping by the date and time column '{name}' needs a dategrouping (day, week, month, quarter or year)."
             )))
         }
-        AggregateKind::GroupBy { date: Some(_) } if column_type != Some(T::DateTime) => {
+        AggregateKind::GroupBy { date: Some(_) } if column_type != T::DateTime => {
             return Err(invalid_fetch(format!(
                 "The attribute '{name}': dategrouping applies to date and time columns only."
             )))
@@ -1717,13 +1695,6 @@ fn aggregate_column(
         prop,
         kind,
     })
-}
-
-fn aggregate_name(kind: AggregateKind) -> &'static str {
-    match kind {
-        AggregateKind::Function { function, .. } => function.name(),
-        AggregateKind::GroupBy { .. } => "groupby",
-    }
 }
 
 #[cfg(test)]
@@ -2427,6 +2398,7 @@ mod tests {
             "<fetch aggregate='true' aggregatelimit='100'><entity name='{CTX}'>\
                <attribute name='msdyn_smsengagementctxid' alias='n' aggregate='count'/>\
                <attribute name='msdyn_name' alias='named' aggregate='countcolumn' distinct='true'/>\
+               <attribute name='msdyn_name' alias='filled' aggregate='countcolumn'/>\
                <attribute name='versionnumber' alias='total' aggregate='sum'/>\
                <attribute name='importsequencenumber' alias='mean' aggregate='avg'/>\
                <attribute name='createdon' alias='first' aggregate='min'/>\
@@ -2449,13 +2421,7 @@ mod tests {
                 let kind = match c.kind {
                     AggregateKind::GroupBy { date: None } => "groupby".to_string(),
                     AggregateKind::GroupBy { date: Some(d) } => format!("groupby {d:?}"),
-                    AggregateKind::Function { function, distinct } => {
-                        format!(
-                            "{}{}",
-                            function.name(),
-                            if distinct { " distinct" } else { "" }
-                        )
-                    }
+                    AggregateKind::Function { function } => format!("{function:?}"),
                 };
                 format!(
                     "{}={}({}){}",
@@ -2469,12 +2435,13 @@ mod tests {
         assert_eq!(
             printed,
             [
-                "n=count(msdyn_smsengagementctxid)",
-                "named=countcolumn distinct(msdyn_name)",
-                "total=sum(versionnumber)",
-                "mean=avg(importsequencenumber)",
-                "first=min(createdon)",
-                "last=max(createdon)",
+                "n=Count(msdyn_smsengagementctxid)",
+                "named=CountDistinct(msdyn_name)",
+                "filled=CountColumn(msdyn_name)",
+                "total=Sum(versionnumber)",
+                "mean=Average(importsequencenumber)",
+                "first=Min(createdon)",
+                "last=Max(createdon)",
                 "statuscode=groupby(statuscode)",
                 "month=groupby Month(createdon)",
                 "owner=groupby(_ownerid_value)",

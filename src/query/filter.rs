@@ -1218,7 +1218,7 @@ mod tests {
         let attribute = &entity.attributes[index];
         let prop = PropertyRef {
             index,
-            name: attribute.property_name(),
+            name: attribute.property_name().to_string(),
         };
         let op = [
             CmpOp::Eq,

@@ -14,6 +14,7 @@
 //!
 //! [`Entity`]: crate::metadata::Entity
 
+pub mod apply;
 pub mod ast;
 pub mod error;
 pub mod fetchxml;

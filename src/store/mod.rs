@@ -1,12 +1,13 @@
 //! Storage: typed records in, typed records out, behind the [`Store`] trait.
 //!
 //! The trait speaks in [`Record`]s laid out by the entity metadata (one [`Value`] per column,
-//! by column position) and in typed plans ([`WriteOp`], [`ListQuery`]); SQL text is the
+//! by column position) and in typed plans ([`WriteOp`], [`Query`]); SQL text is the
 //! business of each backend. [`sqlite`] is the embedded default.
 //!
 //! **Architecture invariant:** no value from a user is ever written into SQL text; values travel
 //! as bound parameters, identifiers come only from the metadata.
 
+pub mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub enum Value {
     DateTime(i64),
     /// Uniqueidentifier, lookup and owner columns.
     Guid(Uuid),
+    /// Only computed values (averages) are floating point; no column stores one.
+    Float(f64),
 }
 
 impl Value {
@@ -133,14 +136,12 @@ pub enum WriteOutcome {
     Deleted,
 }
 
-/// A plain, ordered list of rows (the query compiler will extend this plan).
+/// A RetrieveMultiple read: the typed plan, what its functions are evaluated against, and
+/// whether lookup names are wanted.
 #[derive(Debug, Clone)]
-pub struct ListQuery {
-    pub entity: Arc<Entity>,
-    /// At most this many rows.
-    pub limit: usize,
-    /// Keyset paging: only rows whose primary id sorts after this one.
-    pub after: Option<Uuid>,
+pub struct Query {
+    pub plan: sql::Plan,
+    pub context: sql::Context,
     pub with_names: bool,
 }
 
@@ -154,8 +155,12 @@ pub enum StoreError {
     VersionMismatch { expected: i64, actual: i64 },
     #[error("the store is shutting down")]
     Closed,
+    #[error("the transaction ended (timed out or rolled back)")]
+    TransactionEnded,
     #[error("database error: {0}")]
     Database(String),
+    #[error("the query cannot run: {0}")]
+    Query(#[from] sql::SqlError),
     #[error("migration {version} failed: {message}")]
     Migration { version: i64, message: String },
 }
@@ -166,9 +171,9 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A storage backend.
+/// Reads and writes, on the store itself or inside a [`Transaction`].
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Access: Send + Sync {
     /// Reads one row by primary id; `with_names` also fills the shadow name columns of
     /// lookups (the target rows' primary names).
     async fn get(
@@ -178,14 +183,37 @@ pub trait Store: Send + Sync + 'static {
         with_names: bool,
     ) -> Result<Option<Record>, StoreError>;
 
-    /// Lists rows in primary-id order.
-    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError>;
+    /// The rows a plan selects, in its order.
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError>;
 
-    /// Counts the rows of a table.
-    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError>;
+    /// How many rows a plan's filter selects, counting at most `cap`.
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError>;
 
-    /// Executes one write as one durable transaction: when this returns `Ok`, it is on disk.
+    /// The groups and aggregates of an aggregate plan: per group, its values then the
+    /// aggregates.
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError>;
+
+    /// Executes one write atomically. On the store, it is its own durable transaction: when
+    /// this returns `Ok`, it is on disk. In a [`Transaction`], it is durable at commit.
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError>;
+}
+
+/// Several reads and writes that commit or roll back as one. Dropping it rolls back.
+#[async_trait::async_trait]
+pub trait Transaction: Access {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A storage backend.
+#[async_trait::async_trait]
+pub trait Store: Access + 'static {
+    /// Starts a transaction; its reads see its own writes.
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
 
     /// Reads a store-wide setting (the seeded administrator, ...).
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;

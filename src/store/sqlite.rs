@@ -16,8 +16,12 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{Expect, ListQuery, Record, Store, StoreError, Value, WriteOp, WriteOutcome};
+use super::{
+    sql, Access, Expect, Query, Record, Store, StoreError, Transaction, Value, WriteOp,
+    WriteOutcome,
+};
 use crate::metadata::{AttributeType, Catalog, Entity};
+use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
@@ -28,13 +32,39 @@ const MAX_BATCH: usize = 512;
 /// Readers kept open for reuse.
 const MAX_IDLE_READERS: usize = 16;
 
-type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+/// How long a transaction may sit idle before the writer rolls it back and moves on.
+const TRANSACTION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// What the writer thread is asked to do.
+enum Job {
+    Write(WriteOp, Reply<WriteOutcome>),
+    /// Open a transaction: the writer serves only it until it commits or rolls back.
+    Begin(Reply<crossbeam_channel::Sender<TxJob>>),
+}
+
+/// What a transaction asks of the writer thread.
+enum TxJob {
+    Get(Arc<Entity>, Uuid, bool, Reply<Option<Record>>),
+    Query(Query, Reply<Vec<Record>>),
+    Count(Query, usize, Reply<u64>),
+    Aggregate(sql::AggregatePlan, sql::Context, Reply<Vec<Vec<Value>>>),
+    Write(WriteOp, Reply<WriteOutcome>),
+    Commit(Reply<()>),
+    Rollback(Reply<()>),
+}
 
 pub struct SqliteStore {
-    path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
-    writer: Mutex<Option<crossbeam_channel::Sender<(WriteOp, Reply)>>>,
+    readers: Arc<Readers>,
+    writer: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The read side: a pool of connections and each table's SQL, shared with blocking tasks.
+struct Readers {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
@@ -42,14 +72,14 @@ pub struct SqliteStore {
 struct EntitySql {
     select: String,
     select_with_names: String,
-    list: String,
-    list_after: String,
-    list_with_names: String,
-    list_after_with_names: String,
+    /// The select list of the stored columns (`t.a, t.b`), and with the lookup names.
+    columns: String,
+    columns_with_names: String,
+    /// The LEFT JOINs that bring the lookup names.
+    joins: String,
     insert: String,
     delete: String,
     version: String,
-    count: String,
     /// Positions of the stored columns, in select order.
     stored: Vec<usize>,
     /// For the names select: per shadow column position, the index of its name expression.
@@ -68,18 +98,20 @@ impl SqliteStore {
             .map(|e| (e.logical_name.clone(), EntitySql::build(e, catalog)))
             .collect();
         let sql = Arc::new(sql);
-        let (sender, receiver) = crossbeam_channel::bounded::<(WriteOp, Reply)>(4096);
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(4096);
         let writer_sql = Arc::clone(&sql);
         let handle = std::thread::Builder::new()
             .name("smsctx-sqlite-writer".into())
             .spawn(move || writer_loop(conn, receiver, writer_sql))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
-            readers: Mutex::new(Vec::new()),
+            readers: Arc::new(Readers {
+                path: path.to_path_buf(),
+                pool: Mutex::new(Vec::new()),
+                sql,
+            }),
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(handle)),
-            sql,
         })
     }
 
@@ -96,13 +128,36 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.readers.lock().ok().and_then(|mut pool| pool.pop());
+        self.readers.with_reader(f)
+    }
+
+    fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
+        self.readers.entity_sql(entity)
+    }
+
+    /// Stops the writer after it has finished every queued write.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Readers {
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let conn = match conn {
             Some(c) => c,
             None => open_connection(&self.path, false)?,
         };
         let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock() {
+        if let Ok(mut pool) = self.pool.lock() {
             if pool.len() < MAX_IDLE_READERS {
                 pool.push(conn);
             }
@@ -114,16 +169,6 @@ impl SqliteStore {
         self.sql
             .get(&entity.logical_name)
             .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
-    }
-
-    /// Stops the writer after it has finished every queued write.
-    pub fn close(&self) {
-        if let Ok(mut w) = self.writer.lock() {
-            w.take();
-        }
-        if let Some(handle) = self.writer_thread.lock().ok().and_then(|mut h| h.take()) {
-            let _ = handle.join();
-        }
     }
 }
 
@@ -226,16 +271,6 @@ impl EntitySql {
         let select = format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = ?1");
         let select_with_names =
             format!("SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} = ?1");
-        let list = format!("SELECT {column_list} FROM {table} AS t ORDER BY t.{pk} LIMIT ?1");
-        let list_after = format!(
-            "SELECT {column_list} FROM {table} AS t WHERE t.{pk} > ?2 ORDER BY t.{pk} LIMIT ?1"
-        );
-        let list_with_names = format!(
-            "SELECT {column_list}{names_list} FROM {table} AS t{joins} ORDER BY t.{pk} LIMIT ?1"
-        );
-        let list_after_with_names = format!(
-            "SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} > ?2 ORDER BY t.{pk} LIMIT ?1"
-        );
         let plain_columns: Vec<&str> = stored
             .iter()
             .map(|&i| entity.attributes[i].logical_name.as_str())
@@ -248,18 +283,15 @@ impl EntitySql {
         );
         let delete = format!("DELETE FROM {table} WHERE {pk} = ?1");
         let version = format!("SELECT versionnumber FROM {table} WHERE {pk} = ?1");
-        let count = format!("SELECT COUNT(*) FROM {table}");
         EntitySql {
             select,
             select_with_names,
-            list,
-            list_after,
-            list_with_names,
-            list_after_with_names,
+            columns_with_names: format!("{column_list}{names_list}"),
+            columns: column_list,
+            joins,
             insert,
             delete,
             version,
-            count,
             stored,
             names,
         }
@@ -318,6 +350,7 @@ impl ToSql for Value {
             Value::Null => ToSqlOutput::from(rusqlite::types::Null),
             Value::Text(t) => ToSqlOutput::from(t.as_str()),
             Value::Int(i) | Value::DateTime(i) => ToSqlOutput::from(*i),
+            Value::Float(f) => ToSqlOutput::from(*f),
             Value::Bool(b) => ToSqlOutput::from(i64::from(*b)),
             Value::Guid(g) => ToSqlOutput::from(
                 g.hyphenated()
@@ -334,14 +367,32 @@ fn guid_text(id: Uuid) -> String {
 
 fn writer_loop(
     mut conn: Connection,
-    receiver: crossbeam_channel::Receiver<(WriteOp, Reply)>,
+    receiver: crossbeam_channel::Receiver<Job>,
     sql: Arc<HashMap<String, EntitySql>>,
 ) {
-    while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match receiver.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let mut batch = match first {
+            Job::Begin(reply) => {
+                run_transaction(&mut conn, &sql, reply);
+                continue;
+            }
+            Job::Write(op, reply) => vec![(op, reply)],
+        };
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Job::Write(op, reply)) => batch.push((op, reply)),
+                Ok(begin @ Job::Begin(_)) => {
+                    pending = Some(begin);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -352,10 +403,73 @@ fn writer_loop(
     }
 }
 
+/// Serves one transaction on the writer connection until it commits, rolls back, is dropped,
+/// or sits idle too long.
+fn run_transaction(
+    conn: &mut Connection,
+    sql: &HashMap<String, EntitySql>,
+    reply: Reply<crossbeam_channel::Sender<TxJob>>,
+) {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+    };
+    let (sender, receiver) = crossbeam_channel::unbounded::<TxJob>();
+    if reply.send(Ok(sender)).is_err() {
+        return;
+    }
+    let mut versions = Versions::new();
+    let table = |entity: &Entity| {
+        sql.get(&entity.logical_name)
+            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+    };
+    loop {
+        let Ok(job) = receiver.recv_timeout(TRANSACTION_IDLE_TIMEOUT) else {
+            // Dropped or idle: `tx` rolls back when it goes out of scope.
+            return;
+        };
+        match job {
+            TxJob::Get(entity, id, with_names, reply) => {
+                let result = table(&entity).and_then(|t| read_get(&tx, t, &entity, id, with_names));
+                let _ = reply.send(result);
+            }
+            TxJob::Query(query, reply) => {
+                let result = table(&query.plan.entity).and_then(|t| read_query(&tx, t, &query));
+                let _ = reply.send(result);
+            }
+            TxJob::Count(query, cap, reply) => {
+                let result =
+                    table(&query.plan.entity).and_then(|t| read_count(&tx, t, &query, cap));
+                let _ = reply.send(result);
+            }
+            TxJob::Aggregate(plan, context, reply) => {
+                let _ = reply.send(read_aggregate(&tx, &plan, &context));
+            }
+            TxJob::Write(op, reply) => {
+                let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op, &mut versions));
+            }
+            TxJob::Commit(reply) => {
+                let result = versions
+                    .save(&tx)
+                    .and_then(|()| tx.commit().map_err(StoreError::from));
+                let _ = reply.send(result);
+                return;
+            }
+            TxJob::Rollback(reply) => {
+                let _ = reply.send(tx.rollback().map_err(StoreError::from));
+                return;
+            }
+        }
+    }
+}
+
 fn run_batch(
     conn: &mut Connection,
     sql: &HashMap<String, EntitySql>,
-    batch: &[(WriteOp, Reply)],
+    batch: &[(WriteOp, Reply<WriteOutcome>)],
 ) -> Vec<Result<WriteOutcome, StoreError>> {
     let fail_all = |e: StoreError| -> Vec<Result<WriteOutcome, StoreError>> {
         batch
@@ -368,8 +482,12 @@ fn run_batch(
         Err(e) => return fail_all(e.into()),
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut versions = Versions::new();
     for (op, _) in batch {
-        results.push(apply_in_savepoint(&mut tx, sql, op));
+        results.push(apply_in_savepoint(&mut tx, sql, op, &mut versions));
+    }
+    if let Err(e) = versions.save(&tx) {
+        return fail_all(e);
     }
     if let Err(e) = tx.commit() {
         return fail_all(e.into());
@@ -377,13 +495,106 @@ fn run_batch(
     results
 }
 
+fn read_get(
+    conn: &Connection,
+    entity_sql: &EntitySql,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    with_names: bool,
+) -> Result<Option<Record>, StoreError> {
+    let text = if with_names {
+        &entity_sql.select_with_names
+    } else {
+        &entity_sql.select
+    };
+    let mut statement = conn.prepare_cached(text)?;
+    let mut rows = statement.query([guid_text(id)])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(entity_sql.read_row(entity, row, with_names)?)),
+        None => Ok(None),
+    }
+}
+
+fn read_query(
+    conn: &Connection,
+    entity_sql: &EntitySql,
+    query: &Query,
+) -> Result<Vec<Record>, StoreError> {
+    let (columns, joins) = if query.with_names {
+        (&entity_sql.columns_with_names, entity_sql.joins.as_str())
+    } else {
+        (&entity_sql.columns, "")
+    };
+    let (text, params) =
+        sql::select_sql(&sql::Sqlite, &query.plan, &query.context, columns, joins)?;
+    let mut statement = conn.prepare_cached(&text)?;
+    let mut rows = statement.query(params_from_iter(params.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(entity_sql.read_row(&query.plan.entity, row, query.with_names)?);
+    }
+    Ok(out)
+}
+
+fn read_aggregate(
+    conn: &Connection,
+    plan: &sql::AggregatePlan,
+    context: &sql::Context,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    let (text, params) = sql::aggregate_sql(&sql::Sqlite, plan, context)?;
+    let mut statement = conn.prepare_cached(&text)?;
+    let width = plan.group_by.len() + plan.aggregates.len();
+    let mut rows = statement.query(params_from_iter(params.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(width);
+        for column in 0..width {
+            let attribute_type = if column < plan.group_by.len() {
+                Some(plan.entity.attributes[plan.group_by[column].index].attribute_type)
+            } else {
+                let aggregate = &plan.aggregates[column - plan.group_by.len()];
+                match aggregate.function {
+                    AggregateFn::Min | AggregateFn::Max => aggregate
+                        .prop
+                        .as_ref()
+                        .map(|p| plan.entity.attributes[p.index].attribute_type),
+                    _ => None,
+                }
+            };
+            let value = row.get_ref(column)?;
+            values.push(match (attribute_type, value) {
+                (_, ValueRef::Real(f)) => Value::Float(f),
+                (Some(t), v) => from_sql(t, v)?,
+                (None, ValueRef::Integer(i)) => Value::Int(i),
+                (None, _) => Value::Null,
+            });
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+fn read_count(
+    conn: &Connection,
+    _entity_sql: &EntitySql,
+    query: &Query,
+    cap: usize,
+) -> Result<u64, StoreError> {
+    let (text, params) = sql::count_sql(&sql::Sqlite, &query.plan, &query.context, "", cap)?;
+    let n: i64 = conn
+        .prepare_cached(&text)?
+        .query_row(params_from_iter(params.iter()), |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
 fn apply_in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     op: &WriteOp,
+    versions: &mut Versions,
 ) -> Result<WriteOutcome, StoreError> {
     let mut savepoint = tx.savepoint()?;
-    let outcome = apply(&savepoint, sql, op);
+    let outcome = apply(&savepoint, sql, op, versions);
     if outcome.is_ok() {
         savepoint.commit()?;
     } else {
@@ -393,12 +604,39 @@ fn apply_in_savepoint(
     outcome
 }
 
-fn next_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE smsctx_sequence SET value = value + 1 WHERE name = 'versionnumber' RETURNING value",
-        )?
-        .query_row([], |r| r.get(0))?)
+/// Hands out row versions inside one transaction: the counter is read once, advanced in
+/// memory, and written back once before COMMIT (the writer thread is the only writer).
+struct Versions {
+    next: Option<i64>,
+}
+
+impl Versions {
+    fn new() -> Versions {
+        Versions { next: None }
+    }
+
+    fn next(&mut self, conn: &Connection) -> Result<i64, StoreError> {
+        let current = match self.next {
+            Some(n) => n,
+            None => conn
+                .prepare_cached("SELECT value FROM smsctx_sequence WHERE name = 'versionnumber'")?
+                .query_row([], |r| r.get(0))?,
+        };
+        let version = current + 1;
+        self.next = Some(version);
+        Ok(version)
+    }
+
+    /// Persists the counter; call before COMMIT.
+    fn save(&self, conn: &Connection) -> Result<(), StoreError> {
+        if let Some(value) = self.next {
+            conn.prepare_cached(
+                "UPDATE smsctx_sequence SET value = ?1 WHERE name = 'versionnumber'",
+            )?
+            .execute([value])?;
+        }
+        Ok(())
+    }
 }
 
 fn current_version(
@@ -426,6 +664,7 @@ fn apply(
     conn: &Connection,
     sql: &HashMap<String, EntitySql>,
     op: &WriteOp,
+    versions: &mut Versions,
 ) -> Result<WriteOutcome, StoreError> {
     let table_sql = |entity: &Entity| {
         sql.get(&entity.logical_name)
@@ -434,7 +673,7 @@ fn apply(
     match op {
         WriteOp::Insert(record) => {
             let entity_sql = table_sql(&record.entity)?;
-            let version = next_version(conn)?;
+            let version = versions.next(conn)?;
             let version_position = record.entity.position("versionnumber");
             let values = entity_sql.stored.iter().map(|&i| {
                 if Some(i) == version_position {
@@ -462,7 +701,7 @@ fn apply(
         } => {
             let entity_sql = table_sql(entity)?;
             check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
-            let version = next_version(conn)?;
+            let version = versions.next(conn)?;
             let mut assignments = Vec::with_capacity(changes.len() + 1);
             let mut values: Vec<Value> = Vec::with_capacity(changes.len() + 2);
             for (position, value) in changes {
@@ -497,8 +736,31 @@ fn apply(
     }
 }
 
+impl SqliteStore {
+    /// Hands a job to the writer thread. The channel is bounded: when the writer is
+    /// saturated, callers wait here.
+    async fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        let sender = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .ok_or(StoreError::Closed)?;
+        match sender.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || sender.send(job).map_err(|_| ()))
+                    .await
+                    .map_err(|_| StoreError::Closed)?
+                    .map_err(|_| StoreError::Closed)
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl Access for SqliteStore {
     async fn get(
         &self,
         entity: &Arc<Entity>,
@@ -507,76 +769,52 @@ impl Store for SqliteStore {
     ) -> Result<Option<Record>, StoreError> {
         let entity_sql = self.entity_sql(entity)?;
         // A key lookup takes microseconds: it runs inline rather than on the blocking pool.
-        self.with_reader(|conn| {
-            let text = if with_names {
-                &entity_sql.select_with_names
-            } else {
-                &entity_sql.select
-            };
-            let mut statement = conn.prepare_cached(text)?;
-            let mut rows = statement.query([guid_text(id)])?;
-            match rows.next()? {
-                Some(row) => Ok(Some(entity_sql.read_row(entity, row, with_names)?)),
-                None => Ok(None),
-            }
-        })
+        self.with_reader(|conn| read_get(conn, entity_sql, entity, id, with_names))
     }
 
-    async fn list(&self, query: ListQuery) -> Result<Vec<Record>, StoreError> {
-        let entity_sql = self.entity_sql(&query.entity)?;
-        self.with_reader(|conn| {
-            let text = match (query.after.is_some(), query.with_names) {
-                (false, false) => &entity_sql.list,
-                (true, false) => &entity_sql.list_after,
-                (false, true) => &entity_sql.list_with_names,
-                (true, true) => &entity_sql.list_after_with_names,
-            };
-            let mut statement = conn.prepare_cached(text)?;
-            let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-            let mut rows = match query.after {
-                Some(after) => statement.query(rusqlite::params![limit, guid_text(after)])?,
-                None => statement.query(rusqlite::params![limit])?,
-            };
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(entity_sql.read_row(&query.entity, row, query.with_names)?);
-            }
-            Ok(out)
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+        // A page can hold thousands of rows: read it off the async workers.
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let entity_sql = readers.entity_sql(&query.plan.entity)?;
+            readers.with_reader(|conn| read_query(conn, entity_sql, &query))
         })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?
     }
 
-    async fn count(&self, entity: &Arc<Entity>) -> Result<u64, StoreError> {
-        let entity_sql = self.entity_sql(entity)?;
-        self.with_reader(|conn| {
-            let n: i64 = conn
-                .prepare_cached(&entity_sql.count)?
-                .query_row([], |r| r.get(0))?;
-            Ok(u64::try_from(n).unwrap_or_default())
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+        let entity_sql = self.entity_sql(&query.plan.entity)?;
+        self.with_reader(|conn| read_count(conn, entity_sql, &query, cap))
+    }
+
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            readers.with_reader(|conn| read_aggregate(conn, &plan, &context))
         })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, receive) = oneshot::channel();
-        let sender = self
-            .writer
-            .lock()
-            .ok()
-            .and_then(|w| w.clone())
-            .ok_or(StoreError::Closed)?;
-        // The channel is bounded: when the writer is saturated, callers wait here.
-        let job = (op, reply);
-        let sent = match sender.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(crossbeam_channel::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || sender.send(job).map_err(|_| ()))
-                    .await
-                    .map_err(|_| ())
-                    .and_then(|r| r)
-            }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(()),
-        };
-        sent.map_err(|_| StoreError::Closed)?;
+        self.send_job(Job::Write(op, reply)).await?;
         receive.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let (reply, receive) = oneshot::channel();
+        self.send_job(Job::Begin(reply)).await?;
+        let sender = receive.await.map_err(|_| StoreError::Closed)??;
+        Ok(Box::new(SqliteTransaction { sender }))
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -590,7 +828,7 @@ impl Store for SqliteStore {
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
         // Settings are written once at start, before the server accepts requests.
-        let conn = open_connection(&self.path, false)?;
+        let conn = open_connection(&self.readers.path, false)?;
         conn.execute(
             "INSERT INTO smsctx_settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
             [key, value],
@@ -603,6 +841,67 @@ impl Store for SqliteStore {
     }
 }
 
+/// A transaction served by the writer thread; dropping it rolls back.
+struct SqliteTransaction {
+    sender: crossbeam_channel::Sender<TxJob>,
+}
+
+impl SqliteTransaction {
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> TxJob) -> Result<T, StoreError> {
+        let (reply, receive) = oneshot::channel();
+        self.sender
+            .send(job(reply))
+            .map_err(|_| StoreError::TransactionEnded)?;
+        receive.await.map_err(|_| StoreError::TransactionEnded)?
+    }
+}
+
+#[async_trait::async_trait]
+impl Access for SqliteTransaction {
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let entity = Arc::clone(entity);
+        self.ask(|reply| TxJob::Get(entity, id, with_names, reply))
+            .await
+    }
+
+    async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+        self.ask(|reply| TxJob::Query(query, reply)).await
+    }
+
+    async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+        self.ask(|reply| TxJob::Count(query, cap, reply)).await
+    }
+
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.ask(|reply| TxJob::Aggregate(plan, context, reply))
+            .await
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        self.ask(|reply| TxJob::Write(op, reply)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for SqliteTransaction {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.ask(TxJob::Commit).await
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        self.ask(TxJob::Rollback).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,7 +911,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::builtin().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
-        let conn = open_connection(&store.path, false).unwrap();
+        let conn = open_connection(&store.readers.path, false).unwrap();
         for entity in catalog.entities() {
             let mut statement = conn
                 .prepare(&format!("PRAGMA table_info({})", entity.logical_name))
@@ -649,6 +948,70 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM smsctx_migrations", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, MIGRATIONS.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sees_its_writes_and_rolls_back_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
+        let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        let unit = |name: &str| {
+            let mut record = Record::empty(Arc::clone(&entity));
+            let id = Uuid::new_v4();
+            record.set("businessunitid", Value::Guid(id));
+            record.set("name", Value::Text(name.into()));
+            (id, record)
+        };
+        let (a, first) = unit("a");
+        let tx = store.begin().await.unwrap();
+        tx.write(WriteOp::Insert(first)).await.unwrap();
+        assert!(tx.get(&entity, a, false).await.unwrap().is_some());
+        let all = Query {
+            plan: sql::Plan {
+                entity: Arc::clone(&entity),
+                filter: None,
+                order: Vec::new(),
+                limit: None,
+                after: None,
+            },
+            context: sql::Context {
+                now: 0,
+                user_id: Uuid::nil(),
+                business_unit_id: Uuid::nil(),
+            },
+            with_names: false,
+        };
+        assert_eq!(tx.count(all.clone(), 10).await.unwrap(), 1);
+        assert_eq!(tx.query(all).await.unwrap().len(), 1);
+        tx.rollback().await.unwrap();
+        assert!(store.get(&entity, a, false).await.unwrap().is_none());
+
+        let (b, second) = unit("b");
+        let tx = store.begin().await.unwrap();
+        tx.write(WriteOp::Insert(second)).await.unwrap();
+        // A write outside the transaction waits for it, then commits on its own.
+        let (c, third) = unit("c");
+        let outside = store.write(WriteOp::Insert(third));
+        let commit = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tx.commit().await
+        };
+        let (outside, commit) = tokio::join!(outside, commit);
+        outside.unwrap();
+        commit.unwrap();
+        assert!(store.get(&entity, b, false).await.unwrap().is_some());
+        assert!(store.get(&entity, c, false).await.unwrap().is_some());
+
+        // Dropping a transaction rolls it back and frees the writer.
+        let (d, fourth) = unit("d");
+        let tx = store.begin().await.unwrap();
+        tx.write(WriteOp::Insert(fourth)).await.unwrap();
+        drop(tx);
+        let (e, fifth) = unit("e");
+        store.write(WriteOp::Insert(fifth)).await.unwrap();
+        assert!(store.get(&entity, d, false).await.unwrap().is_none());
+        assert!(store.get(&entity, e, false).await.unwrap().is_some());
     }
 
     #[tokio::test]

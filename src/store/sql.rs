@@ -1,0 +1,1100 @@
+//! Lowering of a typed query plan to SQL text plus bound parameters, one [`Dialect`] per database.
+//!
+//! A [`Plan`] (the bound `$filter`, the `$orderby` keys, a row limit and a keyset cursor) becomes
+//! `SELECT {columns} FROM {table} AS t{joins} WHERE ... ORDER BY ... LIMIT ?` ([`select_sql`]) or
+//! a capped `COUNT(*)` ([`count_sql`]). Everything a database does its own way (placeholder
+//! syntax, how a Guid, date or boolean is bound, case-insensitive text comparison, NULL placement
+//! in `ORDER BY`, pattern matching) is a method of [`Dialect`]; [`Sqlite`] is the only dialect
+//! today.
+//!
+//! **Architecture invariant:** no value from a request is ever written into SQL text. Values
+//! (literals, cursor values, the row limit) travel as bound parameters; table and column names
+//! come only from the metadata and are checked to be plain identifiers.
+//!
+//! # Semantics
+//!
+//! * **NULLs** follow SQL (and so SQL Server, which Dataverse runs on): `eq null` is `IS NULL`,
+//!   `ne null` is `IS NOT NULL`, and every other comparison with a NULL column is unknown, so
+//!   `ne 'x'`, `not contains(...)`, `NotIn`, `NotBetween` and `NotEqualUserId` do **not** match
+//!   rows where the column is NULL (Dataverse's well-known "not equal skips nulls"). `not` is
+//!   SQL's three-valued `NOT`.
+//! * **Text** compares case-insensitively. SQLite gets this from the `COLLATE NOCASE` columns
+//!   (ASCII folding only: `'Ä'` and `'ä'` differ, unlike SQL Server's collations).
+//! * **`contains`/`startswith`/`endswith`** (and FetchXML's `like`, whose value is the whole
+//!   pattern) are SQL Server `LIKE` patterns, as in Dataverse:
+//!   `%` and `_` inside the value are wildcards, `[abc]`, `[a-c]` and `[^abc]` are character
+//!   classes and `[%]` is a literal `%` ([`Pattern`]). SQLite's `LIKE` has no classes: a pattern
+//!   without one becomes `LIKE` (with `ESCAPE '\'` when it holds a literal `%` or `_`), a
+//!   pattern with one becomes `lower(column) GLOB` with a translated, lowercased pattern.
+//!   A `[` without a closing `]`, `[]` and `[^]` are literal text. Ranges compare code points of
+//!   the lowercased characters; a range whose start sorts after its end is refused
+//!   ([`SqlError::UnsupportedPattern`]).
+//! * **Guids** bind as their stored form (SQLite: lowercase hyphenated text); they compare and
+//!   sort as that text, not in SQL Server's `uniqueidentifier` byte order. **Dates** bind as
+//!   Unix seconds; a date literal (`2024-05-01`) is its midnight UTC.
+//! * **Relative dates** are evaluated against [`Context::now`] in UTC days (the caller's time
+//!   zone is not applied). With `midnight` the start of the current UTC day:
+//!   `Today`/`Yesterday`/`Tomorrow` are that whole day; `LastXHours` is from the start of the
+//!   hour X hours ago up to now; `NextXHours` from now up to (excluding) the start of the hour
+//!   X+1 hours ahead; `LastXDays`/`LastXWeeks`/`LastXMonths`/`LastXYears` from `midnight` minus
+//!   X days/7X days/X calendar months/X years (day clamped to the month's length) up to now,
+//!   inclusive; `NextXDays` from now up to (excluding) `midnight` + X+1 days, i.e. through the
+//!   end of day X; `OlderThanXDays` before `midnight` minus X days; `On` is the UTC day of the
+//!   value, `OnOrAfter` from its start, `OnOrBefore` up to its end (a time in the value is
+//!   ignored). Sources: Dynamics CRM's own SQL helpers `fn_BeginOfLastXDay`,
+//!   `fn_EndOfNextXDay`, `fn_BeginOfLastXHour`, `fn_EndOfNextXHour`, `fn_BeginOfLastXWeek`,
+//!   `fn_LastXMonth`, `fn_LastXYear`, `fn_EndOfToday` (as published in
+//!   phuocle/DynamicsCrmSource), and Mark Carrington's measurements against Dataverse
+//!   ("FetchXML Date Filtering", markcarrington.dev, 2020-08-25: "Last X: from midnight this
+//!   morning go back X whole periods, up to the current time; Next X: from the current time up
+//!   to midnight tonight plus X periods"). `OlderThanXDays` taking `midnight` as its reference is
+//!   our reading by analogy; it is not confirmed.
+//! * **`In`/`Between`** are SQL `IN (...)` and `BETWEEN ... AND ...` (both ends inclusive) over
+//!   the typed values. `EqualUserId`/`EqualBusinessId` compare with [`Context::user_id`] and
+//!   [`Context::business_unit_id`].
+//! * **Ordering** is the plan's keys, then the primary id in the direction of the last key
+//!   (ascending without keys), so the order is total. NULLs sort as the smallest value, as in
+//!   SQL Server: first when ascending, last when descending; the dialect writes this out.
+//! * **Keyset paging** ([`Keyset`]): given the last row's key values and id, the rows strictly
+//!   after it are `k1 after v1 OR (k1 same v1 AND k2 after v2) OR ...`, where for an ascending
+//!   key "after v" is `k > v` (`k IS NOT NULL` when v is NULL) and for a descending key it is
+//!   `k < v OR k IS NULL` (nothing when v is NULL), and "same v" is `k = v` (`k IS NULL`).
+//!   Because the same comparisons (same collation) order the rows, paging visits every row
+//!   exactly once, in the order of one unpaged query.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::Value;
+use crate::metadata::{Attribute, AttributeType, Entity};
+use crate::query::apply::{Aggregate, AggregateFn};
+use crate::query::{CmpOp, Expr, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
+
+const SECONDS_PER_HOUR: i64 = 3_600;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// What to read: the typed form of a RetrieveMultiple (or one page of it).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub entity: Arc<Entity>,
+    pub filter: Option<Expr>,
+    pub order: Vec<OrderBy>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+    /// Only the rows after this one in the plan's order.
+    pub after: Option<Keyset>,
+}
+
+/// A keyset cursor: the last row's values of the plan's order keys, in order, then its primary
+/// id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyset {
+    pub values: Vec<Value>,
+}
+
+impl Keyset {
+    /// The cursor of `row` (one value per column of `entity`, by position) under `order`.
+    pub fn of_row(entity: &Entity, order: &[OrderBy], row: &[Value]) -> Keyset {
+        let value = |index: usize| row.get(index).cloned().unwrap_or(Value::Null);
+        let mut values: Vec<Value> = order.iter().map(|key| value(key.prop.index)).collect();
+        values.push(value(entity.primary_id_position()));
+        Keyset { values }
+    }
+}
+
+/// What the relative-date and current-user query functions are evaluated against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    /// Unix seconds, UTC.
+    pub now: i64,
+    pub user_id: Uuid,
+    pub business_unit_id: Uuid,
+}
+
+/// Why a plan cannot be lowered. The parser never produces most of these; they guard plans
+/// built by hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    #[error("the property '{name}' is not a stored column of {entity}")]
+    NotStored { entity: String, name: String },
+    #[error("'{0}' is not a plain SQL identifier")]
+    BadIdentifier(String),
+    #[error("a comparison with null must use eq or ne")]
+    NullComparison,
+    #[error("{function} was given values it cannot take")]
+    BadValues { function: &'static str },
+    #[error("{function} with the value {value} reaches a date out of range")]
+    DateOutOfRange { function: &'static str, value: i64 },
+    #[error("the paging cursor has {actual} values; this ordering needs {expected}")]
+    KeysetLength { expected: usize, actual: usize },
+    #[error("the paging cursor has no primary id")]
+    KeysetWithoutId,
+    #[error("the pattern has {reason}, which this database cannot match")]
+    UnsupportedPattern { reason: &'static str },
+}
+
+impl SqlError {
+    /// Whether the request's values caused this (a 400), rather than a plan built wrongly (a bug).
+    pub fn is_caused_by_input(&self) -> bool {
+        matches!(
+            self,
+            SqlError::BadValues { .. }
+                | SqlError::DateOutOfRange { .. }
+                | SqlError::UnsupportedPattern { .. }
+                | SqlError::KeysetLength { .. }
+                | SqlError::KeysetWithoutId
+        )
+    }
+}
+
+/// The SQL a database writes its own way.
+pub trait Dialect {
+    /// The text of the `n`-th bound parameter, counting from 1 (`?1`, `$1`).
+    fn placeholder(&self, n: usize) -> String;
+
+    /// A Guid, as bound.
+    fn bind_guid(&self, id: Uuid) -> Value;
+
+    /// A date and time in Unix seconds (UTC), as bound.
+    fn bind_datetime(&self, unix_seconds: i64) -> Value;
+
+    /// A boolean, as bound.
+    fn bind_bool(&self, value: bool) -> Value;
+
+    /// A text operand (a column or a placeholder) in a comparison or an `ORDER BY` term, such
+    /// that comparing and sorting it is case-insensitive.
+    fn text_operand(&self, operand: &str) -> String;
+
+    /// One `ORDER BY` term, with NULLs first ascending and last descending (SQL Server's order).
+    fn order_term(&self, operand: &str, descending: bool) -> String;
+
+    /// The condition "text column `column` matches `pattern`", case-insensitively, using the
+    /// one bound parameter `placeholder`; returns the condition and the parameter's value.
+    fn pattern_match(
+        &self,
+        column: &str,
+        pattern: &Pattern,
+        placeholder: &str,
+    ) -> Result<(String, Value), SqlError>;
+
+    /// The average of a numeric column as a floating-point value.
+    fn average(&self, column: &str) -> String {
+        format!("AVG({column})")
+    }
+}
+
+/// The embedded SQLite database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sqlite;
+
+impl Dialect for Sqlite {
+    fn placeholder(&self, n: usize) -> String {
+        format!("?{n}")
+    }
+
+    fn bind_guid(&self, id: Uuid) -> Value {
+        Value::Text(id.hyphenated().to_string())
+    }
+
+    fn bind_datetime(&self, unix_seconds: i64) -> Value {
+        Value::Int(unix_seconds)
+    }
+
+    fn bind_bool(&self, value: bool) -> Value {
+        Value::Int(i64::from(value))
+    }
+
+    /// Text columns are declared `COLLATE NOCASE`, and SQLite compares and sorts a column with
+    /// its own collation (also against a parameter), so nothing needs wrapping.
+    fn text_operand(&self, operand: &str) -> String {
+        operand.to_string()
+    }
+
+    fn order_term(&self, operand: &str, descending: bool) -> String {
+        if descending {
+            format!("{operand} DESC NULLS LAST")
+        } else {
+            format!("{operand} ASC NULLS FIRST")
+        }
+    }
+
+    /// `LIKE` (case-insensitive for ASCII in SQLite) when the pattern has no character class;
+    /// otherwise `GLOB`, which has classes but is case-sensitive, over the lowercased column
+    /// with a lowercased pattern.
+    fn pattern_match(
+        &self,
+        column: &str,
+        pattern: &Pattern,
+        placeholder: &str,
+    ) -> Result<(String, Value), SqlError> {
+        Ok(if pattern.has_class() {
+            let text = sqlite_glob(pattern)?;
+            (
+                format!("lower({column}) GLOB {placeholder}"),
+                Value::Text(text),
+            )
+        } else {
+            let (text, escaped) = sqlite_like(pattern);
+            let escape = if escaped { " ESCAPE '\\'" } else { "" };
+            (
+                format!("{column} LIKE {placeholder}{escape}"),
+                Value::Text(text),
+            )
+        })
+    }
+}
+
+/// A `LIKE` pattern for SQLite, and whether it needs `ESCAPE '\'`.
+fn sqlite_like(pattern: &Pattern) -> (String, bool) {
+    let escaped = pattern
+        .parts
+        .iter()
+        .any(|p| matches!(p, PatternPart::Char('%' | '_')));
+    let mut text = String::new();
+    for part in &pattern.parts {
+        match part {
+            PatternPart::AnyString => text.push('%'),
+            PatternPart::AnyChar => text.push('_'),
+            PatternPart::Char(c @ ('%' | '_' | '\\')) if escaped => {
+                text.push('\\');
+                text.push(*c);
+            }
+            PatternPart::Char(c) => text.push(*c),
+            // Callers send patterns with classes to `GLOB`.
+            PatternPart::Class { .. } => text.push('_'),
+        }
+    }
+    (text, escaped)
+}
+
+/// A `GLOB` pattern for SQLite, lowercased (ASCII) to match `lower(column)`.
+fn sqlite_glob(pattern: &Pattern) -> Result<String, SqlError> {
+    let mut text = String::new();
+    let literal = |text: &mut String, c: char| {
+        if matches!(c, '*' | '?' | '[') {
+            text.push('[');
+            text.push(c);
+            text.push(']');
+        } else {
+            text.push(c);
+        }
+    };
+    for part in &pattern.parts {
+        match part {
+            PatternPart::AnyString => text.push('*'),
+            PatternPart::AnyChar => text.push('?'),
+            PatternPart::Char(c) => literal(&mut text, c.to_ascii_lowercase()),
+            PatternPart::Class { negated, items } => {
+                let ranges = glob_class(*negated, items)?;
+                if let (false, [(low, high)]) = (*negated, ranges.as_slice()) {
+                    if low == high {
+                        literal(&mut text, *low);
+                        continue;
+                    }
+                }
+                text.push('[');
+                if *negated {
+                    text.push('^');
+                }
+                // Every member is written as a range `a-b` (which resets SQLite's notion of the
+                // previous character, so a '-' is never misread), except letters and digits:
+                // sorted, nothing after them starts with '-'.
+                for (low, high) in ranges {
+                    if low == high && low.is_ascii_alphanumeric() {
+                        text.push(low);
+                    } else {
+                        text.push(low);
+                        text.push('-');
+                        text.push(high);
+                    }
+                }
+                text.push(']');
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// The members of a class as sorted, lowercased ranges, arranged so that a class that is not
+/// negated does not start with '^' (which `GLOB` would read as negation).
+fn glob_class(negated: bool, items: &[ClassItem]) -> Result<Vec<(char, char)>, SqlError> {
+    let mut ranges: Vec<(char, char)> = items
+        .iter()
+        .map(|item| match *item {
+            ClassItem::Char(c) => (c.to_ascii_lowercase(), c.to_ascii_lowercase()),
+            ClassItem::Range(a, b) => (a.to_ascii_lowercase(), b.to_ascii_lowercase()),
+        })
+        .collect();
+    if ranges.iter().any(|(low, high)| low > high) {
+        return Err(SqlError::UnsupportedPattern {
+            reason: "a character range whose start sorts after its end",
+        });
+    }
+    ranges.sort_unstable();
+    ranges.dedup();
+    if !negated && ranges.first().is_some_and(|&(low, _)| low == '^') {
+        match ranges.iter().position(|&(low, _)| low != '^') {
+            Some(i) => {
+                let first = ranges.remove(i);
+                ranges.insert(0, first);
+            }
+            None => {
+                // Every range starts at '^': their union is '^' through the highest end, which
+                // is '^' alone or '_' (the next character) onwards plus '^'.
+                let high = ranges.iter().map(|&(_, high)| high).max().unwrap_or('^');
+                ranges = if high == '^' {
+                    vec![('^', '^')]
+                } else {
+                    vec![('_', high), ('^', '^')]
+                };
+            }
+        }
+    }
+    Ok(ranges)
+}
+
+/// One element of a [`Pattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternPart {
+    /// `%`: any run of characters, possibly empty.
+    AnyString,
+    /// `_`: exactly one character.
+    AnyChar,
+    /// A character matched as itself (case-insensitively).
+    Char(char),
+    /// `[...]` or `[^...]`: one character in (or not in) the set.
+    Class {
+        negated: bool,
+        items: Vec<ClassItem>,
+    },
+}
+
+/// One member of a character class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassItem {
+    Char(char),
+    /// `a-z`, both ends included.
+    Range(char, char),
+}
+
+/// A SQL Server `LIKE` pattern, as Dataverse passes the value of `contains` and friends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub parts: Vec<PatternPart>,
+}
+
+impl Pattern {
+    /// Reads SQL Server `LIKE` syntax: `%`, `_`, and `[...]`/`[^...]` classes running to the
+    /// first `]`, where `a-z` is a range unless the `-` is first or last. A class holding one
+    /// character is that character (`[%]` is a literal `%`). A `[` with no closing `]`, and the
+    /// empty `[]` and `[^]`, are literal text.
+    pub fn parse(text: &str) -> Pattern {
+        let chars: Vec<char> = text.chars().collect();
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '%' => parts.push(PatternPart::AnyString),
+                '_' => parts.push(PatternPart::AnyChar),
+                '[' => {
+                    if let Some((part, next)) = class_at(&chars, i) {
+                        parts.push(part);
+                        i = next;
+                        continue;
+                    }
+                    parts.push(PatternPart::Char('['));
+                }
+                c => parts.push(PatternPart::Char(c)),
+            }
+            i += 1;
+        }
+        Pattern { parts }
+    }
+
+    /// The pattern of `contains(p,value)`, `startswith` or `endswith`.
+    pub fn for_function(func: StringFn, value: &str) -> Pattern {
+        let mut parts = Vec::new();
+        if matches!(func, StringFn::Contains | StringFn::EndsWith) {
+            parts.push(PatternPart::AnyString);
+        }
+        parts.extend(Pattern::parse(value).parts);
+        if matches!(func, StringFn::Contains | StringFn::StartsWith) {
+            parts.push(PatternPart::AnyString);
+        }
+        Pattern { parts }
+    }
+
+    pub fn has_class(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, PatternPart::Class { .. }))
+    }
+}
+
+/// The class starting at `chars[start] == '['`, and the index after its `]`.
+fn class_at(chars: &[char], start: usize) -> Option<(PatternPart, usize)> {
+    let mut first = start + 1;
+    let negated = chars.get(first) == Some(&'^');
+    if negated {
+        first += 1;
+    }
+    let close = first + chars.get(first..)?.iter().position(|&c| c == ']')?;
+    let content = &chars[first..close];
+    if content.is_empty() {
+        return None;
+    }
+    let mut items = Vec::new();
+    let mut k = 0;
+    while k < content.len() {
+        if k + 2 < content.len() && content[k + 1] == '-' {
+            items.push(ClassItem::Range(content[k], content[k + 2]));
+            k += 3;
+        } else {
+            items.push(ClassItem::Char(content[k]));
+            k += 1;
+        }
+    }
+    let part = match items.as_slice() {
+        [ClassItem::Char(c)] if !negated => PatternPart::Char(*c),
+        _ => PatternPart::Class { negated, items },
+    };
+    Some((part, close + 1))
+}
+
+/// `SELECT {columns} FROM {table} AS t{joins} [WHERE ...] ORDER BY ... [LIMIT ?]`, and its
+/// parameters. `columns` and `joins` are the caller's SQL (built from metadata), with the
+/// entity's table aliased `t`; `joins` starts with a space when not empty.
+pub fn select_sql(
+    dialect: &dyn Dialect,
+    plan: &Plan,
+    ctx: &Context,
+    columns: &str,
+    joins: &str,
+) -> Result<(String, Vec<Value>), SqlError> {
+    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let table = ident(&plan.entity.logical_name)?;
+    let condition = lowering.condition(plan, true)?;
+    let order = lowering
+        .sort_keys(&plan.order)?
+        .iter()
+        .map(|key| dialect.order_term(&lowering.operand(&key.column), key.descending))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!("SELECT {columns} FROM {table} AS t{joins}{condition} ORDER BY {order}");
+    if let Some(limit) = plan.limit {
+        let placeholder = lowering.bind(Value::Int(to_i64(limit)));
+        sql.push_str(&format!(" LIMIT {placeholder}"));
+    }
+    Ok((sql, lowering.params))
+}
+
+/// `SELECT COUNT(*) FROM (SELECT 1 FROM {table} AS t{joins} [WHERE ...] LIMIT ?) AS c`: the
+/// number of rows the plan's filter selects, counting no further than `cap`. The plan's order,
+/// limit and cursor do not apply.
+/// What a `$apply` (or an aggregate FetchXML) reads: groups of the filtered rows and the
+/// aggregates of each group.
+#[derive(Debug, Clone)]
+pub struct AggregatePlan {
+    pub entity: Arc<Entity>,
+    pub filter: Option<Expr>,
+    pub group_by: Vec<PropertyRef>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <groups>`; each
+/// result row holds the group values, then the aggregates, in plan order.
+pub fn aggregate_sql(
+    dialect: &dyn Dialect,
+    plan: &AggregatePlan,
+    ctx: &Context,
+) -> Result<(String, Vec<Value>), SqlError> {
+    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let table = ident(&plan.entity.logical_name)?;
+    let filter_plan = Plan {
+        entity: Arc::clone(&plan.entity),
+        filter: plan.filter.clone(),
+        order: Vec::new(),
+        limit: None,
+        after: None,
+    };
+    let condition = lowering.condition(&filter_plan, false)?;
+    let groups = plan
+        .group_by
+        .iter()
+        .map(|prop| lowering.column(prop).map(|c| c.sql))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut select = groups.clone();
+    for aggregate in &plan.aggregates {
+        let column = match &aggregate.prop {
+            Some(prop) => Some(lowering.column(prop)?.sql),
+            None => None,
+        };
+        let column = column.as_deref().unwrap_or("*");
+        select.push(match aggregate.function {
+            AggregateFn::Count => "COUNT(*)".to_string(),
+            AggregateFn::CountColumn => format!("COUNT({column})"),
+            AggregateFn::CountDistinct => format!("COUNT(DISTINCT {column})"),
+            AggregateFn::Sum => format!("SUM({column})"),
+            AggregateFn::Average => dialect.average(column),
+            AggregateFn::Min => format!("MIN({column})"),
+            AggregateFn::Max => format!("MAX({column})"),
+        });
+    }
+    let mut sql = format!("SELECT {} FROM {table} AS t{condition}", select.join(", "));
+    if !groups.is_empty() {
+        let order: Vec<String> = groups
+            .iter()
+            .map(|g| dialect.order_term(g, false))
+            .collect();
+        sql.push_str(&format!(
+            " GROUP BY {} ORDER BY {}",
+            groups.join(", "),
+            order.join(", ")
+        ));
+    }
+    Ok((sql, lowering.params))
+}
+
+pub fn count_sql(
+    dialect: &dyn Dialect,
+    plan: &Plan,
+    ctx: &Context,
+    joins: &str,
+    cap: usize,
+) -> Result<(String, Vec<Value>), SqlError> {
+    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let table = ident(&plan.entity.logical_name)?;
+    let condition = lowering.condition(plan, false)?;
+    let placeholder = lowering.bind(Value::Int(to_i64(cap)));
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {table} AS t{joins}{condition} LIMIT {placeholder}) AS c"
+    );
+    Ok((sql, lowering.params))
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `name` when it is a plain lowercase identifier (what the metadata's logical names are).
+fn ident(name: &str) -> Result<&str, SqlError> {
+    let plain = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        Ok(name)
+    } else {
+        Err(SqlError::BadIdentifier(name.to_string()))
+    }
+}
+
+/// How tightly a piece of SQL binds, to parenthesize it only where needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Binding {
+    Or,
+    And,
+    Atom,
+}
+
+struct Sql {
+    text: String,
+    binding: Binding,
+}
+
+impl Sql {
+    fn atom(text: String) -> Sql {
+        Sql {
+            text,
+            binding: Binding::Atom,
+        }
+    }
+
+    /// The text, parenthesized if it binds more loosely than `context` needs.
+    fn within(self, context: Binding) -> String {
+        if self.binding < context {
+            format!("({})", self.text)
+        } else {
+            self.text
+        }
+    }
+}
+
+/// A column of the plan's entity, as SQL.
+struct Column<'a> {
+    sql: String,
+    attribute: &'a Attribute,
+}
+
+impl Column<'_> {
+    fn is_text(&self) -> bool {
+        matches!(
+            self.attribute.attribute_type,
+            AttributeType::String | AttributeType::Memo | AttributeType::EntityName
+        )
+    }
+}
+
+struct SortKey<'a> {
+    column: Column<'a>,
+    descending: bool,
+    nullable: bool,
+}
+
+/// A half-open or closed range of Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DateRange {
+    /// The first second, included.
+    from: Option<i64>,
+    /// The end, and whether it is included.
+    to: Option<(i64, bool)>,
+}
+
+struct Lowering<'a> {
+    dialect: &'a dyn Dialect,
+    entity: &'a Entity,
+    ctx: &'a Context,
+    params: Vec<Value>,
+}
+
+impl<'a> Lowering<'a> {
+    fn new(dialect: &'a dyn Dialect, entity: &'a Entity, ctx: &'a Context) -> Self {
+        Lowering {
+            dialect,
+            entity,
+            ctx,
+            params: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder.
+    fn bind(&mut self, value: Value) -> String {
+        self.params.push(value);
+        self.dialect.placeholder(self.params.len())
+    }
+
+    /// Binds `value` to be compared with `column`.
+    fn bind_for(&mut self, column: &Column<'_>, value: Value) -> String {
+        let placeholder = self.bind(value);
+        if column.is_text() {
+            self.dialect.text_operand(&placeholder)
+        } else {
+            placeholder
+        }
+    }
+
+    fn column(&self, prop: &PropertyRef) -> Result<Column<'a>, SqlError> {
+        self.column_at(prop.index, &prop.name)
+    }
+
+    fn column_at(&self, index: usize, name: &str) -> Result<Column<'a>, SqlError> {
+        let entity: &'a Entity = self.entity;
+        let attribute = entity
+            .attributes
+            .get(index)
+            .filter(|a| a.is_stored())
+            .ok_or_else(|| SqlError::NotStored {
+                entity: entity.logical_name.clone(),
+                name: name.to_string(),
+            })?;
+        Ok(Column {
+            sql: format!("t.{}", ident(&attribute.logical_name)?),
+            attribute,
+        })
+    }
+
+    /// The column as an operand of a comparison or an `ORDER BY` term.
+    fn operand(&self, column: &Column<'_>) -> String {
+        if column.is_text() {
+            self.dialect.text_operand(&column.sql)
+        } else {
+            column.sql.clone()
+        }
+    }
+
+    /// A literal of the column's type, as bound.
+    fn literal(&self, literal: &Literal) -> Result<Value, SqlError> {
+        Ok(match literal {
+            Literal::Null => return Err(SqlError::NullComparison),
+            Literal::String(s) => Value::Text(s.clone()),
+            Literal::Int(n) => Value::Int(*n),
+            Literal::Guid(g) => self.dialect.bind_guid(*g),
+            Literal::DateTime(secs) | Literal::Date(secs) => self.dialect.bind_datetime(*secs),
+            Literal::Bool(b) => self.dialect.bind_bool(*b),
+        })
+    }
+
+    /// A stored value (a cursor value), as bound.
+    fn value(&self, value: &Value) -> Value {
+        match value {
+            Value::Guid(g) => self.dialect.bind_guid(*g),
+            Value::DateTime(secs) => self.dialect.bind_datetime(*secs),
+            Value::Bool(b) => self.dialect.bind_bool(*b),
+            other => other.clone(),
+        }
+    }
+
+    /// ` WHERE ...` for the plan's filter and (when `with_cursor`) its cursor, or nothing.
+    fn condition(&mut self, plan: &Plan, with_cursor: bool) -> Result<String, SqlError> {
+        let mut parts = Vec::new();
+        if let Some(filter) = &plan.filter {
+            parts.push(self.expr(filter)?);
+        }
+        if let (Some(after), true) = (&plan.after, with_cursor) {
+            parts.push(self.keyset(&plan.order, after)?);
+        }
+        Ok(match parts.len() {
+            0 => String::new(),
+            1 => format!(" WHERE {}", parts.remove(0).text),
+            _ => {
+                let joined: Vec<String> =
+                    parts.into_iter().map(|p| p.within(Binding::And)).collect();
+                format!(" WHERE {}", joined.join(" AND "))
+            }
+        })
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Result<Sql, SqlError> {
+        Ok(match expr {
+            Expr::Compare { prop, op, value } => {
+                let column = self.column(prop)?;
+                let value = self.literal(value)?;
+                let placeholder = self.bind_for(&column, value);
+                Sql::atom(format!(
+                    "{} {} {placeholder}",
+                    self.operand(&column),
+                    sql_operator(*op)
+                ))
+            }
+            Expr::ComparePropProp { left, op, right } => {
+                let left = self.column(left)?;
+                let right = self.column(right)?;
+                Sql::atom(format!(
+                    "{} {} {}",
+                    self.operand(&left),
+                    sql_operator(*op),
+                    self.operand(&right)
+                ))
+            }
+            Expr::IsNull(prop) => Sql::atom(format!("{} IS NULL", self.column(prop)?.sql)),
+            Expr::NotNull(prop) => Sql::atom(format!("{} IS NOT NULL", self.column(prop)?.sql)),
+            Expr::And(operands) => self.junction(operands, Binding::And)?,
+            Expr::Or(operands) => self.junction(operands, Binding::Or)?,
+            Expr::Not(inner) => Sql::atom(format!("NOT ({})", self.expr(inner)?.text)),
+            Expr::StringFn { func, prop, value } => {
+                self.pattern_match(prop, &Pattern::for_function(*func, value))?
+            }
+            Expr::Like { prop, pattern } => self.pattern_match(prop, &Pattern::parse(pattern))?,
+            Expr::QueryFn { name, prop, values } => self.query_function(*name, prop, values)?,
+        })
+    }
+
+    /// `column LIKE pattern` (or the dialect's equivalent), the pattern bound as a parameter.
+    fn pattern_match(&mut self, prop: &PropertyRef, pattern: &Pattern) -> Result<Sql, SqlError> {
+        let column = self.column(prop)?;
+        let placeholder = self.dialect.placeholder(self.params.len() + 1);
+        let (text, value) = self
+            .dialect
+            .pattern_match(&column.sql, pattern, &placeholder)?;
+        self.params.push(value);
+        Ok(Sql::atom(text))
+    }
+
+    fn junction(&mut self, operands: &[Expr], binding: Binding) -> Result<Sql, SqlError> {
+        let (keyword, empty) = match binding {
+            Binding::And => (" AND ", "1 = 1"),
+            _ => (" OR ", "1 = 0"),
+        };
+        if operands.is_empty() {
+            return Ok(Sql::atom(empty.to_string()));
+        }
+        let mut texts = Vec::with_capacity(operands.len());
+        for operand in operands {
+            texts.push(self.expr(operand)?.within(binding));
+        }
+        Ok(Sql {
+            text: texts.join(keyword),
+            binding,
+        })
+    }
+
+    fn query_function(
+        &mut self,
+        name: QueryFnName,
+        prop: &PropertyRef,
+        values: &[Literal],
+    ) -> Result<Sql, SqlError> {
+        use QueryFnName as F;
+        let column = self.column(prop)?;
+        let operand = self.operand(&column);
+        let bad = || SqlError::BadValues {
+            function: name.name(),
+        };
+        Ok(match name {
+            F::In | F::NotIn => {
+                if values.is_empty() {
+                    return Err(bad());
+                }
+                let mut placeholders = Vec::with_capacity(values.len());
+                for literal in values {
+                    let value = self.literal(literal)?;
+                    placeholders.push(self.bind_for(&column, value));
+                }
+                let not = if name == F::NotIn { "NOT " } else { "" };
+                Sql::atom(format!("{operand} {not}IN ({})", placeholders.join(", ")))
+            }
+            F::Between | F::NotBetween => {
+                let [low, high] = values else {
+                    return Err(bad());
+                };
+                let low = self.literal(low)?;
+                let low = self.bind_for(&column, low);
+                let high = self.literal(high)?;
+                let high = self.bind_for(&column, high);
+                let not = if name == F::NotBetween { "NOT " } else { "" };
+                Sql::atom(format!("{operand} {not}BETWEEN {low} AND {high}"))
+            }
+            F::EqualUserId | F::NotEqualUserId | F::EqualBusinessId | F::NotEqualBusinessId => {
+                let id = match name {
+                    F::EqualUserId | F::NotEqualUserId => self.ctx.user_id,
+                    _ => self.ctx.business_unit_id,
+                };
+                let value = self.dialect.bind_guid(id);
+                let placeholder = self.bind(value);
+                let op = match name {
+                    F::EqualUserId | F::EqualBusinessId => "=",
+                    _ => "<>",
+                };
+                Sql::atom(format!("{operand} {op} {placeholder}"))
+            }
+            _ => {
+                let range = date_range(name, values, self.ctx.now)?;
+                let mut terms = Vec::new();
+                if let Some(from) = range.from {
+                    let placeholder = self.bind(self.dialect.bind_datetime(from));
+                    terms.push(format!("{operand} >= {placeholder}"));
+                }
+                if let Some((to, inclusive)) = range.to {
+                    let placeholder = self.bind(self.dialect.bind_datetime(to));
+                    let op = if inclusive { "<=" } else { "<" };
+                    terms.push(format!("{operand} {op} {placeholder}"));
+                }
+                match terms.len() {
+                    1 => Sql::atom(terms.remove(0)),
+                    _ => Sql {
+                        text: terms.join(" AND "),
+                        binding: Binding::And,
+                    },
+                }
+            }
+        })
+    }
+
+    /// The plan's keys, then the primary id in the direction of the last key.
+    fn sort_keys(&self, order: &[OrderBy]) -> Result<Vec<SortKey<'a>>, SqlError> {
+        let mut keys = Vec::with_capacity(order.len() + 1);
+        for key in order {
+            keys.push(SortKey {
+                column: self.column(&key.prop)?,
+                descending: key.descending,
+                nullable: true,
+            });
+        }
+        let primary = self.entity.primary_id_position();
+        keys.push(SortKey {
+            column: self.column_at(primary, &self.entity.primary_id)?,
+            descending: order.last().is_some_and(|k| k.descending),
+            nullable: false,
+        });
+        Ok(keys)
+    }
+
+    /// The rows strictly after `after` in the order of `order` (see the module documentation).
+    fn keyset(&mut self, order: &[OrderBy], after: &Keyset) -> Result<Sql, SqlError> {
+        let keys = self.sort_keys(order)?;
+        if after.values.len() != keys.len() {
+            return Err(SqlError::KeysetLength {
+                expected: keys.len(),
+                actual: after.values.len(),
+            });
+        }
+        if after.values.last().is_none_or(Value::is_null) {
+            return Err(SqlError::KeysetWithoutId);
+        }
+        // Each non-null cursor value is bound once; its placeholder is reused.
+        let mut placeholders: Vec<Option<String>> = Vec::with_capacity(keys.len());
+        for (key, value) in keys.iter().zip(&after.values) {
+            placeholders.push(match value {
+                Value::Null => None,
+                value => {
+                    let value = self.value(value);
+                    Some(self.bind_for(&key.column, value))
+                }
+            });
+        }
+        let mut disjuncts = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let operand = self.operand(&key.column);
+            let after_term = match (&placeholders[i], key.descending) {
+                (None, false) => format!("{operand} IS NOT NULL"),
+                (None, true) => continue,
+                (Some(p), false) => format!("{operand} > {p}"),
+                (Some(p), true) if key.nullable => {
+                    format!("({operand} < {p} OR {operand} IS NULL)")
+                }
+                (Some(p), true) => format!("{operand} < {p}"),
+            };
+            let mut conjuncts: Vec<String> = keys[..i]
+                .iter()
+                .zip(&placeholders)
+                .map(|(earlier, placeholder)| {
+                    let operand = self.operand(&earlier.column);
+                    match placeholder {
+                        None => format!("{operand} IS NULL"),
+                        Some(p) => format!("{operand} = {p}"),
+                    }
+                })
+                .collect();
+            conjuncts.push(after_term);
+            disjuncts.push(if conjuncts.len() == 1 {
+                conjuncts.remove(0)
+            } else {
+                format!("({})", conjuncts.join(" AND "))
+            });
+        }
+        Ok(match disjuncts.len() {
+            1 => Sql::atom(disjuncts.remove(0)),
+            _ => Sql {
+                text: disjuncts.join(" OR "),
+                binding: Binding::Or,
+            },
+        })
+    }
+}
+
+fn sql_operator(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "=",
+        CmpOp::Ne => "<>",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+    }
+}
+
+/// The range of a relative or calendar date function at `now` (see the module documentation).
+fn date_range(name: QueryFnName, values: &[Literal], now: i64) -> Result<DateRange, SqlError> {
+    use QueryFnName as F;
+    let function = name.name();
+    let bad = || SqlError::BadValues { function };
+    let midnight = now.div_euclid(SECONDS_PER_DAY) * SECONDS_PER_DAY;
+    let day = |offset: i64| midnight + offset * SECONDS_PER_DAY;
+    let count = || match values {
+        [Literal::Int(n)] => Ok(*n),
+        _ => Err(bad()),
+    };
+    let date = || match values {
+        [Literal::Date(secs) | Literal::DateTime(secs)] => {
+            Ok(secs.div_euclid(SECONDS_PER_DAY) * SECONDS_PER_DAY)
+        }
+        _ => Err(bad()),
+    };
+    let out_of_range = |value: i64| SqlError::DateOutOfRange { function, value };
+    // `start + n * unit`, checked, and within the years the time crate represents.
+    let shifted = |start: i64, n: i64, unit: i64| -> Result<i64, SqlError> {
+        n.checked_mul(unit)
+            .and_then(|offset| start.checked_add(offset))
+            .filter(|&secs| time::OffsetDateTime::from_unix_timestamp(secs).is_ok())
+            .ok_or_else(|| out_of_range(n))
+    };
+    let since = |from: i64| DateRange {
+        from: Some(from),
+        to: Some((now, true)),
+    };
+    let day_of = |start: i64| DateRange {
+        from: Some(start),
+        to: Some((start + SECONDS_PER_DAY, false)),
+    };
+    Ok(match name {
+        F::Today => day_of(day(0)),
+        F::Yesterday => day_of(day(-1)),
+        F::Tomorrow => day_of(day(1)),
+        F::LastXHours => {
+            let hour = now.div_euclid(SECONDS_PER_HOUR) * SECONDS_PER_HOUR;
+            since(shifted(hour, -count()?, SECONDS_PER_HOUR)?)
+        }
+        F::NextXHours => {
+            let hour = now.div_euclid(SECONDS_PER_HOUR) * SECONDS_PER_HOUR;
+            let n = count()?;
+            let hours = n.checked_add(1).ok_or_else(|| out_of_range(n))?;
+            let end = shifted(hour, hours, SECONDS_PER_HOUR).map_err(|_| out_of_range(n))?;
+            DateRange {
+                from: Some(now),
+                to: Some((end, false)),
+            }
+        }
+        F::LastXDays => since(shifted(midnight, -count()?, SECONDS_PER_DAY)?),
+        F::NextXDays => {
+            let n = count()?;
+            let days = n.checked_add(1).ok_or_else(|| out_of_range(n))?;
+            let end = shifted(midnight, days, SECONDS_PER_DAY).map_err(|_| out_of_range(n))?;
+            DateRange {
+                from: Some(now),
+                to: Some((end, false)),
+            }
+        }
+        F::LastXWeeks => {
+            let n = count()?;
+            let days = n.checked_mul(7).ok_or_else(|| out_of_range(n))?;
+            since(shifted(midnight, -days, SECONDS_PER_DAY).map_err(|_| out_of_range(n))?)
+        }
+        F::LastXMonths => {
+            let n = count()?;
+            since(add_months(midnight, -n).ok_or_else(|| out_of_range(n))?)
+        }
+        F::LastXYears => {
+            let n = count()?;
+            let months = n.checked_mul(12).ok_or_else(|| out_of_range(n))?;
+            since(add_months(midnight, -months).ok_or_else(|| out_of_range(n))?)
+        }
+        F::OlderThanXDays => DateRange {
+            from: None,
+            to: Some((shifted(midnight, -count()?, SECONDS_PER_DAY)?, false)),
+        },
+        F::On => day_of(date()?),
+        F::OnOrAfter => DateRange {
+            from: Some(date()?),
+            to: None,
+        },
+        F::OnOrBefore => DateRange {
+            from: None,
+            to: Some((date()? + SECONDS_PER_DAY, false)),
+        },
+        _ => return Err(bad()),
+    })
+}
+
+/// Midnight of the day `months` calendar months from the day starting at `midnight`, the day
+/// clamped to the target month's length (as SQL Server's `DATEADD(month, ...)`).
+fn add_months(midnight: i64, months: i64) -> Option<i64> {
+    let date = time::OffsetDateTime::from_unix_timestamp(midnight)
+        .ok()?
+        .date();
+    let index = i64::from(date.year())
+        .checked_mul(12)?
+        .checked_add(i64::from(u8::from(date.month())) - 1)?
+        .checked_add(months)?;
+    let year = i32::try_from(index.div_euclid(12)).ok()?;
+    let month = time::Month::try_from(u8::try_from(index.rem_euclid(12) + 1).ok()?).ok()?;
+    let day = date.day().min(month.length(year));
+    let target = time::Date::from_calendar_date(year, month, day).ok()?;
+    Some(target.midnight().assume_utc().unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests;
