@@ -2,7 +2,8 @@
 //!
 //! A request flows one way: [`edge`] (HTTP) → [`parse`] and [`query`] (URL, query options,
 //! body against the [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler
-//! per message) → [`store`] (SQLite today) → [`serialize`]. See ARCHITECTURE.md for the map.
+//! per message) → [`store`] (SQLite today) → [`serialize`]. Schema discovery (`$metadata`,
+//! `EntityDefinitions`) is computed from the metadata by [`schema`]. See ARCHITECTURE.md for the map.
 
 pub mod app;
 pub mod batch;
@@ -13,5 +14,6 @@ pub mod execute;
 pub mod metadata;
 pub mod parse;
 pub mod query;
+pub mod schema;
 pub mod serialize;
 pub mod store;

@@ -5,6 +5,7 @@
 //! options and body → execute ([`crate::execute::Service`]) → serialize ([`crate::serialize`]).
 
 pub mod auth;
+mod batch;
 pub mod error;
 pub mod paging;
 
@@ -151,7 +152,54 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     let root = format!("{scheme}://{host}/api/data/{version}/");
-    let segments = rest
+    if rest == "$batch" {
+        if parts.method != Method::POST {
+            return Err(ApiError::no_resource(&parts.uri.to_string()));
+        }
+        let limit = state
+            .max_body_bytes
+            .saturating_mul(batch::BODY_LIMIT_FACTOR);
+        let body = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::body_too_large(limit))?;
+        return batch::execute(state, &caller, &root, &parts.headers, &body).await;
+    }
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
+    let request = Inner {
+        method: parts.method,
+        uri: parts.uri.to_string(),
+        path: rest.to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+    };
+    run(state, &*state.service.store, caller, root, request).await
+}
+
+/// One request to run: a top-level one, or a part of a `$batch`.
+pub(crate) struct Inner {
+    pub method: Method,
+    /// The request URI as written, for error messages.
+    pub uri: String,
+    /// The path below the service root, still percent-encoded.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Parses and dispatches one request against `db` (the store, or a change set's transaction).
+pub(crate) async fn run(
+    state: &AppState,
+    db: &dyn Access,
+    caller: Caller,
+    root: String,
+    request: Inner,
+) -> Result<Response, ApiError> {
+    let segments = request
+        .path
         .split('/')
         .map(|s| {
             percent_encoding::percent_decode_str(s)
@@ -161,11 +209,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         })
         .collect::<Result<Vec<_>, _>>()?;
     let resource = path::parse(&state.service.catalog, &segments)?;
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
     let prefer = Prefer::parse(
-        parts
+        request
             .headers
             .get_all("prefer")
             .iter()
@@ -173,18 +218,22 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     );
     let call = Call {
         state,
-        db: &*state.service.store,
+        db,
         caller,
-        method: parts.method.clone(),
-        uri: parts.uri.to_string(),
-        pairs: query_pairs(parts.uri.query()),
-        headers: parts.headers,
+        method: request.method,
+        uri: request.uri,
+        pairs: query_pairs(request.query.as_deref()),
+        headers: request.headers,
         root,
         prefer,
-        body,
+        body: request.body,
     };
     dispatch(call, resource).await
 }
+
+/// The URL of a record a request created, carried on its response for `$batch` references.
+#[derive(Debug, Clone)]
+pub(crate) struct CreatedEntity(pub String);
 
 async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiError> {
     let method = call.method.clone();
@@ -534,10 +583,14 @@ async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiEr
         .service
         .create(call.db, &call.caller, entity, payload, None)
         .await?;
+    let url = record_url(&call.root, entity, id);
     if call.prefer.return_representation {
-        return representation(call, entity, id, &query, StatusCode::CREATED).await;
+        let mut response = representation(call, entity, id, &query, StatusCode::CREATED).await?;
+        response.extensions_mut().insert(CreatedEntity(url));
+        return Ok(response);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
+    response.extensions_mut().insert(CreatedEntity(url));
     set_header(
         &mut response,
         "OData-EntityId",
@@ -615,14 +668,16 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
             Upserted::Created => StatusCode::CREATED,
             Upserted::Updated => StatusCode::OK,
         };
-        return representation(call, entity, id, &query, status).await;
+        let mut response = representation(call, entity, id, &query, status).await?;
+        response
+            .extensions_mut()
+            .insert(CreatedEntity(record_url(&call.root, entity, id)));
+        return Ok(response);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_header(
-        &mut response,
-        "OData-EntityId",
-        &record_url(&call.root, entity, id),
-    );
+    let url = record_url(&call.root, entity, id);
+    set_header(&mut response, "OData-EntityId", &url);
+    response.extensions_mut().insert(CreatedEntity(url));
     Ok(response)
 }
 

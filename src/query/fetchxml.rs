@@ -297,6 +297,9 @@ fn read(text: &str) -> Result<Element, QueryError> {
     let invalid = |position: usize, what: String| QueryError::InvalidXml {
         detail: format!("{what} (at position {position})."),
     };
+    // The text is a `str`, so decoding cannot fail; the reader reports it all the same.
+    let encoding =
+        |position: usize, e: &dyn std::fmt::Display| invalid(position, format!("Bad text: {e}"));
 
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
@@ -320,24 +323,22 @@ fn read(text: &str) -> Result<Element, QueryError> {
                 continue;
             }
             Event::Text(content) => {
-                append_text(&mut stack, &content.xml10_content())
-                    .map_err(|what| invalid(start, what.into()))?;
+                let content = content.xml10_content().map_err(|e| encoding(start, &e))?;
+                append_text(&mut stack, &content).map_err(|what| invalid(start, what.into()))?;
                 continue;
             }
             Event::CData(content) => {
-                append_text(&mut stack, &content.xml10_content())
-                    .map_err(|what| invalid(start, what.into()))?;
+                let content = content.xml10_content().map_err(|e| encoding(start, &e))?;
+                append_text(&mut stack, &content).map_err(|what| invalid(start, what.into()))?;
                 continue;
             }
             Event::GeneralRef(reference) => {
+                let name = reference.decode().map_err(|e| encoding(start, &e))?;
                 let resolved = match reference.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
-                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
+                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&name)
                         .ok_or_else(|| {
-                            invalid(
-                                start,
-                                format!("The entity '&{};' is not defined", &*reference),
-                            )
+                            invalid(start, format!("The entity '&{name};' is not defined"))
                         })?
                         .to_string(),
                     Err(e) => {
@@ -366,10 +367,15 @@ fn read(text: &str) -> Result<Element, QueryError> {
             let value = attribute
                 .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map_err(|e| invalid(start, format!("A malformed attribute value: {e}")))?;
-            attributes.push((attribute.key.as_ref().to_string(), value.into_owned()));
+            let name =
+                std::str::from_utf8(attribute.key.as_ref()).map_err(|e| encoding(start, &e))?;
+            attributes.push((name.to_string(), value.into_owned()));
         }
+        let name = std::str::from_utf8(element.name().as_ref())
+            .map_err(|e| encoding(start, &e))?
+            .to_string();
         let element = Element {
-            name: element.name().as_ref().to_string(),
+            name,
             attributes,
             children: Vec::new(),
             text: String::new(),
