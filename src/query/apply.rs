@@ -46,6 +46,22 @@ impl AggregateFn {
             _ => return None,
         })
     }
+
+    /// Whether the function aggregates columns of this type: sums and averages take numbers,
+    /// minimums and maximums numbers and dates, counts anything. FetchXML follows the same rule.
+    pub fn applies_to(self, attribute_type: AttributeType) -> bool {
+        let numeric = matches!(
+            attribute_type,
+            AttributeType::Integer | AttributeType::BigInt
+        );
+        match self {
+            AggregateFn::Sum | AggregateFn::Average => numeric,
+            AggregateFn::Min | AggregateFn::Max => {
+                numeric || attribute_type == AttributeType::DateTime
+            }
+            AggregateFn::Count | AggregateFn::CountColumn | AggregateFn::CountDistinct => true,
+        }
+    }
 }
 
 /// One aggregated value: a function, its column (none for `$count`), and the alias it is
@@ -158,15 +174,7 @@ fn aggregates(entity: &Entity, text: &str) -> Result<Vec<Aggregate>, QueryError>
                 })?;
                 let prop = bind(entity, name)?;
                 let attribute_type = entity.attributes[prop.index].attribute_type;
-                let numeric = matches!(attribute_type, AttributeType::Integer | AttributeType::BigInt);
-                let valid = match function {
-                    AggregateFn::Sum | AggregateFn::Average => numeric,
-                    AggregateFn::Min | AggregateFn::Max => {
-                        numeric || attribute_type == AttributeType::DateTime
-                    }
-                    _ => true,
-                };
-                if !valid {
+                if !function.applies_to(attribute_type) {
                     return Err(invalid(format!(
                         "The aggregation method cannot be applied to the property '{name}' of type '{}'.",
                         attribute_type.edm_type()

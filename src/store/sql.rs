@@ -20,7 +20,8 @@
 //!   SQL's three-valued `NOT`.
 //! * **Text** compares case-insensitively. SQLite gets this from the `COLLATE NOCASE` columns
 //!   (ASCII folding only: `'Ä'` and `'ä'` differ, unlike SQL Server's collations).
-//! * **`contains`/`startswith`/`endswith`** are SQL Server `LIKE` patterns, as in Dataverse:
+//! * **`contains`/`startswith`/`endswith`** (and FetchXML's `like`, whose value is the whole
+//!   pattern) are SQL Server `LIKE` patterns, as in Dataverse:
 //!   `%` and `_` inside the value are wildcards, `[abc]`, `[a-c]` and `[^abc]` are character
 //!   classes and `[%]` is a literal `%` ([`Pattern`]). SQLite's `LIKE` has no classes: a pattern
 //!   without one becomes `LIKE` (with `ESCAPE '\'` when it holds a literal `%` or `_`), a
@@ -785,17 +786,22 @@ impl<'a> Lowering<'a> {
             Expr::Or(operands) => self.junction(operands, Binding::Or)?,
             Expr::Not(inner) => Sql::atom(format!("NOT ({})", self.expr(inner)?.text)),
             Expr::StringFn { func, prop, value } => {
-                let column = self.column(prop)?;
-                let pattern = Pattern::for_function(*func, value);
-                let placeholder = self.dialect.placeholder(self.params.len() + 1);
-                let (text, value) =
-                    self.dialect
-                        .pattern_match(&column.sql, &pattern, &placeholder)?;
-                self.params.push(value);
-                Sql::atom(text)
+                self.pattern_match(prop, &Pattern::for_function(*func, value))?
             }
+            Expr::Like { prop, pattern } => self.pattern_match(prop, &Pattern::parse(pattern))?,
             Expr::QueryFn { name, prop, values } => self.query_function(*name, prop, values)?,
         })
+    }
+
+    /// `column LIKE pattern` (or the dialect's equivalent), the pattern bound as a parameter.
+    fn pattern_match(&mut self, prop: &PropertyRef, pattern: &Pattern) -> Result<Sql, SqlError> {
+        let column = self.column(prop)?;
+        let placeholder = self.dialect.placeholder(self.params.len() + 1);
+        let (text, value) = self
+            .dialect
+            .pattern_match(&column.sql, pattern, &placeholder)?;
+        self.params.push(value);
+        Ok(Sql::atom(text))
     }
 
     fn junction(&mut self, operands: &[Expr], binding: Binding) -> Result<Sql, SqlError> {
