@@ -112,6 +112,26 @@ pub fn record_members(
     select: Option<&[usize]>,
     annotations: &Annotations,
 ) {
+    write_members(object, record, select, annotations, false);
+}
+
+/// As [`record_members`], leaving out null properties (FetchXML results do).
+pub fn record_members_without_nulls(
+    object: &mut ObjectWriter<'_>,
+    record: &Record,
+    select: Option<&[usize]>,
+    annotations: &Annotations,
+) {
+    write_members(object, record, select, annotations, true);
+}
+
+fn write_members(
+    object: &mut ObjectWriter<'_>,
+    record: &Record,
+    select: Option<&[usize]>,
+    annotations: &Annotations,
+    omit_nulls: bool,
+) {
     let entity = &record.entity;
     if let Some(version) = record.version() {
         object.string("@odata.etag", &etag(version));
@@ -121,6 +141,9 @@ pub fn record_members(
         let attribute = &entity.attributes[position];
         let name = attribute.property_name();
         let value = &record.values[position];
+        if omit_nulls && value.is_null() && position != id_position {
+            return;
+        }
         if !annotations.none() && !value.is_null() {
             annotate(record, attribute, name, value, annotations, object);
         }

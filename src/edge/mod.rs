@@ -7,6 +7,7 @@
 pub mod auth;
 mod batch;
 pub mod error;
+mod fetch;
 pub mod paging;
 
 use std::sync::Arc;
@@ -916,6 +917,9 @@ fn encode_query(text: &str) -> String {
 }
 
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    if let Some(fetch_xml) = option(&call.pairs, "fetchXml") {
+        return fetch::fetch(call, entity, fetch_xml).await;
+    }
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
     if let Some(apply) = &options.apply {
         return aggregate(call, entity, &options, apply).await;
