@@ -42,10 +42,13 @@ struct Row {
     sequence: Option<i64>,
 }
 
-/// A filter with its OData text and its evaluation (None = unknown, SQL's three-valued logic).
+/// A row's truth under a filter: `None` is SQL's unknown.
+type Eval = Box<dyn Fn(&Row) -> Option<bool>>;
+
+/// A filter with its OData text and its evaluation (three-valued, as SQL).
 struct Filter {
     text: String,
-    eval: Box<dyn Fn(&Row) -> Option<bool>>,
+    eval: Eval,
 }
 
 fn leaf(rng: &mut Rng) -> Filter {
