@@ -12,5 +12,6 @@ pub mod execute;
 pub mod metadata;
 pub mod parse;
 pub mod query;
+pub mod security;
 pub mod serialize;
 pub mod store;
