@@ -15,5 +15,6 @@ pub mod metadata;
 pub mod parse;
 pub mod query;
 pub mod schema;
+pub mod security;
 pub mod serialize;
 pub mod store;
