@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::{bytes_response, paging, positions, Call, MAX_PAGE_SIZE};
+use super::{aggregate_body, bytes_response, paging, positions, Call, MAX_PAGE_SIZE};
 use crate::metadata::Entity;
 use crate::query::apply::{Aggregate as ApplyAggregate, AggregateFn};
 use crate::query::fetchxml::{self, AggregateKind, FetchQuery};
@@ -252,29 +252,9 @@ async fn aggregate(
     if let Some(limit) = spec.limit {
         rows.truncate(limit as usize);
     }
-    let mut out = Vec::with_capacity(256 + rows.len() * 64);
-    let mut body = ObjectWriter::open(&mut out);
-    body.string(
-        "@odata.context",
-        &serialize::collection_context(&call.root, &entity.entity_set_name, None),
-    );
-    let array = body.raw_key("value");
-    array.push(b'[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            array.push(b',');
-        }
-        let mut object = ObjectWriter::open(array);
-        for (alias, value) in aliases.iter().zip(row) {
-            if !value.is_null() {
-                object.value(alias, value);
-            }
-        }
-        object.close();
-    }
-    array.push(b']');
-    body.close();
-    Ok(bytes_response(StatusCode::OK, out))
+    let names: Vec<&str> = aliases.iter().map(String::as_str).collect();
+    let body = aggregate_body(call, entity, &names, &rows, true);
+    Ok(bytes_response(StatusCode::OK, body))
 }
 
 /// Orders aggregate values: NULLs first, then by value.

@@ -784,6 +784,16 @@ async fn put_property(
         values: vec![(position, value)],
         binds: Vec::new(),
     };
+    update_only(call, entity, id, payload).await
+}
+
+/// An update (never an upsert) answered with 204.
+async fn update_only(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    payload: Payload,
+) -> Result<Response, ApiError> {
     call.state
         .service
         .update(call.db, &call.caller, entity, id, payload)
@@ -805,11 +815,7 @@ async fn clear_property(
         values: vec![(position, Value::Null)],
         binds: Vec::new(),
     };
-    call.state
-        .service
-        .update(call.db, &call.caller, entity, id, payload)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    update_only(call, entity, id, payload).await
 }
 
 async fn clear_reference(
@@ -825,11 +831,7 @@ async fn clear_reference(
             target: None,
         }],
     };
-    call.state
-        .service
-        .update(call.db, &call.caller, entity, id, payload)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    update_only(call, entity, id, payload).await
 }
 
 async fn navigation(
@@ -1060,6 +1062,25 @@ async fn aggregate(
         .service
         .aggregate(call.db, &call.caller, plan.clone())
         .await?;
+    let names: Vec<&str> = plan
+        .group_by
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(plan.aggregates.iter().map(|a| a.alias.as_str()))
+        .collect();
+    let body = aggregate_body(call, entity, &names, &rows, false);
+    Ok(bytes_response(StatusCode::OK, body))
+}
+
+/// The response of an aggregation: one object per group, its values named by `names`.
+/// FetchXML leaves null values out (`omit_nulls`); OData writes them.
+fn aggregate_body(
+    call: &Call<'_>,
+    entity: &Entity,
+    names: &[&str],
+    rows: &[Vec<Value>],
+    omit_nulls: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + rows.len() * 64);
     let mut body = serialize::ObjectWriter::open(&mut out);
     body.string(
@@ -1073,19 +1094,16 @@ async fn aggregate(
             array.push(b',');
         }
         let mut object = serialize::ObjectWriter::open(array);
-        let names = plan
-            .group_by
-            .iter()
-            .map(|p| p.name.as_str())
-            .chain(plan.aggregates.iter().map(|a| a.alias.as_str()));
-        for (name, value) in names.zip(row) {
-            object.value(name, value);
+        for (name, value) in names.iter().zip(row) {
+            if !(omit_nulls && value.is_null()) {
+                object.value(name, value);
+            }
         }
         object.close();
     }
     array.push(b']');
     body.close();
-    Ok(bytes_response(StatusCode::OK, out))
+    out
 }
 
 /// `/$count`: the number of rows the `$filter` selects (Dataverse caps it at 5,000).
