@@ -101,6 +101,8 @@ async fn serve(args: ServeArgs) -> i32 {
             return 1;
         }
     };
+    // Before "listening" is printed: whoever reads that line may signal at once.
+    let shutdown = shutdown_signal();
     if app.token_generated() {
         println!("smsctx: generated admin token (pass it as 'Authorization: Bearer <token>'; set --admin-token to choose one): {}", app.admin_token());
     }
@@ -108,7 +110,7 @@ async fn serve(args: ServeArgs) -> i32 {
         "smsctx: listening on http://{}/api/data/v9.2/",
         app.local_addr()
     );
-    match app.run_until(shutdown_signal()).await {
+    match app.run_until(shutdown).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("smsctx: {e}");

@@ -2,10 +2,12 @@
 //!
 //! A request flows one way: [`edge`] (HTTP) → [`parse`] and [`query`] (URL, query options,
 //! body against the [`metadata`]) → authorize ([`execute::context`]) → [`execute`] (one handler
-//! per message) → [`store`] (SQLite, or PostgreSQL for several nodes) → [`serialize`]. [`migrate`] copies
-//! a store into PostgreSQL. See ARCHITECTURE.md for the map.
+//! per message) → [`store`] (SQLite, or PostgreSQL for several nodes) → [`serialize`]. Schema
+//! discovery (`$metadata`, `EntityDefinitions`) is computed from the metadata by [`schema`].
+//! [`migrate`] copies a store into PostgreSQL. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod batch;
 pub mod channels;
 pub mod cli;
 pub mod edge;
@@ -14,5 +16,7 @@ pub mod metadata;
 pub mod migrate;
 pub mod parse;
 pub mod query;
+pub mod schema;
+pub mod security;
 pub mod serialize;
 pub mod store;

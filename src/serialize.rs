@@ -67,21 +67,29 @@ impl<'a> ObjectWriter<'a> {
 }
 
 fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // Names and most values need no escaping: copy them as they are.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     let _ = serde_json::to_writer(&mut *out, text);
 }
 
 fn write_value(out: &mut Vec<u8>, value: &Value) {
-    use std::io::Write;
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Text(t) => write_json_string(out, t),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::Float(f) => {
+            let _ = serde_json::to_writer(&mut *out, &Json::from(*f));
         }
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::DateTime(t) => {
             out.push(b'"');
-            out.extend_from_slice(datetime_text(*t).as_bytes());
+            write_datetime(out, *t);
             out.push(b'"');
         }
         Value::Guid(g) => {
@@ -104,6 +112,26 @@ pub fn record_members(
     select: Option<&[usize]>,
     annotations: &Annotations,
 ) {
+    write_members(object, record, select, annotations, false);
+}
+
+/// As [`record_members`], leaving out null properties (FetchXML results do).
+pub fn record_members_without_nulls(
+    object: &mut ObjectWriter<'_>,
+    record: &Record,
+    select: Option<&[usize]>,
+    annotations: &Annotations,
+) {
+    write_members(object, record, select, annotations, true);
+}
+
+fn write_members(
+    object: &mut ObjectWriter<'_>,
+    record: &Record,
+    select: Option<&[usize]>,
+    annotations: &Annotations,
+    omit_nulls: bool,
+) {
     let entity = &record.entity;
     if let Some(version) = record.version() {
         object.string("@odata.etag", &etag(version));
@@ -113,6 +141,9 @@ pub fn record_members(
         let attribute = &entity.attributes[position];
         let name = attribute.property_name();
         let value = &record.values[position];
+        if omit_nulls && value.is_null() && position != id_position {
+            return;
+        }
         if !annotations.none() && !value.is_null() {
             annotate(record, attribute, name, value, annotations, object);
         }
@@ -252,6 +283,7 @@ pub fn json_value(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Text(t) => Json::String(t.clone()),
         Value::Int(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
         Value::Bool(b) => Json::Bool(*b),
         Value::DateTime(t) => Json::String(datetime_text(*t)),
         Value::Guid(g) => Json::String(g.hyphenated().to_string()),
@@ -260,18 +292,42 @@ pub fn json_value(value: &Value) -> Json {
 
 /// `2024-05-01T10:00:00Z`.
 pub fn datetime_text(seconds: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp(seconds) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => seconds.to_string(),
+    let mut out = Vec::with_capacity(20);
+    write_datetime(&mut out, seconds);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `2024-05-01T10:00:00Z` without going through `fmt`.
+fn write_datetime(out: &mut Vec<u8>, seconds: i64) {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(seconds) else {
+        out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+        return;
+    };
+    let two = |out: &mut Vec<u8>, n: u8| {
+        out.push(b'0' + n / 10);
+        out.push(b'0' + n % 10);
+    };
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        let year = year as u16;
+        out.push(b'0' + (year / 1000) as u8);
+        out.push(b'0' + (year / 100 % 10) as u8);
+        out.push(b'0' + (year / 10 % 10) as u8);
+        out.push(b'0' + (year % 10) as u8);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(year).as_bytes());
     }
+    out.push(b'-');
+    two(out, u8::from(t.month()));
+    out.push(b'-');
+    two(out, t.day());
+    out.push(b'T');
+    two(out, t.hour());
+    out.push(b':');
+    two(out, t.minute());
+    out.push(b':');
+    two(out, t.second());
+    out.push(b'Z');
 }
 
 /// The raw text of a value for `/$value`.
@@ -280,6 +336,7 @@ pub fn raw_value(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::Text(t) => Some(t.clone()),
         Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::DateTime(t) => Some(datetime_text(*t)),
         Value::Guid(g) => Some(g.hyphenated().to_string()),

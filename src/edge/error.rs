@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::execute::ExecError;
 use crate::parse::ParseError;
+use crate::schema::SchemaError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -100,6 +101,7 @@ impl From<ExecError> for ApiError {
             E::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
+            E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -111,6 +113,20 @@ impl From<ExecError> for ApiError {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", q.to_string())
             }
             E::Store(cause) => return ApiError::internal(cause),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<SchemaError> for ApiError {
+    fn from(e: SchemaError) -> ApiError {
+        use SchemaError as S;
+        let (status, code) = match &e {
+            S::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
+            S::UnknownAttribute { .. } => (StatusCode::BAD_REQUEST, "0x80041103"),
+            S::UnknownProperty { .. } => (StatusCode::BAD_REQUEST, "0x0"),
+            S::UnknownCast(_) | S::UnknownSegment(_) => (StatusCode::NOT_FOUND, "0x8006088a"),
+            S::BadQuery(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
         };
         ApiError::new(status, code, e.to_string())
     }

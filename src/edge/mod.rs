@@ -5,7 +5,9 @@
 //! options and body → execute ([`crate::execute::Service`]) → serialize ([`crate::serialize`]).
 
 pub mod auth;
+mod batch;
 pub mod error;
+mod fetch;
 pub mod paging;
 
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
 use crate::query::{Expand, ExpandSelect, QueryOptions};
 use crate::serialize;
-use crate::store::sql::Plan;
+use crate::store::sql::{AggregatePlan, Plan};
 use crate::store::{Access, Value};
 
 /// Dataverse's page size limit.
@@ -101,7 +103,7 @@ async fn log_and_stamp(request: Request, next: Next) -> Response {
     tracing::info!(
         target: "smsctx::http",
         %method,
-        path,
+        %path,
         status = response.status().as_u16(),
         duration_us = started.elapsed().as_micros() as u64,
     );
@@ -151,7 +153,54 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     let root = format!("{scheme}://{host}/api/data/{version}/");
-    let segments = rest
+    if rest == "$batch" {
+        if parts.method != Method::POST {
+            return Err(ApiError::no_resource(&parts.uri.to_string()));
+        }
+        let limit = state
+            .max_body_bytes
+            .saturating_mul(batch::BODY_LIMIT_FACTOR);
+        let body = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::body_too_large(limit))?;
+        return batch::execute(state, &caller, &root, &parts.headers, &body).await;
+    }
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
+    let request = Inner {
+        method: parts.method,
+        uri: parts.uri.to_string(),
+        path: rest.to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+    };
+    run(state, &*state.service.store, caller, root, request).await
+}
+
+/// One request to run: a top-level one, or a part of a `$batch`.
+pub(crate) struct Inner {
+    pub method: Method,
+    /// The request URI as written, for error messages.
+    pub uri: String,
+    /// The path below the service root, still percent-encoded.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Parses and dispatches one request against `db` (the store, or a change set's transaction).
+pub(crate) async fn run(
+    state: &AppState,
+    db: &dyn Access,
+    caller: Caller,
+    root: String,
+    request: Inner,
+) -> Result<Response, ApiError> {
+    let segments = request
+        .path
         .split('/')
         .map(|s| {
             percent_encoding::percent_decode_str(s)
@@ -161,11 +210,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         })
         .collect::<Result<Vec<_>, _>>()?;
     let resource = path::parse(&state.service.catalog, &segments)?;
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
     let prefer = Prefer::parse(
-        parts
+        request
             .headers
             .get_all("prefer")
             .iter()
@@ -173,23 +219,31 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     );
     let call = Call {
         state,
-        db: &*state.service.store,
+        db,
         caller,
-        method: parts.method.clone(),
-        uri: parts.uri.to_string(),
-        pairs: query_pairs(parts.uri.query()),
-        headers: parts.headers,
+        method: request.method,
+        uri: request.uri,
+        pairs: query_pairs(request.query.as_deref()),
+        headers: request.headers,
         root,
         prefer,
-        body,
+        body: request.body,
     };
     dispatch(call, resource).await
 }
+
+/// The URL of a record a request created, carried on its response for `$batch` references.
+#[derive(Debug, Clone)]
+pub(crate) struct CreatedEntity(pub String);
 
 async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiError> {
     let method = call.method.clone();
     match (method, resource) {
         (Method::GET, Resource::ServiceDocument) => Ok(service_document(&call)),
+        (Method::GET, Resource::Metadata) => metadata_document(&call),
+        (Method::GET, Resource::EntityDefinitions(segments)) => {
+            entity_definitions(&call, &segments)
+        }
         (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
         (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
         (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,
@@ -307,6 +361,37 @@ fn service_document(call: &Call<'_>) -> Response {
     );
     body.insert("value".into(), Json::Array(value));
     json_response(StatusCode::OK, &body)
+}
+
+/// `$metadata`: the CSDL document (`?annotations=true` adds descriptions and `Computed`).
+fn metadata_document(call: &Call<'_>) -> Result<Response, ApiError> {
+    let annotations = match option(&call.pairs, "annotations") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ParseError::BadQuery(format!(
+                "The value '{other}' of 'annotations' is not 'true' or 'false'."
+            ))
+            .into())
+        }
+    };
+    let document = crate::schema::csdl(&call.state.service.catalog, annotations);
+    let mut response = (StatusCode::OK, document).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    Ok(response)
+}
+
+/// `EntityDefinitions(...)`: table and column metadata as Dataverse returns it.
+fn entity_definitions(call: &Call<'_>, segments: &[String]) -> Result<Response, ApiError> {
+    let request = crate::schema::parse_definitions_path(segments, &call.pairs)?;
+    let body = request.respond(&call.state.service.catalog, &call.root)?;
+    Ok(bytes_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
@@ -534,10 +619,14 @@ async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiEr
         .service
         .create(call.db, &call.caller, entity, payload, None)
         .await?;
+    let url = record_url(&call.root, entity, id);
     if call.prefer.return_representation {
-        return representation(call, entity, id, &query, StatusCode::CREATED).await;
+        let mut response = representation(call, entity, id, &query, StatusCode::CREATED).await?;
+        response.extensions_mut().insert(CreatedEntity(url));
+        return Ok(response);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
+    response.extensions_mut().insert(CreatedEntity(url));
     set_header(
         &mut response,
         "OData-EntityId",
@@ -615,14 +704,16 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
             Upserted::Created => StatusCode::CREATED,
             Upserted::Updated => StatusCode::OK,
         };
-        return representation(call, entity, id, &query, status).await;
+        let mut response = representation(call, entity, id, &query, status).await?;
+        response
+            .extensions_mut()
+            .insert(CreatedEntity(record_url(&call.root, entity, id)));
+        return Ok(response);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    set_header(
-        &mut response,
-        "OData-EntityId",
-        &record_url(&call.root, entity, id),
-    );
+    let url = record_url(&call.root, entity, id);
+    set_header(&mut response, "OData-EntityId", &url);
+    response.extensions_mut().insert(CreatedEntity(url));
     Ok(response)
 }
 
@@ -693,6 +784,16 @@ async fn put_property(
         values: vec![(position, value)],
         binds: Vec::new(),
     };
+    update_only(call, entity, id, payload).await
+}
+
+/// An update (never an upsert) answered with 204.
+async fn update_only(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    id: Uuid,
+    payload: Payload,
+) -> Result<Response, ApiError> {
     call.state
         .service
         .update(call.db, &call.caller, entity, id, payload)
@@ -714,11 +815,7 @@ async fn clear_property(
         values: vec![(position, Value::Null)],
         binds: Vec::new(),
     };
-    call.state
-        .service
-        .update(call.db, &call.caller, entity, id, payload)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    update_only(call, entity, id, payload).await
 }
 
 async fn clear_reference(
@@ -734,11 +831,7 @@ async fn clear_reference(
             target: None,
         }],
     };
-    call.state
-        .service
-        .update(call.db, &call.caller, entity, id, payload)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    update_only(call, entity, id, payload).await
 }
 
 async fn navigation(
@@ -826,12 +919,12 @@ fn encode_query(text: &str) -> String {
 }
 
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    if let Some(fetch_xml) = option(&call.pairs, "fetchXml") {
+        return fetch::fetch(call, entity, fetch_xml).await;
+    }
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
-    if options.apply.is_some() {
-        return Err(ParseError::BadQuery(
-            "The query option '$apply' is not supported on this request yet.".into(),
-        )
-        .into());
+    if let Some(apply) = &options.apply {
+        return aggregate(call, entity, &options, apply).await;
     }
     let select = positions(&options.select);
     let (page, after) = match &options.skiptoken {
@@ -927,6 +1020,90 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     applied.extend(annotations_applied(&call.prefer));
     preference_applied(&mut response, &applied);
     Ok(response)
+}
+
+/// `$apply`: one row per group, with the group's values and its aggregates by alias.
+async fn aggregate(
+    call: &Call<'_>,
+    entity: &Arc<Entity>,
+    options: &QueryOptions,
+    text: &str,
+) -> Result<Response, ApiError> {
+    if !options.select.is_empty()
+        || !options.orderby.is_empty()
+        || !options.expand.is_empty()
+        || options.top.is_some()
+        || options.skiptoken.is_some()
+    {
+        return Err(ParseError::BadQuery(
+            "$apply cannot be combined with $select, $orderby, $expand, $top or $skiptoken.".into(),
+        )
+        .into());
+    }
+    let aliases: std::collections::HashMap<String, String> = call
+        .pairs
+        .iter()
+        .filter(|(k, _)| k.starts_with('@'))
+        .cloned()
+        .collect();
+    let apply = crate::query::apply::parse(entity, text, &aliases)?;
+    let filter = match (apply.filter, options.filter.clone()) {
+        (Some(a), Some(b)) => Some(crate::query::Expr::and(vec![b, a])),
+        (a, b) => a.or(b),
+    };
+    let plan = AggregatePlan {
+        entity: Arc::clone(entity),
+        filter,
+        group_by: apply.group_by,
+        aggregates: apply.aggregates,
+    };
+    let rows = call
+        .state
+        .service
+        .aggregate(call.db, &call.caller, plan.clone())
+        .await?;
+    let names: Vec<&str> = plan
+        .group_by
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(plan.aggregates.iter().map(|a| a.alias.as_str()))
+        .collect();
+    let body = aggregate_body(call, entity, &names, &rows, false);
+    Ok(bytes_response(StatusCode::OK, body))
+}
+
+/// The response of an aggregation: one object per group, its values named by `names`.
+/// FetchXML leaves null values out (`omit_nulls`); OData writes them.
+fn aggregate_body(
+    call: &Call<'_>,
+    entity: &Entity,
+    names: &[&str],
+    rows: &[Vec<Value>],
+    omit_nulls: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + rows.len() * 64);
+    let mut body = serialize::ObjectWriter::open(&mut out);
+    body.string(
+        "@odata.context",
+        &serialize::collection_context(&call.root, &entity.entity_set_name, None),
+    );
+    let array = body.raw_key("value");
+    array.push(b'[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        let mut object = serialize::ObjectWriter::open(array);
+        for (name, value) in names.iter().zip(row) {
+            if !(omit_nulls && value.is_null()) {
+                object.value(name, value);
+            }
+        }
+        object.close();
+    }
+    array.push(b']');
+    body.close();
+    out
 }
 
 /// `/$count`: the number of rows the `$filter` selects (Dataverse caps it at 5,000).

@@ -27,6 +27,40 @@ pub fn skip_token(
     first: &Record,
     last: &Record,
 ) -> String {
+    let inner = inner_cookie(entity, order, page, first, last);
+    let encoded = utf8_percent_encode(&inner, NON_ALPHANUMERIC).to_string();
+    format!(
+        "<cookie pagenumber=\"{}\" pagingcookie=\"{encoded}\" istracking=\"False\" />",
+        page + 1
+    )
+}
+
+/// The `@Microsoft.Dynamics.CRM.fetchxmlpagingcookie` value: the inner cookie URL-encoded twice,
+/// as Dataverse writes it.
+pub fn fetch_paging_cookie(
+    entity: &Entity,
+    order: &[OrderBy],
+    page: usize,
+    first: &Record,
+    last: &Record,
+) -> String {
+    let inner = inner_cookie(entity, order, page, first, last);
+    let once = utf8_percent_encode(&inner, NON_ALPHANUMERIC).to_string();
+    let twice = utf8_percent_encode(&once, NON_ALPHANUMERIC).to_string();
+    format!(
+        "<cookie pagenumber=\"{}\" pagingcookie=\"{twice}\" istracking=\"False\" />",
+        page + 1
+    )
+}
+
+/// `<cookie page="1"><key last="..." />...<id last="{..}" first="{..}" /></cookie>`.
+fn inner_cookie(
+    entity: &Entity,
+    order: &[OrderBy],
+    page: usize,
+    first: &Record,
+    last: &Record,
+) -> String {
     let mut inner = format!("<cookie page=\"{page}\">");
     for key in order {
         let name = &entity.attributes[key.prop.index].logical_name;
@@ -46,11 +80,7 @@ pub fn skip_token(
         braced(last),
         braced(first)
     ));
-    let encoded = utf8_percent_encode(&inner, NON_ALPHANUMERIC).to_string();
-    format!(
-        "<cookie pagenumber=\"{}\" pagingcookie=\"{encoded}\" istracking=\"False\" />",
-        page + 1
-    )
+    inner
 }
 
 /// Reads a token back: the page number and the keyset cursor under `order`.
@@ -67,13 +97,27 @@ pub fn parse_skip_token(
     let cookie = percent_decode_str(&cookie)
         .decode_utf8()
         .map_err(|_| bad())?;
-    let mut elements = elements(&cookie).ok_or_else(bad)?.into_iter();
+    let keyset = keyset_from_cookie(entity, order, &cookie).ok_or_else(bad)?;
+    Ok((page, keyset))
+}
+
+/// The keyset cursor in an inner cookie (`<cookie page="1">...</cookie>`), which FetchXML
+/// clients send back as `paging-cookie`, possibly URL-encoded once or twice.
+pub fn keyset_from_cookie(entity: &Entity, order: &[OrderBy], cookie: &str) -> Option<Keyset> {
+    let mut text = cookie.trim().to_string();
+    for _ in 0..2 {
+        if text.starts_with('<') {
+            break;
+        }
+        text = percent_decode_str(&text).decode_utf8().ok()?.into_owned();
+    }
+    let mut elements = elements(&text)?.into_iter();
     let mut values = Vec::with_capacity(order.len() + 1);
     for key in order {
         let attribute_meta = &entity.attributes[key.prop.index];
-        let (name, attributes) = elements.next().ok_or_else(bad)?;
+        let (name, attributes) = elements.next()?;
         if name != attribute_meta.logical_name {
-            return Err(bad());
+            return None;
         }
         let value = if attributes.iter().any(|(k, v)| k == "null" && v == "1") {
             Value::Null
@@ -81,23 +125,21 @@ pub fn parse_skip_token(
             let text = attributes
                 .iter()
                 .find(|(k, _)| k == "last")
-                .map(|(_, v)| v.as_str())
-                .ok_or_else(bad)?;
-            parse_value(attribute_meta.attribute_type, text).ok_or_else(bad)?
+                .map(|(_, v)| v.as_str())?;
+            parse_value(attribute_meta.attribute_type, text)?
         };
         values.push(value);
     }
-    let (name, attributes) = elements.next().ok_or_else(bad)?;
+    let (name, attributes) = elements.next()?;
     if name != entity.primary_id {
-        return Err(bad());
+        return None;
     }
     let last = attributes
         .iter()
         .find(|(k, _)| k == "last")
-        .and_then(|(_, v)| parse_guid(v))
-        .ok_or_else(bad)?;
+        .and_then(|(_, v)| parse_guid(v))?;
     values.push(Value::Guid(last));
-    Ok((page, Keyset { values }))
+    Some(Keyset { values })
 }
 
 fn cookie_value(value: &Value) -> Option<String> {
@@ -105,6 +147,7 @@ fn cookie_value(value: &Value) -> Option<String> {
         Value::Null => None,
         Value::Text(t) => Some(t.clone()),
         Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::DateTime(t) => Some(datetime_text(*t)),
         Value::Guid(g) => Some(format!("{{{}}}", g.hyphenated().to_string().to_uppercase())),

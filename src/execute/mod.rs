@@ -19,10 +19,13 @@ use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Catalog, Entity, RequiredLevel};
 use crate::parse::body::{Bind, Payload};
 use crate::parse::headers::Condition;
-use crate::store::sql::{Context as QueryContext, Plan};
+use crate::store::sql::{AggregatePlan, Context as QueryContext, Plan};
 use crate::store::{
     Access, Expect, Query, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
 };
+
+/// The most rows Dataverse aggregates.
+pub const MAX_AGGREGATE_ROWS: usize = 50_000;
 
 /// How often an update without `If-Match` retries when another write got in between its read
 /// and its compare-and-set.
@@ -45,6 +48,8 @@ pub enum ExecError {
     },
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("The maximum record limit is exceeded. Reduce the number of records.")]
+    AggregateLimit,
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -123,6 +128,30 @@ impl Service {
             with_names: false,
         };
         Ok(db.count(query, cap).await?)
+    }
+
+    /// Aggregation (`$apply`, aggregate FetchXML): groups and aggregates of the filtered rows.
+    /// Dataverse refuses to aggregate more than 50,000 rows.
+    pub async fn aggregate(
+        &self,
+        db: &dyn Access,
+        caller: &Caller,
+        plan: AggregatePlan,
+    ) -> Result<Vec<Vec<Value>>, ExecError> {
+        let filtered = Plan {
+            entity: Arc::clone(&plan.entity),
+            filter: plan.filter.clone(),
+            order: Vec::new(),
+            limit: None,
+            after: None,
+        };
+        let rows = self
+            .count(db, caller, filtered, MAX_AGGREGATE_ROWS + 1)
+            .await?;
+        if rows > MAX_AGGREGATE_ROWS as u64 {
+            return Err(ExecError::AggregateLimit);
+        }
+        Ok(db.aggregate(plan, query_context(caller)).await?)
     }
 
     /// Create: returns the new record's id and version.

@@ -52,6 +52,7 @@ pub fn import(page: &str) -> Result<Entity, ImportError> {
     let mut in_options = false;
     let mut description = String::new();
     let mut seen_title = false;
+    let mut many_to_one = Vec::new();
 
     for raw in page.lines() {
         let line = raw.trim();
@@ -61,6 +62,10 @@ pub fn import(page: &str) -> Result<Entity, ImportError> {
             continue;
         }
         if let Some(title) = line.strip_prefix("### ") {
+            // Relationship headings carry an anchor; `### See also` does not.
+            if h2.starts_with("many-to-one") && title.contains("</a>") {
+                many_to_one.push(strip_anchor(title));
+            }
             sections.push(Section {
                 heading: strip_anchor(title),
                 ..Section::default()
@@ -198,6 +203,7 @@ pub fn import(page: &str) -> Result<Entity, ImportError> {
         ownership,
         messages,
         attributes,
+        many_to_one,
         logical_name,
         index: HashMap::new(),
         property_index: HashMap::new(),

@@ -247,6 +247,10 @@ pub struct Entity {
     pub ownership: OwnershipType,
     pub messages: Vec<String>,
     pub attributes: Vec<Attribute>,
+    /// The schema names of the page's many-to-one relationships
+    /// (`msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid`), as listed; the page
+    /// does not say which lookup each belongs to.
+    pub many_to_one: Vec<String>,
     index: HashMap<String, usize>,
     property_index: HashMap<String, usize>,
 }
@@ -451,6 +455,10 @@ mod tests {
         assert_eq!(ctx.primary_name, "msdyn_name");
         assert_eq!(ctx.ownership, OwnershipType::UserOwned);
         assert_eq!(ctx.messages.len(), 13);
+        assert_eq!(
+            ctx.many_to_one,
+            ["msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid"]
+        );
     }
 
     #[test]

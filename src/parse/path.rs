@@ -17,6 +17,10 @@ pub const VERSIONS: &[&str] = &["v9.0", "v9.1", "v9.2"];
 pub enum Resource {
     /// `/` — the service document.
     ServiceDocument,
+    /// `/$metadata` — the CSDL document.
+    Metadata,
+    /// `/EntityDefinitions...` — the metadata of the tables, as segments.
+    EntityDefinitions(Vec<String>),
     /// `/{set}` — create or list.
     Collection(Arc<Entity>),
     /// `/{set}/$count`.
@@ -51,6 +55,12 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
     };
     if segments.len() == 1 && first.is_empty() {
         return Ok(Resource::ServiceDocument);
+    }
+    if first == "$metadata" && segments.len() == 1 {
+        return Ok(Resource::Metadata);
+    }
+    if first == "EntityDefinitions" || first.starts_with("EntityDefinitions(") {
+        return Ok(Resource::EntityDefinitions(segments.to_vec()));
     }
     let (name, key) = split_call(first)?;
     if let Some(entity) = catalog.by_entity_set(name) {
@@ -236,6 +246,8 @@ mod tests {
         let catalog = Catalog::builtin().unwrap();
         let got = match parse(&catalog, &segments(path)) {
             Ok(Resource::ServiceDocument) => "service".to_string(),
+            Ok(Resource::Metadata) => "metadata".to_string(),
+            Ok(Resource::EntityDefinitions(s)) => format!("definitions {}", s.len()),
             Ok(Resource::Collection(e)) => format!("collection {}", e.logical_name),
             Ok(Resource::Count(e)) => format!("count {}", e.logical_name),
             Ok(Resource::Record(e, id)) => format!("record {} {id}", e.logical_name),

@@ -3,6 +3,12 @@
 //! Every property in the tree is already resolved to a column of the entity ([`PropertyRef`])
 //! and every literal already has the type its column needs. `Display` prints the canonical
 //! `$filter` text: parsing that text again yields an equal tree.
+//!
+//! Both front ends produce this tree: `$filter` ([`super::filter`]) and FetchXML
+//! ([`super::fetchxml`]). One variant has no `$filter` spelling: [`Expr::Like`], FetchXML's
+//! `like`, which only FetchXML produces. It prints as `like(prop,'pattern')`, a form the
+//! `$filter` parser refuses (as an unknown function), so the round-trip invariant covers every
+//! tree the OData side can produce and nothing more.
 
 use std::fmt;
 
@@ -328,6 +334,13 @@ pub enum Expr {
         prop: PropertyRef,
         value: String,
     },
+    /// FetchXML's `like`: `prop LIKE pattern` on a string column, the pattern taken as written
+    /// (`%`, `_`, `[...]` and `[^...]` are wildcards). Never produced by the `$filter` parser;
+    /// printed as `like(prop,'pattern')`. `not-like` is `Not(Like)`.
+    Like {
+        prop: PropertyRef,
+        pattern: String,
+    },
     /// `Microsoft.Dynamics.CRM.<name>(PropertyName='prop', ...)`.
     QueryFn {
         name: QueryFnName,
@@ -415,6 +428,12 @@ impl fmt::Display for Expr {
                 func.name(),
                 prop.name,
                 Literal::String(value.clone())
+            ),
+            Expr::Like { prop, pattern } => write!(
+                f,
+                "like({},{})",
+                prop.name,
+                Literal::String(pattern.clone())
             ),
             Expr::QueryFn { name, prop, values } => {
                 write!(
@@ -532,6 +551,16 @@ mod tests {
             },
             "Microsoft.Dynamics.CRM.Today(PropertyName='createdon')",
         );
+    }
+
+    #[test]
+    fn like_prints_as_a_function_the_filter_parser_refuses() {
+        let like = Expr::Like {
+            prop: prop("msdyn_name"),
+            pattern: "it's 5%".into(),
+        };
+        check(like.clone(), "like(msdyn_name,'it''s 5%')");
+        check(Expr::Not(Box::new(like)), "not like(msdyn_name,'it''s 5%')");
     }
 
     #[test]

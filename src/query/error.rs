@@ -3,8 +3,16 @@
 //! Where the contract quotes a Dataverse (OData library) message, the text here is that message;
 //! otherwise the message names the option, the position and the offending token. Positions are
 //! 0-based character offsets into the text that was being read (the `$filter` value, or the
-//! parameter alias value when the error is inside an alias). The HTTP edge answers every variant
-//! with status 400 and the code from [`QueryError::code`].
+//! parameter alias value when the error is inside an alias, or the FetchXML document). The HTTP
+//! edge answers every variant with status 400 and the code from [`QueryError::code`].
+//!
+//! The FetchXML variants use Dataverse's wording and codes where they are known: `Invalid XML.`
+//! is `0x80040201` (InvalidXml), an unknown table `0x80041102` (QueryBuilderNoEntity), an unknown
+//! column `0x80041103` (QueryBuilderNoAttribute), an unknown operator `0x80041120`
+//! (QueryBuilderInvalidConditionOperator), a bad link type `0x80041117`
+//! (QueryBuilderDeserializeInvalidLinkType); condition values and paging limits are the generic
+//! InvalidArgument `0x80040203`. Violations of the FetchXML schema (an unknown element or
+//! attribute, a bad attribute value) carry `0x0`: their Dataverse code is unverified.
 
 /// A query option could not be parsed or bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +100,76 @@ pub enum QueryError {
         "Query option '{name}' was specified more than once, but it must be specified at most once."
     )]
     DuplicateOption { name: String },
+
+    /// A `$apply` that Dataverse's aggregation does not accept.
+    #[error("Invalid $apply: {reason}")]
+    InvalidApply { reason: String },
+
+    /// FetchXML that is not well-formed XML, or that is not a `<fetch>` document. `detail` says
+    /// what and where (a character offset).
+    #[error("Invalid XML. {detail}")]
+    InvalidXml { detail: String },
+
+    /// FetchXML that is well-formed but breaks the FetchXML schema: an unknown element or
+    /// attribute, a missing required attribute, an attribute value of the wrong type.
+    #[error("{detail}")]
+    FetchXmlSchema { detail: String },
+
+    /// A FetchXML `entity` or `link-entity` naming a table the catalog does not have.
+    #[error(
+        "The entity with a name = '{name}' with namemapping = 'Logical' was not found in the MetadataCache."
+    )]
+    UnknownEntity { name: String },
+
+    /// A FetchXML column name (logical name) that the table does not have.
+    #[error(
+        "'{entity}' entity doesn't contain attribute with Name = '{name}' and NameMapping = 'Logical'."
+    )]
+    UnknownAttribute { entity: String, name: String },
+
+    /// A FetchXML condition operator that is not one of Dataverse's.
+    #[error("Unknown Condition Operator: {operator}")]
+    UnknownOperator { operator: String },
+
+    /// A FetchXML condition with the wrong number of values for its operator.
+    #[error(
+        "The ConditionOperator.{operator} requires {expected} value/s, not {found}. Parameter Name: {attribute}."
+    )]
+    ConditionValueCount {
+        operator: String,
+        attribute: String,
+        expected: &'static str,
+        found: usize,
+    },
+
+    /// A FetchXML condition value that does not convert to the column's type.
+    #[error(
+        "An exception System.FormatException was thrown while trying to convert input value '{value}' to attribute '{entity}.{attribute}'. Expected type of attribute value: {expected}."
+    )]
+    ConditionValue {
+        value: String,
+        entity: String,
+        attribute: String,
+        expected: &'static str,
+    },
+
+    /// A FetchXML condition whose operator does not apply to its column, or whose value is out
+    /// of range for the operator.
+    #[error("Condition for attribute '{entity}.{attribute}': {reason}")]
+    InvalidCondition {
+        entity: String,
+        attribute: String,
+        reason: String,
+    },
+
+    /// A well-formed FetchXML query that Dataverse refuses: paging limits, aggregate rules,
+    /// aliases.
+    #[error("{detail}")]
+    InvalidFetch { detail: String },
+
+    /// A FetchXML link-entity with a `link-type` other than `inner` or `outer`.
+    #[error("Invalid link-type '{link_type}': only 'inner' and 'outer' are supported.")]
+    InvalidLinkType { link_type: String },
 }
 
 impl QueryError {
@@ -102,7 +180,17 @@ impl QueryError {
     /// the generic InvalidArgument code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidFunctionArgument { .. } | Self::TooLong { .. } => "0x80040203",
+            Self::InvalidFunctionArgument { .. }
+            | Self::TooLong { .. }
+            | Self::ConditionValueCount { .. }
+            | Self::ConditionValue { .. }
+            | Self::InvalidCondition { .. }
+            | Self::InvalidFetch { .. } => "0x80040203",
+            Self::InvalidXml { .. } => "0x80040201",
+            Self::UnknownEntity { .. } => "0x80041102",
+            Self::UnknownAttribute { .. } => "0x80041103",
+            Self::UnknownOperator { .. } => "0x80041120",
+            Self::InvalidLinkType { .. } => "0x80041117",
             Self::UnknownProperty { .. }
             | Self::UnterminatedLiteral { .. }
             | Self::Syntax { .. }
@@ -115,7 +203,9 @@ impl QueryError {
             | Self::InvalidCount { .. }
             | Self::UnknownOption { .. }
             | Self::Unsupported { .. }
-            | Self::DuplicateOption { .. } => "0x0",
+            | Self::DuplicateOption { .. }
+            | Self::InvalidApply { .. }
+            | Self::FetchXmlSchema { .. } => "0x0",
         }
     }
 }

@@ -495,7 +495,7 @@ impl<'a> Parser<'a> {
 }
 
 /// Whether `literal` may be compared with `attribute`.
-fn accepts(attribute: &Attribute, literal: &Literal) -> bool {
+pub(crate) fn accepts(attribute: &Attribute, literal: &Literal) -> bool {
     use AttributeType as T;
     let t = attribute.attribute_type;
     match literal {
@@ -514,31 +514,51 @@ fn accepts(attribute: &Attribute, literal: &Literal) -> bool {
 /// `literal` as a value of `attribute`'s type: as is when it has that type, converted when it is
 /// a string spelling a value of that type.
 fn coerce(attribute: &Attribute, literal: Literal) -> Option<Literal> {
-    use AttributeType as T;
     if literal != Literal::Null && accepts(attribute, &literal) {
         return Some(literal);
     }
     let Literal::String(text) = literal else {
         return None;
     };
-    let text = text.trim();
+    literal_for(attribute, &text)
+}
+
+/// The value of `attribute`'s type that `text` spells, or `None`. This is the one place where
+/// text becomes a typed value: the items of `PropertyValues` arrays here, and every FetchXML
+/// `value` (see [`super::fetchxml`]), so both front ends type values the same way.
+///
+/// Strings are taken as written; other types ignore surrounding whitespace. Integers of 32-bit
+/// columns must fit in 32 bits; GUIDs are hyphenated, optionally in braces (`{...}`, as
+/// Dataverse writes them); dates and date-times are ISO 8601; booleans are `true`, `false`, `1`
+/// or `0` (the XML Schema spellings).
+pub(crate) fn literal_for(attribute: &Attribute, text: &str) -> Option<Literal> {
+    use AttributeType as T;
+    let trimmed = text.trim();
     match attribute.attribute_type {
-        T::Integer | T::BigInt | T::Picklist | T::State | T::Status => {
-            text.parse::<i64>().ok().map(Literal::Int)
+        T::String | T::Memo | T::EntityName => Some(Literal::String(text.to_string())),
+        T::Integer | T::Picklist | T::State | T::Status => trimmed
+            .parse::<i32>()
+            .ok()
+            .map(|n| Literal::Int(i64::from(n))),
+        T::BigInt => trimmed.parse::<i64>().ok().map(Literal::Int),
+        T::Uniqueidentifier | T::Lookup | T::Owner => {
+            let bare = trimmed
+                .strip_prefix('{')
+                .and_then(|t| t.strip_suffix('}'))
+                .unwrap_or(trimmed);
+            lexer::parse_guid(bare).map(Literal::Guid)
         }
-        T::Uniqueidentifier | T::Lookup | T::Owner => lexer::parse_guid(text).map(Literal::Guid),
-        T::DateTime => as_date(Literal::String(text.to_string())),
-        T::Boolean => match text {
-            "true" => Some(Literal::Bool(true)),
-            "false" => Some(Literal::Bool(false)),
+        T::DateTime => as_date(Literal::String(trimmed.to_string())),
+        T::Boolean => match trimmed {
+            "true" | "1" => Some(Literal::Bool(true)),
+            "false" | "0" => Some(Literal::Bool(false)),
             _ => None,
         },
-        T::String | T::Memo | T::EntityName => None,
     }
 }
 
 /// A `PropertyValue` count: an integer, or a string spelling one, not negative.
-fn as_count(literal: Literal) -> Option<i64> {
+pub(crate) fn as_count(literal: Literal) -> Option<i64> {
     let count = match literal {
         Literal::Int(n) => n,
         Literal::String(text) => text.trim().parse().ok()?,
@@ -548,7 +568,7 @@ fn as_count(literal: Literal) -> Option<i64> {
 }
 
 /// A `PropertyValue` date: a date or date-time, or a string spelling one.
-fn as_date(literal: Literal) -> Option<Literal> {
+pub(crate) fn as_date(literal: Literal) -> Option<Literal> {
     match literal {
         Literal::Date(_) | Literal::DateTime(_) => Some(literal),
         Literal::String(text) => match lexer::parse_number_or_date(text.trim())? {
@@ -560,7 +580,10 @@ fn as_date(literal: Literal) -> Option<Literal> {
 }
 
 /// Why `name` does not apply to `attribute`, if it does not.
-fn check_function_column(name: QueryFnName, attribute: &Attribute) -> Result<(), &'static str> {
+pub(crate) fn check_function_column(
+    name: QueryFnName,
+    attribute: &Attribute,
+) -> Result<(), &'static str> {
     use AttributeType as T;
     let t = attribute.attribute_type;
     let targets = |table: &str| t.is_lookup() && attribute.targets.iter().any(|x| x == table);

@@ -29,6 +29,8 @@ pub enum Value {
     DateTime(i64),
     /// Uniqueidentifier, lookup and owner columns.
     Guid(Uuid),
+    /// Only computed values (averages) are floating point; no column stores one.
+    Float(f64),
 }
 
 impl Value {
@@ -187,6 +189,14 @@ pub trait Access: Send + Sync {
 
     /// How many rows a plan's filter selects, counting at most `cap`.
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError>;
+
+    /// The groups and aggregates of an aggregate plan: per group, its values then the
+    /// aggregates.
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError>;
 
     /// Executes one write atomically. On the store, it is its own durable transaction: when
     /// this returns `Ok`, it is on disk. In a [`Transaction`], it is durable at commit.

@@ -45,6 +45,7 @@ use super::{
     WriteOutcome,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
+use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
@@ -425,6 +426,7 @@ impl ToSql for Param<'_> {
                 Ok(IsNull::No)
             }
             (Value::DateTime(secs), _) => secs.to_sql(ty, out),
+            (Value::Float(f), _) => f.to_sql(ty, out),
         }
     }
 
@@ -519,6 +521,42 @@ impl Executor<'_> {
             .await?
             .get(0);
         Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn aggregate(
+        &self,
+        plan: &sql::AggregatePlan,
+        context: &sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let (text, values) = sql::aggregate_sql(&sql::Postgres, plan, context)?;
+        let statement = prepare(self.client, &text).await?;
+        let params = params(&values);
+        let rows = self.client.query(&statement, &refs(&params)).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut values = Vec::with_capacity(plan.group_by.len() + plan.aggregates.len());
+            for (column, prop) in plan.group_by.iter().enumerate() {
+                let attribute_type = plan.entity.attributes[prop.index].attribute_type;
+                values.push(from_row(row, column, attribute_type)?);
+            }
+            for (k, aggregate) in plan.aggregates.iter().enumerate() {
+                let column = plan.group_by.len() + k;
+                values.push(match (aggregate.function, &aggregate.prop) {
+                    (AggregateFn::Min | AggregateFn::Max, Some(prop)) => {
+                        let attribute_type = plan.entity.attributes[prop.index].attribute_type;
+                        from_row(row, column, attribute_type)?
+                    }
+                    (AggregateFn::Average, _) => row
+                        .try_get::<_, Option<f64>>(column)?
+                        .map_or(Value::Null, Value::Float),
+                    _ => row
+                        .try_get::<_, Option<i64>>(column)?
+                        .map_or(Value::Null, Value::Int),
+                });
+            }
+            out.push(values);
+        }
+        Ok(out)
     }
 
     /// After a compare-and-set changed nothing: why.
@@ -638,6 +676,15 @@ impl Access for PostgresStore {
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
         let client = self.connection().await?;
         self.executor(&client).count(&query, cap).await
+    }
+
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let client = self.connection().await?;
+        self.executor(&client).aggregate(&plan, &context).await
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -764,6 +811,14 @@ impl Access for PostgresTransaction {
 
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
         self.executor()?.count(&query, cap).await
+    }
+
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.executor()?.aggregate(&plan, &context).await
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {

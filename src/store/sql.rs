@@ -22,7 +22,8 @@
 //! * **Text** compares case-insensitively. SQLite gets this from the `COLLATE NOCASE` columns
 //!   (ASCII folding only: `'Ä'` and `'ä'` differ, unlike SQL Server's collations); PostgreSQL
 //!   compares `lower(x COLLATE "C")`, which folds exactly the same letters and sorts the same.
-//! * **`contains`/`startswith`/`endswith`** are SQL Server `LIKE` patterns, as in Dataverse:
+//! * **`contains`/`startswith`/`endswith`** (and FetchXML's `like`, whose value is the whole
+//!   pattern) are SQL Server `LIKE` patterns, as in Dataverse:
 //!   `%` and `_` inside the value are wildcards, `[abc]`, `[a-c]` and `[^abc]` are character
 //!   classes and `[%]` is a literal `%` ([`Pattern`]). SQLite's `LIKE` has no classes: a pattern
 //!   without one becomes `LIKE` (with `ESCAPE '\'` when it holds a literal `%` or `_`), a
@@ -70,6 +71,7 @@ use uuid::Uuid;
 
 use super::Value;
 use crate::metadata::{Attribute, AttributeType, Entity};
+use crate::query::apply::{Aggregate, AggregateFn};
 use crate::query::{CmpOp, Expr, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
 
 const SECONDS_PER_HOUR: i64 = 3_600;
@@ -178,6 +180,23 @@ pub trait Dialect {
         pattern: &Pattern,
         placeholder: &str,
     ) -> Result<(String, Value), SqlError>;
+
+    /// The average of a numeric column as a floating-point value.
+    fn average(&self, column: &str) -> String {
+        format!("AVG({column})")
+    }
+
+    /// The sum of an integer column as an integer.
+    fn sum(&self, column: &str) -> String {
+        format!("SUM({column})")
+    }
+
+    /// The value a group shows for a text column it is grouped by case-insensitively (grouped
+    /// by [`Dialect::text_operand`]). SQLite groups a `NOCASE` column by itself and shows one of
+    /// the group's values.
+    fn group_text_value(&self, column: &str) -> String {
+        column.to_string()
+    }
 }
 
 /// The embedded SQLite database.
@@ -281,6 +300,22 @@ impl Dialect for Postgres {
         } else {
             format!("{operand} ASC NULLS FIRST")
         }
+    }
+
+    /// `AVG` of a `bigint` is `numeric` in PostgreSQL; SQLite's is a double.
+    fn average(&self, column: &str) -> String {
+        format!("AVG({column})::double precision")
+    }
+
+    /// `SUM` of a `bigint` is `numeric` in PostgreSQL; SQLite's is an integer (and an error on
+    /// overflow, as the cast is here).
+    fn sum(&self, column: &str) -> String {
+        format!("SUM({column})::bigint")
+    }
+
+    /// The group's smallest spelling (by code point) of its case-insensitive value.
+    fn group_text_value(&self, column: &str) -> String {
+        format!("MIN({column})")
     }
 
     /// `lower(column COLLATE "C") ~ pattern`: an anchored regular expression, lowercased (ASCII)
@@ -585,6 +620,80 @@ pub fn select_sql(
 /// `SELECT COUNT(*) FROM (SELECT 1 FROM {table} AS t{joins} [WHERE ...] LIMIT ?) AS c`: the
 /// number of rows the plan's filter selects, counting no further than `cap`. The plan's order,
 /// limit and cursor do not apply.
+/// What a `$apply` (or an aggregate FetchXML) reads: groups of the filtered rows and the
+/// aggregates of each group.
+#[derive(Debug, Clone)]
+pub struct AggregatePlan {
+    pub entity: Arc<Entity>,
+    pub filter: Option<Expr>,
+    pub group_by: Vec<PropertyRef>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <groups>`; each
+/// result row holds the group values, then the aggregates, in plan order.
+pub fn aggregate_sql(
+    dialect: &dyn Dialect,
+    plan: &AggregatePlan,
+    ctx: &Context,
+) -> Result<(String, Vec<Value>), SqlError> {
+    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let table = ident(&plan.entity.logical_name)?;
+    let filter_plan = Plan {
+        entity: Arc::clone(&plan.entity),
+        filter: plan.filter.clone(),
+        order: Vec::new(),
+        limit: None,
+        after: None,
+    };
+    let condition = lowering.condition(&filter_plan, false)?;
+    // Text groups are case-insensitive, like every text comparison.
+    let mut groups = Vec::with_capacity(plan.group_by.len());
+    let mut select = Vec::with_capacity(plan.group_by.len() + plan.aggregates.len());
+    for prop in &plan.group_by {
+        let column = lowering.column(prop)?;
+        select.push(if column.is_text() {
+            dialect.group_text_value(&column.sql)
+        } else {
+            column.sql.clone()
+        });
+        groups.push(lowering.operand(&column));
+    }
+    for aggregate in &plan.aggregates {
+        let (column, distinct) = match &aggregate.prop {
+            Some(prop) => {
+                let column = lowering.column(prop)?;
+                let distinct = lowering.operand(&column);
+                (Some(column.sql), distinct)
+            }
+            None => (None, "*".to_string()),
+        };
+        let column = column.as_deref().unwrap_or("*");
+        select.push(match aggregate.function {
+            AggregateFn::Count => "COUNT(*)".to_string(),
+            AggregateFn::CountColumn => format!("COUNT({column})"),
+            AggregateFn::CountDistinct => format!("COUNT(DISTINCT {distinct})"),
+            AggregateFn::Sum => dialect.sum(column),
+            AggregateFn::Average => dialect.average(column),
+            AggregateFn::Min => format!("MIN({column})"),
+            AggregateFn::Max => format!("MAX({column})"),
+        });
+    }
+    let mut sql = format!("SELECT {} FROM {table} AS t{condition}", select.join(", "));
+    if !groups.is_empty() {
+        let order: Vec<String> = groups
+            .iter()
+            .map(|g| dialect.order_term(g, false))
+            .collect();
+        sql.push_str(&format!(
+            " GROUP BY {} ORDER BY {}",
+            groups.join(", "),
+            order.join(", ")
+        ));
+    }
+    Ok((sql, lowering.params))
+}
+
 pub fn count_sql(
     dialect: &dyn Dialect,
     plan: &Plan,
@@ -815,17 +924,22 @@ impl<'a> Lowering<'a> {
             Expr::Or(operands) => self.junction(operands, Binding::Or)?,
             Expr::Not(inner) => Sql::atom(format!("NOT ({})", self.expr(inner)?.text)),
             Expr::StringFn { func, prop, value } => {
-                let column = self.column(prop)?;
-                let pattern = Pattern::for_function(*func, value);
-                let placeholder = self.dialect.placeholder(self.params.len() + 1);
-                let (text, value) =
-                    self.dialect
-                        .pattern_match(&column.sql, &pattern, &placeholder)?;
-                self.params.push(value);
-                Sql::atom(text)
+                self.pattern_match(prop, &Pattern::for_function(*func, value))?
             }
+            Expr::Like { prop, pattern } => self.pattern_match(prop, &Pattern::parse(pattern))?,
             Expr::QueryFn { name, prop, values } => self.query_function(*name, prop, values)?,
         })
+    }
+
+    /// `column LIKE pattern` (or the dialect's equivalent), the pattern bound as a parameter.
+    fn pattern_match(&mut self, prop: &PropertyRef, pattern: &Pattern) -> Result<Sql, SqlError> {
+        let column = self.column(prop)?;
+        let placeholder = self.dialect.placeholder(self.params.len() + 1);
+        let (text, value) = self
+            .dialect
+            .pattern_match(&column.sql, pattern, &placeholder)?;
+        self.params.push(value);
+        Ok(Sql::atom(text))
     }
 
     fn junction(&mut self, operands: &[Expr], binding: Binding) -> Result<Sql, SqlError> {

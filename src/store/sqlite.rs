@@ -21,6 +21,7 @@ use super::{
     WriteOutcome,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
+use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
@@ -48,6 +49,7 @@ enum TxJob {
     Get(Arc<Entity>, Uuid, bool, Reply<Option<Record>>),
     Query(Query, Reply<Vec<Record>>),
     Count(Query, usize, Reply<u64>),
+    Aggregate(sql::AggregatePlan, sql::Context, Reply<Vec<Vec<Value>>>),
     Write(WriteOp, Reply<WriteOutcome>),
     Commit(Reply<()>),
     Rollback(Reply<()>),
@@ -348,6 +350,7 @@ impl ToSql for Value {
             Value::Null => ToSqlOutput::from(rusqlite::types::Null),
             Value::Text(t) => ToSqlOutput::from(t.as_str()),
             Value::Int(i) | Value::DateTime(i) => ToSqlOutput::from(*i),
+            Value::Float(f) => ToSqlOutput::from(*f),
             Value::Bool(b) => ToSqlOutput::from(i64::from(*b)),
             Value::Guid(g) => ToSqlOutput::from(
                 g.hyphenated()
@@ -442,6 +445,9 @@ fn run_transaction(
                     table(&query.plan.entity).and_then(|t| read_count(&tx, t, &query, cap));
                 let _ = reply.send(result);
             }
+            TxJob::Aggregate(plan, context, reply) => {
+                let _ = reply.send(read_aggregate(&tx, &plan, &context));
+            }
             TxJob::Write(op, reply) => {
                 let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op, &mut versions));
             }
@@ -526,6 +532,44 @@ fn read_query(
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         out.push(entity_sql.read_row(&query.plan.entity, row, query.with_names)?);
+    }
+    Ok(out)
+}
+
+fn read_aggregate(
+    conn: &Connection,
+    plan: &sql::AggregatePlan,
+    context: &sql::Context,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    let (text, params) = sql::aggregate_sql(&sql::Sqlite, plan, context)?;
+    let mut statement = conn.prepare_cached(&text)?;
+    let width = plan.group_by.len() + plan.aggregates.len();
+    let mut rows = statement.query(params_from_iter(params.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(width);
+        for column in 0..width {
+            let attribute_type = if column < plan.group_by.len() {
+                Some(plan.entity.attributes[plan.group_by[column].index].attribute_type)
+            } else {
+                let aggregate = &plan.aggregates[column - plan.group_by.len()];
+                match aggregate.function {
+                    AggregateFn::Min | AggregateFn::Max => aggregate
+                        .prop
+                        .as_ref()
+                        .map(|p| plan.entity.attributes[p.index].attribute_type),
+                    _ => None,
+                }
+            };
+            let value = row.get_ref(column)?;
+            values.push(match (attribute_type, value) {
+                (_, ValueRef::Real(f)) => Value::Float(f),
+                (Some(t), v) => from_sql(t, v)?,
+                (None, ValueRef::Integer(i)) => Value::Int(i),
+                (None, _) => Value::Null,
+            });
+        }
+        out.push(values);
     }
     Ok(out)
 }
@@ -744,6 +788,19 @@ impl Access for SqliteStore {
         self.with_reader(|conn| read_count(conn, entity_sql, &query, cap))
     }
 
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            readers.with_reader(|conn| read_aggregate(conn, &plan, &context))
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?
+    }
+
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, receive) = oneshot::channel();
         self.send_job(Job::Write(op, reply)).await?;
@@ -818,6 +875,15 @@ impl Access for SqliteTransaction {
 
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
         self.ask(|reply| TxJob::Count(query, cap, reply)).await
+    }
+
+    async fn aggregate(
+        &self,
+        plan: sql::AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        self.ask(|reply| TxJob::Aggregate(plan, context, reply))
+            .await
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {

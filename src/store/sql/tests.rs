@@ -190,6 +190,39 @@ fn string_functions_are_like_patterns_with_dataverse_wildcards() {
     );
 }
 
+/// FetchXML's `like` (which `$filter` cannot write) binds its value as the whole pattern: the
+/// same SQL as the `startswith`/`contains` that adds the `%` itself.
+#[test]
+fn fetchxml_like_binds_the_pattern_as_written() {
+    let entity = entity();
+    let lowered = |filter: Expr| {
+        let plan = Plan {
+            filter: Some(filter),
+            ..plan(&entity, None)
+        };
+        let (sql, params) = select_sql(&Sqlite, &plan, &CONTEXT, "1", "").expect("lowers");
+        (sql, format!("{params:?}"))
+    };
+    let like = |pattern: &str| Expr::Like {
+        prop: PropertyRef {
+            index: entity.position("msdyn_name").unwrap(),
+            name: "msdyn_name".into(),
+        },
+        pattern: pattern.into(),
+    };
+    assert_eq!(
+        lowered(like("a_b%c%")),
+        lowered(parse(&entity, "startswith(msdyn_name,'a_b%c')"))
+    );
+    assert_eq!(
+        lowered(like("%[A-C]x%")),
+        lowered(parse(&entity, "contains(msdyn_name,'[A-C]x')"))
+    );
+    let (sql, params) = lowered(Expr::Not(Box::new(like("sms 7"))));
+    assert!(sql.contains("NOT (t.msdyn_name LIKE ?1)"), "{sql}");
+    assert_eq!(params, r#"[Text("sms 7")]"#);
+}
+
 #[test]
 fn postgres_lowers_text_binds_typed_values_and_matches_patterns_with_regexes() {
     let entity = entity();
@@ -1048,6 +1081,7 @@ fn key_of_value(value: &Value) -> Option<Key> {
         Value::Int(n) | Value::DateTime(n) => Key::Int(*n),
         Value::Bool(b) => Key::Int(i64::from(*b)),
         Value::Guid(g) => Key::Text(g.hyphenated().to_string()),
+        Value::Float(_) => unreachable!("no column stores a float"),
     })
 }
 
@@ -1205,6 +1239,10 @@ fn eval(expr: &Expr, row: &[Value]) -> Option<bool> {
             };
             Some(like(&lowered_chars(&pattern), &lowered_chars(text)))
         }
+        Expr::Like { prop, pattern } => {
+            let text = row[prop.index].as_text()?;
+            Some(like(&lowered_chars(pattern), &lowered_chars(text)))
+        }
         Expr::QueryFn { name, prop, values } => {
             use QueryFnName as F;
             let actual = key(prop)?;
@@ -1308,6 +1346,7 @@ fn random_literal(rng: &mut Rng, attribute: &Attribute) -> (String, String) {
         }
         Value::Bool(b) => (b.to_string(), b.to_string()),
         Value::Null => unreachable!("drawn until not null"),
+        Value::Float(_) => unreachable!("no column stores a float"),
     }
 }
 
