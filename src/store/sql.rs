@@ -33,8 +33,8 @@
 //!   ([`SqlError::UnsupportedPattern`]).
 //! * **Guids** bind as their stored form (SQLite: lowercase hyphenated text; PostgreSQL: `uuid`,
 //!   whose order is that text's); they compare and sort as that text, not in SQL Server's
-//!   `uniqueidentifier` byte order. **Dates** bind as
-//!   Unix seconds (PostgreSQL: the same instant as a `timestamptz`); a date literal (`2024-05-01`) is its midnight UTC.
+//!   `uniqueidentifier` byte order. **Dates** bind as Unix seconds (PostgreSQL: the same
+//!   instant as a `timestamptz`); a date literal (`2024-05-01`) is its midnight UTC.
 //! * **Relative dates** are evaluated against [`Context::now`] in UTC days (the caller's time
 //!   zone is not applied). With `midnight` the start of the current UTC day:
 //!   `Today`/`Yesterday`/`Tomorrow` are that whole day; `LastXHours` is from the start of the
