@@ -216,6 +216,25 @@ pub trait Store: Access + 'static {
     /// Starts a transaction; its reads see its own writes.
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
 
+    /// Executes several writes as one transaction: all of them, or none and the first failing
+    /// write's error. The default runs them in a [`Transaction`]; a backend may do better (SQLite
+    /// lets them share a group commit with other writers instead of holding the writer).
+    async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let tx = self.begin().await?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            match tx.write(op).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     /// Reads a store-wide setting (the seeded administrator, ...).
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -48,7 +48,13 @@ use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_channels.sql"),
+    ),
+];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736d_7363_7478;
