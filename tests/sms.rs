@@ -845,6 +845,33 @@ async fn telesign_inbound_sms_lands_on_a_context() {
     }
     assert_eq!(contexts(&app).await.len(), 1);
 
+    // Only X-TS-Authorization (the bare signature): accepted; a wrong one is not.
+    let body4 = telesign_body(
+        "0123456789ABCDEF0123456789ABCDE4",
+        "12015550123",
+        "14252306551",
+        "x-ts",
+    );
+    let signature = telesign_authorization(TS_CUSTOMER, TS_KEY, body4.as_bytes())
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let x_ts = |signature: &str| {
+        app.client
+            .post(format!("{}/channels/sms/telesign", root(&app)))
+            .header("Content-Type", "application/json")
+            .header("X-TS-Authorization", signature.to_owned())
+            .body(body4.clone())
+            .send()
+    };
+    assert_eq!(
+        x_ts(&other_key).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(x_ts(&signature).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(contexts(&app).await.len(), 1);
+
     // A delivery report on the same URL is acknowledged (TeleSign would retry anything else)
     // once its signature holds, and changes nothing.
     let report = r#"{"reference_id":"B56259E45884010488343BAA15FB0002","status":{"code":200,"description":"Delivered to handset"}}"#;
@@ -1347,4 +1374,48 @@ async fn the_cli_adds_and_lists_channels_with_masked_secrets() {
         "https://sms.example.com/channels/sms/twilio"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn the_webhooks_are_rate_limited_per_peer() {
+    let db = TestDatabase::new().await;
+    let mut config = common::config(&db);
+    config.sms_rate_limit = 2;
+    let app = smsctx::app::Application::build(config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    // Twenty unsigned requests at once from one peer, with bursts of two allowed: most are
+    // refused with 429 before anything is read; the others reach the signature check.
+    let client = reqwest::Client::new();
+    let sends = (0..20).map(|_| {
+        let client = client.clone();
+        let url = format!("{base}/channels/sms/twilio");
+        async move {
+            client
+                .post(url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("To=%2B14252306549")
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let responses = futures_join_all(sends).await;
+    let limited: Vec<_> = responses
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(limited.len() >= 5, "{} of 20 limited", limited.len());
+    assert_eq!(limited[0].headers()["retry-after"], "1");
+    assert!(responses.iter().all(
+        |r| r.status() == StatusCode::TOO_MANY_REQUESTS || r.status() == StatusCode::NOT_FOUND
+    ));
+    // The Web API is not limited.
+    let health = client.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }

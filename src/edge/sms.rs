@@ -297,7 +297,22 @@ pub async fn telesign(State(state): State<Arc<AppState>>, request: Request) -> R
 async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
     state.sms.admit(&request)?;
     let (parts, body) = read_body(request).await?;
+    // TeleSign sends its signature in both `Authorization` (`TSA <customer id>:<signature>`,
+    // checked with the customer id) and `X-TS-Authorization`; the second counts only alone.
     let authorization = header_text(&parts.headers, header::AUTHORIZATION.as_str());
+    let x_ts = header_text(&parts.headers, telesign::X_TS_AUTHORIZATION_HEADER);
+    let signed_by = |channel: &Channel| {
+        if authorization.trim().is_empty() && !x_ts.trim().is_empty() {
+            telesign::validate_x_ts_authorization(&channel.secret, &body, x_ts)
+        } else {
+            telesign::validate_callback(
+                channel.account.as_deref().unwrap_or_default(),
+                &channel.secret,
+                &body,
+                authorization,
+            )
+        }
+    };
     let inbound = match TeleSignInbound::from_json(&body) {
         Ok(inbound) => inbound,
         Err(TeleSignError::NotInboundSms(kind)) => {
@@ -305,15 +320,9 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
             // proven to come from TeleSign, so TeleSign does not retry it.
             let sms = &state.sms.sms;
             let channels = sms.channels(&*state.service.store).await?;
-            let genuine = channels.iter().any(|c| {
-                c.provider == Provider::TeleSign
-                    && telesign::validate_callback(
-                        c.account.as_deref().unwrap_or_default(),
-                        &c.secret,
-                        &body,
-                        authorization,
-                    )
-            });
+            let genuine = channels
+                .iter()
+                .any(|c| c.provider == Provider::TeleSign && signed_by(c));
             if !genuine {
                 return Err(forbidden("Authorization signature"));
             }
@@ -330,8 +339,7 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
     let org = parse_org_number(&inbound.to)
         .map_err(|e| bad_request(format!("user_response.sender_id: {e}")))?;
     let channel = channel_of(state, &org, Provider::TeleSign).await?;
-    let customer_id = channel.account.as_deref().unwrap_or_default();
-    if !telesign::validate_callback(customer_id, &channel.secret, &body, authorization) {
+    if !signed_by(&channel) {
         return Err(forbidden("Authorization signature"));
     }
     let from = inbound.from.as_str();
