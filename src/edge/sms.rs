@@ -87,13 +87,18 @@ impl SmsState {
 }
 
 fn rejected(provider: Provider, error: ApiError) -> Response {
-    tracing::warn!(
-        target: "smsctx::sms",
-        provider = provider.label(),
-        status = error.status.as_u16(),
-        reason = %error.message,
-        "webhook refused"
-    );
+    if error.status == StatusCode::TOO_MANY_REQUESTS {
+        // A flood is not logged line by line; the request log still counts its 429s.
+        tracing::debug!(target: "smsctx::sms", provider = provider.label(), "webhook rate-limited");
+    } else {
+        tracing::warn!(
+            target: "smsctx::sms",
+            provider = provider.label(),
+            status = error.status.as_u16(),
+            reason = %error.message,
+            "webhook refused"
+        );
+    }
     let mut response = error.into_response();
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
         response
