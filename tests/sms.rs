@@ -1419,3 +1419,68 @@ async fn the_webhooks_are_rate_limited_per_peer() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+/// Starts one more server (a second node) on an existing database; returns its root URL and a
+/// handle that stops it.
+async fn spawn_node(db: &TestDatabase) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let app = smsctx::app::Application::build(common::config(db))
+        .await
+        .unwrap();
+    let root = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    (root, stop)
+}
+
+#[tokio::test]
+async fn duplicates_racing_on_two_nodes_land_once() {
+    if postgres_admin_url().is_none() {
+        eprintln!("note: set {POSTGRES_ENV} to run the two-node SMS test (one SQLite file serves one process)");
+        return;
+    }
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    let (other, stop) = spawn_node(&app.db).await;
+    // The channel's public URL names node 1; node 2 checks the same signature (as behind a
+    // load balancer, where both see the public URL).
+    let url = twilio_url(&app);
+    let nodes = [root(&app), other];
+    for round in 0..5u32 {
+        let s = sid(1000 + round);
+        let customer = format!("+1201555{:04}", 123 + round);
+        let sends = (0..8).map(|k| {
+            let client = reqwest::Client::new();
+            let target = format!("{}/channels/sms/twilio", nodes[k % 2]);
+            let (url, s, customer) = (url.clone(), s.clone(), customer.clone());
+            async move {
+                let params = twilio_params(&customer, ORG, &s, "two nodes");
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(&params)
+                    .finish();
+                client
+                    .post(target)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .header(
+                        "X-Twilio-Signature",
+                        twilio_signature(TOKEN_TWILIO, &url, &params),
+                    )
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        });
+        let statuses = futures_join_all(sends).await;
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK),
+            "{statuses:?}"
+        );
+    }
+    assert_eq!(contexts(&app).await.len(), 5);
+    assert_eq!(conversations(&app).await.len(), 5);
+    let _ = stop.send(());
+    app.stop().await;
+}
