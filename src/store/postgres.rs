@@ -1110,6 +1110,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn write_all_is_all_or_nothing() {
+        with_store("postgres write_all", |url, catalog| async move {
+            let store = Arc::new(PostgresStore::open(&url, &catalog, 8).await.unwrap());
+            let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+            crate::store::contract::write_all_is_all_or_nothing(store, &entity).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn a_transaction_sees_its_writes_survives_a_failed_write_and_rolls_back_as_one() {
         with_store("postgres transactions", |url, catalog| async move {
             let store = PostgresStore::open(&url, &catalog, 4).await.unwrap();

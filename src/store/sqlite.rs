@@ -1074,6 +1074,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn write_all_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap());
+        let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        crate::store::contract::write_all_is_all_or_nothing(store, &entity).await;
+    }
+
+    #[tokio::test]
     async fn writes_are_atomic_and_versions_increase() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::builtin().unwrap();
