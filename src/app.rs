@@ -28,6 +28,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Connections to PostgreSQL this node keeps at most (unused with SQLite).
     pub pool_size: usize,
+    /// SMS webhook requests per second per peer address; 0: no limit.
+    pub sms_rate_limit: u32,
 }
 
 impl Default for ServeConfig {
@@ -38,6 +40,7 @@ impl Default for ServeConfig {
             admin_token: None,
             max_body_bytes: 1024 * 1024,
             pool_size: DEFAULT_POOL_SIZE,
+            sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
         }
     }
 }
@@ -50,6 +53,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("seeding the store failed: {0}")]
     Seed(#[from] ExecError),
+    #[error("the SMS channel did not start: {0}")]
+    Sms(#[from] crate::execute::sms::SmsError),
     #[error(
         "unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
     )]
@@ -80,15 +85,19 @@ impl Application {
     /// Opens the store, seeds it if new, and binds the listener (port 0 picks a free port).
     pub async fn build(config: ServeConfig) -> Result<Application, AppError> {
         let catalog = Arc::new(Catalog::builtin()?);
-        let store = Backend::open(&config.database, &catalog, config.pool_size).await?;
+        // The store also holds the SMS channel's internal tables, which the Web API does not serve.
+        let store_catalog = Arc::new(Catalog::with_channels()?);
+        let store = Backend::open(&config.database, &store_catalog, config.pool_size).await?;
         let service = Service::new(Arc::clone(&catalog), store.as_store());
         let admin = seed(&service).await?;
         let token_generated = config.admin_token.is_none();
         let admin_token = config.admin_token.unwrap_or_else(generate_token);
+        let sms = crate::execute::sms::Sms::new(&store_catalog)?;
         let state = Arc::new(AppState {
             service,
-            auth: Authenticator::new(admin_token.clone(), admin),
+            auth: Authenticator::new(admin_token.clone(), admin.clone()),
             max_body_bytes: config.max_body_bytes,
+            sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
         });
         let listener =
             TcpListener::bind(&config.listen)
@@ -131,12 +140,40 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = router(Arc::clone(&self.state));
-        let result = axum::serve(self.listener, router)
+        // The peer address keys the SMS webhooks' rate limit.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         drop(self.state);
         self.store.close();
         result
+    }
+}
+
+/// The store, its service and the SMS channel, for `smsctx channel` (no listener).
+pub struct ChannelAdmin {
+    pub store: Backend,
+    pub service: Service,
+    pub admin: Caller,
+    pub sms: crate::execute::sms::Sms,
+}
+
+impl ChannelAdmin {
+    /// Opens (and on first use seeds) the store a `--database` URL names.
+    pub async fn open(database: &str) -> Result<ChannelAdmin, AppError> {
+        let catalog = Arc::new(Catalog::builtin()?);
+        let store_catalog = Arc::new(Catalog::with_channels()?);
+        let store = Backend::open(database, &store_catalog, 4).await?;
+        let service = Service::new(catalog, store.as_store());
+        let admin = seed(&service).await?;
+        let sms = crate::execute::sms::Sms::new(&store_catalog)?;
+        Ok(ChannelAdmin {
+            store,
+            service,
+            admin,
+            sms,
+        })
     }
 }
 

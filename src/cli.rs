@@ -1,9 +1,9 @@
-//! The command line: `smsctx serve` and its options (each also an environment variable), and
-//! `smsctx migrate`.
+//! The command line: `smsctx serve` and its options (each also an environment variable),
+//! `smsctx migrate`, and `smsctx channel add|list` (the SMS channels).
 
 use clap::{Parser, Subcommand};
 
-use crate::app::{shutdown_signal, Application, ServeConfig};
+use crate::app::{shutdown_signal, Application, ChannelAdmin, ServeConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +23,62 @@ pub enum Command {
     /// Copy a whole store (every table, ids, versions, settings) into PostgreSQL and verify it
     /// by row counts and checksums; safe to run again to resume or catch up.
     Migrate(MigrateArgs),
+    /// Configure the SMS channels: the organisation numbers smsctx receives SMS for.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Add an organisation number with its provider and credentials.
+    Add(Box<ChannelAddArgs>),
+    /// List the channels (secrets masked) and their webhook paths.
+    List(ChannelListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelAddArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    /// twilio or telesign.
+    #[arg(long)]
+    pub provider: String,
+    /// The organisation number in E.164 (+14252306549).
+    #[arg(long)]
+    pub number: String,
+    /// The Twilio auth token, or the TeleSign API key (base64).
+    #[arg(long, env = "SMSCTX_CHANNEL_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// The Twilio account SID (AC...), or the TeleSign customer id (required for TeleSign).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The exact URL the provider calls, e.g. https://sms.example.com/channels/sms/twilio
+    /// (Twilio signs it; without it the request's Host header is used).
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// A readable name (default: provider and number).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Text answered in TwiML to every inbound message (Twilio).
+    #[arg(long)]
+    pub auto_reply: Option<String>,
+    /// The team that owns the contexts and conversations the number opens.
+    #[arg(long, conflicts_with = "owner_user")]
+    pub owner_team: Option<uuid::Uuid>,
+    /// The user that owns them (default: the administrator).
+    #[arg(long)]
+    pub owner_user: Option<uuid::Uuid>,
+    /// The provider API's base URL for outbound messages (default: the provider's own).
+    #[arg(long)]
+    pub api_base_url: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelListArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +112,9 @@ pub struct ServeArgs {
     /// Connections to PostgreSQL this node keeps at most.
     #[arg(long, env = "SMSCTX_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
     pub pool_size: usize,
+    /// SMS webhook requests per second per peer address (0: no limit).
+    #[arg(long, env = "SMSCTX_SMS_RATE_LIMIT", default_value_t = crate::edge::sms::DEFAULT_RATE_LIMIT)]
+    pub sms_rate_limit: u32,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -63,6 +122,102 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
+        Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
+    }
+}
+
+async fn channel_add(args: ChannelAddArgs) -> i32 {
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let default_owner = match (args.owner_team, args.owner_user) {
+        (Some(id), _) => Some(crate::execute::sms::Owner {
+            table: crate::metadata::system::TEAM.to_owned(),
+            id,
+        }),
+        (None, Some(id)) => Some(crate::execute::sms::Owner {
+            table: crate::metadata::system::SYSTEM_USER.to_owned(),
+            id,
+        }),
+        (None, None) => None,
+    };
+    let input = crate::execute::sms::NewChannel {
+        provider: args.provider,
+        number: args.number,
+        secret: args.secret,
+        account: args.account,
+        public_url: args.public_url,
+        name: args.name,
+        auto_reply: args.auto_reply,
+        default_owner,
+        api_base_url: args.api_base_url,
+    };
+    let result = admin
+        .sms
+        .add_channel(&admin.service, &admin.admin, input)
+        .await;
+    admin.store.close();
+    match result {
+        Ok(channel) => {
+            println!(
+                "smsctx: added {} channel {} for {} (secret {}); webhook path {}",
+                channel.provider.label(),
+                channel.id,
+                channel.number.e164(),
+                crate::execute::sms::mask(&channel.secret),
+                webhook_path(channel.provider),
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: channel add failed: {e}");
+            1
+        }
+    }
+}
+
+async fn channel_list(args: ChannelListArgs) -> i32 {
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let result = admin.sms.channels(&*admin.service.store).await;
+    admin.store.close();
+    match result {
+        Ok(channels) => {
+            for c in &channels {
+                println!(
+                    "{}  {:<8}  {:<16}  account {:<36}  secret {:<8}  url {}",
+                    c.id,
+                    c.provider.label(),
+                    c.number.e164(),
+                    c.account.as_deref().unwrap_or("-"),
+                    crate::execute::sms::mask(&c.secret),
+                    c.public_url.as_deref().unwrap_or(webhook_path(c.provider)),
+                );
+            }
+            println!("smsctx: {} channel(s)", channels.len());
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: channel list failed: {e}");
+            1
+        }
+    }
+}
+
+fn webhook_path(provider: crate::execute::sms::Provider) -> &'static str {
+    match provider {
+        crate::execute::sms::Provider::Twilio => crate::edge::sms::TWILIO_PATH,
+        crate::execute::sms::Provider::TeleSign => crate::edge::sms::TELESIGN_PATH,
     }
 }
 
@@ -93,6 +248,7 @@ async fn serve(args: ServeArgs) -> i32 {
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         max_body_bytes: args.max_body_bytes,
         pool_size: args.pool_size,
+        sms_rate_limit: args.sms_rate_limit,
     };
     let app = match Application::build(config).await {
         Ok(app) => app,

@@ -69,7 +69,8 @@ pub async fn migrate(
     batch: usize,
     mut progress: impl FnMut(&str, u64, u64),
 ) -> Result<Vec<TableReport>, MigrateError> {
-    let catalog = Arc::new(Catalog::builtin()?);
+    // With the SMS channel's internal tables: channels and deliveries move too.
+    let catalog = Arc::new(Catalog::with_channels()?);
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         return Err(MigrateError::Target(to.to_string()));
     }

@@ -13,6 +13,7 @@
 //! environment, or panics on any input, however hostile; a signature check answers `false`
 //! rather than an error, and every comparison of a secret-derived value is constant time.
 
+pub mod outbound;
 pub mod phone;
 pub mod telesign;
 pub mod twilio;

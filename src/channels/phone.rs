@@ -61,6 +61,8 @@ pub struct PhoneNumber {
     e164: String,
     /// The country calling code, e.g. `1` or `91`.
     country_code: u16,
+    /// The region (ISO 3166-1 alpha-2) the number belongs to, when the plan names one.
+    region: Option<String>,
 }
 
 impl PhoneNumber {
@@ -86,10 +88,11 @@ impl PhoneNumber {
             phonenumber::parse(region, text).map(|number| {
                 let valid = number.is_valid();
                 let e164 = number.format().mode(Mode::E164).to_string();
-                (valid, e164, number.code().value())
+                let region = number.country().id().map(|id| id.as_ref().to_owned());
+                (valid, e164, number.code().value(), region)
             })
         }));
-        let (valid, e164, country_code) = match parsed {
+        let (valid, e164, country_code, region) = match parsed {
             Ok(Ok(parts)) => parts,
             Ok(Err(error)) => return Err(parse_error(text, error)),
             Err(_) => {
@@ -102,7 +105,11 @@ impl PhoneNumber {
         if !valid {
             return Err(PhoneError::Invalid(text.to_owned()));
         }
-        Ok(PhoneNumber { e164, country_code })
+        Ok(PhoneNumber {
+            e164,
+            country_code,
+            region,
+        })
     }
 
     /// Parses the digits-only international form without `+`: the form Omnichannel stores and
@@ -124,6 +131,12 @@ impl PhoneNumber {
     /// `+` (`"14252306549"`).
     pub fn omnichannel_form(&self) -> String {
         self.e164.trim_start_matches('+').to_owned()
+    }
+
+    /// The region the number belongs to (`"US"`, `"IN"`), when its numbering plan names one:
+    /// the default region for reading national spellings of numbers that write to it.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     /// The E.164 form with its leading `+` (`"+14252306549"`), as provider APIs expect it.
@@ -244,7 +257,9 @@ mod tests {
         assert_eq!(us.country_code(), "1");
         assert_eq!(us.e164(), "+14252306549");
         assert_eq!(us.to_string(), "+14252306549");
+        assert_eq!(us.region(), Some("US"));
         let india = PhoneNumber::parse("+91 98765 43210", None).unwrap();
+        assert_eq!(india.region(), Some("IN"));
         assert_eq!(india.country_code(), "91");
         assert_eq!(india.e164(), "+919876543210");
         assert_eq!(

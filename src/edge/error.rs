@@ -132,6 +132,31 @@ impl From<SchemaError> for ApiError {
     }
 }
 
+impl From<crate::execute::sms::SmsError> for ApiError {
+    fn from(e: crate::execute::sms::SmsError) -> ApiError {
+        use crate::execute::sms::SmsError as S;
+        let (status, code) = match &e {
+            S::Exec(_) => {
+                let S::Exec(inner) = e else { unreachable!() };
+                return inner.into();
+            }
+            S::Phone(_) | S::InvalidChannel(_) | S::ContextWithoutNumbers(_) | S::Outbound(_) => {
+                (StatusCode::BAD_REQUEST, "0x80040203")
+            }
+            S::UnknownChannel(_) | S::ChannelNotFound(_) | S::ContextNotFound(_) => {
+                (StatusCode::NOT_FOUND, "0x80040217")
+            }
+            S::ChannelExists(_) => (StatusCode::PRECONDITION_FAILED, "0x80040237"),
+            S::ProviderRefused { .. } | S::ProviderUnreachable(_) => {
+                tracing::warn!(cause = %e, "outbound SMS failed");
+                (StatusCode::BAD_GATEWAY, "0x80040216")
+            }
+            S::Contention => (StatusCode::SERVICE_UNAVAILABLE, "0x80040216"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ExecError::Store(e).into()

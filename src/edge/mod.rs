@@ -9,6 +9,7 @@ mod batch;
 pub mod error;
 mod fetch;
 pub mod paging;
+pub mod sms;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
@@ -48,11 +49,15 @@ pub struct AppState {
     pub service: Service,
     pub auth: Authenticator,
     pub max_body_bytes: usize,
+    /// The SMS channel: webhooks, channel administration, outbound messages.
+    pub sms: sms::SmsState,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route(sms::TWILIO_PATH, post(sms::twilio))
+        .route(sms::TELESIGN_PATH, post(sms::telesign))
         .route("/api/data/{version}", any(odata))
         .route("/api/data/{version}/", any(odata))
         .route("/api/data/{version}/{*rest}", any(odata))
@@ -153,6 +158,12 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     let root = format!("{scheme}://{host}/api/data/{version}/");
+    if let Some(route) = sms::route(rest) {
+        let body = axum::body::to_bytes(body, state.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
+        return sms::api(state, &caller, &root, &parts.method, route, &body).await;
+    }
     if rest == "$batch" {
         if parts.method != Method::POST {
             return Err(ApiError::no_resource(&parts.uri.to_string()));

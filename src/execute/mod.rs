@@ -7,6 +7,7 @@
 //! compare-and-set on `versionnumber`.
 
 pub mod context;
+pub mod sms;
 
 use std::sync::Arc;
 
@@ -314,7 +315,7 @@ impl Service {
     }
 
     /// The record a create writes: the client's values valid for create, then the server's.
-    async fn build_new(
+    pub(crate) async fn build_new(
         &self,
         db: &dyn Access,
         caller: &Caller,
@@ -457,7 +458,7 @@ impl Service {
     }
 
     /// The columns an update writes, validated against the current record.
-    async fn update_changes(
+    pub(crate) async fn update_changes(
         &self,
         db: &dyn Access,
         caller: &Caller,

@@ -8,6 +8,7 @@
 //! **Architecture invariant:** this module does no I/O and knows nothing of HTTP or SQL.
 
 pub mod markdown;
+pub mod sms;
 pub mod system;
 
 use std::collections::HashMap;
@@ -28,6 +29,23 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
     (
         "msdyn_smsengagementctx",
         include_str!("../../metadata/msdyn_smsengagementctx.md"),
+    ),
+];
+
+/// The SMS channel's internal tables: stored like the pages above (same importer, same store
+/// SQL), but not Web API entity sets. [`Catalog::with_channels`] adds them for the store.
+const CHANNEL_PAGES: &[(&str, &str)] = &[
+    (
+        "smsctx_smschannel",
+        include_str!("../../metadata/smsctx_smschannel.md"),
+    ),
+    (
+        "smsctx_smsdelivery",
+        include_str!("../../metadata/smsctx_smsdelivery.md"),
+    ),
+    (
+        "smsctx_smspair",
+        include_str!("../../metadata/smsctx_smspair.md"),
     ),
 ];
 
@@ -388,6 +406,19 @@ impl Catalog {
     pub fn builtin() -> Result<Catalog, markdown::ImportError> {
         let entities = BUILTIN_PAGES
             .iter()
+            .map(|(_, text)| markdown::import(text).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let catalog = Catalog { entities };
+        catalog.check_targets()?;
+        Ok(catalog)
+    }
+
+    /// The built-in pages plus the SMS channel's internal tables: the catalog the store is
+    /// opened with (and `smsctx migrate` copies), while the Web API serves [`Catalog::builtin`].
+    pub fn with_channels() -> Result<Catalog, markdown::ImportError> {
+        let entities = BUILTIN_PAGES
+            .iter()
+            .chain(CHANNEL_PAGES)
             .map(|(_, text)| markdown::import(text).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let catalog = Catalog { entities };

@@ -216,9 +216,134 @@ pub trait Store: Access + 'static {
     /// Starts a transaction; its reads see its own writes.
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
 
+    /// Executes several writes as one transaction: all of them, or none and the first failing
+    /// write's error. The default runs them in a [`Transaction`]; a backend may do better (SQLite
+    /// lets them share a group commit with other writers instead of holding the writer).
+    async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let tx = self.begin().await?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            match tx.write(op).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     /// Reads a store-wide setting (the seeded administrator, ...).
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
 
     /// Writes a store-wide setting only if it is not set yet; returns the value that is set.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
+}
+
+/// Contract checks both backends run.
+#[cfg(test)]
+pub(crate) mod contract {
+    use super::*;
+
+    fn unit(entity: &Arc<Entity>, name: &str) -> (Uuid, Record) {
+        let mut record = Record::empty(Arc::clone(entity));
+        let id = Uuid::new_v4();
+        record.set("businessunitid", Value::Guid(id));
+        record.set("name", Value::Text(name.into()));
+        (id, record)
+    }
+
+    /// `write_all` writes every op or none, also while other writers run.
+    pub(crate) async fn write_all_is_all_or_nothing(store: Arc<dyn Store>, entity: &Arc<Entity>) {
+        let (a, first) = unit(entity, "a");
+        let (b, second) = unit(entity, "b");
+        let outcomes = store
+            .write_all(vec![
+                WriteOp::Insert(first.clone()),
+                WriteOp::Insert(second),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 2);
+        let version_a = store
+            .get(entity, a, false)
+            .await
+            .unwrap()
+            .unwrap()
+            .version();
+        assert!(store.get(entity, b, false).await.unwrap().is_some());
+
+        // A duplicate key as the last op: the first is not written either.
+        let (c, third) = unit(entity, "c");
+        let duplicate = store
+            .write_all(vec![WriteOp::Insert(third), WriteOp::Insert(first)])
+            .await;
+        assert!(
+            matches!(duplicate, Err(StoreError::Duplicate)),
+            "{duplicate:?}"
+        );
+        assert!(store.get(entity, c, false).await.unwrap().is_none());
+
+        // A lost compare-and-set: nothing of the group is written.
+        let (d, fourth) = unit(entity, "d");
+        let name = entity.position("name").unwrap();
+        let stale = store
+            .write_all(vec![
+                WriteOp::Insert(fourth),
+                WriteOp::Update {
+                    entity: Arc::clone(entity),
+                    id: a,
+                    changes: vec![(name, Value::Text("changed".into()))],
+                    expect: Expect::Version(version_a.unwrap() - 1),
+                },
+            ])
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::VersionMismatch { .. })),
+            "{stale:?}"
+        );
+        assert!(store.get(entity, d, false).await.unwrap().is_none());
+        let unchanged = store.get(entity, a, false).await.unwrap().unwrap();
+        assert_eq!(unchanged.get("name"), &Value::Text("a".into()));
+
+        // Groups racing with single writes, half of them claiming one shared key: exactly one
+        // of those wins, and each group is whole or absent.
+        let (shared, claim) = unit(entity, "shared");
+        let mut tasks = Vec::new();
+        for k in 0..16 {
+            let store = Arc::clone(&store);
+            let entity = Arc::clone(entity);
+            let claim = claim.clone();
+            tasks.push(tokio::spawn(async move {
+                let (own, record) = unit(&entity, &format!("own {k}"));
+                let mut ops = vec![WriteOp::Insert(record)];
+                if k % 2 == 0 {
+                    ops.push(WriteOp::Insert(claim));
+                }
+                let (single, alone) = unit(&entity, &format!("single {k}"));
+                let (group, one) =
+                    tokio::join!(store.write_all(ops), store.write(WriteOp::Insert(alone)));
+                one.unwrap();
+                let own_written = store.get(&entity, own, false).await.unwrap().is_some();
+                let single_written = store.get(&entity, single, false).await.unwrap().is_some();
+                (k, group.is_ok(), own_written, single_written)
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            let (k, ok, own_written, single_written) = task.await.unwrap();
+            assert!(single_written);
+            assert_eq!(ok, own_written, "group {k} is whole or absent");
+            if k % 2 == 0 && ok {
+                winners += 1;
+            }
+            if k % 2 == 1 {
+                assert!(ok, "group {k} claims nothing shared");
+            }
+        }
+        assert_eq!(winners, 1);
+        assert!(store.get(entity, shared, false).await.unwrap().is_some());
+    }
 }

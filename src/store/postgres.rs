@@ -48,7 +48,13 @@ use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_channels.sql"),
+    ),
+];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736d_7363_7478;
@@ -1099,6 +1105,16 @@ mod tests {
                 Err(StoreError::NotFound)
             ));
             store.close();
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn write_all_is_all_or_nothing() {
+        with_store("postgres write_all", |url, catalog| async move {
+            let store = Arc::new(PostgresStore::open(&url, &catalog, 8).await.unwrap());
+            let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+            crate::store::contract::write_all_is_all_or_nothing(store, &entity).await;
         })
         .await;
     }

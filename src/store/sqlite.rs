@@ -24,7 +24,10 @@ use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_channels.sql")),
+];
 
 /// The most writes one commit may carry.
 const MAX_BATCH: usize = 512;
@@ -40,6 +43,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// What the writer thread is asked to do.
 enum Job {
     Write(WriteOp, Reply<WriteOutcome>),
+    /// Several writes that commit together or not at all, in the next group commit.
+    WriteAll(Vec<WriteOp>, Reply<Vec<WriteOutcome>>),
     /// Open a transaction: the writer serves only it until it commits or rolls back.
     Begin(Reply<crossbeam_channel::Sender<TxJob>>),
 }
@@ -379,16 +384,20 @@ fn writer_loop(
                 Err(_) => return,
             },
         };
-        let mut batch = match first {
+        let mut batch = Vec::new();
+        let mut groups = Vec::new();
+        match first {
             Job::Begin(reply) => {
                 run_transaction(&mut conn, &sql, reply);
                 continue;
             }
-            Job::Write(op, reply) => vec![(op, reply)],
-        };
-        while batch.len() < MAX_BATCH {
+            Job::Write(op, reply) => batch.push((op, reply)),
+            Job::WriteAll(ops, reply) => groups.push((ops, reply)),
+        }
+        while batch.len() + groups.len() < MAX_BATCH {
             match receiver.try_recv() {
                 Ok(Job::Write(op, reply)) => batch.push((op, reply)),
+                Ok(Job::WriteAll(ops, reply)) => groups.push((ops, reply)),
                 Ok(begin @ Job::Begin(_)) => {
                     pending = Some(begin);
                     break;
@@ -396,8 +405,11 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results = run_batch(&mut conn, &sql, &batch);
+        let (results, group_results) = run_batch(&mut conn, &sql, &batch, &groups);
         for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+        for ((_, reply), result) in groups.into_iter().zip(group_results) {
             let _ = reply.send(result);
         }
     }
@@ -466,25 +478,43 @@ fn run_transaction(
     }
 }
 
+type BatchResults = (
+    Vec<Result<WriteOutcome, StoreError>>,
+    Vec<Result<Vec<WriteOutcome>, StoreError>>,
+);
+
+/// One group commit: every single write and every group of writes in its own SAVEPOINT of one
+/// transaction, one COMMIT (one fsync) for all.
 fn run_batch(
     conn: &mut Connection,
     sql: &HashMap<String, EntitySql>,
     batch: &[(WriteOp, Reply<WriteOutcome>)],
-) -> Vec<Result<WriteOutcome, StoreError>> {
-    let fail_all = |e: StoreError| -> Vec<Result<WriteOutcome, StoreError>> {
-        batch
-            .iter()
-            .map(|_| Err(StoreError::Database(e.to_string())))
-            .collect()
+    groups: &[(Vec<WriteOp>, Reply<Vec<WriteOutcome>>)],
+) -> BatchResults {
+    let fail_all = |e: StoreError| -> BatchResults {
+        (
+            batch
+                .iter()
+                .map(|_| Err(StoreError::Database(e.to_string())))
+                .collect(),
+            groups
+                .iter()
+                .map(|_| Err(StoreError::Database(e.to_string())))
+                .collect(),
+        )
     };
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return fail_all(e.into()),
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut group_results = Vec::with_capacity(groups.len());
     let mut versions = Versions::new();
     for (op, _) in batch {
         results.push(apply_in_savepoint(&mut tx, sql, op, &mut versions));
+    }
+    for (ops, _) in groups {
+        group_results.push(apply_all_in_savepoint(&mut tx, sql, ops, &mut versions));
     }
     if let Err(e) = versions.save(&tx) {
         return fail_all(e);
@@ -492,7 +522,30 @@ fn run_batch(
     if let Err(e) = tx.commit() {
         return fail_all(e.into());
     }
-    results
+    (results, group_results)
+}
+
+/// Several writes in one SAVEPOINT: all kept, or all rolled back at the first failure.
+fn apply_all_in_savepoint(
+    tx: &mut rusqlite::Transaction<'_>,
+    sql: &HashMap<String, EntitySql>,
+    ops: &[WriteOp],
+    versions: &mut Versions,
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    let mut savepoint = tx.savepoint()?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        match apply(&savepoint, sql, op, versions) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                savepoint.rollback()?;
+                savepoint.finish()?;
+                return Err(e);
+            }
+        }
+    }
+    savepoint.commit()?;
+    Ok(outcomes)
 }
 
 fn read_get(
@@ -817,6 +870,12 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteTransaction { sender }))
     }
 
+    async fn write_all(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let (reply, receive) = oneshot::channel();
+        self.send_job(Job::WriteAll(ops, reply)).await?;
+        receive.await.map_err(|_| StoreError::Closed)?
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with_reader(|conn| {
             Ok(conn
@@ -1012,6 +1071,15 @@ mod tests {
         store.write(WriteOp::Insert(fifth)).await.unwrap();
         assert!(store.get(&entity, d, false).await.unwrap().is_none());
         assert!(store.get(&entity, e, false).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn write_all_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap());
+        let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        crate::store::contract::write_all_is_all_or_nothing(store, &entity).await;
     }
 
     #[tokio::test]

@@ -130,6 +130,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         admin_token: Some(TOKEN.into()),
         max_body_bytes: 64 * 1024,
         pool_size: 8,
+        sms_rate_limit: smsctx::edge::sms::DEFAULT_RATE_LIMIT,
     }
 }
 

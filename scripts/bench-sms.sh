@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Inbound SMS webhook throughput at 64 connections with signature checks on: signed Twilio
+# messaging webhooks (distinct MessageSids, a few thousand customers, one org number) against a
+# fresh SQLite store, then the rows they left.
+# Usage: bash scripts/bench-sms.sh [seconds, default 10] [customers, default 5000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+customers=${2:-5000}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --quiet
+dir=$(mktemp -d)
+port=18182
+url="http://127.0.0.1:$port/channels/sms/twilio"
+token=bench-twilio-auth-token-0123456789
+bin=./target/release/smsctx
+$bin channel add --database "sqlite://$dir/bench.db" --provider twilio --number +14252306549 \
+  --secret "$token" --public-url "$url" >/dev/null
+# Enough distinct messages for the run (about 5,000 per second at most on this machine).
+python3 scripts/bench/sign-twilio.py "$url" "$token" +14252306549 $((duration * 6000)) "$customers" \
+  > "$dir/requests.tsv"
+$bin serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" --admin-token bench \
+  >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+
+echo "== signed Twilio webhooks (POST /channels/sms/twilio), 64 connections, ${duration}s"
+SMSCTX_BENCH_REQUESTS="$dir/requests.tsv" wrk -t2 -c64 -d"${duration}s" --latency \
+  -s scripts/bench/twilio.lua "http://127.0.0.1:$port" \
+  | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx|Socket errors"
+api="http://127.0.0.1:$port/api/data/v9.2"
+echo "contexts: $(curl -sf "$api/msdyn_smsengagementctxes/\$count" -H 'Authorization: Bearer bench')," \
+  "conversations: $(curl -sf "$api/msdyn_ocliveworkitems/\$count" -H 'Authorization: Bearer bench')"

@@ -1,0 +1,767 @@
+//! The SMS channel's HTTP surface.
+//!
+//! * `POST /channels/sms/twilio` and `POST /channels/sms/telesign`: the providers' inbound
+//!   webhooks. No bearer token: each request must carry the provider's signature, checked with
+//!   the channel's secret before anything is written. Rate-limited per peer address.
+//! * `/api/data/v9.x/smsctx_smschannels[(id)]`: channel administration (GET, POST, PATCH,
+//!   DELETE) for a bearer caller. Secrets are never returned in full.
+//! * `POST /api/data/v9.x/msdyn_smsengagementctxes(id)/Microsoft.Dynamics.CRM.smsctx_SendSms`:
+//!   the bound action that sends an SMS to the context's customer through its provider.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{json, Map, Value as Json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::channels::phone::PhoneNumber;
+use crate::channels::telesign::{self, TeleSignError, TeleSignInbound};
+use crate::channels::twilio::{self, TwilioInbound};
+use crate::channels::MAX_CALLBACK_BYTES;
+use crate::execute::sms::{
+    mask, parse_customer_number, parse_org_number, Channel, ChannelChanges, Inbound, NewChannel,
+    Owner, Provider, Sms,
+};
+use crate::execute::Caller;
+use crate::metadata::sms::*;
+use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
+
+/// The webhook paths.
+pub const TWILIO_PATH: &str = "/channels/sms/twilio";
+pub const TELESIGN_PATH: &str = "/channels/sms/telesign";
+
+/// The bound action that sends an SMS.
+pub const SEND_SMS_ACTION: &str = "Microsoft.Dynamics.CRM.smsctx_SendSms";
+
+/// Webhook requests per second per peer address by default: far above what one provider
+/// sends to one deployment, so only a flood is refused.
+pub const DEFAULT_RATE_LIMIT: u32 = 10_000;
+
+/// What the SMS routes share: the channel, the administrator its writes run as, the limiter.
+pub struct SmsState {
+    pub sms: Sms,
+    pub admin: Caller,
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl SmsState {
+    /// `rate_limit`: webhook requests per second per peer address (bursts of as many); 0 turns
+    /// the limit off.
+    pub fn new(sms: Sms, admin: Caller, rate_limit: u32) -> SmsState {
+        let limiter = NonZeroU32::new(rate_limit).map(|n| RateLimiter::keyed(Quota::per_second(n)));
+        SmsState {
+            sms,
+            admin,
+            limiter,
+        }
+    }
+
+    fn admit(&self, request: &Request) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if limiter.check_key(&peer).is_err() {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "0x80072322",
+                "Number of webhook requests exceeded the limit; retry after a second.",
+            ));
+        }
+        if limiter.len() > 100_000 {
+            limiter.retain_recent();
+        }
+        Ok(())
+    }
+}
+
+fn rejected(provider: Provider, error: ApiError) -> Response {
+    if error.status == StatusCode::TOO_MANY_REQUESTS {
+        // A flood is not logged line by line; the request log still counts its 429s.
+        tracing::debug!(target: "smsctx::sms", provider = provider.label(), "webhook rate-limited");
+    } else {
+        tracing::warn!(
+            target: "smsctx::sms",
+            provider = provider.label(),
+            status = error.status.as_u16(),
+            reason = %error.message,
+            "webhook refused"
+        );
+    }
+    let mut response = error.into_response();
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn forbidden(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "0x80040220",
+        format!("The {what} is missing or does not match the channel's credentials."),
+    )
+}
+
+async fn read_body(
+    request: Request,
+) -> Result<(axum::http::request::Parts, bytes::Bytes), ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_CALLBACK_BYTES)
+        .await
+        .map_err(|_| ApiError::body_too_large(MAX_CALLBACK_BYTES))?;
+    Ok((parts, body))
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)
+}
+
+// ---- Twilio ------------------------------------------------------------------------------
+
+/// `POST /channels/sms/twilio`: Twilio's messaging webhook, answered with TwiML.
+pub async fn twilio(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match twilio_inner(&state, request).await {
+        Ok(response) => response,
+        Err(e) => rejected(Provider::Twilio, e),
+    }
+}
+
+async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    state.sms.admit(&request)?;
+    let (parts, body) = read_body(request).await?;
+    let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str())
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let json_body = content_type == "application/json";
+    let params = if json_body {
+        json_params(&body)?
+    } else if content_type == "application/x-www-form-urlencoded" {
+        twilio::parse_form(&body).map_err(|e| bad_request(e.to_string()))?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "0x80048d19",
+            "A Twilio webhook is application/x-www-form-urlencoded (or application/json).",
+        ));
+    };
+    // The org number picks the channel whose token checks the signature; everything else is
+    // read only from a request proven to come from Twilio.
+    let mut to = params.iter().filter(|(name, _)| name == "To");
+    let to = match (to.next(), to.next()) {
+        (Some((_, to)), None) => to,
+        (None, _) => return Err(bad_request("the Twilio webhook has no 'To' parameter")),
+        (Some(_), Some(_)) => {
+            return Err(bad_request(
+                "the Twilio webhook has more than one 'To' parameter",
+            ))
+        }
+    };
+    let org = parse_org_number(to).map_err(|e| bad_request(format!("To: {e}")))?;
+    let channel = channel_of(state, &org, Provider::Twilio).await?;
+
+    let url = signed_url(&channel, &parts);
+    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER);
+    let valid = if json_body {
+        twilio::validate_json(&channel.secret, &url, &body, signature)
+    } else {
+        twilio::validate_form(&channel.secret, &url, &params, signature)
+    };
+    if !valid {
+        return Err(forbidden(twilio::SIGNATURE_HEADER));
+    }
+    let inbound = TwilioInbound::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
+    if let Some(account) = channel.account.as_deref() {
+        if account != inbound.account_sid {
+            return Err(forbidden("AccountSid"));
+        }
+    }
+    let customer = parse_customer_number(&inbound.from, &org)
+        .map_err(|e| bad_request(format!("From: {e}")))?;
+    let landed = state
+        .sms
+        .sms
+        .receive(
+            &state.service,
+            &state.sms.admin,
+            Inbound {
+                channel: &channel,
+                customer: &customer,
+                message_id: &inbound.message_sid,
+                body: &inbound.body,
+            },
+        )
+        .await?;
+    tracing::info!(
+        target: "smsctx::sms",
+        provider = "Twilio",
+        message = %inbound.message_sid,
+        context = %landed.context_id,
+        opened = landed.opened,
+        replay = landed.replay,
+        "inbound SMS"
+    );
+    let twiml = twilio::twiml_response(channel.auto_reply.as_deref());
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, twilio::TWIML_CONTENT_TYPE)],
+        twiml,
+    )
+        .into_response())
+}
+
+/// A JSON webhook body as Twilio-style parameters: every member of the object, as text.
+fn json_params(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let object: Map<String, Json> = serde_json::from_slice(body)
+        .map_err(|e| bad_request(format!("The JSON webhook body is not an object: {e}")))?;
+    Ok(object
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Json::String(s) => s,
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect())
+}
+
+/// The URL Twilio signed: the channel's configured public URL (plus the request's query when
+/// the configured URL has none), or else the URL this request reached, as its Host header and
+/// `X-Forwarded-Proto` tell.
+fn signed_url(channel: &Channel, parts: &axum::http::request::Parts) -> String {
+    let query = parts.uri.query();
+    match (&channel.public_url, query) {
+        (Some(url), Some(q)) if !url.contains('?') => format!("{url}?{q}"),
+        (Some(url), _) => url.clone(),
+        (None, _) => {
+            let host = header_text(&parts.headers, header::HOST.as_str());
+            let scheme = match header_text(&parts.headers, "x-forwarded-proto") {
+                "https" => "https",
+                _ => "http",
+            };
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or(TWILIO_PATH);
+            format!("{scheme}://{host}{path}")
+        }
+    }
+}
+
+async fn channel_of(
+    state: &AppState,
+    org: &PhoneNumber,
+    provider: Provider,
+) -> Result<Channel, ApiError> {
+    match state
+        .sms
+        .sms
+        .channel_for(&*state.service.store, org)
+        .await?
+    {
+        Some(channel) if channel.provider == provider => Ok(channel),
+        _ => Err(crate::execute::sms::SmsError::UnknownChannel(org.e164()).into()),
+    }
+}
+
+// ---- TeleSign ----------------------------------------------------------------------------
+
+/// `POST /channels/sms/telesign`: TeleSign's inbound-SMS callback, answered with 200.
+pub async fn telesign(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match telesign_inner(&state, request).await {
+        Ok(response) => response,
+        Err(e) => rejected(Provider::TeleSign, e),
+    }
+}
+
+async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    state.sms.admit(&request)?;
+    let (parts, body) = read_body(request).await?;
+    // TeleSign sends its signature in both `Authorization` (`TSA <customer id>:<signature>`,
+    // checked with the customer id) and `X-TS-Authorization`; the second counts only alone.
+    let authorization = header_text(&parts.headers, header::AUTHORIZATION.as_str());
+    let x_ts = header_text(&parts.headers, telesign::X_TS_AUTHORIZATION_HEADER);
+    let signed_by = |channel: &Channel| {
+        if authorization.trim().is_empty() && !x_ts.trim().is_empty() {
+            telesign::validate_x_ts_authorization(&channel.secret, &body, x_ts)
+        } else {
+            telesign::validate_callback(
+                channel.account.as_deref().unwrap_or_default(),
+                &channel.secret,
+                &body,
+                authorization,
+            )
+        }
+    };
+    let inbound = match TeleSignInbound::from_json(&body) {
+        Ok(inbound) => inbound,
+        Err(TeleSignError::NotInboundSms(kind)) => {
+            // A delivery report or another callback on the same URL: acknowledged once it is
+            // proven to come from TeleSign, so TeleSign does not retry it.
+            let sms = &state.sms.sms;
+            let channels = sms.channels(&*state.service.store).await?;
+            let genuine = channels
+                .iter()
+                .any(|c| c.provider == Provider::TeleSign && signed_by(c));
+            if !genuine {
+                return Err(forbidden("Authorization signature"));
+            }
+            tracing::info!(
+                target: "smsctx::sms",
+                provider = "TeleSign",
+                sub_resource = kind.as_deref().unwrap_or(""),
+                "callback acknowledged without action"
+            );
+            return Ok(StatusCode::OK.into_response());
+        }
+        Err(e) => return Err(bad_request(e.to_string())),
+    };
+    let org = parse_org_number(&inbound.to)
+        .map_err(|e| bad_request(format!("user_response.sender_id: {e}")))?;
+    let channel = channel_of(state, &org, Provider::TeleSign).await?;
+    if !signed_by(&channel) {
+        return Err(forbidden("Authorization signature"));
+    }
+    let from = inbound.from.as_str();
+    let customer = if from.bytes().all(|b| b.is_ascii_digit()) {
+        PhoneNumber::parse_omnichannel(from).map_err(|e| e.into())
+    } else {
+        parse_customer_number(from, &org)
+    }
+    .map_err(|e: crate::execute::sms::SmsError| {
+        bad_request(format!("user_response.phone_number: {e}"))
+    })?;
+    let landed = state
+        .sms
+        .sms
+        .receive(
+            &state.service,
+            &state.sms.admin,
+            Inbound {
+                channel: &channel,
+                customer: &customer,
+                message_id: &inbound.reference_id,
+                body: &inbound.body,
+            },
+        )
+        .await?;
+    tracing::info!(
+        target: "smsctx::sms",
+        provider = "TeleSign",
+        message = %inbound.reference_id,
+        context = %landed.context_id,
+        opened = landed.opened,
+        replay = landed.replay,
+        "inbound SMS"
+    );
+    Ok(StatusCode::OK.into_response())
+}
+
+// ---- the Web API side --------------------------------------------------------------------
+
+/// A Web API path the SMS channel serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ApiRoute {
+    Channels,
+    Channel(Uuid),
+    SendSms(Uuid),
+}
+
+/// Recognises the channel paths below the service root (`rest` still percent-encoded).
+pub(crate) fn route(rest: &str) -> Option<ApiRoute> {
+    let rest = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .ok()?;
+    let rest = rest.trim_end_matches('/');
+    let key = |text: &str, prefix: &str| -> Option<Uuid> {
+        let inner = text
+            .strip_prefix(prefix)?
+            .strip_prefix('(')?
+            .strip_suffix(')')?;
+        Uuid::parse_str(inner.trim()).ok()
+    };
+    let channels = "smsctx_smschannels";
+    if rest == channels {
+        return Some(ApiRoute::Channels);
+    }
+    if rest.starts_with(channels) {
+        return key(rest, channels).map(ApiRoute::Channel);
+    }
+    let (record, action) = rest.split_once('/')?;
+    if action != SEND_SMS_ACTION {
+        return None;
+    }
+    key(record, "msdyn_smsengagementctxes").map(ApiRoute::SendSms)
+}
+
+/// Serves a channel path for an authenticated caller.
+pub(crate) async fn api(
+    state: &AppState,
+    caller: &Caller,
+    root: &str,
+    method: &Method,
+    route: ApiRoute,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let sms = &state.sms.sms;
+    let service = &state.service;
+    let store = &*service.store;
+    match (method.clone(), route) {
+        (Method::GET, ApiRoute::Channels) => {
+            let value: Vec<Json> = sms
+                .channels(store)
+                .await?
+                .iter()
+                .map(|c| Json::Object(channel_json(c, None)))
+                .collect();
+            let body = json!({
+                "@odata.context": format!("{root}$metadata#smsctx_smschannels"),
+                "value": value,
+            });
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        (Method::POST, ApiRoute::Channels) => {
+            let input = new_channel(sms, &object(body)?)?;
+            let channel = sms.add_channel(service, caller, input).await?;
+            let mut response = json_response(
+                StatusCode::CREATED,
+                &Json::Object(channel_json(&channel, Some(root))),
+            );
+            if let Ok(v) = HeaderValue::from_str(&channel_url(root, channel.id)) {
+                response.headers_mut().insert("OData-EntityId", v);
+            }
+            Ok(response)
+        }
+        (Method::GET, ApiRoute::Channel(id)) => {
+            let channel = sms
+                .channel(store, id)
+                .await?
+                .ok_or(crate::execute::sms::SmsError::ChannelNotFound(id))?;
+            Ok(json_response(
+                StatusCode::OK,
+                &Json::Object(channel_json(&channel, Some(root))),
+            ))
+        }
+        (Method::PATCH, ApiRoute::Channel(id)) => {
+            let changes = channel_changes(&object(body)?)?;
+            let channel = sms.update_channel(service, caller, id, changes).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &Json::Object(channel_json(&channel, Some(root))),
+            ))
+        }
+        (Method::DELETE, ApiRoute::Channel(id)) => {
+            sms.delete_channel(service, caller, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Method::POST, ApiRoute::SendSms(id)) => {
+            let parameters = object(body)?;
+            for name in parameters.keys() {
+                if name != "Message" {
+                    return Err(bad_request(format!(
+                        "The parameter '{name}' is not a parameter of smsctx_SendSms (only 'Message')."
+                    )));
+                }
+            }
+            let text = parameters
+                .get("Message")
+                .and_then(Json::as_str)
+                .ok_or_else(|| {
+                    bad_request("smsctx_SendSms needs the string parameter 'Message'.")
+                })?;
+            let sent = sms.send(service, caller, id, text).await?;
+            let body = json!({
+                "@odata.context": format!("{root}$metadata#Microsoft.Dynamics.CRM.smsctx_SendSmsResponse"),
+                "MessageId": sent.message_id,
+                "Provider": sent.provider.label(),
+            });
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "0x80060888",
+            format!("The method {method} is not allowed here."),
+        )),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            "application/json; odata.metadata=minimal",
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn channel_url(root: &str, id: Uuid) -> String {
+    format!("{root}smsctx_smschannels({id})")
+}
+
+/// A channel as reads show it: the secret masked.
+fn channel_json(channel: &Channel, root: Option<&str>) -> Map<String, Json> {
+    let mut out = Map::new();
+    if let Some(root) = root {
+        out.insert(
+            "@odata.context".into(),
+            json!(format!("{root}$metadata#smsctx_smschannels/$entity")),
+        );
+    }
+    let date = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|d| {
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+    };
+    out.insert(
+        "@odata.etag".into(),
+        json!(format!("W/\"{}\"", channel.version)),
+    );
+    out.insert("smsctx_smschannelid".into(), json!(channel.id));
+    out.insert(CHANNEL_NAME.into(), json!(channel.name));
+    out.insert(
+        CHANNEL_PROVIDER.into(),
+        json!(channel.provider.label().to_ascii_lowercase()),
+    );
+    out.insert(
+        CHANNEL_NUMBER.into(),
+        json!(channel.number.omnichannel_form()),
+    );
+    out.insert(CHANNEL_ACCOUNT.into(), json!(channel.account));
+    out.insert(CHANNEL_SECRET.into(), json!(mask(&channel.secret)));
+    out.insert(CHANNEL_PUBLIC_URL.into(), json!(channel.public_url));
+    out.insert(CHANNEL_AUTO_REPLY.into(), json!(channel.auto_reply));
+    out.insert(
+        CHANNEL_OWNER_ID.into(),
+        json!(channel.default_owner.as_ref().map(|o| o.id)),
+    );
+    out.insert(
+        CHANNEL_OWNER_TYPE.into(),
+        json!(channel.default_owner.as_ref().map(|o| o.table.clone())),
+    );
+    out.insert(CHANNEL_API_BASE_URL.into(), json!(channel.api_base_url));
+    out.insert(CREATED_ON.into(), json!(date(channel.created_on)));
+    out.insert(MODIFIED_ON.into(), json!(date(channel.modified_on)));
+    out
+}
+
+fn object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| bad_request(format!("The body is not a JSON object: {e}")))
+}
+
+const OWNER_BIND: &str = "smsctx_defaultownerid@odata.bind";
+
+/// Text of a member: a string, or `null` (`Some(None)`); absent is `None`.
+fn member(object: &Map<String, Json>, name: &str) -> Result<Option<Option<String>>, ApiError> {
+    match object.get(name) {
+        None => Ok(None),
+        Some(Json::Null) => Ok(Some(None)),
+        Some(Json::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(bad_request(format!(
+            "The property '{name}' must be a string."
+        ))),
+    }
+}
+
+fn check_members(object: &Map<String, Json>, allowed: &[&str]) -> Result<(), ApiError> {
+    for name in object.keys() {
+        if !allowed.contains(&name.as_str()) && !name.starts_with("@odata.") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "0x80048d19",
+                format!(
+                    "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{CHANNEL}'."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+const WRITABLE: &[&str] = &[
+    CHANNEL_NAME,
+    CHANNEL_ACCOUNT,
+    CHANNEL_SECRET,
+    CHANNEL_PUBLIC_URL,
+    CHANNEL_AUTO_REPLY,
+    CHANNEL_API_BASE_URL,
+    OWNER_BIND,
+];
+
+fn new_channel(sms: &Sms, object: &Map<String, Json>) -> Result<NewChannel, ApiError> {
+    let mut allowed = WRITABLE.to_vec();
+    allowed.extend([CHANNEL_PROVIDER, CHANNEL_NUMBER]);
+    check_members(object, &allowed)?;
+    let required = |name: &str| -> Result<String, ApiError> {
+        member(object, name)?
+            .flatten()
+            .ok_or_else(|| bad_request(format!("The property '{name}' is required.")))
+    };
+    let provider = match object.get(CHANNEL_PROVIDER) {
+        Some(Json::Number(n)) => match n.as_i64().and_then(|v| sms.provider_of(v)) {
+            Some(provider) => provider.label().to_owned(),
+            None => {
+                return Err(bad_request(format!(
+                    "The provider {n} is not an option of {CHANNEL_PROVIDER}."
+                )))
+            }
+        },
+        _ => required(CHANNEL_PROVIDER)?,
+    };
+    Ok(NewChannel {
+        provider,
+        number: required(CHANNEL_NUMBER)?,
+        secret: required(CHANNEL_SECRET)?,
+        account: member(object, CHANNEL_ACCOUNT)?.flatten(),
+        public_url: member(object, CHANNEL_PUBLIC_URL)?.flatten(),
+        name: member(object, CHANNEL_NAME)?.flatten(),
+        auto_reply: member(object, CHANNEL_AUTO_REPLY)?.flatten(),
+        api_base_url: member(object, CHANNEL_API_BASE_URL)?.flatten(),
+        default_owner: owner_bind(object)?.flatten(),
+    })
+}
+
+fn channel_changes(object: &Map<String, Json>) -> Result<ChannelChanges, ApiError> {
+    for fixed in [CHANNEL_PROVIDER, CHANNEL_NUMBER] {
+        if object.contains_key(fixed) {
+            return Err(bad_request(format!(
+                "The property '{fixed}' of a channel cannot be changed; delete the channel and add it again."
+            )));
+        }
+    }
+    check_members(object, WRITABLE)?;
+    let secret = match member(object, CHANNEL_SECRET)? {
+        Some(Some(secret)) => Some(secret),
+        Some(None) => return Err(bad_request("The secret of a channel cannot be cleared.")),
+        None => None,
+    };
+    let name = match member(object, CHANNEL_NAME)? {
+        Some(Some(name)) => Some(name),
+        Some(None) => return Err(bad_request("The name of a channel cannot be cleared.")),
+        None => None,
+    };
+    Ok(ChannelChanges {
+        name,
+        secret,
+        account: member(object, CHANNEL_ACCOUNT)?,
+        public_url: member(object, CHANNEL_PUBLIC_URL)?,
+        auto_reply: member(object, CHANNEL_AUTO_REPLY)?,
+        api_base_url: member(object, CHANNEL_API_BASE_URL)?,
+        default_owner: owner_bind(object)?,
+    })
+}
+
+/// `"smsctx_defaultownerid@odata.bind": "/teams(<id>)"` or `"/systemusers(<id>)"`, or null.
+fn owner_bind(object: &Map<String, Json>) -> Result<Option<Option<Owner>>, ApiError> {
+    let Some(text) = member(object, OWNER_BIND)? else {
+        return Ok(None);
+    };
+    let Some(text) = text else {
+        return Ok(Some(None));
+    };
+    Ok(Some(Some(parse_owner(&text).ok_or_else(|| {
+        bad_request(format!(
+            "'{text}' is not a reference to a team or a systemuser, like /teams(<id>)."
+        ))
+    })?)))
+}
+
+/// `/teams(<id>)`, `teams(<id>)`, `/systemusers(<id>)`.
+pub fn parse_owner(text: &str) -> Option<Owner> {
+    let text = text.trim();
+    let text = text.rsplit('/').next()?;
+    let (set, rest) = text.split_once('(')?;
+    let id = Uuid::parse_str(rest.strip_suffix(')')?).ok()?;
+    let table = match set {
+        "teams" => TEAM,
+        "systemusers" => SYSTEM_USER,
+        _ => return None,
+    };
+    Some(Owner {
+        table: table.to_owned(),
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_recognised() {
+        let id = "6f0c1c1e-0000-0000-0000-000000000001";
+        let uuid = Uuid::parse_str(id).unwrap();
+        assert_eq!(route("smsctx_smschannels"), Some(ApiRoute::Channels));
+        assert_eq!(
+            route(&format!("smsctx_smschannels({id})")),
+            Some(ApiRoute::Channel(uuid))
+        );
+        assert_eq!(
+            route(&format!("smsctx_smschannels%28{id}%29")),
+            Some(ApiRoute::Channel(uuid))
+        );
+        assert_eq!(
+            route(&format!("msdyn_smsengagementctxes({id})/{SEND_SMS_ACTION}")),
+            Some(ApiRoute::SendSms(uuid))
+        );
+        assert_eq!(route("smsctx_smschannels(bad)"), None);
+        assert_eq!(route(&format!("msdyn_smsengagementctxes({id})")), None);
+        assert_eq!(
+            route(&format!("msdyn_smsengagementctxes({id})/Other")),
+            None
+        );
+        assert_eq!(route("msdyn_smsengagementctxes"), None);
+    }
+
+    #[test]
+    fn owner_references() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            parse_owner(&format!("/teams({id})")),
+            Some(Owner {
+                table: TEAM.into(),
+                id
+            })
+        );
+        assert_eq!(
+            parse_owner(&format!("systemusers({id})")).unwrap().table,
+            SYSTEM_USER
+        );
+        assert_eq!(parse_owner(&format!("/accounts({id})")), None);
+        assert_eq!(parse_owner("/teams(x)"), None);
+    }
+}
