@@ -109,6 +109,9 @@ impl From<ExecError> for ApiError {
                     "The service is shutting down.",
                 )
             }
+            E::Store(StoreError::Denied(denied)) => {
+                return ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.message())
+            }
             E::Store(StoreError::Query(q)) if q.is_caused_by_input() => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", q.to_string())
             }
@@ -129,6 +132,12 @@ impl From<SchemaError> for ApiError {
             S::BadQuery(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<crate::security::Denied> for ApiError {
+    fn from(e: crate::security::Denied) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, e.code(), e.message())
     }
 }
 

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use self::auth::Authenticator;
 use self::error::ApiError;
+use crate::authorize::Guard;
 use crate::execute::{Caller, Preconditions, Service, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{
@@ -140,7 +141,15 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     if !path::VERSIONS.contains(&version) {
         return Err(ParseError::ResourceNotFound(version.to_string()).into());
     }
-    let caller = state.auth.authenticate(&parts.headers)?;
+    let who = state
+        .auth
+        .authenticate(&parts.headers, &*state.service.store)
+        .await?;
+    let guard = Guard {
+        inner: &*state.service.store,
+        directory: &state.auth.directory,
+        principal: &who.principal,
+    };
     let host = parts
         .headers
         .get(header::HOST)
@@ -163,7 +172,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| ApiError::body_too_large(limit))?;
-        return batch::execute(state, &caller, &root, &parts.headers, &body).await;
+        return batch::execute(state, &who, &root, &parts.headers, &body).await;
     }
     let body = axum::body::to_bytes(body, state.max_body_bytes)
         .await
@@ -176,7 +185,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         headers: parts.headers,
         body,
     };
-    run(state, &*state.service.store, caller, root, request).await
+    run(state, &guard, who.caller, root, request).await
 }
 
 /// One request to run: a top-level one, or a part of a `$batch`.
@@ -484,9 +493,11 @@ async fn expand(
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        match call.db.get(&target, id, with_names).await? {
-            Some(related) => out.push((name, Expanded::Record(related, select))),
-            None => out.push((name, Expanded::Null)),
+        // A related row the caller may not read expands to null, as a missing one does.
+        match call.db.get(&target, id, with_names).await {
+            Ok(Some(related)) => out.push((name, Expanded::Record(related, select))),
+            Ok(None) | Err(crate::store::StoreError::Denied(_)) => out.push((name, Expanded::Null)),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
@@ -953,6 +964,7 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
         order: options.orderby.clone(),
         limit: Some(limit + 1),
         after,
+        scope: None,
     };
     let mut rows = service
         .retrieve_multiple(call.db, &call.caller, plan.clone(), with_names)
@@ -1056,6 +1068,7 @@ async fn aggregate(
         filter,
         group_by: apply.group_by,
         aggregates: apply.aggregates,
+        scope: None,
     };
     let rows = call
         .state
@@ -1123,6 +1136,7 @@ async fn count(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErr
         order: Vec::new(),
         limit: None,
         after: None,
+        scope: None,
     };
     let total = call
         .state

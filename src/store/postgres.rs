@@ -48,7 +48,13 @@ use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
 
 /// The versioned schema migrations, applied in order, each in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_security.sql"),
+    ),
+];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
 const MIGRATION_LOCK: i64 = 0x736d_7363_7478;
@@ -211,14 +217,15 @@ async fn apply_migrations(client: &mut Object) -> Result<(), StoreError> {
             )",
         )
         .await?;
-    let current: i64 = client
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::bigint FROM smsctx_migrations",
-            &[],
-        )
+    // Each migration not applied yet, in order: a version added between two applied ones (two
+    // branches merged) still runs.
+    let applied: Vec<i64> = client
+        .query("SELECT version::bigint FROM smsctx_migrations", &[])
         .await?
-        .get(0);
-    for (version, text) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, text) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let failed = |e: tokio_postgres::Error| StoreError::Migration {
             version: *version,
             message: StoreError::from(e).to_string(),
@@ -1115,6 +1122,7 @@ mod tests {
                     order: Vec::new(),
                     limit: None,
                     after: None,
+                    scope: None,
                 },
                 context: sql::Context {
                     now: 0,

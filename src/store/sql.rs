@@ -87,6 +87,50 @@ pub struct Plan {
     pub limit: Option<usize>,
     /// Only the rows after this one in the plan's order.
     pub after: Option<Keyset>,
+    /// Only the rows the caller may read (added by the authorize layer).
+    pub scope: Option<Scope>,
+}
+
+/// The rows a caller may read, as the authorize layer computed them, in the store's terms:
+/// `owner IN (owner_in) OR business_unit IN (business_units_in) OR <id> IN (SELECT object FROM
+/// shares WHERE principal IN (principals) AND mask & right <> 0)`, each part left out when its
+/// list is empty; no part at all selects nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Column position of the owner (the primary id for business-owned tables).
+    pub owner: usize,
+    pub owner_in: Vec<Uuid>,
+    /// Column position of the owning business unit.
+    pub business_unit: usize,
+    pub business_units_in: Vec<Uuid>,
+    pub shares: Option<ShareScope>,
+}
+
+/// The share table and what a row of it must say for the row it points at to be readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareScope {
+    /// Table and column names, from the metadata.
+    pub table: String,
+    pub object: String,
+    pub principal: String,
+    pub mask: String,
+    pub principals: Vec<Uuid>,
+    /// The access right (a bit of `mask`) that must be set.
+    pub right: i64,
+}
+
+impl Scope {
+    /// A scope that selects no row.
+    pub fn nothing(entity: &Entity) -> Scope {
+        let id = entity.primary_id_position();
+        Scope {
+            owner: id,
+            owner_in: Vec::new(),
+            business_unit: id,
+            business_units_in: Vec::new(),
+            shares: None,
+        }
+    }
 }
 
 /// A keyset cursor: the last row's values of the plan's order keys, in order, then its primary
@@ -626,6 +670,8 @@ pub fn select_sql(
 pub struct AggregatePlan {
     pub entity: Arc<Entity>,
     pub filter: Option<Expr>,
+    /// Only the rows the caller may read (added by the authorize layer).
+    pub scope: Option<Scope>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<Aggregate>,
 }
@@ -645,6 +691,7 @@ pub fn aggregate_sql(
         order: Vec::new(),
         limit: None,
         after: None,
+        scope: plan.scope.clone(),
     };
     let condition = lowering.condition(&filter_plan, false)?;
     // Text groups are case-insensitive, like every text comparison.
@@ -885,6 +932,9 @@ impl<'a> Lowering<'a> {
         if let (Some(after), true) = (&plan.after, with_cursor) {
             parts.push(self.keyset(&plan.order, after)?);
         }
+        if let Some(scope) = &plan.scope {
+            parts.push(self.scope(scope)?);
+        }
         Ok(match parts.len() {
             0 => String::new(),
             1 => format!(" WHERE {}", parts.remove(0).text),
@@ -894,6 +944,48 @@ impl<'a> Lowering<'a> {
                 format!(" WHERE {}", joined.join(" AND "))
             }
         })
+    }
+
+    /// `(t.owner IN (...) OR t.bu IN (...) OR t.id IN (SELECT ...))`, or `1 = 0`.
+    fn scope(&mut self, scope: &Scope) -> Result<Sql, SqlError> {
+        let mut parts = Vec::new();
+        if !scope.owner_in.is_empty() {
+            let column = self.column_at(scope.owner, "owner")?.sql;
+            let list = self.guid_list(&scope.owner_in);
+            parts.push(format!("{column} IN ({list})"));
+        }
+        if !scope.business_units_in.is_empty() {
+            let column = self.column_at(scope.business_unit, "business unit")?.sql;
+            let list = self.guid_list(&scope.business_units_in);
+            parts.push(format!("{column} IN ({list})"));
+        }
+        if let Some(shares) = scope.shares.as_ref().filter(|s| !s.principals.is_empty()) {
+            let id = self.column_at(self.entity.primary_id_position(), "id")?.sql;
+            let table = ident(&shares.table)?;
+            let object = ident(&shares.object)?;
+            let principal = ident(&shares.principal)?;
+            let mask = ident(&shares.mask)?;
+            let list = self.guid_list(&shares.principals);
+            let right = self.bind(Value::Int(shares.right));
+            parts.push(format!(
+                "{id} IN (SELECT s.{object} FROM {table} AS s WHERE s.{principal} IN ({list}) AND (s.{mask} & {right}) <> 0)"
+            ));
+        }
+        Ok(match parts.len() {
+            0 => Sql::atom("1 = 0".to_string()),
+            1 => Sql::atom(format!("({})", parts.remove(0))),
+            _ => Sql::atom(format!("({})", parts.join(" OR "))),
+        })
+    }
+
+    fn guid_list(&mut self, ids: &[Uuid]) -> String {
+        ids.iter()
+            .map(|id| {
+                let value = self.dialect.bind_guid(*id);
+                self.bind(value)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn expr(&mut self, expr: &Expr) -> Result<Sql, SqlError> {

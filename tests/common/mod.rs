@@ -13,6 +13,9 @@ use smsctx::app::{Application, ServeConfig};
 
 pub const TOKEN: &str = "test-admin-token";
 
+/// The HS256 secret every test server accepts bearer JWTs for.
+pub const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!";
+
 /// The environment variable naming the PostgreSQL server the suites run against.
 pub const POSTGRES_ENV: &str = "SMSCTX_TEST_POSTGRES";
 
@@ -130,6 +133,10 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         admin_token: Some(TOKEN.into()),
         max_body_bytes: 64 * 1024,
         pool_size: 8,
+        jwt: smsctx::app::JwtConfig {
+            secret: Some(JWT_SECRET.into()),
+            ..Default::default()
+        },
     }
 }
 

@@ -44,6 +44,7 @@ fn plan(entity: &Arc<Entity>, filter: Option<&str>) -> Plan {
         order: Vec::new(),
         limit: None,
         after: None,
+        scope: None,
     }
 }
 
