@@ -266,6 +266,16 @@ impl Directory {
             .collect())
     }
 
+    /// The roles a team holds.
+    pub async fn team_roles(&self, db: &dyn Access, team: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        Ok(self
+            .linked(db, Relationship::TeamRoles, &[team], true)
+            .await?
+            .into_iter()
+            .map(|(_, role)| role)
+            .collect())
+    }
+
     /// The security context of a user: its roles, its teams and their roles, and the unit tree.
     pub async fn principal(
         &self,

@@ -21,12 +21,14 @@
 //! the security model itself (which check their own privilege, Share, through the guard).
 
 pub mod directory;
+pub mod messages;
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 pub use directory::{Directory, Principal, Relationship, UserFacts};
+pub use messages::{MessageError, PrincipalRef, ShareChange};
 
 use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Entity};

@@ -21,7 +21,6 @@ use crate::batch::{
 use crate::edge::auth::Authenticated;
 use crate::execute::Caller;
 use crate::parse::headers::Prefer;
-use crate::store::Access;
 
 /// A `$batch` body may be this many times larger than a single request's body limit.
 pub const BODY_LIMIT_FACTOR: usize = 32;
@@ -68,7 +67,7 @@ pub async fn execute(
         directory: &state.auth.directory,
         principal: &who.principal,
     };
-    let store: &dyn Access = &guard;
+    let store = &guard;
     let mut responses = Vec::with_capacity(items.len());
     for item in items {
         match item {
@@ -136,7 +135,7 @@ fn respond(status: u16, items: &[ResponseItem]) -> Response {
 /// Runs one part; returns its response and, when it created a record, that record's URL.
 async fn run_part(
     state: &AppState,
-    db: &dyn Access,
+    db: &Guard<'_>,
     caller: &Caller,
     root: &str,
     part: &Part,

@@ -135,6 +135,17 @@ impl From<SchemaError> for ApiError {
     }
 }
 
+impl From<crate::authorize::MessageError> for ApiError {
+    fn from(e: crate::authorize::MessageError) -> ApiError {
+        match e {
+            crate::authorize::MessageError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "0x80040217", e.to_string())
+            }
+            crate::authorize::MessageError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::security::Denied> for ApiError {
     fn from(e: crate::security::Denied) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, e.code(), e.message())

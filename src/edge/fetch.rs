@@ -15,6 +15,7 @@ use crate::query::fetchxml::{self, AggregateKind, FetchQuery};
 use crate::query::{Expr, PropertyRef};
 use crate::serialize::{self, ObjectWriter};
 use crate::store::sql::{AggregatePlan, Plan};
+use crate::store::Access;
 use crate::store::Value;
 
 const PAGING_COOKIE: &str = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie";

@@ -9,6 +9,7 @@ mod batch;
 pub mod error;
 mod fetch;
 pub mod paging;
+mod sharing;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -114,8 +115,9 @@ async fn log_and_stamp(request: Request, next: Next) -> Response {
 /// Everything a handler needs to know about one request.
 struct Call<'a> {
     state: &'a AppState,
-    /// Where the message reads and writes: the store, or a `$batch` change set's transaction.
-    db: &'a dyn Access,
+    /// Where the message reads and writes: the store, or a `$batch` change set's transaction,
+    /// behind the authorize layer.
+    db: &'a Guard<'a>,
     caller: Caller,
     method: Method,
     headers: HeaderMap,
@@ -203,7 +205,7 @@ pub(crate) struct Inner {
 /// Parses and dispatches one request against `db` (the store, or a change set's transaction).
 pub(crate) async fn run(
     state: &AppState,
-    db: &dyn Access,
+    db: &Guard<'_>,
     caller: Caller,
     root: String,
     request: Inner,
@@ -312,6 +314,30 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
         (_, Resource::Function { name, .. }) if name == "IsValidStateTransition" => {
             Err(ApiError::no_resource(&call.uri))
         }
+        (Method::GET, Resource::Function { name, arguments })
+            if name == "RetrieveSharedPrincipalsAndAccess" =>
+        {
+            sharing::shared_principals(&call, &arguments).await
+        }
+        (_, Resource::Action(name)) => sharing::action(&call, &name).await,
+        (
+            _,
+            Resource::BoundFunction {
+                entity,
+                id,
+                name,
+                arguments,
+            },
+        ) => sharing::bound_function(&call, &entity, id, &name, &arguments).await,
+        (
+            Method::POST | Method::DELETE,
+            Resource::Association {
+                entity,
+                id,
+                relationship,
+                key,
+            },
+        ) => sharing::association(&call, &entity, id, &relationship, key).await,
         (_, Resource::Function { name, .. }) => Err(ParseError::ResourceNotFound(name).into()),
         _ => Err(ApiError::no_resource(&call.uri)),
     }
