@@ -35,6 +35,20 @@ fn token_for(oid: Uuid) -> String {
 impl Org {
     async fn new() -> Org {
         let app = spawn_app().await;
+        let root = Org::root_of(&app).await;
+        Org { app, root }
+    }
+
+    async fn admin_id(&self) -> String {
+        self.app
+            .get_json("systemusers?$filter=domainname eq 'admin'")
+            .await["value"][0]["systemuserid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn root_of(app: &TestApp) -> String {
         let units = app
             .get_json("businessunits?$select=name,_parentbusinessunitid_value")
             .await;
@@ -47,7 +61,7 @@ impl Org {
             .as_str()
             .unwrap()
             .to_string();
-        Org { app, root }
+        root
     }
 
     async fn unit(&self, name: &str, parent: &str) -> String {
@@ -652,4 +666,782 @@ async fn share(org: &Org, record: &str, principal: &str, team: bool, mask: &str)
         "{}",
         response.text().await.unwrap()
     );
+}
+
+async fn sharing_call(org: &Org, as_user: &User, action: &str, body: Value) -> StatusCode {
+    org.request(as_user, Method::POST, action)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn target(record: &str) -> Value {
+    json!({"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_smsengagementctxid": record})
+}
+
+fn principal(kind: &str, id: &str) -> Value {
+    json!({"@odata.type": format!("Microsoft.Dynamics.CRM.{kind}"), format!("{kind}id"): id})
+}
+
+async fn principal_access(org: &Org, as_user: &User, principal_path: &str, record: &str) -> String {
+    let path = format!(
+        "{principal_path}/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@tid)?@tid={{'@odata.id':'msdyn_smsengagementctxes({record})'}}"
+    );
+    let body = org.json(as_user, &path).await;
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#Microsoft.Dynamics.CRM.RetrievePrincipalAccessResponse"),
+        "{body}"
+    );
+    body["AccessRights"].as_str().unwrap().to_string()
+}
+
+async fn shared_principals(
+    org: &Org,
+    as_user: &User,
+    record: &str,
+) -> Vec<(String, String, String)> {
+    let path = format!(
+        "RetrieveSharedPrincipalsAndAccess(Target=@tid)?@tid={{'@odata.id':'msdyn_smsengagementctxes({record})'}}"
+    );
+    let body = org.json(as_user, &path).await;
+    let mut out: Vec<(String, String, String)> = body["PrincipalAccesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["Principal"]["@odata.type"].as_str().unwrap().to_string(),
+                p["Principal"]["ownerid"].as_str().unwrap().to_string(),
+                p["AccessMask"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn the_sharing_messages_grant_modify_revoke_and_report_access() {
+    let org = Org::new().await;
+    let root = org.root.clone();
+    let other_unit = org.unit("other", &root).await;
+    let basic = org.role_named("Basic User").await;
+    let owner = org.user("owner", &root, &[&basic]).await;
+    let reader = org.user("reader", &other_unit, &[&basic]).await;
+    let member = org.user("member", &other_unit, &[&basic]).await;
+    let team = org.team("sharers", &other_unit, &[&member]).await;
+    let response = org
+        .request(&owner, Method::POST, CTX)
+        .json(&json!({"msdyn_name": "shared"}))
+        .send()
+        .await
+        .unwrap();
+    let record = entity_id(&response);
+
+    // Before sharing: no access, and the reader cannot share what it cannot reach.
+    assert_eq!(
+        org.status(&reader, Method::GET, &ctx(&record), None).await,
+        StatusCode::FORBIDDEN
+    );
+    let grant = json!({
+        "Target": target(&record),
+        "PrincipalAccess": {"Principal": principal("systemuser", &reader.id), "AccessMask": "ReadAccess, WriteAccess"}
+    });
+    assert_eq!(
+        sharing_call(&org, &reader, "GrantAccess", grant.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        principal_access(
+            &org,
+            &owner,
+            &format!("systemusers({})", reader.id),
+            &record
+        )
+        .await,
+        "None"
+    );
+
+    // GrantAccess by the owner (Basic User shares its own records).
+    assert_eq!(
+        sharing_call(&org, &owner, "GrantAccess", grant).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        org.status(&reader, Method::GET, &ctx(&record), None).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        org.status(
+            &reader,
+            Method::PATCH,
+            &ctx(&record),
+            Some(json!({"msdyn_name": "by reader"}))
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        org.status(&reader, Method::DELETE, &ctx(&record), None)
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        principal_access(
+            &org,
+            &owner,
+            &format!("systemusers({})", reader.id),
+            &record
+        )
+        .await,
+        "ReadAccess, WriteAccess"
+    );
+    assert_eq!(
+        principal_access(&org, &owner, &format!("systemusers({})", owner.id), &record).await,
+        "ReadAccess, WriteAccess, AppendAccess, AppendToAccess, DeleteAccess, ShareAccess, AssignAccess"
+    );
+    assert_eq!(
+        shared_principals(&org, &owner, &record).await,
+        vec![(
+            "#Microsoft.Dynamics.CRM.systemuser".to_string(),
+            reader.id.clone(),
+            "ReadAccess, WriteAccess".to_string()
+        )]
+    );
+
+    // ModifyAccess replaces the rights.
+    let modify = json!({
+        "Target": target(&record),
+        "PrincipalAccess": {"Principal": principal("systemuser", &reader.id), "AccessMask": "ReadAccess"}
+    });
+    assert_eq!(
+        sharing_call(&org, &owner, "ModifyAccess", modify).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        org.status(
+            &reader,
+            Method::PATCH,
+            &ctx(&record),
+            Some(json!({"msdyn_name": "again"}))
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        org.status(&reader, Method::GET, &ctx(&record), None).await,
+        StatusCode::OK
+    );
+
+    // Sharing with a team gives its members access.
+    assert_eq!(
+        org.status(&member, Method::GET, &ctx(&record), None).await,
+        StatusCode::FORBIDDEN
+    );
+    let to_team = json!({
+        "Target": target(&record),
+        "PrincipalAccess": {"Principal": principal("team", &team), "AccessMask": "ReadAccess"}
+    });
+    assert_eq!(
+        sharing_call(&org, &owner, "GrantAccess", to_team).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        org.status(&member, Method::GET, &ctx(&record), None).await,
+        StatusCode::OK
+    );
+    assert_eq!(org.readable(&member).await, set(&[&record]));
+    // A team's own access counts shares only where its roles hold the privilege.
+    assert_eq!(
+        principal_access(&org, &owner, &format!("teams({team})"), &record).await,
+        "None"
+    );
+    org.associate(
+        &format!("teams({team})/teamroles_association"),
+        &format!("roles({basic})"),
+    )
+    .await;
+    assert_eq!(
+        principal_access(&org, &owner, &format!("teams({team})"), &record).await,
+        "ReadAccess"
+    );
+    assert_eq!(
+        principal_access(
+            &org,
+            &owner,
+            &format!("systemusers({})", member.id),
+            &record
+        )
+        .await,
+        "ReadAccess"
+    );
+    assert_eq!(
+        shared_principals(&org, &owner, &record).await,
+        vec![
+            (
+                "#Microsoft.Dynamics.CRM.systemuser".to_string(),
+                reader.id.clone(),
+                "ReadAccess".to_string()
+            ),
+            (
+                "#Microsoft.Dynamics.CRM.team".to_string(),
+                team.clone(),
+                "ReadAccess".to_string()
+            ),
+        ]
+    );
+
+    // RevokeAccess removes the share.
+    let revoke = json!({"Target": target(&record), "Revokee": principal("systemuser", &reader.id)});
+    assert_eq!(
+        sharing_call(&org, &owner, "RevokeAccess", revoke).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        org.status(&reader, Method::GET, &ctx(&record), None).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(org.readable(&reader).await, set(&[]));
+    assert_eq!(
+        shared_principals(&org, &owner, &record).await,
+        vec![(
+            "#Microsoft.Dynamics.CRM.team".to_string(),
+            team.clone(),
+            "ReadAccess".to_string()
+        )]
+    );
+
+    // Removing the member from the team takes the team's access away.
+    let response = org
+        .app
+        .delete(&format!(
+            "teams({team})/teammembership_association({})/$ref",
+            member.id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        org.status(&member, Method::GET, &ctx(&record), None).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Assign to a team: the owner columns follow, and the team's members reach it at Basic.
+    let response = org
+        .app
+        .post(
+            &format!("teams({team})/teammembership_association/$ref"),
+            &json!({"@odata.id": org.app.url(&format!("systemusers({})", member.id))}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let assign = json!({"ownerid@odata.bind": format!("/teams({team})")});
+    assert_eq!(
+        org.status(&owner, Method::PATCH, &ctx(&record), Some(assign))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let assigned = org.app.get_json(&ctx(&record)).await;
+    assert_eq!(assigned["_ownerid_value"], team.as_str());
+    assert_eq!(assigned["_owningteam_value"], team.as_str());
+    assert!(assigned["_owninguser_value"].is_null());
+    assert_eq!(assigned["_owningbusinessunit_value"], other_unit.as_str());
+    assert_eq!(
+        org.status(
+            &member,
+            Method::PATCH,
+            &ctx(&record),
+            Some(json!({"msdyn_name": "team's"}))
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        org.status(&owner, Method::GET, &ctx(&record), None).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Malformed payloads are 400s in Dataverse's shape.
+    let response = org
+        .request(&owner, Method::POST, "GrantAccess")
+        .json(&json!({"Target": target(&record), "PrincipalAccess": {"Principal": principal("systemuser", &reader.id), "AccessMask": "Everything"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "0x80040203",
+        "Everything",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn roles_are_listed_and_assigned_through_ref() {
+    let org = Org::new().await;
+    let roles = org.app.get_json("roles?$select=name").await;
+    let names: BTreeSet<String> = roles["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in [
+        "System Administrator",
+        "Basic User",
+        "Omnichannel agent",
+        "Omnichannel supervisor",
+    ] {
+        assert!(names.contains(name), "{names:?}");
+    }
+    // A new business unit gets its own role set.
+    let unit = org.unit("east", &org.root).await;
+    let in_unit = org
+        .app
+        .get_json(&format!(
+            "roles?$filter=_businessunitid_value eq {unit}&$count=true"
+        ))
+        .await;
+    assert_eq!(in_unit["@odata.count"], 4);
+
+    let basic = org.role_named("Basic User").await;
+    let user = org.user("new", &org.root, &[]).await;
+    assert_eq!(
+        org.status(&user, Method::GET, CTX, None).await,
+        StatusCode::FORBIDDEN
+    );
+    org.associate(
+        &format!("systemusers({})/systemuserroles_association", user.id),
+        &format!("roles({basic})"),
+    )
+    .await;
+    assert_eq!(
+        org.status(&user, Method::GET, CTX, None).await,
+        StatusCode::OK
+    );
+    let response = org
+        .app
+        .delete(&format!(
+            "systemusers({})/systemuserroles_association({basic})/$ref",
+            user.id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        org.status(&user, Method::GET, CTX, None).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // A role held through a team counts.
+    let team = org.team("readers", &org.root, &[&user]).await;
+    org.associate(
+        &format!("teams({team})/teamroles_association"),
+        &format!("roles({basic})"),
+    )
+    .await;
+    assert_eq!(
+        org.status(&user, Method::GET, CTX, None).await,
+        StatusCode::OK
+    );
+
+    // A user without privileges on users cannot change roles.
+    let other = org.user("other", &org.root, &[&basic]).await;
+    let status = org
+        .request(&user, Method::POST, &format!("systemusers({})/systemuserroles_association/$ref", other.id))
+        .json(&json!({"@odata.id": org.app.url(&format!("roles({})", org.role_named("System Administrator").await))}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn impersonation_needs_the_privilege_and_records_the_real_caller() {
+    let org = Org::new().await;
+    let basic = org.role_named("Basic User").await;
+    let oid = Uuid::new_v4();
+    let target_id = org
+        .app
+        .create(
+            "systemusers",
+            &json!({"firstname": "Target", "lastname": "User", "azureactivedirectoryobjectid": oid.to_string(),
+                    "businessunitid@odata.bind": format!("/businessunits({})", org.root)}),
+        )
+        .await;
+    org.associate(
+        &format!("systemusers({target_id})/systemuserroles_association"),
+        &format!("roles({basic})"),
+    )
+    .await;
+    let admin = org
+        .app
+        .get_json("systemusers?$filter=domainname eq 'admin'")
+        .await["value"][0]["systemuserid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for (header, value) in [
+        ("MSCRMCallerID", target_id.clone()),
+        ("CallerObjectId", oid.to_string()),
+    ] {
+        let response = org
+            .app
+            .post(CTX, &json!({"msdyn_name": "on behalf"}))
+            .header(header, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{header}");
+        let id = entity_id(&response);
+        let record = org.app.get_json(&ctx(&id)).await;
+        assert_eq!(record["_ownerid_value"], target_id.as_str(), "{header}");
+        assert_eq!(record["_createdby_value"], target_id.as_str(), "{header}");
+        assert_eq!(
+            record["_createdonbehalfby_value"],
+            admin.as_str(),
+            "{header}"
+        );
+        let response = org
+            .app
+            .patch(&ctx(&id), &json!({"msdyn_name": "changed"}))
+            .header(header, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        let record = org.app.get_json(&ctx(&id)).await;
+        assert_eq!(record["_modifiedonbehalfby_value"], admin.as_str());
+    }
+
+    // Impersonated, the request has the target's reach: another user's record is out of it.
+    let someone = org.user("someone", &org.root, &[&basic]).await;
+    let theirs = org
+        .context("theirs", &format!("/systemusers({})", someone.id))
+        .await;
+    let response = org
+        .app
+        .get(&ctx(&theirs))
+        .header("MSCRMCallerID", &target_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Without prvActOnBehalfOfAnotherUser, refused.
+    let response = org
+        .request(&someone, Method::GET, CTX)
+        .header("MSCRMCallerID", &target_id)
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::FORBIDDEN,
+        "0x8004A110",
+        "act on behalf",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn batch_parts_run_as_the_caller() {
+    let org = Org::new().await;
+    let basic = org.role_named("Basic User").await;
+    let user = org.user("batcher", &org.root, &[&basic]).await;
+    let other = org.user("other", &org.root, &[&basic]).await;
+    let theirs = org
+        .context("theirs", &format!("/systemusers({})", other.id))
+        .await;
+    let lines = [
+        "--batch_A".to_string(),
+        "Content-Type: application/http".into(),
+        "Content-Transfer-Encoding: binary".into(),
+        String::new(),
+        format!("GET {} HTTP/1.1", org.app.url(&ctx(&theirs))),
+        "Accept: application/json".into(),
+        String::new(),
+        "--batch_A".into(),
+        "Content-Type: multipart/mixed; boundary=changeset_B".into(),
+        String::new(),
+        "--changeset_B".into(),
+        "Content-Type: application/http".into(),
+        "Content-Transfer-Encoding: binary".into(),
+        "Content-ID: 1".into(),
+        String::new(),
+        format!("POST {} HTTP/1.1", org.app.url(CTX)),
+        "Content-Type: application/json".into(),
+        String::new(),
+        r#"{"msdyn_name":"mine in batch"}"#.into(),
+        "--changeset_B".into(),
+        "Content-Type: application/http".into(),
+        "Content-Transfer-Encoding: binary".into(),
+        "Content-ID: 2".into(),
+        String::new(),
+        format!("PATCH {} HTTP/1.1", org.app.url(&ctx(&theirs))),
+        "Content-Type: application/json".into(),
+        String::new(),
+        r#"{"msdyn_name":"not mine"}"#.into(),
+        "--changeset_B--".into(),
+        "--batch_A--".into(),
+    ];
+    let mut body = lines.join("\r\n");
+    body.push_str("\r\n");
+    let response = org
+        .request(&user, Method::POST, "$batch")
+        .header("Content-Type", "multipart/mixed; boundary=batch_A")
+        .header("Prefer", "odata.continue-on-error")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert_eq!(text.matches("HTTP/1.1 403").count(), 2, "{text}");
+    // The change set rolled back: the user's create is not there.
+    assert_eq!(org.readable(&user).await, set(&[]));
+    let record = org.app.get_json(&ctx(&theirs)).await;
+    assert_eq!(record["msdyn_name"], "theirs");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn hs256(secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn b64(json: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+#[tokio::test]
+async fn every_bad_token_is_a_401_with_www_authenticate() {
+    let db = TestDatabase::new().await;
+    let mut config = config(&db);
+    config.jwt.issuer = Some("https://login.microsoftonline.com/tenant/v2.0".into());
+    config.jwt.audience = Some("https://org.crm.dynamics.com".into());
+    let app = spawn_app_with(db, config).await;
+    let org = Org {
+        root: Org::root_of(&app).await,
+        app,
+    };
+    let basic = org.role_named("Basic User").await;
+    let oid = Uuid::new_v4();
+    let user = org.user("signer", &org.root, &[&basic]).await;
+    org.app
+        .patch(
+            &format!("systemusers({})", user.id),
+            &json!({"azureactivedirectoryobjectid": oid.to_string()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let iss = "https://login.microsoftonline.com/tenant/v2.0";
+    let aud = "https://org.crm.dynamics.com";
+    let good = json!({"oid": oid.to_string(), "iss": iss, "aud": aud, "exp": now() + 600, "nbf": now() - 10});
+    let token = hs256(JWT_SECRET, &good);
+    let ok = org
+        .app
+        .client
+        .get(org.app.url(CTX))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK, "the good token");
+
+    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut claims = good.as_object().unwrap().clone();
+        f(&mut claims);
+        hs256(JWT_SECRET, &Value::Object(claims))
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut tampered_claims = good.clone();
+    tampered_claims["oid"] = json!(Uuid::new_v4().to_string());
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "expired",
+            with(&|c| {
+                c.insert("exp".into(), json!(now() - 600));
+            }),
+        ),
+        (
+            "not yet valid",
+            with(&|c| {
+                c.insert("nbf".into(), json!(now() + 600));
+            }),
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.remove("exp");
+            }),
+        ),
+        (
+            "wrong signature",
+            hs256("another-secret-of-at-least-32-bytes!!", &good),
+        ),
+        (
+            "wrong audience",
+            with(&|c| {
+                c.insert("aud".into(), json!("https://other.crm.dynamics.com"));
+            }),
+        ),
+        (
+            "wrong issuer",
+            with(&|c| {
+                c.insert("iss".into(), json!("https://evil.example/v2.0"));
+            }),
+        ),
+        (
+            "unknown oid",
+            with(&|c| {
+                c.insert("oid".into(), json!(Uuid::new_v4().to_string()));
+            }),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                parts[1]
+            ),
+        ),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]),
+        ),
+        ("garbage", "not-a-token".into()),
+    ];
+    for (name, bad) in cases {
+        let response = org
+            .app
+            .client
+            .get(org.app.url(CTX))
+            .bearer_auth(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        let challenge = response.headers()["WWW-Authenticate"].to_str().unwrap();
+        assert!(challenge.starts_with("Bearer"), "{name}: {challenge}");
+    }
+
+    // A disabled user's valid token is refused too.
+    org.app
+        .patch(
+            &format!("systemusers({})", user.id),
+            &json!({"isdisabled": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let response = org
+        .app
+        .client
+        .get(org.app.url(CTX))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn no_route_reads_or_changes_anything_without_a_valid_token() {
+    let org = Org::new().await;
+    let record = org
+        .context("kept", &format!("/systemusers({})", org.admin_id().await))
+        .await;
+    let before = org.app.get_json(&ctx(&record)).await;
+    let user = org.admin_id().await;
+    let rec = ctx(&record);
+    let tid = format!("@tid={{'@odata.id':'msdyn_smsengagementctxes({record})'}}");
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, String::new(), None),
+        (Method::GET, "$metadata".into(), None),
+        (Method::GET, "EntityDefinitions".into(), None),
+        (Method::GET, CTX.into(), None),
+        (Method::GET, format!("{CTX}?fetchXml=%3Cfetch%3E%3Centity%20name%3D'msdyn_smsengagementctx'%2F%3E%3C%2Ffetch%3E"), None),
+        (Method::GET, format!("{CTX}?$apply=aggregate($count%20as%20n)"), None),
+        (Method::GET, format!("{CTX}/$count"), None),
+        (Method::POST, CTX.into(), Some(json!({"msdyn_name": "new"}))),
+        (Method::GET, rec.clone(), None),
+        (Method::PATCH, rec.clone(), Some(json!({"msdyn_name": "changed"}))),
+        (Method::PATCH, format!("{CTX}({})", Uuid::new_v4()), Some(json!({"msdyn_name": "upserted"}))),
+        (Method::DELETE, rec.clone(), None),
+        (Method::GET, format!("{rec}/msdyn_name"), None),
+        (Method::GET, format!("{rec}/msdyn_name/$value"), None),
+        (Method::PUT, format!("{rec}/msdyn_name"), Some(json!({"value": "put"}))),
+        (Method::DELETE, format!("{rec}/msdyn_name"), None),
+        (Method::GET, format!("{rec}/ownerid"), None),
+        (Method::GET, format!("{rec}/ownerid/$ref"), None),
+        (Method::DELETE, format!("{rec}/msdyn_liveworkitemid/$ref"), None),
+        (Method::GET, format!("IsValidStateTransition(Entity=@e,NewState=@s,NewStatus=@n)?@e={{'@odata.id':'{rec}'}}&@s='Inactive'&@n=2"), None),
+        (Method::POST, "GrantAccess".into(), Some(json!({"Target": target(&record), "PrincipalAccess": {"Principal": principal("systemuser", &user), "AccessMask": "ReadAccess"}}))),
+        (Method::POST, "ModifyAccess".into(), Some(json!({"Target": target(&record), "PrincipalAccess": {"Principal": principal("systemuser", &user), "AccessMask": "ReadAccess"}}))),
+        (Method::POST, "RevokeAccess".into(), Some(json!({"Target": target(&record), "Revokee": principal("systemuser", &user)}))),
+        (Method::GET, format!("systemusers({user})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@tid)?{tid}"), None),
+        (Method::GET, format!("RetrieveSharedPrincipalsAndAccess(Target=@tid)?{tid}"), None),
+        (Method::POST, format!("systemusers({user})/systemuserroles_association/$ref"), Some(json!({"@odata.id": "roles(00000000-0000-0000-0000-000000000001)"}))),
+        (Method::DELETE, format!("systemusers({user})/systemuserroles_association(00000000-0000-0000-0000-000000000001)/$ref"), None),
+        (Method::GET, "roles".into(), None),
+        (Method::GET, "systemusers".into(), None),
+        (Method::POST, "systemusers".into(), Some(json!({"firstname": "intruder"}))),
+        (Method::GET, "teams".into(), None),
+        (Method::GET, "businessunits".into(), None),
+        (Method::GET, "principalobjectaccessset".into(), None),
+        (Method::POST, "$batch".into(), None),
+    ];
+    for (method, path, body) in &routes {
+        for token in [None, Some("wrong-token")] {
+            let mut request = org.app.client.request(method.clone(), org.app.url(path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
+            assert!(response.headers().contains_key("WWW-Authenticate"));
+        }
+    }
+    let after = org.app.get_json(&ctx(&record)).await;
+    assert_eq!(before, after);
+    let count = org.app.get_json(&format!("{CTX}?$count=true")).await;
+    assert_eq!(count["@odata.count"], 1);
+    let users = org.app.get_json("systemusers?$count=true").await;
+    assert_eq!(users["@odata.count"], 1);
+    let shares = org
+        .app
+        .get_json("principalobjectaccessset?$count=true")
+        .await;
+    assert_eq!(shares["@odata.count"], 0);
 }

@@ -142,9 +142,13 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
 
 /// Starts a server on `db` (reused across restarts).
 pub async fn spawn_app_in(db: TestDatabase) -> TestApp {
-    let app = Application::build(config(&db))
-        .await
-        .expect("the server builds");
+    let config = config(&db);
+    spawn_app_with(db, config).await
+}
+
+/// Starts a server on `db` with a configuration of the test's own.
+pub async fn spawn_app_with(db: TestDatabase, config: ServeConfig) -> TestApp {
+    let app = Application::build(config).await.expect("the server builds");
     let base = format!("http://127.0.0.1:{}/api/data/v9.2/", app.port());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
