@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use crate::authorize::{Directory, Relationship};
 use crate::edge::auth::{generate_token, Authenticator};
+pub use crate::edge::limits::LimitConfig;
+use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
 use crate::execute::{Caller, ExecError, Service};
 use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
@@ -34,6 +36,8 @@ pub struct ServeConfig {
     /// Bearer JWTs: the shared HS256 secret, the RS256/ES256 key set (a JWKS document's
     /// text), and the `iss`/`aud` they must carry when set.
     pub jwt: JwtConfig,
+    /// Per-user service protection limits (off by default).
+    pub limits: LimitConfig,
 }
 
 /// How bearer JWTs are validated; nothing configured accepts only the admin token.
@@ -75,6 +79,7 @@ impl Default for ServeConfig {
             max_body_bytes: 1024 * 1024,
             pool_size: DEFAULT_POOL_SIZE,
             jwt: JwtConfig::default(),
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -132,6 +137,7 @@ impl Application {
             service,
             auth: Authenticator::new(admin_token.clone(), admin.user_id, verifier, directory),
             max_body_bytes: config.max_body_bytes,
+            limiter: Limiter::new(config.limits.clone()),
         });
         let listener =
             TcpListener::bind(&config.listen)

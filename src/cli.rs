@@ -93,6 +93,15 @@ pub struct ServeArgs {
     /// Require this `aud` in bearer JWTs.
     #[arg(long, env = "SMSCTX_JWT_AUDIENCE")]
     pub audience: Option<String>,
+    /// Service protection: at most this many requests per user in the window (off when unset).
+    #[arg(long, env = "SMSCTX_RATE_LIMIT_REQUESTS")]
+    pub rate_limit_requests: Option<usize>,
+    /// The sliding window of `--rate-limit-requests`, in seconds (Dataverse: 300).
+    #[arg(long, env = "SMSCTX_RATE_LIMIT_WINDOW", default_value_t = 300)]
+    pub rate_limit_window: u64,
+    /// Service protection: at most this many requests per user at once (off when unset).
+    #[arg(long, env = "SMSCTX_RATE_LIMIT_CONCURRENT")]
+    pub rate_limit_concurrent: Option<usize>,
 }
 
 /// The text of a JWKS document: a file, or fetched from an http(s) URL.
@@ -186,6 +195,11 @@ async fn serve(args: ServeArgs) -> i32 {
             },
             issuer: args.issuer,
             audience: args.audience,
+        },
+        limits: crate::app::LimitConfig {
+            requests: args.rate_limit_requests,
+            window: std::time::Duration::from_secs(args.rate_limit_window),
+            concurrent: args.rate_limit_concurrent,
         },
     };
     let app = match Application::build(config).await {

@@ -1445,3 +1445,33 @@ async fn no_route_reads_or_changes_anything_without_a_valid_token() {
         .await;
     assert_eq!(shares["@odata.count"], 0);
 }
+
+#[tokio::test]
+async fn service_protection_answers_429_with_retry_after_per_user() {
+    let db = TestDatabase::new().await;
+    let mut config = config(&db);
+    config.limits.requests = Some(3);
+    config.limits.window = Duration::from_secs(300);
+    let app = spawn_app_with(db, config).await;
+    for _ in 0..3 {
+        let response = app.get(CTX).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = app.get(CTX).send().await.unwrap();
+    let retry: u64 = response.headers()["Retry-After"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 300, "{retry}");
+    assert_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "0x80072322",
+        "Number of requests exceeded the limit of 3 over time window of 300 seconds.",
+    )
+    .await;
+    // Unauthenticated requests are refused before they count (401, not 429).
+    let response = app.client.get(app.url(CTX)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -37,7 +37,10 @@ use crate::security::{
     RecordFacts, RowScope,
 };
 use crate::store::sql::{self, AggregatePlan, Scope, ShareScope};
-use crate::store::{Access, Query, Record, StoreError, Value, WriteOp, WriteOutcome};
+use crate::store::{Access, Expect, Query, Record, StoreError, Value, WriteOp, WriteOutcome};
+
+/// How often a delete is checked again when the row changed between its check and its write.
+const MAX_ATTEMPTS: usize = 8;
 
 /// What a decision knows of a row: its owner and its owner's business unit. A business-owned
 /// row (a user, a team, a role) is its own owner, in the unit it belongs to.
@@ -265,13 +268,37 @@ impl Access for Guard<'_> {
                     .await?;
                 self.inner.write(op).await
             }
-            WriteOp::Delete { entity, id, .. } => {
+            WriteOp::Delete { entity, id, expect } => {
                 check_privilege(self.ctx(), &entity.logical_name, Privilege::Delete)
                     .map_err(denied)?;
-                if let Some(current) = self.inner.get(entity, *id, false).await? {
+                // The row checked is the row deleted: the delete is compare-and-set on the
+                // version checked, and a row changed in between (reassigned, say) is checked
+                // again.
+                for _ in 0..MAX_ATTEMPTS {
+                    let Some(current) = self.inner.get(entity, *id, false).await? else {
+                        return self.inner.write(op).await;
+                    };
                     self.check_row(Privilege::Delete, &current).await?;
+                    let checked = match expect {
+                        Expect::Any => Expect::Version(current.version().unwrap_or_default()),
+                        given => *given,
+                    };
+                    let attempt = WriteOp::Delete {
+                        entity: Arc::clone(entity),
+                        id: *id,
+                        expect: checked,
+                    };
+                    match self.inner.write(attempt).await {
+                        Err(StoreError::VersionMismatch { .. }) if *expect == Expect::Any => {
+                            continue
+                        }
+                        other => return other,
+                    }
                 }
-                self.inner.write(op).await
+                Err(StoreError::VersionMismatch {
+                    expected: 0,
+                    actual: 0,
+                })
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod auth;
 mod batch;
 pub mod error;
 mod fetch;
+pub mod limits;
 pub mod paging;
 mod sharing;
 
@@ -50,6 +51,7 @@ pub struct AppState {
     pub service: Service,
     pub auth: Authenticator,
     pub max_body_bytes: usize,
+    pub limiter: Arc<limits::Limiter>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -147,6 +149,10 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .auth
         .authenticate(&parts.headers, &*state.service.store)
         .await?;
+    // Service protection counts the signed-in user (the real caller when impersonating).
+    let _permit = state
+        .limiter
+        .admit(who.caller.on_behalf_of.unwrap_or(who.caller.user_id))?;
     let guard = Guard {
         inner: &*state.service.store,
         directory: &state.auth.directory,

@@ -137,6 +137,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
             secret: Some(JWT_SECRET.into()),
             ..Default::default()
         },
+        limits: Default::default(),
     }
 }
 
