@@ -983,6 +983,20 @@ async fn the_sharing_messages_grant_modify_revoke_and_report_access() {
         "Everything",
     )
     .await;
+
+    // A deleted record's shares go with it (the team's share is the one left).
+    let shares = org
+        .app
+        .get_json("principalobjectaccessset?$count=true")
+        .await;
+    assert_eq!(shares["@odata.count"], 1, "{shares}");
+    let response = org.app.delete(&ctx(&record)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let shares = org
+        .app
+        .get_json("principalobjectaccessset?$count=true")
+        .await;
+    assert_eq!(shares["@odata.count"], 0, "{shares}");
 }
 
 #[tokio::test]

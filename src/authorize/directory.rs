@@ -342,6 +342,26 @@ impl Directory {
         Ok(rows.iter().filter_map(share_of).collect())
     }
 
+    /// Removes every share of a record (after the record is deleted).
+    pub async fn remove_shares(&self, db: &dyn Access, object_id: Uuid) -> Result<(), StoreError> {
+        let table = self.table(PRINCIPAL_OBJECT_ACCESS)?;
+        let rows = self
+            .rows_where(db, PRINCIPAL_OBJECT_ACCESS, OBJECT_ID, &[object_id])
+            .await?;
+        for id in rows.iter().filter_map(Record::id) {
+            let op = WriteOp::Delete {
+                entity: Arc::clone(table),
+                id,
+                expect: crate::store::Expect::Any,
+            };
+            match db.write(op).await {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Seeds the built-in roles of a business unit (idempotent: stable ids).
     pub async fn seed_roles(&self, db: &dyn Access, business_unit: Uuid) -> Result<(), StoreError> {
         for role in builtin_roles(business_unit) {

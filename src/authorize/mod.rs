@@ -292,6 +292,12 @@ impl Access for Guard<'_> {
                         Err(StoreError::VersionMismatch { .. }) if *expect == Expect::Any => {
                             continue
                         }
+                        // The record's shares go with it (in the same transaction inside a
+                        // change set).
+                        Ok(outcome) => {
+                            self.directory.remove_shares(self.inner, *id).await?;
+                            return Ok(outcome);
+                        }
                         other => return other,
                     }
                 }

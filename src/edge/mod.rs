@@ -1,8 +1,10 @@
 //! The HTTP edge: routes, authentication, body limits, per-request logging, and the mapping of
 //! every message's outcome to Dataverse's status codes, headers and JSON.
 //!
-//! A request goes: authenticate → parse the path ([`crate::parse::path`]) → parse headers,
-//! options and body → execute ([`crate::execute::Service`]) → serialize ([`crate::serialize`]).
+//! A request goes: authenticate ([`auth`]: the caller and its roles) → service protection
+//! ([`limits`]) → parse the path ([`crate::parse::path`]) → parse headers, options and body →
+//! execute ([`crate::execute::Service`]) against the store behind the caller's
+//! [`crate::authorize::Guard`] → serialize ([`crate::serialize`]).
 
 pub mod auth;
 mod batch;

@@ -92,9 +92,9 @@ pub struct Plan {
 }
 
 /// The rows a caller may read, as the authorize layer computed them, in the store's terms:
-/// `owner IN (owner_in) OR business_unit IN (business_units_in) OR <id> IN (SELECT object FROM
-/// shares WHERE principal IN (principals) AND mask & right <> 0)`, each part left out when its
-/// list is empty; no part at all selects nothing.
+/// `business_unit IN (business_units_in) OR <id> IN (SELECT <id> WHERE owner IN (owner_in) UNION
+/// ALL SELECT object FROM shares WHERE principal IN (principals) AND mask & right <> 0)`, each
+/// part left out when its list is empty; no part at all selects nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// Column position of the owner (the primary id for business-owned tables).
@@ -946,30 +946,42 @@ impl<'a> Lowering<'a> {
         })
     }
 
-    /// `(t.owner IN (...) OR t.bu IN (...) OR t.id IN (SELECT ...))`, or `1 = 0`.
+    /// `(t.bu IN (...) OR t.id IN (SELECT o.id FROM table AS o WHERE o.owner IN (...) UNION ALL
+    /// SELECT s.object FROM shares AS s WHERE ...))`, or `1 = 0`. The owner and share parts are
+    /// one `IN` on the primary key so that a selective scope (a Basic-depth user and its shares)
+    /// drives the query from those few ids instead of testing every row.
     fn scope(&mut self, scope: &Scope) -> Result<Sql, SqlError> {
         let mut parts = Vec::new();
-        if !scope.owner_in.is_empty() {
-            let column = self.column_at(scope.owner, "owner")?.sql;
-            let list = self.guid_list(&scope.owner_in);
-            parts.push(format!("{column} IN ({list})"));
-        }
         if !scope.business_units_in.is_empty() {
             let column = self.column_at(scope.business_unit, "business unit")?.sql;
             let list = self.guid_list(&scope.business_units_in);
             parts.push(format!("{column} IN ({list})"));
         }
+        let table = ident(&self.entity.logical_name)?;
+        let id_name =
+            ident(&self.entity.attributes[self.entity.primary_id_position()].logical_name)?;
+        let mut ids = Vec::new();
+        if !scope.owner_in.is_empty() {
+            let owner = self.column_at(scope.owner, "owner")?;
+            let owner = ident(&owner.attribute.logical_name)?;
+            let list = self.guid_list(&scope.owner_in);
+            ids.push(format!(
+                "SELECT o.{id_name} FROM {table} AS o WHERE o.{owner} IN ({list})"
+            ));
+        }
         if let Some(shares) = scope.shares.as_ref().filter(|s| !s.principals.is_empty()) {
-            let id = self.column_at(self.entity.primary_id_position(), "id")?.sql;
             let table = ident(&shares.table)?;
             let object = ident(&shares.object)?;
             let principal = ident(&shares.principal)?;
             let mask = ident(&shares.mask)?;
             let list = self.guid_list(&shares.principals);
             let right = self.bind(Value::Int(shares.right));
-            parts.push(format!(
-                "{id} IN (SELECT s.{object} FROM {table} AS s WHERE s.{principal} IN ({list}) AND (s.{mask} & {right}) <> 0)"
+            ids.push(format!(
+                "SELECT s.{object} FROM {table} AS s WHERE s.{principal} IN ({list}) AND (s.{mask} & {right}) <> 0"
             ));
+        }
+        if !ids.is_empty() {
+            parts.push(format!("t.{id_name} IN ({})", ids.join(" UNION ALL ")));
         }
         Ok(match parts.len() {
             0 => Sql::atom("1 = 0".to_string()),
