@@ -322,7 +322,22 @@ mod tests {
                 entity.attributes[position].logical_name
             ),
             Ok(Resource::Function { name, arguments }) => format!("function {name} {arguments:?}"),
-            Ok(other) => format!("{other:?}"),
+            Ok(Resource::BoundFunction {
+                entity,
+                name,
+                arguments,
+                ..
+            }) => format!(
+                "bound function {}.{name} {arguments:?}",
+                entity.logical_name
+            ),
+            Ok(Resource::Action(name)) => format!("action {name}"),
+            Ok(Resource::Association {
+                entity,
+                relationship,
+                key,
+                ..
+            }) => format!("association {}.{relationship} {key:?}", entity.logical_name),
             Err(e) => format!("error {e}"),
         };
         assert_eq!(got, expected, "{path}");
@@ -360,6 +375,25 @@ mod tests {
         check(
             "IsValidStateTransition(Entity=@e,NewState=@s,NewStatus=@n)",
             r#"function IsValidStateTransition [("Entity", "@e"), ("NewState", "@s"), ("NewStatus", "@n")]"#,
+        );
+        check("GrantAccess", "action GrantAccess");
+        check(
+            &format!(
+                "systemusers({ID})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@tid)"
+            ),
+            r#"bound function systemuser.RetrievePrincipalAccess [("Target", "@tid")]"#,
+        );
+        check(
+            &format!("teams({ID})/teammembership_association/$ref"),
+            "association team.teammembership_association None",
+        );
+        check(
+            &format!("systemusers({ID})/systemuserroles_association({ID})/$ref"),
+            &format!("association systemuser.systemuserroles_association Some({ID})"),
+        );
+        check(
+            &format!("teams({ID})/teamroles_association"),
+            "error Resource not found for the segment 'teamroles_association'.",
         );
     }
 
