@@ -1489,3 +1489,82 @@ async fn service_protection_answers_429_with_retry_after_per_user() {
     let response = app.client.get(app.url(CTX)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
+    let db = TestDatabase::new().await;
+    let mut config = config(&db);
+    config.jwt.secret = None;
+    config.jwt.jwks = Some(include_str!("../src/security/testdata/jwks.json").into());
+    let app = spawn_app_with(db, config).await;
+    let org = Org {
+        root: Org::root_of(&app).await,
+        app,
+    };
+    let basic = org.role_named("Basic User").await;
+    let user = org.user("keyed", &org.root, &[&basic]).await;
+    let oid = org.app.get_json(&format!("systemusers({})", user.id)).await
+        ["azureactivedirectoryobjectid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let claims = json!({"oid": oid, "exp": now() + 600, "nbf": now() - 10});
+    let sign = |alg: jsonwebtoken::Algorithm, kid: &str, pem: &str| {
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = Some(kid.into());
+        let key = match alg {
+            jsonwebtoken::Algorithm::RS256 => {
+                jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+            }
+            _ => jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()),
+        }
+        .unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    let rsa = sign(
+        jsonwebtoken::Algorithm::RS256,
+        "test-rsa-1",
+        include_str!("../src/security/testdata/rsa_private.pem"),
+    );
+    let ec = sign(
+        jsonwebtoken::Algorithm::ES256,
+        "test-ec-1",
+        include_str!("../src/security/testdata/ec_private.pem"),
+    );
+    for (name, token) in [("RS256", &rsa), ("ES256", &ec)] {
+        let response = org
+            .app
+            .client
+            .get(org.app.url(CTX))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+    }
+    // Without --jwt-secret, an HS256 token is refused whatever it is signed with.
+    let response = org
+        .app
+        .client
+        .get(org.app.url(CTX))
+        .bearer_auth(user.token.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A known key id with the other algorithm's key is refused.
+    let wrong = sign(
+        jsonwebtoken::Algorithm::RS256,
+        "test-ec-1",
+        include_str!("../src/security/testdata/rsa_private.pem"),
+    );
+    let response = org
+        .app
+        .client
+        .get(org.app.url(CTX))
+        .bearer_auth(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
