@@ -8,12 +8,17 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+use crate::authorize::{Directory, Relationship};
 use crate::edge::auth::{generate_token, Authenticator};
+pub use crate::edge::limits::LimitConfig;
+use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
 use crate::execute::{Caller, ExecError, Service};
 use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
 use crate::metadata::Catalog;
 use crate::parse::body::{Bind, Payload};
+use crate::security::jwt::JwtVerifier;
+use crate::security::role::{builtin_role_id, SYSTEM_ADMINISTRATOR};
 use crate::store::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError, Value};
@@ -30,6 +35,41 @@ pub struct ServeConfig {
     pub pool_size: usize,
     /// SMS webhook requests per second per peer address; 0: no limit.
     pub sms_rate_limit: u32,
+    /// Bearer JWTs: the shared HS256 secret, the RS256/ES256 key set (a JWKS document's
+    /// text), and the `iss`/`aud` they must carry when set.
+    pub jwt: JwtConfig,
+    /// Per-user service protection limits (off by default).
+    pub limits: LimitConfig,
+}
+
+/// How bearer JWTs are validated; nothing configured accepts only the admin token.
+#[derive(Debug, Clone, Default)]
+pub struct JwtConfig {
+    pub secret: Option<String>,
+    pub jwks: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl JwtConfig {
+    pub fn verifier(&self) -> Result<JwtVerifier, AppError> {
+        let mut verifier = JwtVerifier::new();
+        if let Some(secret) = &self.secret {
+            verifier = verifier.with_secret(secret.as_bytes());
+        }
+        if let Some(jwks) = &self.jwks {
+            verifier = verifier
+                .with_jwks(jwks)
+                .map_err(|e| AppError::Jwks(e.to_string()))?;
+        }
+        if let Some(issuer) = &self.issuer {
+            verifier = verifier.with_issuer(issuer.clone());
+        }
+        if let Some(audience) = &self.audience {
+            verifier = verifier.with_audience(audience.clone());
+        }
+        Ok(verifier)
+    }
 }
 
 impl Default for ServeConfig {
@@ -41,6 +81,8 @@ impl Default for ServeConfig {
             max_body_bytes: 1024 * 1024,
             pool_size: DEFAULT_POOL_SIZE,
             sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
+            jwt: JwtConfig::default(),
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -59,6 +101,10 @@ pub enum AppError {
         "unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
     )]
     DatabaseUrl(String),
+    #[error("{0}")]
+    User(String),
+    #[error("the JWKS key set is not usable: {0}")]
+    Jwks(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -89,14 +135,17 @@ impl Application {
         let store_catalog = Arc::new(Catalog::with_channels()?);
         let store = Backend::open(&config.database, &store_catalog, config.pool_size).await?;
         let service = Service::new(Arc::clone(&catalog), store.as_store());
-        let admin = seed(&service).await?;
+        let verifier = config.jwt.verifier()?;
+        let directory = Arc::new(Directory::new(Arc::clone(&catalog)));
+        let admin = seed(&service, &directory).await?;
         let token_generated = config.admin_token.is_none();
         let admin_token = config.admin_token.unwrap_or_else(generate_token);
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
         let state = Arc::new(AppState {
             service,
-            auth: Authenticator::new(admin_token.clone(), admin.clone()),
+            auth: Authenticator::new(admin_token.clone(), admin.user_id, verifier, directory),
             max_body_bytes: config.max_body_bytes,
+            limiter: Limiter::new(config.limits.clone()),
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
         });
         let listener =
@@ -165,8 +214,9 @@ impl ChannelAdmin {
         let catalog = Arc::new(Catalog::builtin()?);
         let store_catalog = Arc::new(Catalog::with_channels()?);
         let store = Backend::open(database, &store_catalog, 4).await?;
+        let directory = Directory::new(Arc::clone(&catalog));
         let service = Service::new(catalog, store.as_store());
-        let admin = seed(&service).await?;
+        let admin = seed(&service, &directory).await?;
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
         Ok(ChannelAdmin {
             store,
@@ -217,8 +267,9 @@ impl Backend {
     }
 }
 
-/// On first start: a root business unit and an administrator. Returns the administrator.
-async fn seed(service: &Service) -> Result<Caller, AppError> {
+/// On first start: a root business unit with the built-in roles, and an administrator who
+/// holds System Administrator. Returns the administrator.
+async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppError> {
     let store = &service.store;
     let bu_id = parse_setting(
         store
@@ -276,7 +327,40 @@ async fn seed(service: &Service) -> Result<Caller, AppError> {
                 .await,
         )?;
     }
+    directory.seed_roles(&**store, bu_id).await?;
+    directory
+        .associate(
+            &**store,
+            Relationship::UserRoles,
+            admin_id,
+            builtin_role_id(SYSTEM_ADMINISTRATOR, bu_id),
+        )
+        .await?;
     Ok(admin)
+}
+
+/// The Entra object id a token for `user` carries: the user's `azureactivedirectoryobjectid`
+/// when `user` is a systemuserid, else `user` itself when some user has it as object id.
+pub async fn object_id_of(database: &str, user: Uuid) -> Result<Uuid, AppError> {
+    let catalog = Arc::new(Catalog::builtin()?);
+    let backend = Backend::open(database, &catalog, 2).await?;
+    let store = backend.as_store();
+    let directory = Directory::new(Arc::clone(&catalog));
+    let users = directory.table(SYSTEM_USER)?;
+    let result = match store.get(users, user, false).await? {
+        Some(record) => record
+            .get(crate::metadata::system::AZURE_AD_OBJECT_ID)
+            .as_guid()
+            .ok_or(AppError::User(format!(
+                "the user {user} has no azureactivedirectoryobjectid; set one to sign in with tokens"
+            ))),
+        None => match directory.user_by_object_id(&*store, user).await? {
+            Some(_) => Ok(user),
+            None => Err(AppError::User(format!("no user has the id or object id {user}"))),
+        },
+    };
+    backend.close();
+    result
 }
 
 fn named(entity: &crate::metadata::Entity, column: &str, text: &str) -> (usize, Value) {

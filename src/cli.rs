@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Web API.
     Serve(ServeArgs),
+    /// Mint a bearer token (HS256) for a user, for local use.
+    Token(TokenArgs),
     /// Copy a whole store (every table, ids, versions, settings) into PostgreSQL and verify it
     /// by row counts and checksums; safe to run again to resume or catch up.
     Migrate(MigrateArgs),
@@ -95,6 +97,28 @@ pub struct MigrateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The user: a systemuserid or an Entra object id (azureactivedirectoryobjectid).
+    #[arg(long)]
+    pub user: uuid::Uuid,
+    /// The HS256 secret the server validates tokens with (`serve --jwt-secret`).
+    #[arg(long, env = "SMSCTX_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+    /// How long the token is valid, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// The store that knows the user (to map a systemuserid to its object id).
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    /// `iss` to put in the token (when the server checks one).
+    #[arg(long, env = "SMSCTX_JWT_ISSUER")]
+    pub issuer: Option<String>,
+    /// `aud` to put in the token (when the server checks one).
+    #[arg(long, env = "SMSCTX_JWT_AUDIENCE")]
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "SMSCTX_LISTEN", default_value = "127.0.0.1:8080")]
@@ -115,6 +139,69 @@ pub struct ServeArgs {
     /// SMS webhook requests per second per peer address (0: no limit).
     #[arg(long, env = "SMSCTX_SMS_RATE_LIMIT", default_value_t = crate::edge::sms::DEFAULT_RATE_LIMIT)]
     pub sms_rate_limit: u32,
+    /// Accept HS256 bearer JWTs signed with this secret (`oid` names the user).
+    #[arg(long, env = "SMSCTX_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Accept RS256/ES256 bearer JWTs signed by a key of this JWKS document (a file, or an
+    /// http(s):// URL read once at start).
+    #[arg(long, env = "SMSCTX_JWKS")]
+    pub jwks: Option<String>,
+    /// Require this `iss` in bearer JWTs.
+    #[arg(long, env = "SMSCTX_JWT_ISSUER")]
+    pub issuer: Option<String>,
+    /// Require this `aud` in bearer JWTs.
+    #[arg(long, env = "SMSCTX_JWT_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Service protection: at most this many requests per user in the window (off when unset).
+    #[arg(long, env = "SMSCTX_RATE_LIMIT_REQUESTS")]
+    pub rate_limit_requests: Option<usize>,
+    /// The sliding window of `--rate-limit-requests`, in seconds (Dataverse: 300).
+    #[arg(long, env = "SMSCTX_RATE_LIMIT_WINDOW", default_value_t = 300)]
+    pub rate_limit_window: u64,
+    /// Service protection: at most this many requests per user at once (off when unset).
+    #[arg(long, env = "SMSCTX_RATE_LIMIT_CONCURRENT")]
+    pub rate_limit_concurrent: Option<usize>,
+}
+
+/// The text of a JWKS document: a file, or fetched from an http(s) URL.
+async fn read_jwks(location: &str) -> Result<String, String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        let response = reqwest::get(location)
+            .await
+            .map_err(|e| format!("cannot fetch {location}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{location} answered {}", response.status()));
+        }
+        return response
+            .text()
+            .await
+            .map_err(|e| format!("cannot read {location}: {e}"));
+    }
+    std::fs::read_to_string(location).map_err(|e| format!("cannot read {location}: {e}"))
+}
+
+async fn token(args: TokenArgs) -> i32 {
+    let object_id = match crate::app::object_id_of(&args.database, args.user).await {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let options = crate::security::jwt::MintOptions {
+        issuer: args.issuer.as_deref(),
+        audience: args.audience.as_deref(),
+    };
+    println!(
+        "{}",
+        crate::security::jwt::mint_with(
+            args.jwt_secret.as_bytes(),
+            object_id,
+            std::time::Duration::from_secs(args.ttl),
+            &options,
+        )
+    );
+    0
 }
 
 /// Runs the command line; returns the process exit code.
@@ -122,6 +209,7 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Token(args) => token(args).await,
         Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
         Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
     }
@@ -249,6 +337,26 @@ async fn serve(args: ServeArgs) -> i32 {
         max_body_bytes: args.max_body_bytes,
         pool_size: args.pool_size,
         sms_rate_limit: args.sms_rate_limit,
+        jwt: crate::app::JwtConfig {
+            secret: args.jwt_secret.filter(|s| !s.is_empty()),
+            jwks: match args.jwks.filter(|s| !s.is_empty()) {
+                None => None,
+                Some(location) => match read_jwks(&location).await {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        eprintln!("smsctx: {e}");
+                        return 1;
+                    }
+                },
+            },
+            issuer: args.issuer,
+            audience: args.audience,
+        },
+        limits: crate::app::LimitConfig {
+            requests: args.rate_limit_requests,
+            window: std::time::Duration::from_secs(args.rate_limit_window),
+            concurrent: args.rate_limit_concurrent,
+        },
     };
     let app = match Application::build(config).await {
         Ok(app) => app,

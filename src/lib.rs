@@ -7,6 +7,7 @@
 //! [`migrate`] copies a store into PostgreSQL. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod authorize;
 pub mod batch;
 pub mod channels;
 pub mod cli;

@@ -155,6 +155,7 @@ fn all_rows(entity: &Arc<Entity>, limit: Option<usize>, after: Option<Uuid>) -> 
             after: after.map(|id| Keyset {
                 values: vec![Value::Guid(id)],
             }),
+            scope: None,
         },
         context: Context {
             now: 0,

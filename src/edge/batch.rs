@@ -13,13 +13,14 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::{run, AppState, CreatedEntity, Inner};
+use crate::authorize::Guard;
 use crate::batch::{
     parse_batch_with, resolve_body_references, resolve_reference, write_batch_response, BatchError,
     BatchItem, Limits, Part, PartResponse, ResponseItem, MAX_OPERATIONS,
 };
+use crate::edge::auth::Authenticated;
 use crate::execute::Caller;
 use crate::parse::headers::Prefer;
-use crate::store::Access;
 
 /// A `$batch` body may be this many times larger than a single request's body limit.
 pub const BODY_LIMIT_FACTOR: usize = 32;
@@ -38,7 +39,7 @@ fn batch_error(e: BatchError) -> ApiError {
 
 pub async fn execute(
     state: &AppState,
-    caller: &Caller,
+    who: &Authenticated,
     root: &str,
     headers: &HeaderMap,
     body: &[u8],
@@ -60,7 +61,13 @@ pub async fn execute(
             .filter_map(|v| v.to_str().ok()),
     )
     .continue_on_error;
-    let store: &dyn Access = &*state.service.store;
+    let caller = &who.caller;
+    let guard = Guard {
+        inner: &*state.service.store,
+        directory: &state.auth.directory,
+        principal: &who.principal,
+    };
+    let store = &guard;
     let mut responses = Vec::with_capacity(items.len());
     for item in items {
         match item {
@@ -75,12 +82,17 @@ pub async fn execute(
             }
             BatchItem::ChangeSet { parts, .. } => {
                 let transaction = state.service.store.begin().await?;
+                let guarded = Guard {
+                    inner: &*transaction,
+                    directory: &state.auth.directory,
+                    principal: &who.principal,
+                };
                 let mut created: HashMap<String, String> = HashMap::new();
                 let mut done = Vec::with_capacity(parts.len());
                 let mut failure = None;
                 for part in &parts {
                     let (response, url) =
-                        run_part(state, &*transaction, caller, root, part, &created).await?;
+                        run_part(state, &guarded, caller, root, part, &created).await?;
                     if response.status >= 400 {
                         failure = Some(response);
                         break;
@@ -123,7 +135,7 @@ fn respond(status: u16, items: &[ResponseItem]) -> Response {
 /// Runs one part; returns its response and, when it created a record, that record's URL.
 async fn run_part(
     state: &AppState,
-    db: &dyn Access,
+    db: &Guard<'_>,
     caller: &Caller,
     root: &str,
     part: &Part,

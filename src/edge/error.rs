@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// `Retry-After` in seconds (429s).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -109,6 +112,9 @@ impl From<ExecError> for ApiError {
                     "The service is shutting down.",
                 )
             }
+            E::Store(StoreError::Denied(denied)) => {
+                return ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.message())
+            }
             E::Store(StoreError::Query(q)) if q.is_caused_by_input() => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", q.to_string())
             }
@@ -157,6 +163,23 @@ impl From<crate::execute::sms::SmsError> for ApiError {
     }
 }
 
+impl From<crate::authorize::MessageError> for ApiError {
+    fn from(e: crate::authorize::MessageError) -> ApiError {
+        match e {
+            crate::authorize::MessageError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "0x80040217", e.to_string())
+            }
+            crate::authorize::MessageError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::security::Denied> for ApiError {
+    fn from(e: crate::security::Denied) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, e.code(), e.message())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ExecError::Store(e).into()
@@ -172,6 +195,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; odata.metadata=minimal"),
         );
+        if let Some(seconds) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

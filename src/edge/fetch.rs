@@ -15,6 +15,7 @@ use crate::query::fetchxml::{self, AggregateKind, FetchQuery};
 use crate::query::{Expr, PropertyRef};
 use crate::serialize::{self, ObjectWriter};
 use crate::store::sql::{AggregatePlan, Plan};
+use crate::store::Access;
 use crate::store::Value;
 
 const PAGING_COOKIE: &str = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie";
@@ -102,6 +103,7 @@ pub(super) async fn fetch(
         order: query.order.clone(),
         limit: Some(limit + 1),
         after,
+        scope: None,
     };
     let mut rows = service
         .retrieve_multiple(call.db, &call.caller, plan.clone(), with_names)
@@ -117,8 +119,11 @@ pub(super) async fn fetch(
             let Some(id) = row.values[link.to.index].as_guid() else {
                 continue;
             };
-            let Some(related) = call.db.get(&link.entity, id, false).await? else {
-                continue;
+            // A linked row the caller may not read contributes no columns.
+            let related = match call.db.get(&link.entity, id, false).await {
+                Ok(Some(related)) => related,
+                Ok(None) | Err(crate::store::StoreError::Denied(_)) => continue,
+                Err(e) => return Err(e.into()),
             };
             let wanted: Vec<usize> = match &link.columns {
                 None => related
@@ -226,6 +231,7 @@ async fn aggregate(
         filter: query.filter,
         group_by: group_by.iter().map(|(_, p)| p.clone()).collect(),
         aggregates,
+        scope: None,
     };
     let mut rows = call
         .state

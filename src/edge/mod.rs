@@ -1,14 +1,18 @@
 //! The HTTP edge: routes, authentication, body limits, per-request logging, and the mapping of
 //! every message's outcome to Dataverse's status codes, headers and JSON.
 //!
-//! A request goes: authenticate → parse the path ([`crate::parse::path`]) → parse headers,
-//! options and body → execute ([`crate::execute::Service`]) → serialize ([`crate::serialize`]).
+//! A request goes: authenticate ([`auth`]: the caller and its roles) → service protection
+//! ([`limits`]) → parse the path ([`crate::parse::path`]) → parse headers, options and body →
+//! execute ([`crate::execute::Service`]) against the store behind the caller's
+//! [`crate::authorize::Guard`] → serialize ([`crate::serialize`]).
 
 pub mod auth;
 mod batch;
 pub mod error;
 mod fetch;
+pub mod limits;
 pub mod paging;
+mod sharing;
 pub mod sms;
 
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use uuid::Uuid;
 
 use self::auth::Authenticator;
 use self::error::ApiError;
+use crate::authorize::Guard;
 use crate::execute::{Caller, Preconditions, Service, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{
@@ -51,6 +56,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The SMS channel: webhooks, channel administration, outbound messages.
     pub sms: sms::SmsState,
+    pub limiter: Arc<limits::Limiter>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -118,8 +124,9 @@ async fn log_and_stamp(request: Request, next: Next) -> Response {
 /// Everything a handler needs to know about one request.
 struct Call<'a> {
     state: &'a AppState,
-    /// Where the message reads and writes: the store, or a `$batch` change set's transaction.
-    db: &'a dyn Access,
+    /// Where the message reads and writes: the store, or a `$batch` change set's transaction,
+    /// behind the authorize layer.
+    db: &'a Guard<'a>,
     caller: Caller,
     method: Method,
     headers: HeaderMap,
@@ -145,7 +152,19 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     if !path::VERSIONS.contains(&version) {
         return Err(ParseError::ResourceNotFound(version.to_string()).into());
     }
-    let caller = state.auth.authenticate(&parts.headers)?;
+    let who = state
+        .auth
+        .authenticate(&parts.headers, &*state.service.store)
+        .await?;
+    // Service protection counts the signed-in user (the real caller when impersonating).
+    let _permit = state
+        .limiter
+        .admit(who.caller.on_behalf_of.unwrap_or(who.caller.user_id))?;
+    let guard = Guard {
+        inner: &*state.service.store,
+        directory: &state.auth.directory,
+        principal: &who.principal,
+    };
     let host = parts
         .headers
         .get(header::HOST)
@@ -162,7 +181,16 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         let body = axum::body::to_bytes(body, state.max_body_bytes)
             .await
             .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
-        return sms::api(state, &caller, &root, &parts.method, route, &body).await;
+        return sms::api(
+            state,
+            &who.caller,
+            &guard,
+            &root,
+            &parts.method,
+            route,
+            &body,
+        )
+        .await;
     }
     if rest == "$batch" {
         if parts.method != Method::POST {
@@ -174,7 +202,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| ApiError::body_too_large(limit))?;
-        return batch::execute(state, &caller, &root, &parts.headers, &body).await;
+        return batch::execute(state, &who, &root, &parts.headers, &body).await;
     }
     let body = axum::body::to_bytes(body, state.max_body_bytes)
         .await
@@ -187,7 +215,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         headers: parts.headers,
         body,
     };
-    run(state, &*state.service.store, caller, root, request).await
+    run(state, &guard, who.caller, root, request).await
 }
 
 /// One request to run: a top-level one, or a part of a `$batch`.
@@ -205,7 +233,7 @@ pub(crate) struct Inner {
 /// Parses and dispatches one request against `db` (the store, or a change set's transaction).
 pub(crate) async fn run(
     state: &AppState,
-    db: &dyn Access,
+    db: &Guard<'_>,
     caller: Caller,
     root: String,
     request: Inner,
@@ -314,6 +342,30 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
         (_, Resource::Function { name, .. }) if name == "IsValidStateTransition" => {
             Err(ApiError::no_resource(&call.uri))
         }
+        (Method::GET, Resource::Function { name, arguments })
+            if name == "RetrieveSharedPrincipalsAndAccess" =>
+        {
+            sharing::shared_principals(&call, &arguments).await
+        }
+        (_, Resource::Action(name)) => sharing::action(&call, &name).await,
+        (
+            _,
+            Resource::BoundFunction {
+                entity,
+                id,
+                name,
+                arguments,
+            },
+        ) => sharing::bound_function(&call, &entity, id, &name, &arguments).await,
+        (
+            Method::POST | Method::DELETE,
+            Resource::Association {
+                entity,
+                id,
+                relationship,
+                key,
+            },
+        ) => sharing::association(&call, &entity, id, &relationship, key).await,
         (_, Resource::Function { name, .. }) => Err(ParseError::ResourceNotFound(name).into()),
         _ => Err(ApiError::no_resource(&call.uri)),
     }
@@ -495,9 +547,11 @@ async fn expand(
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        match call.db.get(&target, id, with_names).await? {
-            Some(related) => out.push((name, Expanded::Record(related, select))),
-            None => out.push((name, Expanded::Null)),
+        // A related row the caller may not read expands to null, as a missing one does.
+        match call.db.get(&target, id, with_names).await {
+            Ok(Some(related)) => out.push((name, Expanded::Record(related, select))),
+            Ok(None) | Err(crate::store::StoreError::Denied(_)) => out.push((name, Expanded::Null)),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(out)
@@ -964,6 +1018,7 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
         order: options.orderby.clone(),
         limit: Some(limit + 1),
         after,
+        scope: None,
     };
     let mut rows = service
         .retrieve_multiple(call.db, &call.caller, plan.clone(), with_names)
@@ -1067,6 +1122,7 @@ async fn aggregate(
         filter,
         group_by: apply.group_by,
         aggregates: apply.aggregates,
+        scope: None,
     };
     let rows = call
         .state
@@ -1134,6 +1190,7 @@ async fn count(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErr
         order: Vec::new(),
         limit: None,
         after: None,
+        scope: None,
     };
     let total = call
         .state

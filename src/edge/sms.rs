@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::authorize::Guard;
 use crate::channels::phone::PhoneNumber;
 use crate::channels::telesign::{self, TeleSignError, TeleSignInbound};
 use crate::channels::twilio::{self, TwilioInbound};
@@ -32,6 +33,7 @@ use crate::execute::sms::{
 use crate::execute::Caller;
 use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
+use crate::security::{check_privilege, Privilege};
 
 /// The webhook paths.
 pub const TWILIO_PATH: &str = "/channels/sms/twilio";
@@ -423,6 +425,7 @@ pub(crate) fn route(rest: &str) -> Option<ApiRoute> {
 pub(crate) async fn api(
     state: &AppState,
     caller: &Caller,
+    guard: &Guard<'_>,
     root: &str,
     method: &Method,
     route: ApiRoute,
@@ -431,6 +434,18 @@ pub(crate) async fn api(
     let sms = &state.sms.sms;
     let service = &state.service;
     let store = &*service.store;
+    // Channels are organisation settings holding provider secrets: only a role with privileges
+    // on the channel table (of the built-in ones, System Administrator) manages them.
+    let privilege = match (method, &route) {
+        (_, ApiRoute::SendSms(_)) => None,
+        (&Method::GET, _) => Some(Privilege::Read),
+        (&Method::POST, _) => Some(Privilege::Create),
+        (&Method::DELETE, _) => Some(Privilege::Delete),
+        _ => Some(Privilege::Write),
+    };
+    if let Some(privilege) = privilege {
+        check_privilege(&guard.principal.context, CHANNEL, privilege)?;
+    }
     match (method.clone(), route) {
         (Method::GET, ApiRoute::Channels) => {
             let value: Vec<Json> = sms
@@ -494,7 +509,7 @@ pub(crate) async fn api(
                 .ok_or_else(|| {
                     bad_request("smsctx_SendSms needs the string parameter 'Message'.")
                 })?;
-            let sent = sms.send(service, caller, id, text).await?;
+            let sent = sms.send(service, guard, id, text).await?;
             let body = json!({
                 "@odata.context": format!("{root}$metadata#Microsoft.Dynamics.CRM.smsctx_SendSmsResponse"),
                 "MessageId": sent.message_id,

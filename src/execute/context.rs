@@ -1,8 +1,8 @@
 //! Who is calling: the principal every message runs as.
 //!
-//! Authentication (the HTTP edge) produces a [`Caller`]; every message takes one. The security
-//! model will extend this with the caller's roles and teams; today the admin token acts as the
-//! seeded administrator.
+//! Authentication (the HTTP edge) produces a [`Caller`]; every message takes one. What the
+//! caller may do is not here: the store a message gets is the caller's
+//! [`crate::authorize::Guard`].
 
 use uuid::Uuid;
 

@@ -20,6 +20,7 @@ use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Catalog, Entity, RequiredLevel};
 use crate::parse::body::{Bind, Payload};
 use crate::parse::headers::Condition;
+use crate::security::Privilege;
 use crate::store::sql::{AggregatePlan, Context as QueryContext, Plan};
 use crate::store::{
     Access, Expect, Query, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
@@ -145,6 +146,7 @@ impl Service {
             order: Vec::new(),
             limit: None,
             after: None,
+            scope: None,
         };
         let rows = self
             .count(db, caller, filtered, MAX_AGGREGATE_ROWS + 1)
@@ -189,8 +191,20 @@ impl Service {
     ) -> Result<Upserted, ExecError> {
         let if_match = preconditions.if_match.as_ref();
         let if_none_match = preconditions.if_none_match.as_ref();
+        // What the update needs of the stored row: an owner-only change is an Assign.
+        let owner_only = payload.values.is_empty()
+            && !payload.binds.is_empty()
+            && payload
+                .binds
+                .iter()
+                .all(|b| entity.attributes[b.position].attribute_type == AttributeType::Owner);
+        let purpose = if owner_only {
+            Privilege::Assign
+        } else {
+            Privilege::Write
+        };
         for _ in 0..MAX_ATTEMPTS {
-            let current = db.get(entity, id, false).await?;
+            let current = db.get_for(entity, id, false, purpose).await?;
             let Some(current) = current else {
                 if if_match.is_some() {
                     return Err(not_found(entity, id));
@@ -264,7 +278,7 @@ impl Service {
             None | Some(Condition::Any) => Expect::Any,
             Some(condition) => {
                 let current = db
-                    .get(entity, id, false)
+                    .get_for(entity, id, false, Privilege::Delete)
                     .await?
                     .ok_or_else(|| not_found(entity, id))?;
                 let version = current.version().unwrap_or_default();
@@ -578,8 +592,14 @@ impl Service {
             record.values[bind.position] = Value::Null;
             return Ok(());
         };
+        // The owner's row is read (its business unit); any other target is appended to.
+        let purpose = if attribute.attribute_type == AttributeType::Owner {
+            Privilege::Read
+        } else {
+            Privilege::AppendTo
+        };
         let target_record = db
-            .get(target, *id, false)
+            .get_for(target, *id, false, purpose)
             .await?
             .ok_or_else(|| not_found(target, *id))?;
         if attribute.attribute_type == AttributeType::Owner {

@@ -31,8 +31,9 @@ use crate::parse::body::{Bind, Payload};
 use crate::parse::headers::Condition;
 use crate::query::ast::{CmpOp, Expr, Literal, PropertyRef};
 use crate::query::OrderBy;
+use crate::security::Privilege;
 use crate::store::sql::{Context as QueryContext, Plan};
-use crate::store::{Expect, Query, Record, Store, StoreError, Value, WriteOp};
+use crate::store::{Access, Expect, Query, Record, Store, StoreError, Value, WriteOp};
 
 /// How often an inbound message reads and writes again after losing a race.
 const MAX_ATTEMPTS: usize = 16;
@@ -455,6 +456,7 @@ impl Sms {
                     order,
                     limit: None,
                     after: None,
+                    scope: None,
                 },
                 context: no_context(),
                 with_names: false,
@@ -726,6 +728,7 @@ impl Sms {
                     }],
                     limit: Some(1),
                     after: None,
+                    scope: None,
                 },
                 context: no_context(),
                 with_names: false,
@@ -989,18 +992,17 @@ impl Sms {
     pub async fn send(
         &self,
         service: &Service,
-        caller: &Caller,
+        db: &dyn Access,
         context_id: Uuid,
         text: &str,
     ) -> Result<Sent, SmsError> {
         let store = &*service.store;
-        let context = service
-            .retrieve(store, caller, &self.context, context_id, false)
+        // `db` is the caller's (guarded) access: answering a customer needs Write on the context.
+        let context = db
+            .get_for(&self.context, context_id, false, Privilege::Write)
             .await
-            .map_err(|e| match e {
-                ExecError::NotFound { .. } => SmsError::ContextNotFound(context_id),
-                e => SmsError::Exec(e),
-            })?;
+            .map_err(|e| SmsError::Exec(e.into()))?
+            .ok_or(SmsError::ContextNotFound(context_id))?;
         let number = |column: &str| {
             context
                 .get(column)

@@ -22,6 +22,24 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
     ),
     ("systemuser", include_str!("../../metadata/systemuser.md")),
     ("team", include_str!("../../metadata/team.md")),
+    ("role", include_str!("../../metadata/role.md")),
+    (
+        "roleprivileges",
+        include_str!("../../metadata/roleprivileges.md"),
+    ),
+    (
+        "systemuserroles",
+        include_str!("../../metadata/systemuserroles.md"),
+    ),
+    ("teamroles", include_str!("../../metadata/teamroles.md")),
+    (
+        "teammembership",
+        include_str!("../../metadata/teammembership.md"),
+    ),
+    (
+        "principalobjectaccess",
+        include_str!("../../metadata/principalobjectaccess.md"),
+    ),
     (
         "msdyn_ocliveworkitem",
         include_str!("../../metadata/msdyn_ocliveworkitem.md"),

@@ -26,3 +26,25 @@ pub const BUSINESS_UNIT: &str = "businessunit";
 pub const FIRST_NAME: &str = "firstname";
 pub const LAST_NAME: &str = "lastname";
 pub const FULL_NAME: &str = "fullname";
+
+/// The security model's tables and the columns it reads.
+pub const ROLE: &str = "role";
+pub const ROLE_PRIVILEGES: &str = "roleprivileges";
+pub const SYSTEM_USER_ROLES: &str = "systemuserroles";
+pub const TEAM_ROLES: &str = "teamroles";
+pub const TEAM_MEMBERSHIP: &str = "teammembership";
+pub const PRINCIPAL_OBJECT_ACCESS: &str = "principalobjectaccess";
+pub const ROLE_ID: &str = "roleid";
+pub const TEAM_ID: &str = "teamid";
+pub const SYSTEM_USER_ID: &str = "systemuserid";
+pub const PRIVILEGE_ID: &str = "privilegeid";
+pub const PRIVILEGE_DEPTH_MASK: &str = "privilegedepthmask";
+pub const OBJECT_ID: &str = "objectid";
+pub const OBJECT_TYPE_CODE: &str = "objecttypecode";
+pub const PRINCIPAL_ID: &str = "principalid";
+pub const PRINCIPAL_TYPE_CODE: &str = "principaltypecode";
+pub const ACCESS_RIGHTS_MASK: &str = "accessrightsmask";
+pub const IS_DISABLED: &str = "isdisabled";
+pub const AZURE_AD_OBJECT_ID: &str = "azureactivedirectoryobjectid";
+pub const PARENT_BUSINESS_UNIT_ID: &str = "parentbusinessunitid";
+pub const NAME: &str = "name";

@@ -46,7 +46,30 @@ pub enum Resource {
         name: String,
         arguments: Vec<(String, String)>,
     },
+    /// A function bound to a record: `/{set}({id})/Microsoft.Dynamics.CRM.{name}(...)`.
+    BoundFunction {
+        entity: Arc<Entity>,
+        id: Uuid,
+        name: String,
+        arguments: Vec<(String, String)>,
+    },
+    /// An unbound action: `POST /{name}` (`GrantAccess`, ...).
+    Action(String),
+    /// A collection-valued navigation's references: `/{set}({id})/{relationship}/$ref` and
+    /// `/{set}({id})/{relationship}({key})/$ref`.
+    Association {
+        entity: Arc<Entity>,
+        id: Uuid,
+        relationship: String,
+        key: Option<Uuid>,
+    },
 }
+
+/// The unbound actions served.
+pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess"];
+
+/// The namespace of Dataverse's operations in a bound call.
+const NAMESPACE: &str = "Microsoft.Dynamics.CRM.";
 
 /// Parses the percent-decoded segments after the version.
 pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseError> {
@@ -79,6 +102,9 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
             [property, tail @ ..] => record_member(entity, id, property, tail),
         };
     }
+    if key.is_none() && segments.len() == 1 && ACTIONS.contains(&name) {
+        return Ok(Resource::Action(name.to_string()));
+    }
     if key.is_some() && segments.len() == 1 && is_function_name(name) {
         return Ok(Resource::Function {
             name: name.to_string(),
@@ -109,6 +135,32 @@ fn record_member(
                 raw: true,
             }),
             [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
+        };
+    }
+    if let Some(call) = property.strip_prefix(NAMESPACE) {
+        let (name, arguments) = split_call(call)?;
+        if tail.is_empty() && is_function_name(name) {
+            if let Some(arguments) = arguments {
+                return Ok(Resource::BoundFunction {
+                    entity,
+                    id,
+                    name: name.to_string(),
+                    arguments: parse_arguments(arguments)?,
+                });
+            }
+        }
+        return Err(ParseError::ResourceNotFound(property.to_string()));
+    }
+    if property.ends_with("_association") || property.contains("_association(") {
+        let (name, key) = split_call(property)?;
+        return match tail {
+            [r] if r == "$ref" => Ok(Resource::Association {
+                entity,
+                id,
+                relationship: name.to_string(),
+                key: key.map(parse_key).transpose()?,
+            }),
+            _ => Err(ParseError::ResourceNotFound(property.to_string())),
         };
     }
     let navigation = entity
@@ -270,6 +322,22 @@ mod tests {
                 entity.attributes[position].logical_name
             ),
             Ok(Resource::Function { name, arguments }) => format!("function {name} {arguments:?}"),
+            Ok(Resource::BoundFunction {
+                entity,
+                name,
+                arguments,
+                ..
+            }) => format!(
+                "bound function {}.{name} {arguments:?}",
+                entity.logical_name
+            ),
+            Ok(Resource::Action(name)) => format!("action {name}"),
+            Ok(Resource::Association {
+                entity,
+                relationship,
+                key,
+                ..
+            }) => format!("association {}.{relationship} {key:?}", entity.logical_name),
             Err(e) => format!("error {e}"),
         };
         assert_eq!(got, expected, "{path}");
@@ -307,6 +375,25 @@ mod tests {
         check(
             "IsValidStateTransition(Entity=@e,NewState=@s,NewStatus=@n)",
             r#"function IsValidStateTransition [("Entity", "@e"), ("NewState", "@s"), ("NewStatus", "@n")]"#,
+        );
+        check("GrantAccess", "action GrantAccess");
+        check(
+            &format!(
+                "systemusers({ID})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@tid)"
+            ),
+            r#"bound function systemuser.RetrievePrincipalAccess [("Target", "@tid")]"#,
+        );
+        check(
+            &format!("teams({ID})/teammembership_association/$ref"),
+            "association team.teammembership_association None",
+        );
+        check(
+            &format!("systemusers({ID})/systemuserroles_association({ID})/$ref"),
+            &format!("association systemuser.systemuserroles_association Some({ID})"),
+        );
+        check(
+            &format!("teams({ID})/teamroles_association"),
+            "error Resource not found for the segment 'teamroles_association'.",
         );
     }
 

@@ -1307,6 +1307,12 @@ mod tests {
                 "businessunit",
                 "systemuser",
                 "team",
+                "role",
+                "roleprivileges",
+                "systemuserroles",
+                "teamroles",
+                "teammembership",
+                "principalobjectaccess",
                 "msdyn_ocliveworkitem",
                 SEED
             ]

@@ -32,7 +32,10 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::privilege::{name_based_id, Depth, Privilege};
-use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER, TEAM};
+use crate::metadata::system::{
+    BUSINESS_UNIT, PRINCIPAL_OBJECT_ACCESS, ROLE_PRIVILEGES, SYSTEM_USER, SYSTEM_USER_ROLES, TEAM,
+    TEAM_MEMBERSHIP, TEAM_ROLES,
+};
 
 /// The SMS engagement context table.
 pub const SMS_ENGAGEMENT_CTX: &str = "msdyn_smsengagementctx";
@@ -43,6 +46,9 @@ pub const ROLE: &str = "role";
 
 /// Every table the security model governs: the built-in System Administrator role has every
 /// privilege on each. A table added to smsctx must be added here.
+/// The security model's own tables (role privileges, assignments, memberships, shares) are
+/// among them: only System Administrator reads them directly; everyone else changes them
+/// through the `$ref` associations and the sharing messages.
 pub const SECURED_TABLES: &[&str] = &[
     BUSINESS_UNIT,
     SYSTEM_USER,
@@ -50,6 +56,12 @@ pub const SECURED_TABLES: &[&str] = &[
     ROLE,
     LIVE_WORK_ITEM,
     SMS_ENGAGEMENT_CTX,
+    ROLE_PRIVILEGES,
+    SYSTEM_USER_ROLES,
+    TEAM_ROLES,
+    TEAM_MEMBERSHIP,
+    PRINCIPAL_OBJECT_ACCESS,
+    crate::metadata::sms::CHANNEL,
 ];
 
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";

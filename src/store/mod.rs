@@ -164,6 +164,9 @@ pub enum StoreError {
     Query(#[from] sql::SqlError),
     #[error("migration {version} failed: {message}")]
     Migration { version: i64, message: String },
+    /// The authorize layer refused the read or the write (see [`crate::authorize`]).
+    #[error("{0}")]
+    Denied(Box<crate::security::Denied>),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -183,6 +186,20 @@ pub trait Access: Send + Sync {
         id: Uuid,
         with_names: bool,
     ) -> Result<Option<Record>, StoreError>;
+
+    /// Reads one row that a message is about to use for `purpose` (Write before an update,
+    /// Delete before a delete, AppendTo for the target of a lookup): a store ignores the purpose
+    /// and reads; the authorize layer checks that privilege on the row instead of Read.
+    async fn get_for(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+        purpose: crate::security::Privilege,
+    ) -> Result<Option<Record>, StoreError> {
+        let _ = purpose;
+        self.get(entity, id, with_names).await
+    }
 
     /// The rows a plan selects, in its order.
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError>;

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_channels.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_security.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
@@ -217,14 +221,15 @@ async fn apply_migrations(client: &mut Object) -> Result<(), StoreError> {
             )",
         )
         .await?;
-    let current: i64 = client
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::bigint FROM smsctx_migrations",
-            &[],
-        )
+    // Each migration not applied yet, in order: a version added between two applied ones (two
+    // branches merged) still runs.
+    let applied: Vec<i64> = client
+        .query("SELECT version::bigint FROM smsctx_migrations", &[])
         .await?
-        .get(0);
-    for (version, text) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, text) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let failed = |e: tokio_postgres::Error| StoreError::Migration {
             version: *version,
             message: StoreError::from(e).to_string(),
@@ -1131,6 +1136,7 @@ mod tests {
                     order: Vec::new(),
                     limit: None,
                     after: None,
+                    scope: None,
                 },
                 context: sql::Context {
                     now: 0,

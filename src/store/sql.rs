@@ -87,6 +87,50 @@ pub struct Plan {
     pub limit: Option<usize>,
     /// Only the rows after this one in the plan's order.
     pub after: Option<Keyset>,
+    /// Only the rows the caller may read (added by the authorize layer).
+    pub scope: Option<Scope>,
+}
+
+/// The rows a caller may read, as the authorize layer computed them, in the store's terms:
+/// `business_unit IN (business_units_in) OR <id> IN (SELECT <id> WHERE owner IN (owner_in) UNION
+/// ALL SELECT object FROM shares WHERE principal IN (principals) AND mask & right <> 0)`, each
+/// part left out when its list is empty; no part at all selects nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Column position of the owner (the primary id for business-owned tables).
+    pub owner: usize,
+    pub owner_in: Vec<Uuid>,
+    /// Column position of the owning business unit.
+    pub business_unit: usize,
+    pub business_units_in: Vec<Uuid>,
+    pub shares: Option<ShareScope>,
+}
+
+/// The share table and what a row of it must say for the row it points at to be readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareScope {
+    /// Table and column names, from the metadata.
+    pub table: String,
+    pub object: String,
+    pub principal: String,
+    pub mask: String,
+    pub principals: Vec<Uuid>,
+    /// The access right (a bit of `mask`) that must be set.
+    pub right: i64,
+}
+
+impl Scope {
+    /// A scope that selects no row.
+    pub fn nothing(entity: &Entity) -> Scope {
+        let id = entity.primary_id_position();
+        Scope {
+            owner: id,
+            owner_in: Vec::new(),
+            business_unit: id,
+            business_units_in: Vec::new(),
+            shares: None,
+        }
+    }
 }
 
 /// A keyset cursor: the last row's values of the plan's order keys, in order, then its primary
@@ -626,6 +670,8 @@ pub fn select_sql(
 pub struct AggregatePlan {
     pub entity: Arc<Entity>,
     pub filter: Option<Expr>,
+    /// Only the rows the caller may read (added by the authorize layer).
+    pub scope: Option<Scope>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<Aggregate>,
 }
@@ -645,6 +691,7 @@ pub fn aggregate_sql(
         order: Vec::new(),
         limit: None,
         after: None,
+        scope: plan.scope.clone(),
     };
     let condition = lowering.condition(&filter_plan, false)?;
     // Text groups are case-insensitive, like every text comparison.
@@ -885,6 +932,9 @@ impl<'a> Lowering<'a> {
         if let (Some(after), true) = (&plan.after, with_cursor) {
             parts.push(self.keyset(&plan.order, after)?);
         }
+        if let Some(scope) = &plan.scope {
+            parts.push(self.scope(scope)?);
+        }
         Ok(match parts.len() {
             0 => String::new(),
             1 => format!(" WHERE {}", parts.remove(0).text),
@@ -894,6 +944,60 @@ impl<'a> Lowering<'a> {
                 format!(" WHERE {}", joined.join(" AND "))
             }
         })
+    }
+
+    /// `(t.bu IN (...) OR t.id IN (SELECT o.id FROM table AS o WHERE o.owner IN (...) UNION ALL
+    /// SELECT s.object FROM shares AS s WHERE ...))`, or `1 = 0`. The owner and share parts are
+    /// one `IN` on the primary key so that a selective scope (a Basic-depth user and its shares)
+    /// drives the query from those few ids instead of testing every row.
+    fn scope(&mut self, scope: &Scope) -> Result<Sql, SqlError> {
+        let mut parts = Vec::new();
+        if !scope.business_units_in.is_empty() {
+            let column = self.column_at(scope.business_unit, "business unit")?.sql;
+            let list = self.guid_list(&scope.business_units_in);
+            parts.push(format!("{column} IN ({list})"));
+        }
+        let table = ident(&self.entity.logical_name)?;
+        let id_name =
+            ident(&self.entity.attributes[self.entity.primary_id_position()].logical_name)?;
+        let mut ids = Vec::new();
+        if !scope.owner_in.is_empty() {
+            let owner = self.column_at(scope.owner, "owner")?;
+            let owner = ident(&owner.attribute.logical_name)?;
+            let list = self.guid_list(&scope.owner_in);
+            ids.push(format!(
+                "SELECT o.{id_name} FROM {table} AS o WHERE o.{owner} IN ({list})"
+            ));
+        }
+        if let Some(shares) = scope.shares.as_ref().filter(|s| !s.principals.is_empty()) {
+            let table = ident(&shares.table)?;
+            let object = ident(&shares.object)?;
+            let principal = ident(&shares.principal)?;
+            let mask = ident(&shares.mask)?;
+            let list = self.guid_list(&shares.principals);
+            let right = self.bind(Value::Int(shares.right));
+            ids.push(format!(
+                "SELECT s.{object} FROM {table} AS s WHERE s.{principal} IN ({list}) AND (s.{mask} & {right}) <> 0"
+            ));
+        }
+        if !ids.is_empty() {
+            parts.push(format!("t.{id_name} IN ({})", ids.join(" UNION ALL ")));
+        }
+        Ok(match parts.len() {
+            0 => Sql::atom("1 = 0".to_string()),
+            1 => Sql::atom(format!("({})", parts.remove(0))),
+            _ => Sql::atom(format!("({})", parts.join(" OR "))),
+        })
+    }
+
+    fn guid_list(&mut self, ids: &[Uuid]) -> String {
+        ids.iter()
+            .map(|id| {
+                let value = self.dialect.bind_guid(*id);
+                self.bind(value)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn expr(&mut self, expr: &Expr) -> Result<Sql, SqlError> {

@@ -27,6 +27,7 @@ use crate::query::apply::AggregateFn;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_channels.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_security.sql")),
 ];
 
 /// The most writes one commit may carry.
@@ -199,12 +200,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS smsctx_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)",
     )?;
-    let current: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM smsctx_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    // Each migration not applied yet, in order: a version added between two applied ones (two
+    // branches merged) still runs.
+    let applied: Vec<i64> = conn
+        .prepare("SELECT version FROM smsctx_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql).map_err(|e| StoreError::Migration {
             version: *version,
@@ -1033,6 +1035,7 @@ mod tests {
                 order: Vec::new(),
                 limit: None,
                 after: None,
+                scope: None,
             },
             context: sql::Context {
                 now: 0,

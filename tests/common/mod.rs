@@ -13,6 +13,9 @@ use smsctx::app::{Application, ServeConfig};
 
 pub const TOKEN: &str = "test-admin-token";
 
+/// The HS256 secret every test server accepts bearer JWTs for.
+pub const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!";
+
 /// The environment variable naming the PostgreSQL server the suites run against.
 pub const POSTGRES_ENV: &str = "SMSCTX_TEST_POSTGRES";
 
@@ -131,14 +134,23 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         max_body_bytes: 64 * 1024,
         pool_size: 8,
         sms_rate_limit: smsctx::edge::sms::DEFAULT_RATE_LIMIT,
+        jwt: smsctx::app::JwtConfig {
+            secret: Some(JWT_SECRET.into()),
+            ..Default::default()
+        },
+        limits: Default::default(),
     }
 }
 
 /// Starts a server on `db` (reused across restarts).
 pub async fn spawn_app_in(db: TestDatabase) -> TestApp {
-    let app = Application::build(config(&db))
-        .await
-        .expect("the server builds");
+    let config = config(&db);
+    spawn_app_with(db, config).await
+}
+
+/// Starts a server on `db` with a configuration of the test's own.
+pub async fn spawn_app_with(db: TestDatabase, config: ServeConfig) -> TestApp {
+    let app = Application::build(config).await.expect("the server builds");
     let base = format!("http://127.0.0.1:{}/api/data/v9.2/", app.port());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -44,6 +44,7 @@ fn plan(entity: &Arc<Entity>, filter: Option<&str>) -> Plan {
         order: Vec::new(),
         limit: None,
         after: None,
+        scope: None,
     }
 }
 
@@ -1602,4 +1603,44 @@ fn keyset_paging_visits_every_row_once_in_the_unpaged_order() {
             );
         }
     }
+}
+
+#[test]
+fn a_row_scope_lowers_to_the_unit_list_or_one_primary_key_in() {
+    let entity = entity();
+    let owner = entity.position("ownerid").unwrap();
+    let unit = entity.position("owningbusinessunit").unwrap();
+    let user = Uuid::from_u128(1);
+    let lower = |scope: Scope| {
+        let plan = Plan {
+            scope: Some(scope),
+            ..plan(&entity, Some("statecode eq 0"))
+        };
+        let (sql, params) = select_sql(&Sqlite, &plan, &CONTEXT, "1", "").expect("lowers");
+        (sql, params.len())
+    };
+    let (sql, params) = lower(Scope::nothing(&entity));
+    assert!(sql.contains("WHERE t.statecode = ?1 AND 1 = 0"), "{sql}");
+    assert_eq!(params, 1);
+    let (sql, params) = lower(Scope {
+        owner,
+        owner_in: vec![user],
+        business_unit: unit,
+        business_units_in: vec![Uuid::from_u128(2)],
+        shares: Some(ShareScope {
+            table: "principalobjectaccess".into(),
+            object: "objectid".into(),
+            principal: "principalid".into(),
+            mask: "accessrightsmask".into(),
+            principals: vec![user],
+            right: 1,
+        }),
+    });
+    assert!(
+        sql.contains(
+            "AND (t.owningbusinessunit IN (?2) OR t.msdyn_smsengagementctxid IN (SELECT o.msdyn_smsengagementctxid FROM msdyn_smsengagementctx AS o WHERE o.ownerid IN (?3) UNION ALL SELECT s.objectid FROM principalobjectaccess AS s WHERE s.principalid IN (?4) AND (s.accessrightsmask & ?5) <> 0))"
+        ),
+        "{sql}"
+    );
+    assert_eq!(params, 5);
 }

@@ -1,0 +1,391 @@
+//! The authorize layer: every read and write of a request passes through a [`Guard`], an
+//! [`Access`] that wraps the store (or a `$batch` change set's transaction) for one
+//! [`Principal`], in the manner of lldap's access-controlled backend handler.
+//!
+//! The guard asks the pure decisions of [`crate::security`] and gathers their facts from the
+//! rows it reads:
+//! - `get` (Retrieve, `$expand`, navigation, IsValidStateTransition): Read on the row;
+//!   `get_for` checks the message's own privilege instead (Write before an update, Delete before
+//!   a delete, AppendTo on the target of a lookup), so a message never learns about a row it may
+//!   not use;
+//! - `query`, `count`, `aggregate` (RetrieveMultiple, `$count`, `@odata.count`, `$apply`,
+//!   FetchXML): the Read privilege, then the caller's row scope added to the plan, so the SQL
+//!   itself selects only readable rows;
+//! - `write`: Insert needs Create at a depth reaching the new owner (and Assign for another
+//!   owner), Update needs Write, plus Assign when the owner changes (an owner-only update needs
+//!   just Assign), Delete needs Delete; a lookup set by an insert or an update needs Append on
+//!   the row and AppendTo on its target.
+//!
+//! **Architecture invariant:** handlers never check privileges; they receive a guarded
+//! `Access`, and no path reaches the store around it except authentication and the messages of
+//! the security model itself (which check their own privilege, Share, through the guard).
+
+pub mod directory;
+pub mod messages;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use directory::{Directory, Principal, Relationship, UserFacts};
+pub use messages::{MessageError, PrincipalRef, ShareChange};
+
+use crate::metadata::system::*;
+use crate::metadata::{AttributeType, Entity};
+use crate::security::{
+    check, check_create, check_privilege, read_scope, AccessRights, Denied, Depth, Privilege,
+    RecordFacts, RowScope,
+};
+use crate::store::sql::{self, AggregatePlan, Scope, ShareScope};
+use crate::store::{Access, Expect, Query, Record, StoreError, Value, WriteOp, WriteOutcome};
+
+/// How often a delete is checked again when the row changed between its check and its write.
+const MAX_ATTEMPTS: usize = 8;
+
+/// What a decision knows of a row: its owner and its owner's business unit. A business-owned
+/// row (a user, a team, a role) is its own owner, in the unit it belongs to.
+pub fn facts(record: &Record) -> RecordFacts {
+    let entity = &record.entity;
+    let id = record.id().unwrap_or_default();
+    if entity.position(OWNER_ID).is_some() {
+        return RecordFacts {
+            id,
+            owner_id: record.get(OWNER_ID).as_guid().unwrap_or_default(),
+            owner_is_team: record.get(OWNER_ID_TYPE).as_text() == Some(TEAM),
+            owning_business_unit: record
+                .get(OWNING_BUSINESS_UNIT)
+                .as_guid()
+                .unwrap_or_default(),
+        };
+    }
+    let unit = if entity.logical_name == BUSINESS_UNIT {
+        id
+    } else {
+        record.get(BUSINESS_UNIT_ID).as_guid().unwrap_or_default()
+    };
+    RecordFacts {
+        id,
+        owner_id: id,
+        owner_is_team: entity.logical_name == TEAM,
+        owning_business_unit: unit,
+    }
+}
+
+/// The columns [`facts`] reads, as positions: (owner, owning business unit).
+fn ownership_columns(entity: &Entity) -> Option<(usize, usize)> {
+    if let (Some(owner), Some(unit)) = (
+        entity.position(OWNER_ID),
+        entity.position(OWNING_BUSINESS_UNIT),
+    ) {
+        return Some((owner, unit));
+    }
+    let id = entity.primary_id_position();
+    if entity.logical_name == BUSINESS_UNIT {
+        return Some((id, id));
+    }
+    entity.position(BUSINESS_UNIT_ID).map(|unit| (id, unit))
+}
+
+fn denied(d: Denied) -> StoreError {
+    StoreError::Denied(Box::new(d))
+}
+
+/// The store as one principal may use it.
+pub struct Guard<'a> {
+    pub inner: &'a dyn Access,
+    pub directory: &'a Directory,
+    pub principal: &'a Principal,
+}
+
+impl Guard<'_> {
+    fn ctx(&self) -> &crate::security::SecurityContext {
+        &self.principal.context
+    }
+
+    /// `privilege` on a stored row: the roles' depths, then the row's shares.
+    pub async fn check_row(&self, privilege: Privilege, record: &Record) -> Result<(), StoreError> {
+        let entity = &record.entity.logical_name;
+        let facts = facts(record);
+        let tree = &self.principal.tree;
+        match check(self.ctx(), tree, entity, privilege, &facts, &[]) {
+            Ok(()) => Ok(()),
+            Err(Denied::NoAccess { .. }) => {
+                let shares = self.directory.shares(self.inner, facts.id).await?;
+                check(self.ctx(), tree, entity, privilege, &facts, &shares).map_err(denied)
+            }
+            Err(e) => Err(denied(e)),
+        }
+    }
+
+    /// The row scope of a read of `entity`, after the Read privilege check.
+    fn scope(&self, entity: &Entity) -> Result<Option<Scope>, StoreError> {
+        check_privilege(self.ctx(), &entity.logical_name, Privilege::Read).map_err(denied)?;
+        let scope = read_scope(self.ctx(), &self.principal.tree, &entity.logical_name);
+        let Some((owner, business_unit)) = ownership_columns(entity) else {
+            return Ok(match scope {
+                RowScope::All => None,
+                _ => Some(Scope::nothing(entity)),
+            });
+        };
+        Ok(match scope {
+            RowScope::All => None,
+            RowScope::Nothing => Some(Scope::nothing(entity)),
+            RowScope::Predicate {
+                owner_in,
+                business_units_in,
+                shared_with,
+            } => Some(Scope {
+                owner,
+                owner_in,
+                business_unit,
+                business_units_in,
+                shares: Some(ShareScope {
+                    table: PRINCIPAL_OBJECT_ACCESS.to_string(),
+                    object: OBJECT_ID.to_string(),
+                    principal: PRINCIPAL_ID.to_string(),
+                    mask: ACCESS_RIGHTS_MASK.to_string(),
+                    principals: shared_with,
+                    right: i64::from(AccessRights::READ.bits()),
+                }),
+            }),
+        })
+    }
+}
+
+/// The client columns of an entity (what a payload can set), as opposed to server columns.
+fn is_client_column(entity: &Entity, position: usize, for_create: bool) -> bool {
+    let attribute = &entity.attributes[position];
+    if for_create {
+        attribute.valid_for_create
+    } else {
+        attribute.valid_for_update
+    }
+}
+
+#[async_trait::async_trait]
+impl Access for Guard<'_> {
+    async fn get(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        self.get_for(entity, id, with_names, Privilege::Read).await
+    }
+
+    async fn get_for(
+        &self,
+        entity: &Arc<Entity>,
+        id: Uuid,
+        with_names: bool,
+        purpose: Privilege,
+    ) -> Result<Option<Record>, StoreError> {
+        check_privilege(self.ctx(), &entity.logical_name, purpose).map_err(denied)?;
+        let Some(record) = self.inner.get(entity, id, with_names).await? else {
+            return Ok(None);
+        };
+        if self.ctx().depth(&entity.logical_name, purpose) < Depth::Global {
+            self.check_row(purpose, &record).await?;
+        }
+        Ok(Some(record))
+    }
+
+    async fn query(&self, mut query: Query) -> Result<Vec<Record>, StoreError> {
+        query.plan.scope = self.scope(&query.plan.entity)?;
+        self.inner.query(query).await
+    }
+
+    async fn count(&self, mut query: Query, cap: usize) -> Result<u64, StoreError> {
+        query.plan.scope = self.scope(&query.plan.entity)?;
+        self.inner.count(query, cap).await
+    }
+
+    async fn aggregate(
+        &self,
+        mut plan: AggregatePlan,
+        context: sql::Context,
+    ) -> Result<Vec<Vec<Value>>, StoreError> {
+        plan.scope = self.scope(&plan.entity)?;
+        self.inner.aggregate(plan, context).await
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        match &op {
+            WriteOp::Insert(record) => {
+                let entity = &record.entity;
+                check_create(
+                    self.ctx(),
+                    &self.principal.tree,
+                    &entity.logical_name,
+                    &facts(record),
+                )
+                .map_err(denied)?;
+                let lookups: Vec<usize> = (0..entity.attributes.len())
+                    .filter(|&p| is_client_column(entity, p, true))
+                    .collect();
+                self.check_new_lookups(record, &lookups).await?;
+                let id = record.id();
+                let is_unit = entity.logical_name == BUSINESS_UNIT;
+                let outcome = self.inner.write(op).await?;
+                if let (true, Some(id)) = (is_unit, id) {
+                    self.directory.seed_roles(self.inner, id).await?;
+                }
+                Ok(outcome)
+            }
+            WriteOp::Update {
+                entity,
+                id,
+                changes,
+                ..
+            } => {
+                let Some(current) = self.inner.get(entity, *id, false).await? else {
+                    return self.inner.write(op).await;
+                };
+                let owner = entity.position(OWNER_ID);
+                let owner_changed = owner.is_some_and(|p| {
+                    changes
+                        .iter()
+                        .any(|(c, v)| *c == p && *v != current.values[p])
+                });
+                let writes_columns = changes
+                    .iter()
+                    .any(|(p, _)| Some(*p) != owner && is_client_column(entity, *p, false));
+                if owner_changed {
+                    self.check_row(Privilege::Assign, &current).await?;
+                }
+                if writes_columns || !owner_changed {
+                    self.check_row(Privilege::Write, &current).await?;
+                }
+                let mut next = current.clone();
+                let mut set_lookups = Vec::new();
+                for (p, v) in changes {
+                    if *v != current.values[*p] && is_client_column(entity, *p, false) {
+                        set_lookups.push(*p);
+                    }
+                    next.values[*p] = v.clone();
+                }
+                self.check_stored_lookups(&current, &next, &set_lookups)
+                    .await?;
+                self.inner.write(op).await
+            }
+            WriteOp::Delete { entity, id, expect } => {
+                check_privilege(self.ctx(), &entity.logical_name, Privilege::Delete)
+                    .map_err(denied)?;
+                // The row checked is the row deleted: the delete is compare-and-set on the
+                // version checked, and a row changed in between (reassigned, say) is checked
+                // again.
+                for _ in 0..MAX_ATTEMPTS {
+                    let Some(current) = self.inner.get(entity, *id, false).await? else {
+                        return self.inner.write(op).await;
+                    };
+                    self.check_row(Privilege::Delete, &current).await?;
+                    let checked = match expect {
+                        Expect::Any => Expect::Version(current.version().unwrap_or_default()),
+                        given => *given,
+                    };
+                    let attempt = WriteOp::Delete {
+                        entity: Arc::clone(entity),
+                        id: *id,
+                        expect: checked,
+                    };
+                    match self.inner.write(attempt).await {
+                        Err(StoreError::VersionMismatch { .. }) if *expect == Expect::Any => {
+                            continue
+                        }
+                        // The record's shares go with it (in the same transaction inside a
+                        // change set).
+                        Ok(outcome) => {
+                            self.directory.remove_shares(self.inner, *id).await?;
+                            return Ok(outcome);
+                        }
+                        other => return other,
+                    }
+                }
+                Err(StoreError::VersionMismatch {
+                    expected: 0,
+                    actual: 0,
+                })
+            }
+        }
+    }
+}
+
+impl Guard<'_> {
+    /// Lookups of a row being created: Append on it (by its intended owner, as Create), and
+    /// AppendTo on each target.
+    async fn check_new_lookups(
+        &self,
+        record: &Record,
+        positions: &[usize],
+    ) -> Result<(), StoreError> {
+        let mut appended = false;
+        for &position in positions {
+            let attribute = &record.entity.attributes[position];
+            if attribute.attribute_type != AttributeType::Lookup {
+                continue;
+            }
+            let Some(target_id) = record.values[position].as_guid() else {
+                continue;
+            };
+            if !appended {
+                check(
+                    self.ctx(),
+                    &self.principal.tree,
+                    &record.entity.logical_name,
+                    Privilege::Append,
+                    &facts(record),
+                    &[],
+                )
+                .map_err(denied)?;
+                appended = true;
+            }
+            self.check_target(record, position, target_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Lookups an update changes: Append on the stored row, and AppendTo on each new target.
+    async fn check_stored_lookups(
+        &self,
+        current: &Record,
+        next: &Record,
+        positions: &[usize],
+    ) -> Result<(), StoreError> {
+        let mut appended = false;
+        for &position in positions {
+            let attribute = &next.entity.attributes[position];
+            if attribute.attribute_type != AttributeType::Lookup {
+                continue;
+            }
+            let Some(target_id) = next.values[position].as_guid() else {
+                continue;
+            };
+            if !appended {
+                self.check_row(Privilege::Append, current).await?;
+                appended = true;
+            }
+            self.check_target(next, position, target_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_target(
+        &self,
+        record: &Record,
+        position: usize,
+        target_id: Uuid,
+    ) -> Result<(), StoreError> {
+        let attribute = &record.entity.attributes[position];
+        let Some(target_name) = crate::serialize::lookup_target(record, attribute) else {
+            return Ok(());
+        };
+        let target = self.directory.table(&target_name)?;
+        check_privilege(self.ctx(), &target_name, Privilege::AppendTo).map_err(denied)?;
+        if let Some(target_record) = self.inner.get(target, target_id, false).await? {
+            if self.ctx().depth(&target_name, Privilege::AppendTo) < Depth::Global {
+                self.check_row(Privilege::AppendTo, &target_record).await?;
+            }
+        }
+        Ok(())
+    }
+}
