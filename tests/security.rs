@@ -1568,3 +1568,85 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_change_to_a_roles_privileges_applies_to_the_next_request() {
+    let org = Org::new().await;
+    let role = org.role("changing", &grants(1)).await;
+    let user = org.user("holder", &org.root, &[&role]).await;
+    let other = org.user("other", &org.root, &[&role]).await;
+    let theirs = org
+        .context("theirs", &format!("/systemusers({})", other.id))
+        .await;
+    assert_eq!(
+        org.status(&user, Method::GET, &ctx(&theirs), None).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(org.readable(&user).await, set(&[]));
+
+    let path = format!(
+        "roleprivilegescollection?$filter=_roleid_value eq {role} and privilegeid eq {}",
+        privilege_id(READ)
+    );
+    let rows = org.app.get_json(&path).await;
+    let row = rows["value"][0]["roleprivilegeid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let response = org
+        .app
+        .patch(
+            &format!("roleprivilegescollection({row})"),
+            &json!({"privilegedepthmask": 8}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        org.status(&user, Method::GET, &ctx(&theirs), None).await,
+        StatusCode::OK
+    );
+    assert_eq!(org.readable(&user).await, set(&[&theirs]));
+
+    let response = org
+        .app
+        .delete(&format!("roleprivilegescollection({row})"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = org.request(&user, Method::GET, CTX).send().await.unwrap();
+    assert_error(response, StatusCode::FORBIDDEN, "0x80040220", READ).await;
+
+    // Granted again in a $batch change set: committed together with the role's version.
+    let body = [
+        "--batch_A",
+        "Content-Type: multipart/mixed; boundary=changeset_B",
+        "",
+        "--changeset_B",
+        "Content-Type: application/http",
+        "Content-Transfer-Encoding: binary",
+        "Content-ID: 1",
+        "",
+        &format!("POST {} HTTP/1.1", org.app.url("roleprivilegescollection")),
+        "Content-Type: application/json",
+        "",
+        &json!({"roleid@odata.bind": format!("/roles({role})"), "privilegeid": privilege_id(READ).to_string(), "privilegedepthmask": 2}).to_string(),
+        "--changeset_B--",
+        "--batch_A--",
+        "",
+    ]
+    .join("\r\n");
+    let response = org
+        .app
+        .request(Method::POST, "$batch")
+        .header("Content-Type", "multipart/mixed; boundary=batch_A")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("HTTP/1.1 204"), "{text}");
+    assert_eq!(org.readable(&user).await, set(&[&theirs]));
+}

@@ -94,10 +94,18 @@ impl Relationship {
 }
 
 /// Reads and writes the security facts.
+///
+/// Role definitions (a role and its privileges) are cached per node, each with the role row's
+/// `versionnumber` when it was read; every use reads the role row again (one read by key) and
+/// reloads the role when the version moved. Every change to a role's privileges bumps the role
+/// row in the same transaction ([`Directory::touch_roles`]), and privileges are read after the
+/// role row, so a cached definition is never older than the version it is filed under: the
+/// cache is correct across nodes. Nothing read inside a `$batch` transaction is cached.
 pub struct Directory {
     catalog: Arc<Catalog>,
     /// Privilege ids back to (table, privilege); the impersonation privilege maps to `None`.
     privileges: HashMap<Uuid, Option<(String, Privilege)>>,
+    roles: std::sync::Mutex<HashMap<Uuid, (i64, Role)>>,
 }
 
 fn missing(table: &str) -> StoreError {
@@ -119,6 +127,7 @@ impl Directory {
         Directory {
             catalog,
             privileges,
+            roles: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -206,11 +215,85 @@ impl Directory {
         })))
     }
 
-    /// Roles by id, with their privileges.
-    pub async fn roles(&self, db: &dyn Access, ids: &[Uuid]) -> Result<Vec<Role>, StoreError> {
-        let rows = self.rows_where(db, ROLE, ROLE_ID, ids).await?;
-        let mut roles: BTreeMap<Uuid, Role> = rows
+    /// Roles by id, with their privileges; `cacheable` when `db` is the store itself (not a
+    /// transaction), so that definitions may come from and go to the cache.
+    pub async fn roles(
+        &self,
+        db: &dyn Access,
+        ids: &[Uuid],
+        cacheable: bool,
+    ) -> Result<Vec<Role>, StoreError> {
+        let table = self.table(ROLE)?;
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing: Vec<(i64, Record)> = Vec::new();
+        for id in ids {
+            let Some(row) = db.get(table, *id, false).await? else {
+                continue;
+            };
+            let version = row.version().unwrap_or_default();
+            let cached = cacheable
+                .then(|| {
+                    let cache = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+                    cache
+                        .get(id)
+                        .filter(|(v, _)| *v == version)
+                        .map(|(_, role)| role.clone())
+                })
+                .flatten();
+            match cached {
+                Some(role) => found.push(role),
+                None => missing.push((version, row)),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let versions: HashMap<Uuid, i64> = missing
             .iter()
+            .filter_map(|(v, r)| Some((r.id()?, *v)))
+            .collect();
+        let loaded = self.load_roles(db, missing.iter().map(|(_, r)| r)).await?;
+        if cacheable {
+            let mut cache = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+            for role in &loaded {
+                if let Some(version) = versions.get(&role.id) {
+                    cache.insert(role.id, (*version, role.clone()));
+                }
+            }
+        }
+        found.extend(loaded);
+        Ok(found)
+    }
+
+    /// Bumps the version of roles whose privileges changed (in the caller's transaction).
+    pub async fn touch_roles(&self, db: &dyn Access, ids: &[Uuid]) -> Result<(), StoreError> {
+        let table = self.table(ROLE)?;
+        let Some(position) = table.position(MODIFIED_ON) else {
+            return Err(missing(MODIFIED_ON));
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for id in ids {
+            let op = WriteOp::Update {
+                entity: Arc::clone(table),
+                id: *id,
+                changes: vec![(position, Value::DateTime(now))],
+                expect: crate::store::Expect::Any,
+            };
+            match db.write(op).await {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Roles with their privileges, from their rows.
+    async fn load_roles(
+        &self,
+        db: &dyn Access,
+        rows: impl Iterator<Item = &Record>,
+    ) -> Result<Vec<Role>, StoreError> {
+        let mut roles: BTreeMap<Uuid, Role> = rows
             .filter_map(|r| {
                 let id = r.id()?;
                 let name = r.get(NAME).as_text().unwrap_or_default().to_string();
@@ -281,6 +364,7 @@ impl Directory {
         &self,
         db: &dyn Access,
         user: &UserFacts,
+        cacheable: bool,
     ) -> Result<Principal, StoreError> {
         let own_roles: Vec<Uuid> = self
             .linked(db, Relationship::UserRoles, &[user.id], true)
@@ -302,7 +386,7 @@ impl Directory {
         all_roles.extend(team_roles.iter().map(|(_, role)| *role));
         all_roles.sort();
         all_roles.dedup();
-        let roles = self.roles(db, &all_roles).await?;
+        let roles = self.roles(db, &all_roles, cacheable).await?;
         let by_id: HashMap<Uuid, &Role> = roles.iter().map(|r| (r.id, r)).collect();
         let direct: Vec<Role> = own_roles
             .iter()
@@ -370,14 +454,11 @@ impl Directory {
         Ok(())
     }
 
-    /// Inserts a role and its privileges where they do not exist yet.
+    /// Inserts a role and its privileges where they do not exist yet: the privileges first, so
+    /// that whoever sees the role row sees them, and a role that existed is bumped when it
+    /// gained privileges (see the role cache).
     pub async fn write_role(&self, db: &dyn Access, role: &Role) -> Result<(), StoreError> {
-        let roles = self.table(ROLE)?;
-        let mut record = Record::empty(Arc::clone(roles));
-        record.set(ROLE_ID, Value::Guid(role.id));
-        record.set(NAME, Value::Text(role.name.clone()));
-        record.set(BUSINESS_UNIT_ID, Value::Guid(role.business_unit));
-        ignore_duplicate(db.write(WriteOp::Insert(record)).await)?;
+        let mut added = false;
         let mut privileges: Vec<(String, u8)> = role
             .privileges
             .iter()
@@ -406,9 +487,23 @@ impl Directory {
             record.set(ROLE_ID, Value::Guid(role.id));
             record.set(PRIVILEGE_ID, Value::Guid(privilege));
             record.set(PRIVILEGE_DEPTH_MASK, Value::Int(mask.into()));
-            ignore_duplicate(db.write(WriteOp::Insert(record)).await)?;
+            match db.write(WriteOp::Insert(record)).await {
+                Ok(_) => added = true,
+                Err(StoreError::Duplicate) => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        let roles = self.table(ROLE)?;
+        let mut record = Record::empty(Arc::clone(roles));
+        record.set(ROLE_ID, Value::Guid(role.id));
+        record.set(NAME, Value::Text(role.name.clone()));
+        record.set(BUSINESS_UNIT_ID, Value::Guid(role.business_unit));
+        match db.write(WriteOp::Insert(record)).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Duplicate) if added => self.touch_roles(db, &[role.id]).await,
+            Err(StoreError::Duplicate) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn pair_id(relationship: Relationship, left: Uuid, right: Uuid) -> Uuid {

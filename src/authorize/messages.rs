@@ -109,10 +109,17 @@ impl Guard<'_> {
                 business_unit_id: unit,
                 disabled: false,
             };
-            return Ok(self.directory.principal(self.inner, &user).await?.context);
+            return Ok(self
+                .directory
+                .principal(self.inner, &user, self.store.is_some())
+                .await?
+                .context);
         }
         let role_ids: Vec<Uuid> = self.directory.team_roles(self.inner, principal.id).await?;
-        let roles = self.directory.roles(self.inner, &role_ids).await?;
+        let roles = self
+            .directory
+            .roles(self.inner, &role_ids, self.store.is_some())
+            .await?;
         let membership = [Membership {
             team_id: principal.id,
             business_unit_id: unit,

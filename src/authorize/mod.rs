@@ -37,7 +37,9 @@ use crate::security::{
     RecordFacts, RowScope,
 };
 use crate::store::sql::{self, AggregatePlan, Scope, ShareScope};
-use crate::store::{Access, Expect, Query, Record, StoreError, Value, WriteOp, WriteOutcome};
+use crate::store::{
+    Access, Expect, Query, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
+};
 
 /// How often a delete is checked again when the row changed between its check and its write.
 const MAX_ATTEMPTS: usize = 8;
@@ -93,6 +95,9 @@ fn denied(d: Denied) -> StoreError {
 /// The store as one principal may use it.
 pub struct Guard<'a> {
     pub inner: &'a dyn Access,
+    /// The store `inner` is, when it is not a transaction: a write that must change two rows
+    /// at once (a role's privilege and the role's version) starts its own transaction here.
+    pub store: Option<&'a dyn Store>,
     pub directory: &'a Directory,
     pub principal: &'a Principal,
 }
@@ -226,6 +231,10 @@ impl Access for Guard<'_> {
                 self.check_new_lookups(record, &lookups).await?;
                 let id = record.id();
                 let is_unit = entity.logical_name == BUSINESS_UNIT;
+                if entity.logical_name == ROLE_PRIVILEGES {
+                    let roles: Vec<Uuid> = record.get(ROLE_ID).as_guid().into_iter().collect();
+                    return self.write_role_privilege(op, &roles).await;
+                }
                 let outcome = self.inner.write(op).await?;
                 if let (true, Some(id)) = (is_unit, id) {
                     self.directory.seed_roles(self.inner, id).await?;
@@ -266,6 +275,14 @@ impl Access for Guard<'_> {
                 }
                 self.check_stored_lookups(&current, &next, &set_lookups)
                     .await?;
+                if entity.logical_name == ROLE_PRIVILEGES {
+                    let mut roles: Vec<Uuid> = [&current, &next]
+                        .iter()
+                        .filter_map(|r| r.get(ROLE_ID).as_guid())
+                        .collect();
+                    roles.dedup();
+                    return self.write_role_privilege(op, &roles).await;
+                }
                 self.inner.write(op).await
             }
             WriteOp::Delete { entity, id, expect } => {
@@ -288,7 +305,13 @@ impl Access for Guard<'_> {
                         id: *id,
                         expect: checked,
                     };
-                    match self.inner.write(attempt).await {
+                    let result = if entity.logical_name == ROLE_PRIVILEGES {
+                        let roles: Vec<Uuid> = current.get(ROLE_ID).as_guid().into_iter().collect();
+                        self.write_role_privilege(attempt, &roles).await
+                    } else {
+                        self.inner.write(attempt).await
+                    };
+                    match result {
                         Err(StoreError::VersionMismatch { .. }) if *expect == Expect::Any => {
                             continue
                         }
@@ -311,6 +334,29 @@ impl Access for Guard<'_> {
 }
 
 impl Guard<'_> {
+    /// A write to a role's privileges, with the role's version bumped in the same transaction:
+    /// the version is what every node's role cache checks ([`Directory::roles`]).
+    async fn write_role_privilege(
+        &self,
+        op: WriteOp,
+        roles: &[Uuid],
+    ) -> Result<WriteOutcome, StoreError> {
+        match self.store {
+            Some(store) => {
+                let transaction = store.begin().await?;
+                let outcome = transaction.write(op).await?;
+                self.directory.touch_roles(&*transaction, roles).await?;
+                transaction.commit().await?;
+                Ok(outcome)
+            }
+            None => {
+                let outcome = self.inner.write(op).await?;
+                self.directory.touch_roles(self.inner, roles).await?;
+                Ok(outcome)
+            }
+        }
+    }
+
     /// Lookups of a row being created: Append on it (by its intended owner, as Create), and
     /// AppendTo on each target.
     async fn check_new_lookups(

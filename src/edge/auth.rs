@@ -88,7 +88,7 @@ impl Authenticator {
         db: &dyn Access,
     ) -> Result<Authenticated, ApiError> {
         let user = self.user(headers, db).await?;
-        let principal = self.directory.principal(db, &user).await?;
+        let principal = self.directory.principal(db, &user, true).await?;
         let target = match impersonated(headers)? {
             None => None,
             Some(Impersonate::ObjectId(oid)) => {
@@ -122,7 +122,7 @@ impl Authenticator {
                 ))
             }
         };
-        let target_principal = self.directory.principal(db, &target).await?;
+        let target_principal = self.directory.principal(db, &target, true).await?;
         let context = crate::security::impersonate(&principal.context, target_principal.context)?;
         Ok(Authenticated {
             caller: Caller {

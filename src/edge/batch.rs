@@ -64,6 +64,7 @@ pub async fn execute(
     let caller = &who.caller;
     let guard = Guard {
         inner: &*state.service.store,
+        store: Some(&*state.service.store),
         directory: &state.auth.directory,
         principal: &who.principal,
     };
@@ -84,6 +85,7 @@ pub async fn execute(
                 let transaction = state.service.store.begin().await?;
                 let guarded = Guard {
                     inner: &*transaction,
+                    store: None,
                     directory: &state.auth.directory,
                     principal: &who.principal,
                 };

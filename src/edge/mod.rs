@@ -162,6 +162,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .admit(who.caller.on_behalf_of.unwrap_or(who.caller.user_id))?;
     let guard = Guard {
         inner: &*state.service.store,
+        store: Some(&*state.service.store),
         directory: &state.auth.directory,
         principal: &who.principal,
     };
