@@ -1428,6 +1428,9 @@ async fn no_route_reads_or_changes_anything_without_a_valid_token() {
         (Method::GET, "businessunits".into(), None),
         (Method::GET, "principalobjectaccessset".into(), None),
         (Method::POST, "$batch".into(), None),
+        (Method::GET, "smsctx_smschannels".into(), None),
+        (Method::POST, "smsctx_smschannels".into(), Some(json!({"smsctx_provider": "twilio", "smsctx_phonenumber": "+14252306549", "smsctx_secret": "s"}))),
+        (Method::POST, format!("{rec}/Microsoft.Dynamics.CRM.smsctx_SendSms"), Some(json!({"Message": "hi"}))),
     ];
     for (method, path, body) in &routes {
         for token in [None, Some("wrong-token")] {
@@ -1649,4 +1652,62 @@ async fn a_change_to_a_roles_privileges_applies_to_the_next_request() {
     let text = response.text().await.unwrap();
     assert!(text.contains("HTTP/1.1 204"), "{text}");
     assert_eq!(org.readable(&user).await, set(&[&theirs]));
+}
+
+#[tokio::test]
+async fn sms_channels_are_for_administrators_and_send_sms_needs_write_on_the_context() {
+    let org = Org::new().await;
+    let agent_role = org.role_named("Omnichannel agent").await;
+    let agent = org.user("agent", &org.root, &[&agent_role]).await;
+    let other = org.user("other", &org.root, &[&agent_role]).await;
+    let own = org
+        .context("agent's", &format!("/systemusers({})", agent.id))
+        .await;
+    let others = org
+        .context("other's", &format!("/systemusers({})", other.id))
+        .await;
+    let channel = json!({"smsctx_provider": "twilio", "smsctx_phonenumber": "+14252306549", "smsctx_secret": "auth-token-1234"});
+
+    // An agent may neither read nor add channels: they hold provider secrets.
+    for (method, body) in [(Method::GET, None), (Method::POST, Some(channel.clone()))] {
+        let mut request = org.request(&agent, method.clone(), "smsctx_smschannels");
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "0x80040220", "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("smsctx_smschannel"),
+            "{error}"
+        );
+    }
+    let listed = org.app.get_json("smsctx_smschannels").await;
+    assert_eq!(listed["value"].as_array().unwrap().len(), 0);
+    let response = org
+        .app
+        .post("smsctx_smschannels", &channel)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    // SendSms: another user's context is refused before anything is sent; on its own context
+    // the agent passes authorization and meets the next check (the context has no numbers).
+    let send = |record: &str| format!("{CTX}({record})/Microsoft.Dynamics.CRM.smsctx_SendSms");
+    let message = Some(json!({"Message": "hello"}));
+    assert_eq!(
+        org.status(&agent, Method::POST, &send(&others), message.clone())
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        org.status(&agent, Method::POST, &send(&own), message.clone())
+            .await,
+        StatusCode::BAD_REQUEST
+    );
 }
