@@ -27,9 +27,14 @@ struct Node {
 
 impl Node {
     fn start(database: &str) -> Node {
+        Node::start_with(database, &[])
+    }
+
+    fn start_with(database: &str, extra: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_smsctx"))
             .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
             .args(["--database", database, "--pool-size", "16"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -337,4 +342,95 @@ async fn a_node_killed_mid_load_loses_no_acknowledged_write_and_the_other_keeps_
     let late = Node::start(&db.url);
     let (status, _, _) = get(&client, &late.base, &ctx(&items[0].id.to_string())).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// A principal a node has cached goes stale the moment another node changes what it is built
+/// from: the security epoch (bumped by triggers in the writing transaction) is read on every
+/// request.
+#[tokio::test]
+async fn a_security_change_on_one_node_applies_to_the_next_request_on_the_other() {
+    let Some(db) = postgres_database("a_security_change_on_one_node_applies").await else {
+        return;
+    };
+    let secret = "multinode-jwt-secret";
+    let first = Node::start_with(&db.url, &["--jwt-secret", secret]);
+    let second = Node::start_with(&db.url, &["--jwt-secret", secret]);
+    let (writer, reader) = (&first.base, &second.base);
+    let client = client();
+    let admin = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{writer}{path}"))
+            .bearer_auth(TOKEN)
+    };
+    let (_, roles, _) = get(&client, writer, "roles?$filter=name eq 'Omnichannel agent'").await;
+    let role = roles["value"][0]["roleid"].as_str().unwrap().to_string();
+    let (_, units, _) = get(&client, writer, "businessunits").await;
+    let unit = units["value"][0]["businessunitid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let oid = Uuid::new_v4();
+    let response = admin(reqwest::Method::POST, "systemusers")
+        .header("Prefer", "return=representation")
+        .json(&json!({
+            "firstname": "Agent", "lastname": "Multinode", "domainname": "agent@example.com",
+            "azureactivedirectoryobjectid": oid.to_string(),
+            "businessunitid@odata.bind": format!("/businessunits({unit})"),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let user: Value = response.json().await.unwrap();
+    let user = user["systemuserid"].as_str().unwrap().to_string();
+    let status = admin(
+        reqwest::Method::POST,
+        &format!("systemusers({user})/systemuserroles_association/$ref"),
+    )
+    .json(&json!({"@odata.id": format!("{writer}roles({role})")}))
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let token = smsctx::security::jwt::mint(secret.as_bytes(), oid, Duration::from_secs(600));
+    let list = |token: String| {
+        let client = client.clone();
+        let url = format!("{reader}msdyn_smsengagementctxes?$select=msdyn_name");
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // The reader node builds and caches the agent's principal (twice: the second is a hit).
+    assert_eq!(list(token.clone()).await, StatusCode::OK);
+    assert_eq!(list(token.clone()).await, StatusCode::OK);
+
+    // The role taken away on the writer node: the reader refuses the next request.
+    let status = admin(
+        reqwest::Method::DELETE,
+        &format!("systemusers({user})/systemuserroles_association({role})/$ref"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(list(token.clone()).await, StatusCode::FORBIDDEN);
+
+    // The user disabled on the writer node: the reader no longer signs it in.
+    let status = admin(reqwest::Method::PATCH, &format!("systemusers({user})"))
+        .json(&json!({"isdisabled": true}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(list(token).await, StatusCode::UNAUTHORIZED);
 }

@@ -10,7 +10,8 @@
 //! makes the request run as that user, if the real caller holds `prvActOnBehalfOfAnotherUser`
 //! ([`crate::security::impersonate`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
@@ -20,14 +21,33 @@ use super::error::ApiError;
 use crate::authorize::{Directory, Principal, UserFacts};
 use crate::execute::Caller;
 use crate::security::jwt::JwtVerifier;
-use crate::store::Access;
+use crate::store::{Access, Store, StoreError};
 
 pub struct Authenticator {
     admin_token: String,
     admin_id: Uuid,
     verifier: JwtVerifier,
     pub directory: Arc<Directory>,
+    /// Principals built on this node, each under the security epoch read before building it.
+    cache: Mutex<HashMap<Identity, Cached>>,
 }
+
+/// How a request names its user: by systemuser id (the admin token, `MSCRMCallerID`) or by
+/// Entra object id (a JWT's `oid`, `CallerObjectId`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Identity {
+    User(Uuid),
+    ObjectId(Uuid),
+}
+
+struct Cached {
+    epoch: i64,
+    user: UserFacts,
+    principal: Principal,
+}
+
+/// The most principals a node keeps; past it the cache starts again.
+const CACHE_CAPACITY: usize = 10_000;
 
 /// Who a request runs as.
 pub struct Authenticated {
@@ -47,7 +67,44 @@ impl Authenticator {
             admin_id,
             verifier,
             directory,
+            cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The user an identity names and its principal: from this node's cache while the security
+    /// epoch is the one they were built under, else read (and cached). Unknown users are not
+    /// cached.
+    async fn resolve(
+        &self,
+        identity: Identity,
+        db: &dyn Access,
+        epoch: i64,
+    ) -> Result<Option<(UserFacts, Principal)>, StoreError> {
+        if let Ok(cache) = self.cache.lock() {
+            if let Some(hit) = cache.get(&identity).filter(|c| c.epoch == epoch) {
+                return Ok(Some((hit.user, hit.principal.clone())));
+            }
+        }
+        let user = match identity {
+            Identity::User(id) => self.directory.user(db, id).await?,
+            Identity::ObjectId(oid) => self.directory.user_by_object_id(db, oid).await?,
+        };
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let principal = self.directory.principal(db, &user, true).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            let cached = Cached {
+                epoch,
+                user,
+                principal: principal.clone(),
+            };
+            cache.insert(identity, cached);
+        }
+        Ok(Some((user, principal)))
     }
 
     fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -60,14 +117,19 @@ impl Authenticator {
             })
     }
 
-    /// The user a token names, or 401.
-    async fn user(&self, headers: &HeaderMap, db: &dyn Access) -> Result<UserFacts, ApiError> {
+    /// The user a token names, with its principal, or 401.
+    async fn user(
+        &self,
+        headers: &HeaderMap,
+        db: &dyn Access,
+        epoch: i64,
+    ) -> Result<(UserFacts, Principal), ApiError> {
         let token = Self::bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        let user = if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
-            self.directory.user(db, self.admin_id).await?
+        let identity = if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
+            Some(Identity::User(self.admin_id))
         } else if self.verifier.is_configured() {
             match self.verifier.verify(token) {
-                Ok(object_id) => self.directory.user_by_object_id(db, object_id).await?,
+                Ok(object_id) => Some(Identity::ObjectId(object_id)),
                 Err(e) => {
                     tracing::debug!(cause = ?e, "bearer token refused");
                     None
@@ -76,8 +138,12 @@ impl Authenticator {
         } else {
             None
         };
-        match user {
-            Some(user) if !user.disabled => Ok(user),
+        let found = match identity {
+            Some(identity) => self.resolve(identity, db, epoch).await?,
+            None => None,
+        };
+        match found {
+            Some((user, principal)) if !user.disabled => Ok((user, principal)),
             _ => Err(ApiError::unauthorized()),
         }
     }
@@ -85,16 +151,21 @@ impl Authenticator {
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
-        db: &dyn Access,
+        store: &dyn Store,
     ) -> Result<Authenticated, ApiError> {
-        let user = self.user(headers, db).await?;
-        let principal = self.directory.principal(db, &user, true).await?;
+        // Read before anything it validates, so a principal is never cached under an epoch
+        // newer than the facts it was built from.
+        let epoch = store.security_epoch().await?;
+        let db: &dyn Access = store;
+        let (user, principal) = self.user(headers, db, epoch).await?;
         let target = match impersonated(headers)? {
             None => None,
             Some(Impersonate::ObjectId(oid)) => {
-                Some(self.directory.user_by_object_id(db, oid).await?)
+                Some(self.resolve(Identity::ObjectId(oid), db, epoch).await?)
             }
-            Some(Impersonate::UserId(id)) => Some(self.directory.user(db, id).await?),
+            Some(Impersonate::UserId(id)) => {
+                Some(self.resolve(Identity::User(id), db, epoch).await?)
+            }
         };
         let Some(target) = target else {
             return Ok(Authenticated {
@@ -112,8 +183,8 @@ impl Authenticator {
             }
             .into());
         }
-        let target = match target {
-            Some(t) if !t.disabled => t,
+        let (target, target_principal) = match target {
+            Some((t, p)) if !t.disabled => (t, p),
             _ => {
                 return Err(ApiError::new(
                     axum::http::StatusCode::BAD_REQUEST,
@@ -122,7 +193,6 @@ impl Authenticator {
                 ))
             }
         };
-        let target_principal = self.directory.principal(db, &target, true).await?;
         let context = crate::security::impersonate(&principal.context, target_principal.context)?;
         Ok(Authenticated {
             caller: Caller {

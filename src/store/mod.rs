@@ -257,6 +257,11 @@ pub trait Store: Access + 'static {
 
     /// Writes a store-wide setting only if it is not set yet; returns the value that is set.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    /// The security epoch: a counter that every committed write to the tables a principal is
+    /// built from has incremented (triggers of migration 4), so an unchanged epoch means an
+    /// unchanged principal, whichever node wrote.
+    async fn security_epoch(&self) -> Result<i64, StoreError>;
 }
 
 /// Contract checks both backends run.

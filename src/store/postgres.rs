@@ -58,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_security.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_security_epoch.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
@@ -746,6 +750,14 @@ impl Store for PostgresStore {
             .query_one("SELECT value FROM smsctx_settings WHERE key = $1", &[&key])
             .await?
             .get(0))
+    }
+
+    async fn security_epoch(&self) -> Result<i64, StoreError> {
+        let client = self.connection().await?;
+        let statement = client
+            .prepare_cached("SELECT epoch FROM smsctx_security_epoch WHERE id = 1")
+            .await?;
+        Ok(client.query_one(&statement, &[]).await?.get(0))
     }
 }
 

@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_channels.sql")),
     (3, include_str!("../../migrations/sqlite/0003_security.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
@@ -899,6 +903,15 @@ impl Store for SqliteStore {
             [key],
             |r| r.get(0),
         )?)
+    }
+
+    async fn security_epoch(&self) -> Result<i64, StoreError> {
+        // One row by key: inline, like a key lookup.
+        self.with_reader(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT epoch FROM smsctx_security_epoch WHERE id = 1")?
+                .query_row([], |r| r.get(0))?)
+        })
     }
 }
 
