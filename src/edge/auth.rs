@@ -43,7 +43,7 @@ enum Identity {
 struct Cached {
     epoch: i64,
     user: UserFacts,
-    principal: Principal,
+    principal: Arc<Principal>,
 }
 
 /// The most principals a node keeps; past it the cache starts again.
@@ -52,7 +52,7 @@ const CACHE_CAPACITY: usize = 10_000;
 /// Who a request runs as.
 pub struct Authenticated {
     pub caller: Caller,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
 }
 
 impl Authenticator {
@@ -79,10 +79,10 @@ impl Authenticator {
         identity: Identity,
         db: &dyn Access,
         epoch: i64,
-    ) -> Result<Option<(UserFacts, Principal)>, StoreError> {
+    ) -> Result<Option<(UserFacts, Arc<Principal>)>, StoreError> {
         if let Ok(cache) = self.cache.lock() {
             if let Some(hit) = cache.get(&identity).filter(|c| c.epoch == epoch) {
-                return Ok(Some((hit.user, hit.principal.clone())));
+                return Ok(Some((hit.user, Arc::clone(&hit.principal))));
             }
         }
         let user = match identity {
@@ -92,7 +92,7 @@ impl Authenticator {
         let Some(user) = user else {
             return Ok(None);
         };
-        let principal = self.directory.principal(db, &user, true).await?;
+        let principal = Arc::new(self.directory.principal(db, &user, true).await?);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
@@ -100,7 +100,7 @@ impl Authenticator {
             let cached = Cached {
                 epoch,
                 user,
-                principal: principal.clone(),
+                principal: Arc::clone(&principal),
             };
             cache.insert(identity, cached);
         }
@@ -123,7 +123,7 @@ impl Authenticator {
         headers: &HeaderMap,
         db: &dyn Access,
         epoch: i64,
-    ) -> Result<(UserFacts, Principal), ApiError> {
+    ) -> Result<(UserFacts, Arc<Principal>), ApiError> {
         let token = Self::bearer(headers).ok_or_else(ApiError::unauthorized)?;
         let identity = if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
             Some(Identity::User(self.admin_id))
@@ -193,17 +193,18 @@ impl Authenticator {
                 ))
             }
         };
-        let context = crate::security::impersonate(&principal.context, target_principal.context)?;
+        let context =
+            crate::security::impersonate(&principal.context, target_principal.context.clone())?;
         Ok(Authenticated {
             caller: Caller {
                 user_id: target.id,
                 business_unit_id: target.business_unit_id,
                 on_behalf_of: Some(user.id),
             },
-            principal: Principal {
+            principal: Arc::new(Principal {
                 context,
-                tree: target_principal.tree,
-            },
+                tree: Arc::clone(&target_principal.tree),
+            }),
         })
     }
 }

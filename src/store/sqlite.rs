@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
@@ -69,6 +70,10 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     writer: Mutex<Option<crossbeam_channel::Sender<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The security epoch as of the writer's last commit. One process serves a SQLite file and
+    /// every write goes through its writer thread, which reads the epoch back after each
+    /// commit, so this is the database's value without a read per request.
+    security_epoch: Arc<AtomicI64>,
 }
 
 /// The read side: a pool of connections and each table's SQL, shared with blocking tasks.
@@ -102,6 +107,8 @@ impl SqliteStore {
         let mut conn = open_connection(path, true)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
+        let security_epoch = Arc::new(AtomicI64::new(read_security_epoch(&conn)?));
+        let writer_epoch = Arc::clone(&security_epoch);
         let sql: HashMap<String, EntitySql> = catalog
             .entities()
             .iter()
@@ -112,7 +119,7 @@ impl SqliteStore {
         let writer_sql = Arc::clone(&sql);
         let handle = std::thread::Builder::new()
             .name("smsctx-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, receiver, writer_sql))
+            .spawn(move || writer_loop(conn, receiver, writer_sql, writer_epoch))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteStore {
             readers: Arc::new(Readers {
@@ -122,6 +129,7 @@ impl SqliteStore {
             }),
             writer: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(handle)),
+            security_epoch,
         })
     }
 
@@ -376,12 +384,25 @@ fn guid_text(id: Uuid) -> String {
     id.hyphenated().to_string()
 }
 
+fn read_security_epoch(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT epoch FROM smsctx_security_epoch WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
 fn writer_loop(
     mut conn: Connection,
     receiver: crossbeam_channel::Receiver<Job>,
     sql: Arc<HashMap<String, EntitySql>>,
+    security_epoch: Arc<AtomicI64>,
 ) {
     let mut pending: Option<Job> = None;
+    // After a commit, before its callers are answered: a caller that saw its write succeed
+    // also sees the epoch it moved.
+    let publish_epoch = |conn: &Connection| match read_security_epoch(conn) {
+        Ok(epoch) => security_epoch.store(epoch, Ordering::Release),
+        Err(e) => tracing::error!(cause = %e, "cannot read the security epoch"),
+    };
     loop {
         let first = match pending.take() {
             Some(job) => job,
@@ -394,7 +415,7 @@ fn writer_loop(
         let mut groups = Vec::new();
         match first {
             Job::Begin(reply) => {
-                run_transaction(&mut conn, &sql, reply);
+                run_transaction(&mut conn, &sql, reply, &publish_epoch);
                 continue;
             }
             Job::Write(op, reply) => batch.push((op, reply)),
@@ -412,6 +433,7 @@ fn writer_loop(
             }
         }
         let (results, group_results) = run_batch(&mut conn, &sql, &batch, &groups);
+        publish_epoch(&conn);
         for ((_, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
         }
@@ -427,6 +449,7 @@ fn run_transaction(
     conn: &mut Connection,
     sql: &HashMap<String, EntitySql>,
     reply: Reply<crossbeam_channel::Sender<TxJob>>,
+    publish_epoch: &dyn Fn(&Connection),
 ) {
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -473,6 +496,7 @@ fn run_transaction(
                 let result = versions
                     .save(&tx)
                     .and_then(|()| tx.commit().map_err(StoreError::from));
+                publish_epoch(conn);
                 let _ = reply.send(result);
                 return;
             }
@@ -906,12 +930,7 @@ impl Store for SqliteStore {
     }
 
     async fn security_epoch(&self) -> Result<i64, StoreError> {
-        // One row by key: inline, like a key lookup.
-        self.with_reader(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT epoch FROM smsctx_security_epoch WHERE id = 1")?
-                .query_row([], |r| r.get(0))?)
-        })
+        Ok(self.security_epoch.load(Ordering::Acquire))
     }
 }
 
