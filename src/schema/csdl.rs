@@ -305,6 +305,14 @@ fn operation_types(xml: &mut Xml) {
     );
     complex(
         xml,
+        "smsctx_SendSmsResponse",
+        &[
+            ("MessageId", "Edm.String", false),
+            ("Provider", "Edm.String", true),
+        ],
+    );
+    complex(
+        xml,
         "RetrieveSharedPrincipalsAndAccessResponse",
         &[(
             "PrincipalAccesses",
@@ -393,6 +401,18 @@ fn operations(xml: &mut Xml, catalog: &Catalog) {
         &[("Target", &base, &[]), ("Revokee", &principal, &[])],
         None,
     );
+    // The SMS channel's bound action: send `Message` to the context's customer.
+    if catalog.entity(crate::metadata::sms::CONTEXT).is_some() {
+        let bound = qualified(crate::metadata::sms::CONTEXT);
+        operation(
+            xml,
+            "Action",
+            "smsctx_SendSms",
+            true,
+            &[("entity", &bound, &[]), ("Message", "Edm.String", unicode)],
+            Some(&qualified("smsctx_SendSmsResponse")),
+        );
+    }
 }
 
 /// The unbound operations, which the container imports: (kind, name).
@@ -1012,6 +1032,18 @@ mod tests {
                     ("Revokee", "mscrm.principal"),
                 ]),
                 None
+            )
+        );
+        let send = schema.child_named("Action", "smsctx_SendSms").unwrap();
+        assert_eq!(send.attr("IsBound"), Some("true"));
+        assert_eq!(
+            signature(send),
+            (
+                pairs(&[
+                    ("entity", "mscrm.msdyn_smsengagementctx"),
+                    ("Message", "Edm.String"),
+                ]),
+                Some("mscrm.smsctx_SendSmsResponse".to_string())
             )
         );
     }
