@@ -110,6 +110,27 @@ fn rejected(provider: Provider, error: ApiError) -> Response {
     response
 }
 
+/// Lands a verified inbound message on its context, as the administrator, and logs it.
+async fn land(state: &AppState, inbound: Inbound<'_>) -> Result<(), ApiError> {
+    let provider = inbound.channel.provider.label();
+    let message = inbound.message_id.to_owned();
+    let landed = state
+        .sms
+        .sms
+        .receive(&state.service, &state.sms.admin, inbound)
+        .await?;
+    tracing::info!(
+        target: "smsctx::sms",
+        provider,
+        message = %message,
+        context = %landed.context_id,
+        opened = landed.opened,
+        replay = landed.replay,
+        "inbound SMS"
+    );
+    Ok(())
+}
+
 fn forbidden(what: &str) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -203,29 +224,16 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
     }
     let customer = parse_customer_number(&inbound.from, &org)
         .map_err(|e| bad_request(format!("From: {e}")))?;
-    let landed = state
-        .sms
-        .sms
-        .receive(
-            &state.service,
-            &state.sms.admin,
-            Inbound {
-                channel: &channel,
-                customer: &customer,
-                message_id: &inbound.message_sid,
-                body: &inbound.body,
-            },
-        )
-        .await?;
-    tracing::info!(
-        target: "smsctx::sms",
-        provider = "Twilio",
-        message = %inbound.message_sid,
-        context = %landed.context_id,
-        opened = landed.opened,
-        replay = landed.replay,
-        "inbound SMS"
-    );
+    land(
+        state,
+        Inbound {
+            channel: &channel,
+            customer: &customer,
+            message_id: &inbound.message_sid,
+            body: &inbound.body,
+        },
+    )
+    .await?;
     let twiml = twilio::twiml_response(channel.auto_reply.as_deref());
     Ok((
         StatusCode::OK,
@@ -358,29 +366,16 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
     .map_err(|e: crate::execute::sms::SmsError| {
         bad_request(format!("user_response.phone_number: {e}"))
     })?;
-    let landed = state
-        .sms
-        .sms
-        .receive(
-            &state.service,
-            &state.sms.admin,
-            Inbound {
-                channel: &channel,
-                customer: &customer,
-                message_id: &inbound.reference_id,
-                body: &inbound.body,
-            },
-        )
-        .await?;
-    tracing::info!(
-        target: "smsctx::sms",
-        provider = "TeleSign",
-        message = %inbound.reference_id,
-        context = %landed.context_id,
-        opened = landed.opened,
-        replay = landed.replay,
-        "inbound SMS"
-    );
+    land(
+        state,
+        Inbound {
+            channel: &channel,
+            customer: &customer,
+            message_id: &inbound.reference_id,
+            body: &inbound.body,
+        },
+    )
+    .await?;
     Ok(StatusCode::OK.into_response())
 }
 
