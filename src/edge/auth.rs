@@ -117,34 +117,22 @@ impl Authenticator {
             })
     }
 
-    /// The user a token names, with its principal, or 401.
-    async fn user(
-        &self,
-        headers: &HeaderMap,
-        db: &dyn Access,
-        epoch: i64,
-    ) -> Result<(UserFacts, Arc<Principal>), ApiError> {
+    /// Who a token names, checked without touching the store (signature, lifetime, audience),
+    /// or 401.
+    fn identity(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         let token = Self::bearer(headers).ok_or_else(ApiError::unauthorized)?;
-        let identity = if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
-            Some(Identity::User(self.admin_id))
-        } else if self.verifier.is_configured() {
-            match self.verifier.verify(token) {
-                Ok(object_id) => Some(Identity::ObjectId(object_id)),
-                Err(e) => {
-                    tracing::debug!(cause = ?e, "bearer token refused");
-                    None
-                }
+        if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
+            return Ok(Identity::User(self.admin_id));
+        }
+        if !self.verifier.is_configured() {
+            return Err(ApiError::unauthorized());
+        }
+        match self.verifier.verify(token) {
+            Ok(object_id) => Ok(Identity::ObjectId(object_id)),
+            Err(e) => {
+                tracing::debug!(cause = ?e, "bearer token refused");
+                Err(ApiError::unauthorized())
             }
-        } else {
-            None
-        };
-        let found = match identity {
-            Some(identity) => self.resolve(identity, db, epoch).await?,
-            None => None,
-        };
-        match found {
-            Some((user, principal)) if !user.disabled => Ok((user, principal)),
-            _ => Err(ApiError::unauthorized()),
         }
     }
 
@@ -153,11 +141,15 @@ impl Authenticator {
         headers: &HeaderMap,
         store: &dyn Store,
     ) -> Result<Authenticated, ApiError> {
-        // Read before anything it validates, so a principal is never cached under an epoch
-        // newer than the facts it was built from.
+        // A bad token is refused before any read. The epoch is read before the facts it
+        // validates, so a principal is never cached under an epoch newer than they are.
+        let identity = self.identity(headers)?;
         let epoch = store.security_epoch().await?;
         let db: &dyn Access = store;
-        let (user, principal) = self.user(headers, db, epoch).await?;
+        let (user, principal) = match self.resolve(identity, db, epoch).await? {
+            Some((user, principal)) if !user.disabled => (user, principal),
+            _ => return Err(ApiError::unauthorized()),
+        };
         let target = match impersonated(headers)? {
             None => None,
             Some(Impersonate::ObjectId(oid)) => {
