@@ -272,6 +272,18 @@ impl Org {
     }
 }
 
+/// The status of a plain RetrieveMultiple of the contexts with `token`.
+async fn list_status(org: &Org, token: &str) -> StatusCode {
+    org.app
+        .client
+        .get(org.app.url(CTX))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -1372,15 +1384,7 @@ async fn every_bad_token_is_a_401_with_www_authenticate() {
         .send()
         .await
         .unwrap();
-    let response = org
-        .app
-        .client
-        .get(org.app.url(CTX))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(list_status(&org, &token).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -1561,15 +1565,7 @@ async fn rs256_and_es256_tokens_are_checked_against_the_jwks() {
         "test-ec-1",
         include_str!("../src/security/testdata/rsa_private.pem"),
     );
-    let response = org
-        .app
-        .client
-        .get(org.app.url(CTX))
-        .bearer_auth(&wrong)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(list_status(&org, &wrong).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -75,11 +75,13 @@ impl SmsState {
             .map(|info| info.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if limiter.check_key(&peer).is_err() {
-            return Err(ApiError::new(
+            let mut error = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "0x80072322",
                 "Number of webhook requests exceeded the limit; retry after a second.",
-            ));
+            );
+            error.retry_after = Some(1);
+            return Err(error);
         }
         if limiter.len() > 100_000 {
             limiter.retain_recent();
@@ -101,13 +103,7 @@ fn rejected(provider: Provider, error: ApiError) -> Response {
             "webhook refused"
         );
     }
-    let mut response = error.into_response();
-    if response.status() == StatusCode::TOO_MANY_REQUESTS {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    response
+    error.into_response()
 }
 
 /// Lands a verified inbound message on its context, as the administrator, and logs it.
