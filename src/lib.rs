@@ -21,3 +21,4 @@ pub mod schema;
 pub mod security;
 pub mod serialize;
 pub mod store;
+pub mod tls;

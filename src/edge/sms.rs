@@ -264,11 +264,8 @@ fn signed_url(channel: &Channel, parts: &axum::http::request::Parts) -> String {
         (Some(url), Some(q)) if !url.contains('?') => format!("{url}?{q}"),
         (Some(url), _) => url.clone(),
         (None, _) => {
-            let host = header_text(&parts.headers, header::HOST.as_str());
-            let scheme = match header_text(&parts.headers, "x-forwarded-proto") {
-                "https" => "https",
-                _ => "http",
-            };
+            let host = crate::tls::request_host(parts);
+            let scheme = crate::tls::request_scheme(parts);
             let path = parts
                 .uri
                 .path_and_query()
