@@ -11,6 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The real client libraries tests/clients.rs drives (pinned; installed once under target/clients).
+source scripts/lib/clients.sh
+install_clients
+
 echo "==> the suite on SQLite"
 cargo test --all-targets
 
