@@ -37,13 +37,7 @@ async fn non_ascii_if_match_is_a_false_condition() {
             .send()
             .await
             .unwrap();
-        assert_error(
-            response,
-            StatusCode::PRECONDITION_FAILED,
-            "0x80060882",
-            "",
-        )
-        .await;
+        assert_error(response, StatusCode::PRECONDITION_FAILED, "0x80060882", "").await;
         let response = app
             .delete(&ctx(&id))
             .header("If-Match", raw(tag))
@@ -154,13 +148,7 @@ async fn an_object_id_belongs_to_one_user() {
     let first = entity_id(&user_with_object_id(&app, &root, &oid.to_string()).await);
     for spelling in [oid.to_string(), oid.to_string().to_uppercase()] {
         let response = user_with_object_id(&app, &root, &spelling).await;
-        assert_error(
-            response,
-            StatusCode::PRECONDITION_FAILED,
-            "0x80040237",
-            "",
-        )
-        .await;
+        assert_error(response, StatusCode::PRECONDITION_FAILED, "0x80040237", "").await;
     }
     let other = entity_id(&user_with_object_id(&app, &root, &Uuid::new_v4().to_string()).await);
     let response = app
@@ -171,13 +159,7 @@ async fn an_object_id_belongs_to_one_user() {
         .send()
         .await
         .unwrap();
-    assert_error(
-        response,
-        StatusCode::PRECONDITION_FAILED,
-        "0x80040237",
-        "",
-    )
-    .await;
+    assert_error(response, StatusCode::PRECONDITION_FAILED, "0x80040237", "").await;
     let users = app
         .get_json(&format!(
             "systemusers?$select=systemuserid&$filter=azureactivedirectoryobjectid eq {oid}"
@@ -271,7 +253,10 @@ async fn racing_reparentings_cannot_make_a_cycle() {
             .count();
         assert!(won <= 1, "round {round}: both re-parentings won");
         for s in [x.status(), y.status()] {
-            assert!(s == StatusCode::NO_CONTENT || s == StatusCode::BAD_REQUEST, "{s}");
+            assert!(
+                s == StatusCode::NO_CONTENT || s == StatusCode::BAD_REQUEST,
+                "{s}"
+            );
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// `Retry-After` in seconds (429s).
     pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge other than the plain one every 401 carries.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -26,6 +28,20 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            challenge: None,
+        }
+    }
+
+    /// An `Authorization` header that is not a credential's grammar (RFC 6750's
+    /// `invalid_request`: 400 with a challenge naming it).
+    pub fn malformed_authorization() -> ApiError {
+        ApiError {
+            challenge: Some("Bearer realm=\"smsctx\", error=\"invalid_request\""),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "0x80040203",
+                "The Authorization header contains bytes that are not allowed in it (only visible ASCII, spaces and tabs).",
+            )
         }
     }
 
@@ -200,7 +216,12 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, value);
             }
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        } else if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"smsctx\""),
