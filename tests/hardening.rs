@@ -115,15 +115,6 @@ async fn headers_with_bytes_outside_their_grammar_are_refused() {
     assert_eq!(name_of(&app, &id).await, "kept");
 }
 
-async fn root_unit(app: &TestApp) -> String {
-    let units = app
-        .get_json("businessunits?$select=name&$filter=_parentbusinessunitid_value eq null")
-        .await;
-    let units = units["value"].as_array().unwrap();
-    assert_eq!(units.len(), 1, "one root: {units:?}");
-    units[0]["businessunitid"].as_str().unwrap().to_string()
-}
-
 async fn user_with_object_id(app: &TestApp, root: &str, oid: &str) -> reqwest::Response {
     app.post(
         "systemusers",
@@ -178,14 +169,16 @@ async fn unit(app: &TestApp, name: &str, parent: &str) -> String {
 }
 
 async fn reparent(app: &TestApp, unit: &str, parent: Option<&str>) -> reqwest::Response {
-    let body = match parent {
-        Some(p) => json!({ "parentbusinessunitid@odata.bind": format!("/businessunits({p})") }),
-        None => json!({ "parentbusinessunitid": null }),
-    };
-    app.patch(&format!("businessunits({unit})"), &body)
-        .send()
-        .await
-        .unwrap()
+    match parent {
+        Some(p) => app.patch(
+            &format!("businessunits({unit})"),
+            &json!({ "parentbusinessunitid@odata.bind": format!("/businessunits({p})") }),
+        ),
+        None => app.delete(&format!("businessunits({unit})/parentbusinessunitid/$ref")),
+    }
+    .send()
+    .await
+    .unwrap()
 }
 
 /// The business units form one tree: no unit is its own ancestor, the root keeps no parent and

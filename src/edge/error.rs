@@ -116,7 +116,9 @@ impl From<ExecError> for ApiError {
         use ExecError as E;
         let (status, code) = match &e {
             E::NotFound { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
-            E::Duplicate => (StatusCode::PRECONDITION_FAILED, "0x80040237"),
+            E::Duplicate | E::Store(StoreError::Duplicate) => {
+                (StatusCode::PRECONDITION_FAILED, "0x80040237")
+            }
             E::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
@@ -127,6 +129,9 @@ impl From<ExecError> for ApiError {
                     "0x80040216",
                     "The service is shutting down.",
                 )
+            }
+            E::Store(StoreError::Rule(rule)) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())
             }
             E::Store(StoreError::Denied(denied)) => {
                 return ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.message())
