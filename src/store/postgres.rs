@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_security_epoch.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_organization.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).

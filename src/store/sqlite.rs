@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_organization.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
