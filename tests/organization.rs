@@ -677,6 +677,21 @@ async fn the_organizations_table_is_read_only_and_seeded_once() {
         )
         .await;
     }
+    // The same rule holds for every table whose page lists no Create: the security model's
+    // intersect tables change only through their associations.
+    let response = org
+        .app
+        .post("teammemberships", &json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "0x80040800",
+        "The 'Create' method does not support entities of type 'teammembership'.",
+    )
+    .await;
     // Nothing changed.
     let after = org
         .ok(&format!("organizations({})", org.organization), None)
