@@ -72,13 +72,11 @@ const WAITING: &[(&str, &str, &str)] = &[
         "create multiple (CreateMultiple)",
         "CreateMultiple (issue 11)",
     ),
-    ("dynamics_web_api.mjs", "WhoAmI", "WhoAmI (identity)"),
     (
         "dynamics_web_api.mjs",
         "retrieveEntities with filter (metadata)",
         "EntityDefinitions $filter (metaapi)",
     ),
-    ("dataverse_webapi.mjs", "WhoAmI", "WhoAmI (identity)"),
     (
         "dataverse_webapi.mjs",
         "metadata (EntityDefinitions)",
