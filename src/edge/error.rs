@@ -105,6 +105,7 @@ impl From<ExecError> for ApiError {
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
             E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
+            E::Query(query) => return query.clone().into(),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
