@@ -21,3 +21,5 @@ pub mod schema;
 pub mod security;
 pub mod serialize;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::test_support::Rng;
 
 const CTX: &str = "msdyn_smsengagementctx";
 const GUID: &str = "4026be43-6b69-e111-8f65-78e7d1620f5e";
@@ -1072,18 +1073,6 @@ fn literal_typing_is_shared_with_odata() {
     )
     .expect("braces are a GUID spelling on both sides");
     assert!(odata.to_string().contains(GUID));
-}
-
-/// A small deterministic generator (xorshift), so the garbage tests need no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 /// Writes `expr` (no `Not`) as FetchXML conditions and filters on `entity`.
