@@ -474,10 +474,12 @@ mod tests {
         let catalog = Arc::new(Catalog::builtin().unwrap());
         let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap());
         let entity = Arc::clone(catalog.entity("businessunit").unwrap());
-        let mut ops = Vec::new();
+        // One unit tree: a root, `n` parent units under it, a child under each.
+        let (root, root_row) = unit(&entity, "root", None);
+        let mut ops = vec![WriteOp::Insert(root_row)];
         let mut parents = HashMap::new();
         for k in 0..n {
-            let (parent, parent_row) = unit(&entity, &format!("parent {k}"), None);
+            let (parent, parent_row) = unit(&entity, &format!("parent {k}"), Some(root));
             let (child, child_row) = unit(&entity, &format!("child {k}"), Some(parent));
             parents.insert(child, parent);
             ops.push(WriteOp::Insert(parent_row));
@@ -492,7 +494,10 @@ mod tests {
                 "$expand".to_string(),
                 format!("{lookup}($select={})", entity.primary_name),
             ),
-            ("$filter".to_string(), format!("{property} ne null")),
+            (
+                "$filter".to_string(),
+                format!("{property} ne {root} and {property} ne null"),
+            ),
             ("$count".to_string(), "true".to_string()),
         ];
         let options = QueryOptions::parse(&catalog, &entity, &pairs).unwrap();
