@@ -3,6 +3,7 @@
 page 200), a filtered $count and an aggregate groupby.
 
 Usage: python3 scripts/bench-query.py [rows, default 1000000]
+SMSCTX_BINARY=path runs another build (to compare two builds back to back).
 
 The table is created by smsctx itself (first start), then filled directly with Python's sqlite3
 (the fastest way to a million rows), then smsctx is restarted on it and measured over HTTP.
@@ -27,7 +28,7 @@ PORT = 18383
 TOKEN = "bench"
 ORGS = [f"1425555{n:04d}" for n in range(25)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "smsctx")
+BINARY = os.environ.get("SMSCTX_BINARY") or os.path.join(ROOT, "target", "release", "smsctx")
 
 
 def start(db):
@@ -141,12 +142,13 @@ request = function() return wrk.format("GET", paths[math.random(#paths)]) end
                 if l.strip().startswith(("50%", "99%", "Requests/sec", "Non-2xx"))]
         print(f"phone-pair filter, {connections} connection(s): " + "; ".join(keep))
 
-    # Paging walk: 5000 rows a page, page 1 and page 200 timed (3 walks, medians).
-    page_times = {1: [], 100: [], 200: []}
+    # Paging walk: 5000 rows a page, the first, middle and last page timed (3 walks, medians).
+    last = max(1, min(200, ROWS // 5000))
+    page_times = {1: [], max(1, last // 2): [], last: []}
     for _ in range(3):
         path = "/api/data/v9.2/msdyn_smsengagementctxes?$select=msdyn_name&$orderby=createdon%20desc"
         page = 0
-        while path and page < 200:
+        while path and page < last:
             page += 1
             elapsed, body = get(path, {"Prefer": "odata.maxpagesize=5000"})
             if page in page_times:
@@ -166,6 +168,12 @@ request = function() return wrk.format("GET", paths[math.random(#paths)]) end
         times = [get(path)[0] for _ in range(20)]
         print(f"{path.split('?')[0].split('/')[-1]} with filter: median "
               f"{statistics.median(times) * 1000:.2f} ms")
+
+    # $expand of a lookup on a 5000-row page (every row names the same creator).
+    path = ("/api/data/v9.2/msdyn_smsengagementctxes?$select=msdyn_name"
+            "&$expand=createdby($select=fullname)")
+    times = [get(path, {"Prefer": "odata.maxpagesize=5000"})[0] for _ in range(5)]
+    print(f"5000-row page with $expand=createdby: median {statistics.median(times) * 1000:.1f} ms")
 
     # Aggregate groupby over one org number's rows (Dataverse aggregates at most 50,000 rows).
     apply = ("filter(msdyn_orgphonenumber eq '" + ORGS[5] + "')/groupby((statecode,msdyn_smsprovider),"

@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet
+# SMSCTX_BINARY=path runs another build (to compare two builds back to back).
+binary=${SMSCTX_BINARY:-./target/release/smsctx}
+[ -n "${SMSCTX_BINARY:-}" ] || cargo build --release --quiet
 dir=$(mktemp -d)
 port=18181
 export SMSCTX_BENCH_TOKEN=bench SMSCTX_BENCH_IDS=$dir/ids
-./target/release/smsctx serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" \
+"$binary" serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" \
   --admin-token "$SMSCTX_BENCH_TOKEN" >/dev/null 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT

@@ -755,6 +755,7 @@ fn boundary_of(params: &[(String, String)], of: &'static str) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Rng;
 
     /// The example of the contract, section 9, with CRLF line endings.
     const CONTRACT_EXAMPLE: &str = "--batch_A\r\n\
@@ -1600,25 +1601,6 @@ and an epilogue, with --batch_A inside it";
                 "",
             ))]
         );
-    }
-
-    /// A small deterministic generator (splitmix64), so the garbage tests need no dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn byte(&mut self) -> u8 {
-            self.next() as u8
-        }
     }
 
     /// Bytes that matter to the grammar, so mutations reach the interesting branches.

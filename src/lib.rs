@@ -22,4 +22,6 @@ pub mod schema;
 pub mod security;
 pub mod serialize;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod tls;

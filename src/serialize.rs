@@ -4,10 +4,16 @@
 use serde_json::Value as Json;
 use time::OffsetDateTime;
 
-use crate::metadata::{Attribute, AttributeType};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use uuid::Uuid;
+
+use crate::execute::read::{AggregateRead, ExpandNode, Expanded, Front, RecordResult, RowsResult};
+use crate::metadata::{Attribute, AttributeType, Entity};
 use crate::parse::headers::{
     etag, Annotations, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, NAVIGATION_PROPERTY,
 };
+use crate::query::read::PAGE_LIMIT;
+use crate::query::{ExpandSelect, OrderBy};
 use crate::store::{Record, Value};
 
 /// `{root}$metadata#{set}` with the `$select` list, as `@odata.context` names it.
@@ -343,6 +349,336 @@ pub fn raw_value(value: &Value) -> Option<String> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Read results: collections, single records, aggregations, nextLinks and paging cookies.
+
+const PAGING_COOKIE: &str = "Microsoft.Dynamics.CRM.fetchxmlpagingcookie";
+const MORE_RECORDS: &str = "Microsoft.Dynamics.CRM.morerecords";
+const TOTAL_COUNT: &str = "Microsoft.Dynamics.CRM.totalrecordcount";
+const TOTAL_COUNT_EXCEEDED: &str = "Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded";
+
+/// What a response's URLs are built from: the service root and the request's query pairs.
+pub struct Request<'a> {
+    /// `http://host/api/data/v9.2/`.
+    pub root: &'a str,
+    /// The decoded query-string pairs, for the nextLink.
+    pub pairs: &'a [(String, String)],
+    pub annotations: &'a Annotations,
+}
+
+/// The URL of a record: `{root}{set}({id})`.
+pub fn record_url(root: &str, entity: &Entity, id: Uuid) -> String {
+    format!("{root}{}({id})", entity.entity_set_name)
+}
+
+fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
+    select
+        .iter()
+        .map(|&p| entity.attributes[p].property_name().to_string())
+        .collect()
+}
+
+/// The `@odata.context` list of `$select` and `$expand`: `a,b,nav(c)`.
+fn context_names(
+    entity: &Entity,
+    select: Option<&[usize]>,
+    expand: &[ExpandNode],
+) -> Option<Vec<String>> {
+    if select.is_none() && expand.is_empty() {
+        return None;
+    }
+    let mut names = select.map(|s| select_names(entity, s)).unwrap_or_default();
+    for item in expand {
+        let nested = match &item.select {
+            ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
+            ExpandSelect::Raw(raw) => raw.clone(),
+        };
+        names.push(format!("{}({})", item.navigation.name, nested.join(",")));
+    }
+    Some(names)
+}
+
+fn write_expanded(
+    root: &str,
+    object: &mut ObjectWriter<'_>,
+    expanded: &[(String, Expanded)],
+    annotations: &Annotations,
+) {
+    for (name, item) in expanded {
+        match item {
+            Expanded::Null => object.value(name, &Value::Null),
+            Expanded::Reference(entity, id) => {
+                let out = object.raw_key(name);
+                let mut reference = ObjectWriter::open(out);
+                reference.string("@odata.id", &record_url(root, entity, *id));
+                reference.close();
+            }
+            Expanded::Record(related, select) => {
+                let out = object.raw_key(name);
+                record(out, related, select.as_deref(), annotations);
+            }
+        }
+    }
+}
+
+/// One record as a single-entity response (`@odata.context` ends in `/$entity`).
+pub fn record_body(request: &Request<'_>, result: &RecordResult) -> Vec<u8> {
+    let entity = &result.record.entity;
+    let select = result.request.columns.as_deref();
+    let names = context_names(entity, select, &result.request.expand);
+    let context = format!(
+        "{}/$entity",
+        collection_context(request.root, &entity.entity_set_name, names.as_deref())
+    );
+    let mut out = Vec::with_capacity(1024);
+    let mut object = ObjectWriter::open(&mut out);
+    object.string("@odata.context", &context);
+    record_members(&mut object, &result.record, select, request.annotations);
+    write_expanded(
+        request.root,
+        &mut object,
+        &result.expanded,
+        request.annotations,
+    );
+    object.close();
+    out
+}
+
+/// A page of rows, in the conventions of the front end that asked.
+pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
+    let read = &result.request;
+    let entity = &read.entity;
+    let annotations = request.annotations;
+    let select = read.columns.as_deref();
+    let fetch = read.front == Front::FetchXml;
+    let names = if fetch {
+        None
+    } else {
+        context_names(entity, select, &read.expand)
+    };
+    let mut out = Vec::with_capacity(256 + result.rows.len() * 1024);
+    let mut body = ObjectWriter::open(&mut out);
+    body.string(
+        "@odata.context",
+        &collection_context(request.root, &entity.entity_set_name, names.as_deref()),
+    );
+    let cap = PAGE_LIMIT as u64;
+    match (read.front, result.total) {
+        (Front::OData, Some(total)) => body.value("@odata.count", &Value::Int(total as i64)),
+        (Front::FetchXml, Some(total)) => {
+            body.value(
+                &format!("@{TOTAL_COUNT}"),
+                &Value::Int(total.min(cap) as i64),
+            );
+            body.value(
+                &format!("@{TOTAL_COUNT_EXCEEDED}"),
+                &Value::Bool(total > cap),
+            );
+        }
+        (_, None) => {}
+    }
+    let ends = result.rows.first().zip(result.rows.last());
+    if fetch {
+        if result.more && annotations.includes(PAGING_COOKIE) {
+            if let Some((first, last)) = ends {
+                let cookie = fetch_paging_cookie(
+                    entity,
+                    &read.order,
+                    read.page.number,
+                    &first.record,
+                    &last.record,
+                );
+                body.string(&format!("@{PAGING_COOKIE}"), &cookie);
+            }
+        }
+        if annotations.includes(MORE_RECORDS) {
+            body.value(&format!("@{MORE_RECORDS}"), &Value::Bool(result.more));
+        }
+    }
+    let array = body.raw_key("value");
+    array.push(b'[');
+    for (i, row) in result.rows.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        let mut object = ObjectWriter::open(array);
+        if fetch {
+            record_members_without_nulls(&mut object, &row.record, select, annotations);
+        } else {
+            record_members(&mut object, &row.record, select, annotations);
+        }
+        write_expanded(request.root, &mut object, &row.expanded, annotations);
+        for (name, value) in &row.linked {
+            object.value(name, value);
+        }
+        object.close();
+    }
+    array.push(b']');
+    if !fetch && result.more {
+        if let Some((first, last)) = ends {
+            let token = skip_token(
+                entity,
+                &read.order,
+                read.page.number,
+                &first.record,
+                &last.record,
+            );
+            body.string("@odata.nextLink", &next_link(request, entity, &token));
+        }
+    }
+    body.close();
+    out
+}
+
+/// The response of an aggregation: one object per group, its values named by the request's
+/// output names. FetchXML leaves null values out; OData writes them.
+pub fn aggregate_body(request: &Request<'_>, read: &AggregateRead, rows: &[Vec<Value>]) -> Vec<u8> {
+    let omit_nulls = read.front == Front::FetchXml;
+    let mut out = Vec::with_capacity(256 + rows.len() * 64);
+    let mut body = ObjectWriter::open(&mut out);
+    body.string(
+        "@odata.context",
+        &collection_context(request.root, &read.entity.entity_set_name, None),
+    );
+    let array = body.raw_key("value");
+    array.push(b'[');
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        let mut object = ObjectWriter::open(array);
+        for (name, value) in read.names.iter().zip(row) {
+            if !(omit_nulls && value.is_null()) {
+                object.value(name, value);
+            }
+        }
+        object.close();
+    }
+    array.push(b']');
+    body.close();
+    out
+}
+
+/// Characters a query-string name or value keeps as they are (`$select`, `a,b`, `(x)`).
+const QUERY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b',')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'\'')
+    .remove(b':')
+    .remove(b'/')
+    .remove(b'@');
+
+fn encode_query(text: &str) -> String {
+    utf8_percent_encode(text, QUERY_SAFE).to_string()
+}
+
+/// The request's URL with `$skiptoken` replaced by `token`.
+fn next_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
+    let query: Vec<String> = request
+        .pairs
+        .iter()
+        .filter(|(k, _)| k != "$skiptoken")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(std::iter::once(("$skiptoken", token)))
+        .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+        .collect();
+    format!(
+        "{}{}?{}",
+        request.root,
+        entity.entity_set_name,
+        query.join("&")
+    )
+}
+
+/// The `$skiptoken` that resumes after `last`, the final row of page `page`:
+/// `<cookie pagenumber="{page + 1}" pagingcookie="{inner, URL-encoded}" istracking="False" />`.
+/// `query::skiptoken` reads it back.
+pub fn skip_token(
+    entity: &Entity,
+    order: &[OrderBy],
+    page: usize,
+    first: &Record,
+    last: &Record,
+) -> String {
+    outer_cookie(&inner_cookie(entity, order, page, first, last), page, 1)
+}
+
+/// The `@Microsoft.Dynamics.CRM.fetchxmlpagingcookie` value: the inner cookie URL-encoded twice,
+/// as Dataverse writes it.
+pub fn fetch_paging_cookie(
+    entity: &Entity,
+    order: &[OrderBy],
+    page: usize,
+    first: &Record,
+    last: &Record,
+) -> String {
+    outer_cookie(&inner_cookie(entity, order, page, first, last), page, 2)
+}
+
+/// `<cookie pagenumber=".." pagingcookie="{inner, URL-encoded `times` times}" istracking=.. />`.
+fn outer_cookie(inner: &str, page: usize, times: usize) -> String {
+    let mut encoded = inner.to_string();
+    for _ in 0..times {
+        encoded = utf8_percent_encode(&encoded, NON_ALPHANUMERIC).to_string();
+    }
+    format!(
+        "<cookie pagenumber=\"{}\" pagingcookie=\"{encoded}\" istracking=\"False\" />",
+        page + 1
+    )
+}
+
+/// `<cookie page="1"><key last="..." />...<id last="{..}" first="{..}" /></cookie>`; a NULL
+/// key is written `null="1"`.
+fn inner_cookie(
+    entity: &Entity,
+    order: &[OrderBy],
+    page: usize,
+    first: &Record,
+    last: &Record,
+) -> String {
+    let mut inner = format!("<cookie page=\"{page}\">");
+    for key in order {
+        let name = &entity.attributes[key.prop.index].logical_name;
+        match cookie_value(&last.values[key.prop.index]) {
+            Some(text) => inner.push_str(&format!("<{name} last=\"{}\" />", escape_xml(&text))),
+            None => inner.push_str(&format!("<{name} null=\"1\" />")),
+        }
+    }
+    let braced = |r: &Record| {
+        r.id()
+            .map(|id| format!("{{{}}}", id.hyphenated().to_string().to_uppercase()))
+            .unwrap_or_default()
+    };
+    inner.push_str(&format!(
+        "<{} last=\"{}\" first=\"{}\" /></cookie>",
+        entity.primary_id,
+        braced(last),
+        braced(first)
+    ));
+    inner
+}
+
+fn cookie_value(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::Guid(g) => Some(format!("{{{}}}", g.hyphenated().to_string().to_uppercase())),
+        other => raw_value(other),
+    }
+}
+
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +718,54 @@ mod tests {
         assert_eq!(group_thousands(1234567), "1,234,567");
         assert_eq!(group_thousands(-1000), "-1,000");
         assert_eq!(group_thousands(12), "12");
+    }
+
+    #[test]
+    fn skip_tokens_round_trip_with_typed_and_null_keys() {
+        use crate::metadata::Catalog;
+        use crate::query::options::parse_orderby;
+        use crate::query::skiptoken::parse_skip_token;
+        use crate::query::Literal;
+        use std::sync::Arc;
+
+        let catalog = Catalog::builtin().unwrap();
+        let entity = catalog.entity("msdyn_smsengagementctx").unwrap();
+        let order = parse_orderby(
+            entity,
+            "msdyn_name desc,createdon,msdyn_countrycode,statecode",
+        )
+        .unwrap();
+        let mut last = Record::empty(Arc::clone(entity));
+        let id = Uuid::new_v4();
+        last.set("msdyn_smsengagementctxid", Value::Guid(id));
+        last.set(
+            "msdyn_name",
+            Value::Text("a \"quoted\" <name> & more".into()),
+        );
+        last.set("createdon", Value::DateTime(1714557600));
+        last.set("statecode", Value::Int(1));
+        let token = skip_token(entity, &order, 3, &last, &last);
+        let cursor = parse_skip_token(entity, &order, &token).unwrap();
+        assert_eq!(cursor.page, 4);
+        assert_eq!(
+            cursor.keyset,
+            vec![
+                Literal::String("a \"quoted\" <name> & more".into()),
+                Literal::DateTime(1714557600),
+                Literal::Null,
+                Literal::Int(1),
+                Literal::Guid(id)
+            ]
+        );
+        // A token read against another ordering is refused.
+        let other = parse_orderby(entity, "createdon").unwrap();
+        assert!(parse_skip_token(entity, &other, &token).is_err());
+        assert!(parse_skip_token(entity, &order, "garbage").is_err());
+        assert!(parse_skip_token(
+            entity,
+            &[],
+            "<cookie pagenumber=\"2\" pagingcookie=\"%3Cx\" />"
+        )
+        .is_err());
     }
 }

@@ -3,30 +3,15 @@
 //! never act as SQL; and a 100,000-row paging walk returns every row once under inserts.
 
 mod common;
+#[path = "../src/test_support.rs"]
+mod test_support;
 
 use std::collections::BTreeSet;
 
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+use test_support::Rng;
 
 const WORDS: &[&str] = &[
     "alpha", "Beta", "GAMMA", "delta", "beta", "Alpha", "sms", "SMS",

@@ -125,6 +125,7 @@ impl From<ExecError> for ApiError {
             E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
             E::MessageNotSupported { .. } => (StatusCode::BAD_REQUEST, "0x80040800"),
             E::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
+            E::Query(query) => return query.clone().into(),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -9,10 +9,8 @@
 pub mod auth;
 mod batch;
 pub mod error;
-mod fetch;
 pub mod limits;
 mod organization;
-pub mod paging;
 mod sharing;
 pub mod sms;
 
@@ -31,6 +29,7 @@ use uuid::Uuid;
 use self::auth::Authenticator;
 use self::error::ApiError;
 use crate::authorize::Guard;
+use crate::execute::read::{Front, ReadRequest, ReadResult, RecordRead, RecordResult};
 use crate::execute::{Caller, Preconditions, Service, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{
@@ -40,10 +39,9 @@ use crate::parse::headers::{ascii_text, etag, Annotations, Condition, Prefer};
 use crate::parse::path::{self, parse_reference, Resource};
 use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
-use crate::query::{Expand, ExpandSelect, QueryOptions};
+use crate::query::QueryOptions;
 use crate::serialize;
-use crate::store::sql::{AggregatePlan, Plan};
-use crate::store::{Access, Value};
+use crate::store::Value;
 
 /// Dataverse's page size limit.
 pub const MAX_PAGE_SIZE: usize = 5000;
@@ -395,9 +393,7 @@ fn set_header(response: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-fn record_url(root: &str, entity: &Entity, id: Uuid) -> String {
-    format!("{root}{}({id})", entity.entity_set_name)
-}
+use serialize::record_url;
 
 /// `Preference-Applied` for what was honoured.
 fn preference_applied(response: &mut Response, items: &[String]) {
@@ -462,204 +458,57 @@ fn entity_definitions(call: &Call<'_>, segments: &[String]) -> Result<Response, 
     ))
 }
 
-fn select_names(entity: &Entity, select: &[usize]) -> Vec<String> {
-    select
-        .iter()
-        .map(|&p| entity.attributes[p].property_name().to_string())
-        .collect()
-}
-
-/// `$select` and `$expand` of a single-record request; other options are refused.
-struct RecordQuery {
-    select: Option<Vec<usize>>,
-    expand: Vec<Expand>,
-}
-
-fn record_query(call: &Call<'_>, entity: &Entity) -> Result<RecordQuery, ApiError> {
+/// `$select` and `$expand` of a single-record request (other options are refused), read as
+/// the request asks for them; the id is set when the record is known.
+fn record_query(call: &Call<'_>, entity: &Arc<Entity>) -> Result<RecordRead, ApiError> {
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
-    if options.filter.is_some()
-        || !options.orderby.is_empty()
-        || options.top.is_some()
-        || options.count
-        || options.apply.is_some()
-        || options.skiptoken.is_some()
+    let with_names = call.prefer.annotations().wants_formatted_values();
+    Ok(ReadRequest::record_read(
+        entity,
+        Uuid::nil(),
+        options,
+        with_names,
+    )?)
+}
+
+/// Reads one record (with its `$expand`) through the read planner.
+async fn read_record(call: &Call<'_>, read: RecordRead) -> Result<RecordResult, ApiError> {
+    match call
+        .state
+        .service
+        .read(call.db, &call.caller, ReadRequest::Record(read))
+        .await?
     {
-        return Err(ParseError::BadQuery(
-            "Only $select and $expand apply to a single record.".into(),
-        )
-        .into());
-    }
-    Ok(RecordQuery {
-        select: positions(&options.select),
-        expand: options.expand,
-    })
-}
-
-/// Column positions of a bound `$select`; `None` (every column) when it is empty.
-fn positions(select: &[crate::query::PropertyRef]) -> Option<Vec<usize>> {
-    (!select.is_empty()).then(|| select.iter().map(|p| p.index).collect())
-}
-
-/// A related record of `$expand`, ready to write.
-enum Expanded {
-    Null,
-    Reference(String),
-    Record(crate::store::Record, Option<Vec<usize>>),
-}
-
-/// Reads the related records a `$expand` asks for.
-async fn expand(
-    call: &Call<'_>,
-    record: &crate::store::Record,
-    expands: &[Expand],
-    with_names: bool,
-) -> Result<Vec<(String, Expanded)>, ApiError> {
-    let service = &call.state.service;
-    let mut out = Vec::with_capacity(expands.len());
-    for item in expands {
-        let name = item.navigation.name.clone();
-        let Some(id) = record.values[item.navigation.index].as_guid() else {
-            out.push((name, Expanded::Null));
-            continue;
-        };
-        let attribute = &record.entity.attributes[item.navigation.index];
-        let target_name = match &item.target {
-            Some(t) => t.clone(),
-            None => serialize::lookup_target(record, attribute).unwrap_or_default(),
-        };
-        let Some(target) = service.catalog.entity(&target_name).cloned() else {
-            out.push((name, Expanded::Null));
-            continue;
-        };
-        if item.reference_only {
-            out.push((
-                name,
-                Expanded::Reference(record_url(&call.root, &target, id)),
-            ));
-            continue;
-        }
-        let select = match &item.select {
-            ExpandSelect::Bound(props) => positions(props),
-            ExpandSelect::Raw(names) if names.is_empty() => None,
-            ExpandSelect::Raw(names) => Some(
-                names
-                    .iter()
-                    .map(|n| {
-                        target
-                            .property_position(n)
-                            .ok_or_else(|| ParseError::unknown_property(&target, n))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
-        // A related row the caller may not read expands to null, as a missing one does.
-        match call.db.get(&target, id, with_names).await {
-            Ok(Some(related)) => out.push((name, Expanded::Record(related, select))),
-            Ok(None) | Err(crate::store::StoreError::Denied(_)) => out.push((name, Expanded::Null)),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(out)
-}
-
-fn write_expanded(
-    object: &mut serialize::ObjectWriter<'_>,
-    expanded: &[(String, Expanded)],
-    annotations: &Annotations,
-) {
-    for (name, item) in expanded {
-        match item {
-            Expanded::Null => object.value(name, &Value::Null),
-            Expanded::Reference(url) => {
-                let out = object.raw_key(name);
-                let mut reference = serialize::ObjectWriter::open(out);
-                reference.string("@odata.id", url);
-                reference.close();
-            }
-            Expanded::Record(related, select) => {
-                let out = object.raw_key(name);
-                serialize::record(out, related, select.as_deref(), annotations);
-            }
-        }
+        ReadResult::Record(result) => Ok(result),
+        _ => Err(ApiError::no_resource(&call.uri)),
     }
 }
 
-/// The `@odata.context` list of `$select` and `$expand`: `a,b,nav(c)`.
-fn context_names(
-    entity: &Entity,
-    select: Option<&[usize]>,
-    expand: &[Expand],
-) -> Option<Vec<String>> {
-    if select.is_none() && expand.is_empty() {
-        return None;
+fn serialize_request<'a>(
+    call: &'a Call<'_>,
+    annotations: &'a Annotations,
+) -> serialize::Request<'a> {
+    serialize::Request {
+        root: &call.root,
+        pairs: &call.pairs,
+        annotations,
     }
-    let mut names = select.map(|s| select_names(entity, s)).unwrap_or_default();
-    for item in expand {
-        let nested = match &item.select {
-            ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
-            ExpandSelect::Raw(raw) => raw.clone(),
-        };
-        names.push(format!("{}({})", item.navigation.name, nested.join(",")));
-    }
-    Some(names)
-}
-
-/// The JSON of one record as a single-entity response.
-fn entity_body(
-    call: &Call<'_>,
-    record: &crate::store::Record,
-    select: Option<&[usize]>,
-    expand: &[Expand],
-    expanded: &[(String, Expanded)],
-    annotations: &Annotations,
-) -> Vec<u8> {
-    let entity = &record.entity;
-    let names = context_names(entity, select, expand);
-    let context = format!(
-        "{}/$entity",
-        serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref())
-    );
-    let mut out = Vec::with_capacity(1024);
-    let mut object = serialize::ObjectWriter::open(&mut out);
-    object.string("@odata.context", &context);
-    serialize::record_members(&mut object, record, select, annotations);
-    write_expanded(&mut object, expanded, annotations);
-    object.close();
-    out
 }
 
 async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
-    let query = record_query(call, entity)?;
+    let mut read = record_query(call, entity)?;
+    read.id = id;
     let annotations = call.prefer.annotations();
-    let record = call
-        .state
-        .service
-        .retrieve(
-            call.db,
-            &call.caller,
-            entity,
-            id,
-            annotations.wants_formatted_values(),
-        )
-        .await?;
-    let version = record.version().unwrap_or_default();
+    let plain = annotations.none() && read.expand.is_empty();
+    let result = read_record(call, read).await?;
+    let version = result.record.version().unwrap_or_default();
     let if_none_match = condition(&call.headers, "If-None-Match")?;
-    let plain = annotations.none() && query.expand.is_empty();
     if plain && if_none_match.is_some_and(|c| c.matches(version)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         set_header(&mut response, "ETag", &etag(version));
         return Ok(response);
     }
-    let with_names = annotations.wants_formatted_values();
-    let expanded = expand(call, &record, &query.expand, with_names).await?;
-    let body = entity_body(
-        call,
-        &record,
-        query.select.as_deref(),
-        &query.expand,
-        &expanded,
-        &annotations,
-    );
+    let body = serialize::record_body(&serialize_request(call, &annotations), &result);
     let mut response = bytes_response(StatusCode::OK, body);
     set_header(&mut response, "ETag", &etag(version));
     preference_applied(
@@ -710,7 +559,7 @@ async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiEr
         .await?;
     let url = record_url(&call.root, entity, id);
     if call.prefer.return_representation {
-        let mut response = representation(call, entity, id, &query, StatusCode::CREATED).await?;
+        let mut response = representation(call, id, query, StatusCode::CREATED).await?;
         response.extensions_mut().insert(CreatedEntity(url));
         return Ok(response);
     }
@@ -728,43 +577,19 @@ async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiEr
 /// The record as written, for `Prefer: return=representation`.
 async fn representation(
     call: &Call<'_>,
-    entity: &Arc<Entity>,
     id: Uuid,
-    query: &RecordQuery,
+    mut read: RecordRead,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     let annotations = call.prefer.annotations();
-    let record = call
-        .state
-        .service
-        .retrieve(
-            call.db,
-            &call.caller,
-            entity,
-            id,
-            annotations.wants_formatted_values(),
-        )
-        .await?;
-    let expanded = expand(
-        call,
-        &record,
-        &query.expand,
-        annotations.wants_formatted_values(),
-    )
-    .await?;
-    let body = entity_body(
-        call,
-        &record,
-        query.select.as_deref(),
-        &query.expand,
-        &expanded,
-        &annotations,
-    );
+    read.id = id;
+    let result = read_record(call, read).await?;
+    let body = serialize::record_body(&serialize_request(call, &annotations), &result);
     let mut response = bytes_response(status, body);
     set_header(
         &mut response,
         "ETag",
-        &etag(record.version().unwrap_or_default()),
+        &etag(result.record.version().unwrap_or_default()),
     );
     let mut applied = vec!["return=representation".to_string()];
     applied.extend(annotations_applied(&call.prefer));
@@ -774,7 +599,7 @@ async fn representation(
 
 async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
     // `$expand` is ignored on an update's representation, as Dataverse does.
-    let query = RecordQuery {
+    let query = RecordRead {
         expand: Vec::new(),
         ..record_query(call, entity)?
     };
@@ -793,7 +618,7 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
             Upserted::Created => StatusCode::CREATED,
             Upserted::Updated => StatusCode::OK,
         };
-        let mut response = representation(call, entity, id, &query, status).await?;
+        let mut response = representation(call, id, query, status).await?;
         response
             .extensions_mut()
             .insert(CreatedEntity(record_url(&call.root, entity, id)));
@@ -964,263 +789,76 @@ async fn navigation(
         );
         return Ok(json_response(StatusCode::OK, &body));
     }
-    let query = record_query(call, &target)?;
+    let mut read = record_query(call, &target)?;
+    read.id = target_id;
     let annotations = call.prefer.annotations();
-    let related = service
-        .retrieve(
-            call.db,
-            &call.caller,
-            &target,
-            target_id,
-            annotations.wants_formatted_values(),
-        )
-        .await?;
-    let with_names = annotations.wants_formatted_values();
-    let expanded = expand(call, &related, &query.expand, with_names).await?;
-    let body = entity_body(
-        call,
-        &related,
-        query.select.as_deref(),
-        &query.expand,
-        &expanded,
-        &annotations,
-    );
+    let result = read_record(call, read).await?;
+    let body = serialize::record_body(&serialize_request(call, &annotations), &result);
     Ok(bytes_response(StatusCode::OK, body))
 }
 
-/// Characters a query-string name or value keeps as they are (`$select`, `a,b`, `(x)`).
-const QUERY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'$')
-    .remove(b',')
-    .remove(b'(')
-    .remove(b')')
-    .remove(b'\'')
-    .remove(b':')
-    .remove(b'/')
-    .remove(b'@');
-
-fn encode_query(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, QUERY_SAFE).to_string()
-}
-
+/// `GET {set}`: an OData list or aggregation, or FetchXML; the front end compiles the request,
+/// the planner reads it, the serializer writes it.
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
-    if let Some(fetch_xml) = option(&call.pairs, "fetchXml") {
-        return fetch::fetch(call, entity, fetch_xml).await;
-    }
-    let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
-    if let Some(apply) = &options.apply {
-        return aggregate(call, entity, &options, apply).await;
-    }
-    let select = positions(&options.select);
-    let (page, after) = match &options.skiptoken {
-        Some(token) => {
-            let (page, keyset) = paging::parse_skip_token(entity, &options.orderby, token)?;
-            (page, Some(keyset))
-        }
-        None => (1, None),
-    };
-    let page_size = call
-        .prefer
-        .max_page_size
-        .map(|n| (n as usize).clamp(1, MAX_PAGE_SIZE));
-    let top = options.top.map(|t| t as usize);
-    let limit = match (page_size, top) {
-        (Some(size), _) => size,
-        (None, Some(top)) => top.min(MAX_PAGE_SIZE),
-        (None, None) => MAX_PAGE_SIZE,
-    };
+    let catalog = &call.state.service.catalog;
     let annotations = call.prefer.annotations();
     let with_names = annotations.wants_formatted_values();
-    let service = &call.state.service;
-    let plan = Plan {
-        entity: Arc::clone(entity),
-        filter: options.filter.clone(),
-        order: options.orderby.clone(),
-        limit: Some(limit + 1),
-        after,
-        scope: None,
-    };
-    let mut rows = service
-        .retrieve_multiple(call.db, &call.caller, plan.clone(), with_names)
-        .await?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-
-    let mut expansions = Vec::with_capacity(rows.len());
-    for row in &rows {
-        expansions.push(expand(call, row, &options.expand, with_names).await?);
-    }
-    let names = context_names(entity, select.as_deref(), &options.expand);
-    let mut out = Vec::with_capacity(256 + rows.len() * 1024);
-    let mut body = serialize::ObjectWriter::open(&mut out);
-    body.string(
-        "@odata.context",
-        &serialize::collection_context(&call.root, &entity.entity_set_name, names.as_deref()),
-    );
-    if options.count {
-        let total = service
-            .count(call.db, &call.caller, plan, MAX_PAGE_SIZE)
-            .await?;
-        body.value("@odata.count", &Value::Int(total as i64));
-    }
-    let array = body.raw_key("value");
-    array.push(b'[');
-    for (i, (row, expanded)) in rows.iter().zip(&expansions).enumerate() {
-        if i > 0 {
-            array.push(b',');
+    let request = match option(&call.pairs, "fetchXml") {
+        Some(text) => {
+            let query = crate::query::fetchxml::parse(catalog, text)?;
+            let odata_options = call.pairs.iter().any(|(k, _)| k.starts_with('$'));
+            ReadRequest::fetch(entity, query, odata_options, with_names)?
         }
-        let mut object = serialize::ObjectWriter::open(array);
-        serialize::record_members(&mut object, row, select.as_deref(), &annotations);
-        write_expanded(&mut object, expanded, &annotations);
-        object.close();
-    }
-    array.push(b']');
-    if more && (page_size.is_some() || top.is_none()) {
-        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
-            let token = paging::skip_token(entity, &options.orderby, page, first, last);
-            let query: Vec<String> = call
-                .pairs
-                .iter()
-                .filter(|(k, _)| k != "$skiptoken")
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .chain(std::iter::once(("$skiptoken", token.as_str())))
-                .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
-                .collect();
-            body.string(
-                "@odata.nextLink",
-                &format!(
-                    "{}{}?{}",
-                    call.root,
-                    entity.entity_set_name,
-                    query.join("&")
-                ),
-            );
+        None => {
+            let options = QueryOptions::parse(catalog, entity, &call.pairs)?;
+            ReadRequest::list(entity, options, call.prefer.max_page_size, with_names)?
         }
-    }
-    body.close();
-    let mut response = bytes_response(StatusCode::OK, out);
-    let mut applied = Vec::new();
-    if let Some(size) = page_size {
-        applied.push(format!("odata.maxpagesize={size}"));
-    }
-    applied.extend(annotations_applied(&call.prefer));
-    preference_applied(&mut response, &applied);
-    Ok(response)
-}
-
-/// `$apply`: one row per group, with the group's values and its aggregates by alias.
-async fn aggregate(
-    call: &Call<'_>,
-    entity: &Arc<Entity>,
-    options: &QueryOptions,
-    text: &str,
-) -> Result<Response, ApiError> {
-    if !options.select.is_empty()
-        || !options.orderby.is_empty()
-        || !options.expand.is_empty()
-        || options.top.is_some()
-        || options.skiptoken.is_some()
-    {
-        return Err(ParseError::BadQuery(
-            "$apply cannot be combined with $select, $orderby, $expand, $top or $skiptoken.".into(),
-        )
-        .into());
-    }
-    let aliases: std::collections::HashMap<String, String> = call
-        .pairs
-        .iter()
-        .filter(|(k, _)| k.starts_with('@'))
-        .cloned()
-        .collect();
-    let apply = crate::query::apply::parse(entity, text, &aliases)?;
-    let filter = match (apply.filter, options.filter.clone()) {
-        (Some(a), Some(b)) => Some(crate::query::Expr::and(vec![b, a])),
-        (a, b) => a.or(b),
     };
-    let plan = AggregatePlan {
-        entity: Arc::clone(entity),
-        filter,
-        group_by: apply.group_by,
-        aggregates: apply.aggregates,
-        scope: None,
-    };
-    let rows = call
+    let result = call
         .state
         .service
-        .aggregate(call.db, &call.caller, plan.clone())
+        .read(call.db, &call.caller, request)
         .await?;
-    let names: Vec<&str> = plan
-        .group_by
-        .iter()
-        .map(|p| p.name.as_str())
-        .chain(plan.aggregates.iter().map(|a| a.alias.as_str()))
-        .collect();
-    let body = aggregate_body(call, entity, &names, &rows, false);
-    Ok(bytes_response(StatusCode::OK, body))
-}
-
-/// The response of an aggregation: one object per group, its values named by `names`.
-/// FetchXML leaves null values out (`omit_nulls`); OData writes them.
-fn aggregate_body(
-    call: &Call<'_>,
-    entity: &Entity,
-    names: &[&str],
-    rows: &[Vec<Value>],
-    omit_nulls: bool,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + rows.len() * 64);
-    let mut body = serialize::ObjectWriter::open(&mut out);
-    body.string(
-        "@odata.context",
-        &serialize::collection_context(&call.root, &entity.entity_set_name, None),
-    );
-    let array = body.raw_key("value");
-    array.push(b'[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            array.push(b',');
-        }
-        let mut object = serialize::ObjectWriter::open(array);
-        for (name, value) in names.iter().zip(row) {
-            if !(omit_nulls && value.is_null()) {
-                object.value(name, value);
+    let frame = serialize_request(call, &annotations);
+    let mut applied = Vec::new();
+    let body = match &result {
+        ReadResult::Rows(rows) => {
+            if let Some(size) = rows.request.page.max_page_size {
+                applied.push(format!("odata.maxpagesize={size}"));
             }
+            serialize::rows_body(&frame, rows)
         }
-        object.close();
+        ReadResult::Aggregate { request, rows } => {
+            return Ok(bytes_response(
+                StatusCode::OK,
+                serialize::aggregate_body(&frame, request, rows),
+            ));
+        }
+        ReadResult::Count(_) | ReadResult::Record(_) => {
+            return Err(ApiError::no_resource(&call.uri))
+        }
+    };
+    let fetch = matches!(&result, ReadResult::Rows(rows) if rows.request.front == Front::FetchXml);
+    let mut response = bytes_response(StatusCode::OK, body);
+    if !fetch {
+        applied.extend(annotations_applied(&call.prefer));
+        preference_applied(&mut response, &applied);
     }
-    array.push(b']');
-    body.close();
-    out
+    Ok(response)
 }
 
 /// `/$count`: the number of rows the `$filter` selects (Dataverse caps it at 5,000).
 async fn count(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
-    if !options.select.is_empty()
-        || !options.orderby.is_empty()
-        || !options.expand.is_empty()
-        || options.apply.is_some()
-        || options.top.is_some()
-    {
-        return Err(ParseError::BadQuery("Only $filter applies to $count.".into()).into());
-    }
-    let plan = Plan {
-        entity: Arc::clone(entity),
-        filter: options.filter,
-        order: Vec::new(),
-        limit: None,
-        after: None,
-        scope: None,
-    };
-    let total = call
+    let request = ReadRequest::count(entity, options)?;
+    let ReadResult::Count(total) = call
         .state
         .service
-        .count(call.db, &call.caller, plan, MAX_PAGE_SIZE)
-        .await?;
+        .read(call.db, &call.caller, request)
+        .await?
+    else {
+        return Err(ApiError::no_resource(&call.uri));
+    };
     let mut response = (StatusCode::OK, total.to_string()).into_response();
     response
         .headers_mut()

@@ -1,5 +1,6 @@
-//! The messages: Create, Retrieve, Update (with upsert and SetState), Delete, a plain
-//! RetrieveMultiple, and IsValidStateTransition, for any table of the catalog.
+//! The messages: Create, Retrieve, Update (with upsert and SetState), Delete, the reads
+//! ([`read`]: RetrieveMultiple, counts, aggregations, `$expand`), and IsValidStateTransition,
+//! for any table of the catalog.
 //!
 //! The executor owns Dataverse's rules: which columns a message may write (columns not valid
 //! for the message are ignored, as Dataverse does), the server-maintained system columns, the
@@ -8,6 +9,7 @@
 
 pub mod context;
 pub mod organization;
+pub mod read;
 pub mod sms;
 
 use std::sync::Arc;
@@ -63,6 +65,10 @@ pub enum ExecError {
     },
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+    /// A part of a read that could only be bound once the rows were read (the `$select` of a
+    /// lookup with several target tables).
+    #[error("{0}")]
+    Query(#[from] crate::query::QueryError),
 }
 
 /// `If-Match` and `If-None-Match` of an update.
@@ -120,23 +126,6 @@ impl Service {
             .ok_or_else(|| not_found(entity, id))
     }
 
-    /// RetrieveMultiple: the rows a plan selects, in its order.
-    pub async fn retrieve_multiple(
-        &self,
-        db: &dyn Access,
-        caller: &Caller,
-        plan: Plan,
-        with_names: bool,
-    ) -> Result<Vec<Record>, ExecError> {
-        Ok(db
-            .query(Query {
-                plan,
-                context: query_context(caller),
-                with_names,
-            })
-            .await?)
-    }
-
     /// How many rows a plan's filter selects, counting at most `cap`.
     pub async fn count(
         &self,
@@ -161,14 +150,7 @@ impl Service {
         caller: &Caller,
         plan: AggregatePlan,
     ) -> Result<Vec<Vec<Value>>, ExecError> {
-        let filtered = Plan {
-            entity: Arc::clone(&plan.entity),
-            filter: plan.filter.clone(),
-            order: Vec::new(),
-            limit: None,
-            after: None,
-            scope: None,
-        };
+        let filtered = Plan::filtered(&plan.entity, plan.filter.clone());
         let rows = self
             .count(db, caller, filtered, MAX_AGGREGATE_ROWS + 1)
             .await?;

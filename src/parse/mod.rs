@@ -83,11 +83,4 @@ impl ParseError {
             entity_type: entity.edm_type_name(),
         }
     }
-
-    pub(crate) fn unknown_property(entity: &Entity, property: &str) -> ParseError {
-        ParseError::UnknownProperty {
-            property: property.to_string(),
-            entity_type: entity.edm_type_name(),
-        }
-    }
 }

@@ -170,6 +170,18 @@ pub enum QueryError {
     /// A FetchXML link-entity with a `link-type` other than `inner` or `outer`.
     #[error("Invalid link-type '{link_type}': only 'inner' and 'outer' are supported.")]
     InvalidLinkType { link_type: String },
+
+    /// A `$skiptoken` that is not one this server issued for the request's order.
+    #[error("The $skiptoken '{token}' is not valid.")]
+    InvalidSkipToken { token: String },
+
+    /// Options that are valid alone but not together (`$apply` with `$top`, ...).
+    #[error("{detail}")]
+    BadCombination { detail: String },
+
+    /// A FetchXML construct that binds but that this server does not run yet.
+    #[error("{what} is not supported in FetchXML here yet.")]
+    FetchUnsupported { what: String },
 }
 
 impl QueryError {
@@ -185,7 +197,9 @@ impl QueryError {
             | Self::ConditionValueCount { .. }
             | Self::ConditionValue { .. }
             | Self::InvalidCondition { .. }
-            | Self::InvalidFetch { .. } => "0x80040203",
+            | Self::InvalidFetch { .. }
+            | Self::FetchUnsupported { .. } => "0x80040203",
+            Self::InvalidSkipToken { .. } | Self::BadCombination { .. } => "0x80060888",
             Self::InvalidXml { .. } => "0x80040201",
             Self::UnknownEntity { .. } => "0x80041102",
             Self::UnknownAttribute { .. } => "0x80041103",

@@ -616,6 +616,7 @@ mod tests {
 
     use super::*;
     use crate::metadata::Catalog;
+    use crate::test_support::Rng;
 
     fn entity(name: &str) -> Arc<Entity> {
         let catalog = Catalog::builtin().expect("the built-in pages import");
@@ -1181,18 +1182,6 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (xorshift), so the property tests need no dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
-
     /// A random valid expression over the columns of `entity`.
     fn random_expr(rng: &mut Rng, entity: &Entity, depth: u32) -> Expr {
         let choice = if depth == 0 { 0 } else { rng.below(4) };
@@ -1214,7 +1203,7 @@ mod tests {
         let columns: Vec<usize> = (0..entity.attributes.len())
             .filter(|&i| entity.attributes[i].is_edm_property())
             .collect();
-        let index = columns[rng.below(columns.len() as u64) as usize];
+        let index = columns[rng.below(columns.len())];
         let attribute = &entity.attributes[index];
         let prop = PropertyRef {
             index,
@@ -1227,23 +1216,18 @@ mod tests {
             CmpOp::Ge,
             CmpOp::Lt,
             CmpOp::Le,
-        ][rng.below(6) as usize];
+        ][rng.below(6)];
         let value = match attribute.attribute_type {
             T::String | T::Memo | T::EntityName => {
                 let pieces = ["a", "'", "é", " ", "and", "''", "%", "😀"];
-                Literal::String(
-                    (0..rng.below(5))
-                        .map(|_| pieces[rng.below(8) as usize])
-                        .collect(),
-                )
+                Literal::String((0..rng.below(5)).map(|_| pieces[rng.below(8)]).collect())
             }
             T::Integer | T::BigInt | T::Picklist | T::State | T::Status => {
                 Literal::Int(rng.below(2_000_000) as i64 - 1_000_000)
             }
-            T::Uniqueidentifier | T::Lookup | T::Owner => Literal::Guid(uuid::Uuid::from_u64_pair(
-                rng.below(u64::MAX),
-                rng.below(u64::MAX),
-            )),
+            T::Uniqueidentifier | T::Lookup | T::Owner => {
+                Literal::Guid(uuid::Uuid::from_u64_pair(rng.next(), rng.next()))
+            }
             T::DateTime if rng.below(2) == 0 => Literal::Date(rng.below(50_000) as i64 * 86_400),
             T::DateTime => Literal::DateTime(rng.below(4_000_000_000) as i64),
             T::Boolean => Literal::Bool(rng.below(2) == 0),
@@ -1304,7 +1288,7 @@ mod tests {
         let mut rng = Rng(42);
         for _ in 0..5_000 {
             let input: String = (0..rng.below(24))
-                .map(|_| pieces[rng.below(pieces.len() as u64) as usize])
+                .map(|_| pieces[rng.below(pieces.len())])
                 .collect();
             let _ = parse_with(&entity, &input, &aliases);
         }

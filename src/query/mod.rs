@@ -21,6 +21,8 @@ pub mod fetchxml;
 pub mod filter;
 mod lexer;
 pub mod options;
+pub mod read;
+pub mod skiptoken;
 
 pub use ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn};
 pub use error::QueryError;

@@ -1,17 +1,19 @@
 //! The system query options of a RetrieveMultiple or Retrieve request, parsed and bound.
 //!
 //! [`QueryOptions::parse`] takes the decoded `(name, value)` pairs of the query string. It
-//! reads `$select`, `$filter`, `$orderby`, `$top`, `$count` and `$expand`; keeps `$apply` and
-//! `$skiptoken` as written for the layers that read them; collects parameter aliases (`@p1`)
-//! for `$filter`; rejects `$skip` and every other `$`-option; and leaves other names (such as
-//! `fetchXml`) to the caller.
+//! reads `$select`, `$filter`, `$orderby`, `$top`, `$count`, `$expand`, `$apply` and
+//! `$skiptoken` (read back against `$orderby` into a typed cursor); collects parameter aliases
+//! (`@p1`) for `$filter` and `$apply`; rejects `$skip` and every other `$`-option; and leaves
+//! other names (such as `fetchXml`) to the caller.
 
 use std::collections::HashMap;
 
+use super::apply::{self, Apply};
 use super::ast::{Expr, PropertyRef};
 use super::error::QueryError;
 use super::filter;
 use super::lexer::syntax;
+use super::skiptoken::{parse_skip_token, Cursor};
 use super::MAX_OPTION_LENGTH;
 use crate::metadata::{Catalog, Entity};
 
@@ -54,10 +56,10 @@ pub struct QueryOptions {
     pub top: Option<u32>,
     pub count: bool,
     pub expand: Vec<Expand>,
-    /// `$apply`, as written.
-    pub apply: Option<String>,
-    /// `$skiptoken`, as written.
-    pub skiptoken: Option<String>,
+    /// `$apply`, bound.
+    pub apply: Option<Apply>,
+    /// `$skiptoken`, read against `$orderby`.
+    pub skiptoken: Option<Cursor>,
 }
 
 impl QueryOptions {
@@ -89,6 +91,7 @@ impl QueryOptions {
         }
 
         let mut options = QueryOptions::default();
+        let mut skiptoken = None;
         for (name, value) in system {
             match name {
                 "$select" => options.select = parse_select(entity, value)?,
@@ -97,8 +100,8 @@ impl QueryOptions {
                 "$top" => options.top = Some(parse_top(value)?),
                 "$count" => options.count = parse_count(value)?,
                 "$expand" => options.expand = parse_expand(catalog, entity, value)?,
-                "$apply" => options.apply = Some(value.to_string()),
-                "$skiptoken" => options.skiptoken = Some(value.to_string()),
+                "$apply" => options.apply = Some(apply::parse(entity, value, &aliases)?),
+                "$skiptoken" => skiptoken = Some(value),
                 "$skip" => {
                     return Err(QueryError::Unsupported {
                         what: "The query option '$skip'".into(),
@@ -110,6 +113,10 @@ impl QueryOptions {
                     })
                 }
             }
+        }
+        // The token is read against the order, wherever `$orderby` stands.
+        if let Some(token) = skiptoken {
+            options.skiptoken = Some(parse_skip_token(entity, &options.orderby, token)?);
         }
         Ok(options)
     }
@@ -249,7 +256,8 @@ fn expand_item(
     })
 }
 
-fn bind(entity: &Entity, name: &str) -> Result<PropertyRef, QueryError> {
+/// Binds an EDM property name of `entity`.
+pub fn bind(entity: &Entity, name: &str) -> Result<PropertyRef, QueryError> {
     entity
         .property_position(name)
         .map(|index| PropertyRef {
@@ -385,10 +393,14 @@ mod tests {
             ));
         }
         if let Some(apply) = &options.apply {
-            out.push(format!("apply={apply}"));
+            let groups: Vec<&str> = apply.group_by.iter().map(|p| p.name.as_str()).collect();
+            out.push(format!("apply=groupby({})", groups.join(",")));
         }
-        if let Some(token) = &options.skiptoken {
-            out.push(format!("skiptoken={token}"));
+        if let Some(cursor) = &options.skiptoken {
+            out.push(format!(
+                "skiptoken=page {} after {:?}",
+                cursor.page, cursor.keyset
+            ));
         }
         assert_eq!(out.join(" | "), expected);
     }
@@ -526,11 +538,20 @@ mod tests {
         check(
             &[
                 ("$apply", "groupby((statuscode))"),
-                ("$skiptoken", "<cookie/>"),
+                ("$skiptoken", "<cookie pagenumber=\"2\" pagingcookie=\"%3Ccookie%20page%3D%221%22%3E%3Cmsdyn_smsengagementctxid%20last%3D%22%7B4026BE43-6B69-E111-8F65-78E7D1620F5E%7D%22%20first%3D%22%7B4026BE43-6B69-E111-8F65-78E7D1620F5E%7D%22%20%2F%3E%3C%2Fcookie%3E\" istracking=\"False\" />"),
                 ("fetchXml", "<fetch/>"),
             ],
-            "apply=groupby((statuscode)) | skiptoken=<cookie/>",
+            "apply=groupby(statuscode) | skiptoken=page 2 after [Guid(4026be43-6b69-e111-8f65-78e7d1620f5e)]",
         );
+        // `$apply` and `$skiptoken` are read here, not kept as text for later layers.
+        check_error(
+            &[("$skiptoken", "<cookie/>")],
+            "The $skiptoken '<cookie/>' is not valid.",
+        );
+        assert!(matches!(
+            parse(&[("$apply", "groupby(")]),
+            Err(QueryError::InvalidApply { .. })
+        ));
         check_error(
             &[("$skip", "10")],
             "The query option '$skip' is not supported.",

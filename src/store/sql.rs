@@ -140,6 +140,20 @@ pub struct Keyset {
     pub values: Vec<Value>,
 }
 
+impl Plan {
+    /// Every row `filter` selects, in no particular order (the primary id's), without a page.
+    pub fn filtered(entity: &Arc<Entity>, filter: Option<Expr>) -> Plan {
+        Plan {
+            entity: Arc::clone(entity),
+            filter,
+            order: Vec::new(),
+            limit: None,
+            after: None,
+            scope: None,
+        }
+    }
+}
+
 impl Keyset {
     /// The cursor of `row` (one value per column of `entity`, by position) under `order`.
     pub fn of_row(entity: &Entity, order: &[OrderBy], row: &[Value]) -> Keyset {
@@ -179,6 +193,8 @@ pub enum SqlError {
     KeysetWithoutId,
     #[error("the pattern has {reason}, which this database cannot match")]
     UnsupportedPattern { reason: &'static str },
+    #[error("an aggregate plan orders by output column {0}, which it does not have")]
+    BadAggregateOrder(usize),
 }
 
 impl SqlError {
@@ -674,10 +690,16 @@ pub struct AggregatePlan {
     pub scope: Option<Scope>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<Aggregate>,
+    /// Output columns (group values, then aggregates) to sort by first, and whether
+    /// descending; the groups follow, ascending.
+    pub order: Vec<(usize, bool)>,
+    /// At most this many groups.
+    pub limit: Option<usize>,
 }
 
-/// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <groups>`; each
-/// result row holds the group values, then the aggregates, in plan order.
+/// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <order>, <groups>
+/// [LIMIT ?]`; each result row holds the group values, then the aggregates, in plan order. The
+/// sort keys order as every other order does (NULLs first ascending, text case-insensitive).
 pub fn aggregate_sql(
     dialect: &dyn Dialect,
     plan: &AggregatePlan,
@@ -686,12 +708,8 @@ pub fn aggregate_sql(
     let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
     let table = ident(&plan.entity.logical_name)?;
     let filter_plan = Plan {
-        entity: Arc::clone(&plan.entity),
-        filter: plan.filter.clone(),
-        order: Vec::new(),
-        limit: None,
-        after: None,
         scope: plan.scope.clone(),
+        ..Plan::filtered(&plan.entity, plan.filter.clone())
     };
     let condition = lowering.condition(&filter_plan, false)?;
     // Text groups are case-insensitive, like every text comparison.
@@ -706,6 +724,8 @@ pub fn aggregate_sql(
         });
         groups.push(lowering.operand(&column));
     }
+    // What each output column sorts by: a group's operand, an aggregate's expression.
+    let mut sort_operands = groups.clone();
     for aggregate in &plan.aggregates {
         let (column, distinct) = match &aggregate.prop {
             Some(prop) => {
@@ -725,18 +745,26 @@ pub fn aggregate_sql(
             AggregateFn::Min => format!("MIN({column})"),
             AggregateFn::Max => format!("MAX({column})"),
         });
+        sort_operands.push(select.last().cloned().unwrap_or_default());
     }
     let mut sql = format!("SELECT {} FROM {table} AS t{condition}", select.join(", "));
+    let mut order: Vec<String> = Vec::with_capacity(plan.order.len() + groups.len());
+    for &(column, descending) in &plan.order {
+        let operand = sort_operands
+            .get(column)
+            .ok_or(SqlError::BadAggregateOrder(column))?;
+        order.push(dialect.order_term(operand, descending));
+    }
+    order.extend(groups.iter().map(|g| dialect.order_term(g, false)));
     if !groups.is_empty() {
-        let order: Vec<String> = groups
-            .iter()
-            .map(|g| dialect.order_term(g, false))
-            .collect();
-        sql.push_str(&format!(
-            " GROUP BY {} ORDER BY {}",
-            groups.join(", "),
-            order.join(", ")
-        ));
+        sql.push_str(&format!(" GROUP BY {}", groups.join(", ")));
+    }
+    if !order.is_empty() {
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
+    if let Some(limit) = plan.limit {
+        let placeholder = lowering.bind(Value::Int(to_i64(limit)));
+        sql.push_str(&format!(" LIMIT {placeholder}"));
     }
     Ok((sql, lowering.params))
 }

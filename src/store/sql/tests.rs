@@ -13,6 +13,7 @@ use super::*;
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::filter;
 use crate::store::postgres;
+use crate::test_support::Rng;
 
 /// Monday 17 August 2020, 13:00 UTC: the moment of Mark Carrington's date-filter table.
 const NOW: i64 = 1_597_669_200;
@@ -664,26 +665,6 @@ fn patterns_read_sql_server_like_syntax() {
 // ---------------------------------------------------------------------------------------------
 // Execution against SQLite, checked against a plain Rust evaluation.
 // ---------------------------------------------------------------------------------------------
-
-/// A small deterministic generator (xorshift), so the tests need no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// Text values: case variants, LIKE wildcards and GLOB specials as data, non-ASCII letters.
 const TEXTS: &[&str] = &[

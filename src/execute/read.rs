@@ -1,0 +1,540 @@
+//! The read planner: one [`ReadRequest`] (compiled by `query::read` from OData options or
+//! FetchXML) turned into store plans and run through the caller's guard.
+//!
+//! A rows request is one keyset query for the page (`size + 1` rows, so that one more row
+//! tells whether more follow), one count when a total is asked for, and one batched
+//! `id IN (...)` query per `$expand` node and per FetchXML `link-entity`, whatever the number
+//! of rows: no read per row. Aggregations are ordered and limited in SQL.
+//!
+//! **Architecture invariant:** the number of store reads of a request depends on its shape
+//! (expand nodes, links, a total), never on the number of rows it returns (the tests count).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use crate::query::read::{
+    AggregateRead, CountRead, ExpandNode, Front, LinkColumns, Page, ReadRequest, RecordRead,
+    Relation, RowsRead,
+};
+
+use super::{not_found, query_context, Caller, ExecError, Service};
+use crate::authorize::Guard;
+use crate::metadata::Entity;
+use crate::query::options::bind;
+use crate::query::{ExpandSelect, Expr, Literal, PropertyRef, QueryFnName};
+use crate::store::sql::{AggregatePlan, Context, Keyset, Plan};
+use crate::store::{Access, Query, Record, StoreError, Value};
+
+/// What a read found, with the request it answers (the serializer needs both).
+#[derive(Debug)]
+pub enum ReadResult {
+    Rows(RowsResult),
+    Aggregate {
+        request: AggregateRead,
+        /// Per group: its values, then the aggregates.
+        rows: Vec<Vec<Value>>,
+    },
+    Count(u64),
+    Record(RecordResult),
+}
+
+/// A page of rows.
+#[derive(Debug)]
+pub struct RowsResult {
+    pub request: RowsRead,
+    pub rows: Vec<Row>,
+    /// More rows follow (only when the request may announce them).
+    pub more: bool,
+    /// The filtered rows, counted up to the request's cap.
+    pub total: Option<u64>,
+}
+
+/// One row and what was read for it.
+#[derive(Debug)]
+pub struct Row {
+    pub record: Record,
+    /// One entry per expand node: the navigation property and what it found.
+    pub expanded: Vec<(String, Expanded)>,
+    /// FetchXML linked columns, `alias.column`, non-null values only.
+    pub linked: Vec<(String, Value)>,
+}
+
+/// One record.
+#[derive(Debug)]
+pub struct RecordResult {
+    pub request: RecordRead,
+    pub record: Record,
+    pub expanded: Vec<(String, Expanded)>,
+}
+
+/// What one expand node found for one row.
+#[derive(Debug)]
+pub enum Expanded {
+    /// No related row, or one the caller may not read.
+    Null,
+    /// `nav/$ref`.
+    Reference(Arc<Entity>, Uuid),
+    /// The related row, and the columns to write (`None`: every column).
+    Record(Record, Option<Vec<usize>>),
+}
+
+impl Service {
+    /// Runs one read as the caller, through the caller's guard.
+    pub async fn read(
+        &self,
+        db: &Guard<'_>,
+        caller: &Caller,
+        request: ReadRequest,
+    ) -> Result<ReadResult, ExecError> {
+        self.run_read(db, caller, request).await
+    }
+
+    async fn run_read(
+        &self,
+        db: &dyn Access,
+        caller: &Caller,
+        request: ReadRequest,
+    ) -> Result<ReadResult, ExecError> {
+        let context = query_context(caller);
+        match request {
+            ReadRequest::Rows(request) => Ok(ReadResult::Rows(
+                self.rows(db, context, caller, request).await?,
+            )),
+            ReadRequest::Aggregate(request) => {
+                let plan = AggregatePlan {
+                    entity: Arc::clone(&request.entity),
+                    filter: request.filter.clone(),
+                    scope: None,
+                    group_by: request.group_by.clone(),
+                    aggregates: request.aggregates.clone(),
+                    order: request.order.clone(),
+                    limit: request.limit,
+                };
+                let rows = self.aggregate(db, caller, plan).await?;
+                Ok(ReadResult::Aggregate { request, rows })
+            }
+            ReadRequest::Count(request) => {
+                let plan = Plan::filtered(&request.entity, request.filter);
+                let total = self
+                    .count(db, caller, plan, crate::query::read::PAGE_LIMIT)
+                    .await?;
+                Ok(ReadResult::Count(total))
+            }
+            ReadRequest::Record(request) => {
+                let record = db
+                    .get(&request.entity, request.id, request.with_names)
+                    .await?
+                    .ok_or_else(|| not_found(&request.entity, request.id))?;
+                let mut expanded = self
+                    .expand(
+                        db,
+                        context,
+                        std::slice::from_ref(&record),
+                        &request.expand,
+                        request.with_names,
+                    )
+                    .await?;
+                Ok(ReadResult::Record(RecordResult {
+                    expanded: expanded.pop().unwrap_or_default(),
+                    request,
+                    record,
+                }))
+            }
+        }
+    }
+
+    async fn rows(
+        &self,
+        db: &dyn Access,
+        context: Context,
+        caller: &Caller,
+        request: RowsRead,
+    ) -> Result<RowsResult, ExecError> {
+        let size = request.page.size;
+        let plan = Plan {
+            entity: Arc::clone(&request.entity),
+            filter: request.filter.clone(),
+            order: request.order.clone(),
+            limit: Some(size + 1),
+            after: request.page.after.as_deref().map(keyset),
+            scope: None,
+        };
+        let mut records = db
+            .query(Query {
+                plan,
+                context,
+                with_names: request.with_names,
+            })
+            .await?;
+        let more = request.page.announces_more && records.len() > size;
+        records.truncate(size);
+        let total = match request.total_cap {
+            Some(cap) => {
+                let plan = Plan::filtered(&request.entity, request.filter.clone());
+                Some(self.count(db, caller, plan, cap).await?)
+            }
+            None => None,
+        };
+        let mut expanded = self
+            .expand(db, context, &records, &request.expand, request.with_names)
+            .await?;
+        let mut linked = self
+            .link_columns(db, context, &records, &request.links)
+            .await?;
+        let rows = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| Row {
+                record,
+                expanded: std::mem::take(&mut expanded[i]),
+                linked: std::mem::take(&mut linked[i]),
+            })
+            .collect();
+        Ok(RowsResult {
+            request,
+            rows,
+            more,
+            total,
+        })
+    }
+
+    /// The expand nodes of every parent row: per node, one read of all the related rows.
+    async fn expand(
+        &self,
+        db: &dyn Access,
+        context: Context,
+        parents: &[Record],
+        nodes: &[ExpandNode],
+        with_names: bool,
+    ) -> Result<Vec<Vec<(String, Expanded)>>, ExecError> {
+        let mut out: Vec<Vec<(String, Expanded)>> = parents
+            .iter()
+            .map(|_| Vec::with_capacity(nodes.len()))
+            .collect();
+        for node in nodes {
+            match node.relation {
+                Relation::ManyToOne => {}
+            }
+            let name = node.navigation.name.clone();
+            let attribute = parents
+                .first()
+                .map(|p| &p.entity.attributes[node.navigation.index]);
+            // The target table and id of each parent's lookup.
+            let targets: Vec<Option<(Arc<Entity>, Uuid)>> = parents
+                .iter()
+                .map(|parent| {
+                    let id = parent.values[node.navigation.index].as_guid()?;
+                    let target_name = match &node.target {
+                        Some(t) => t.clone(),
+                        None => crate::serialize::lookup_target(parent, attribute?)?,
+                    };
+                    let target = self.catalog.entity(&target_name)?;
+                    Some((Arc::clone(target), id))
+                })
+                .collect();
+            if node.reference_only {
+                for (slot, target) in out.iter_mut().zip(targets) {
+                    let item = match target {
+                        Some((entity, id)) => Expanded::Reference(entity, id),
+                        None => Expanded::Null,
+                    };
+                    slot.push((name.clone(), item));
+                }
+                continue;
+            }
+            let mut by_table: HashMap<String, (Arc<Entity>, Vec<Uuid>)> = HashMap::new();
+            for (entity, id) in targets.iter().flatten() {
+                by_table
+                    .entry(entity.logical_name.clone())
+                    .or_insert_with(|| (Arc::clone(entity), Vec::new()))
+                    .1
+                    .push(*id);
+            }
+            let mut found: HashMap<(String, Uuid), Record> = HashMap::new();
+            let mut selects: HashMap<String, Option<Vec<usize>>> = HashMap::new();
+            for (table, (entity, ids)) in by_table {
+                selects.insert(table.clone(), expand_select(&entity, &node.select)?);
+                for record in read_ids(db, context, &entity, ids, with_names).await? {
+                    if let Some(id) = record.id() {
+                        found.insert((table.clone(), id), record);
+                    }
+                }
+            }
+            for (slot, target) in out.iter_mut().zip(targets) {
+                let item = target
+                    .and_then(|(entity, id)| {
+                        let record = found.get(&(entity.logical_name.clone(), id))?.clone();
+                        let select = selects.get(&entity.logical_name).cloned().flatten();
+                        Some(Expanded::Record(record, select))
+                    })
+                    .unwrap_or(Expanded::Null);
+                slot.push((name.clone(), item));
+            }
+        }
+        Ok(out)
+    }
+
+    /// FetchXML linked columns of every row: per link, one read of all the linked rows.
+    async fn link_columns(
+        &self,
+        db: &dyn Access,
+        context: Context,
+        rows: &[Record],
+        links: &[LinkColumns],
+    ) -> Result<Vec<Vec<(String, Value)>>, ExecError> {
+        let mut out: Vec<Vec<(String, Value)>> = rows.iter().map(|_| Vec::new()).collect();
+        for link in links {
+            let ids: Vec<Uuid> = rows
+                .iter()
+                .filter_map(|row| row.values[link.to.index].as_guid())
+                .collect();
+            let found: HashMap<Uuid, Record> = read_ids(db, context, &link.entity, ids, false)
+                .await?
+                .into_iter()
+                .filter_map(|record| Some((record.id()?, record)))
+                .collect();
+            let wanted: Vec<usize> = match &link.columns {
+                None => link
+                    .entity
+                    .attributes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.is_edm_property())
+                    .map(|(i, _)| i)
+                    .collect(),
+                Some(positions) => positions.clone(),
+            };
+            for (slot, row) in out.iter_mut().zip(rows) {
+                let Some(related) = row.values[link.to.index]
+                    .as_guid()
+                    .and_then(|id| found.get(&id))
+                else {
+                    continue;
+                };
+                for &index in &wanted {
+                    let value = &related.values[index];
+                    if !value.is_null() {
+                        let name = related.entity.attributes[index].property_name();
+                        slot.push((format!("{}.{name}", link.alias), value.clone()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The rows of `entity` with these ids, in one read; the rows the caller may not read (or a
+/// table it may not read at all) are simply not among them, as a missing row is not.
+async fn read_ids(
+    db: &dyn Access,
+    context: Context,
+    entity: &Arc<Entity>,
+    mut ids: Vec<Uuid>,
+    with_names: bool,
+) -> Result<Vec<Record>, ExecError> {
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let position = entity.primary_id_position();
+    let primary = PropertyRef {
+        index: position,
+        name: entity.attributes[position].property_name().to_string(),
+    };
+    let filter = Expr::QueryFn {
+        name: QueryFnName::In,
+        prop: primary,
+        values: ids.into_iter().map(Literal::Guid).collect(),
+    };
+    let plan = Plan::filtered(entity, Some(filter));
+    match db
+        .query(Query {
+            plan,
+            context,
+            with_names,
+        })
+        .await
+    {
+        Ok(records) => Ok(records),
+        Err(StoreError::Denied(_)) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The columns an expand node writes of a row of `target`.
+fn expand_select(target: &Entity, select: &ExpandSelect) -> Result<Option<Vec<usize>>, ExecError> {
+    Ok(match select {
+        ExpandSelect::Bound(props) => crate::query::read::positions(props),
+        ExpandSelect::Raw(names) if names.is_empty() => None,
+        ExpandSelect::Raw(names) => Some(
+            names
+                .iter()
+                .map(|n| bind(target, n).map(|p| p.index))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    })
+}
+
+/// A cursor's typed values as the store's keyset.
+fn keyset(values: &[Literal]) -> Keyset {
+    Keyset {
+        values: values
+            .iter()
+            .map(|literal| match literal {
+                Literal::Null => Value::Null,
+                Literal::String(s) => Value::Text(s.clone()),
+                Literal::Int(n) => Value::Int(*n),
+                Literal::Guid(g) => Value::Guid(*g),
+                Literal::DateTime(t) | Literal::Date(t) => Value::DateTime(*t),
+                Literal::Bool(b) => Value::Bool(*b),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::metadata::Catalog;
+    use crate::query::QueryOptions;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Store, WriteOp, WriteOutcome};
+
+    /// The store, counting the reads that reach it.
+    struct Counting {
+        inner: Arc<SqliteStore>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Access for Counting {
+        async fn get(
+            &self,
+            entity: &Arc<Entity>,
+            id: Uuid,
+            with_names: bool,
+        ) -> Result<Option<Record>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(entity, id, with_names).await
+        }
+        async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.query(query).await
+        }
+        async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.count(query, cap).await
+        }
+        async fn aggregate(
+            &self,
+            plan: AggregatePlan,
+            context: Context,
+        ) -> Result<Vec<Vec<Value>>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.aggregate(plan, context).await
+        }
+        async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+            self.inner.write(op).await
+        }
+    }
+
+    fn unit(entity: &Arc<Entity>, name: &str, parent: Option<Uuid>) -> (Uuid, Record) {
+        let mut record = Record::empty(Arc::clone(entity));
+        let id = Uuid::new_v4();
+        record.values[entity.primary_id_position()] = Value::Guid(id);
+        record.values[entity.position(&entity.primary_name).unwrap()] = Value::Text(name.into());
+        if let Some(parent) = parent {
+            let lookup = lookup_to_own_table(entity);
+            record.values[lookup] = Value::Guid(parent);
+        }
+        (id, record)
+    }
+
+    /// The lookup of a table to itself (a business unit's parent unit).
+    fn lookup_to_own_table(entity: &Entity) -> usize {
+        entity
+            .attributes
+            .iter()
+            .position(|a| {
+                a.attribute_type.is_lookup() && a.targets == [entity.logical_name.clone()]
+            })
+            .expect("the table has a lookup to itself")
+    }
+
+    /// Lists `n` child units with `$expand` of their parent (each a different unit) and
+    /// returns the store reads it took.
+    async fn expand_reads(n: usize) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Arc::new(Catalog::builtin().unwrap());
+        let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap());
+        let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        // One unit tree: a root, `n` parent units under it, a child under each.
+        let (root, root_row) = unit(&entity, "root", None);
+        let mut ops = vec![WriteOp::Insert(root_row)];
+        let mut parents = HashMap::new();
+        for k in 0..n {
+            let (parent, parent_row) = unit(&entity, &format!("parent {k}"), Some(root));
+            let (child, child_row) = unit(&entity, &format!("child {k}"), Some(parent));
+            parents.insert(child, parent);
+            ops.push(WriteOp::Insert(parent_row));
+            ops.push(WriteOp::Insert(child_row));
+        }
+        store.write_all(ops).await.unwrap();
+
+        let attribute = &entity.attributes[lookup_to_own_table(&entity)];
+        let (lookup, property) = (&attribute.logical_name, attribute.property_name());
+        let pairs = vec![
+            (
+                "$expand".to_string(),
+                format!("{lookup}($select={})", entity.primary_name),
+            ),
+            (
+                "$filter".to_string(),
+                format!("{property} ne {root} and {property} ne null"),
+            ),
+            ("$count".to_string(), "true".to_string()),
+        ];
+        let options = QueryOptions::parse(&catalog, &entity, &pairs).unwrap();
+        let request = ReadRequest::list(&entity, options, None, false).unwrap();
+        let service = Service::new(Arc::clone(&catalog), store.clone());
+        let counting = Counting {
+            inner: store,
+            reads: AtomicUsize::new(0),
+        };
+        let caller = Caller {
+            user_id: Uuid::nil(),
+            business_unit_id: Uuid::nil(),
+            on_behalf_of: None,
+        };
+        let ReadResult::Rows(result) = service.run_read(&counting, &caller, request).await.unwrap()
+        else {
+            panic!("a rows result");
+        };
+        assert_eq!(result.rows.len(), n);
+        assert_eq!(result.total, Some(n as u64));
+        for row in &result.rows {
+            let child = row.record.id().unwrap();
+            match &row.expanded[..] {
+                [(_, Expanded::Record(parent, Some(select)))] => {
+                    assert_eq!(parent.id(), Some(parents[&child]));
+                    assert_eq!(select.len(), 1);
+                }
+                other => panic!("the parent unit, not {other:?}"),
+            }
+        }
+        counting.reads.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn expand_reads_do_not_grow_with_the_rows() {
+        // The page, the count, and one read for every parent unit at once.
+        assert_eq!(expand_reads(3).await, 3);
+        assert_eq!(expand_reads(60).await, 3);
+    }
+}
