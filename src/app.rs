@@ -270,7 +270,8 @@ impl Backend {
 /// On first start: a root business unit with the built-in roles, and an administrator who
 /// holds System Administrator. Returns the administrator.
 async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppError> {
-    let store = &service.store;
+    // Seeding runs before any caller exists: system access.
+    let store = service.system().store();
     let bu_id = parse_setting(
         store
             .init_setting(ROOT_BUSINESS_UNIT, &Uuid::new_v4().to_string())
@@ -302,7 +303,7 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
         };
         ignore_duplicate(
             service
-                .create(&**store, &admin, &business_unit, payload, Some(bu_id))
+                .create(store, &admin, &business_unit, payload, Some(bu_id))
                 .await,
         )?;
     }
@@ -323,14 +324,14 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
         };
         ignore_duplicate(
             service
-                .create(&**store, &admin, &user, payload, Some(admin_id))
+                .create(store, &admin, &user, payload, Some(admin_id))
                 .await,
         )?;
     }
-    directory.seed_roles(&**store, bu_id).await?;
+    directory.seed_roles(store, bu_id).await?;
     directory
         .associate(
-            &**store,
+            store,
             Relationship::UserRoles,
             admin_id,
             builtin_role_id(SYSTEM_ADMINISTRATOR, bu_id),

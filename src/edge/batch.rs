@@ -62,12 +62,7 @@ pub async fn execute(
     )
     .continue_on_error;
     let caller = &who.caller;
-    let guard = Guard {
-        inner: &*state.service.store,
-        store: Some(&*state.service.store),
-        directory: &state.auth.directory,
-        principal: &who.principal,
-    };
+    let guard = state.service.guard(&state.auth.directory, &who.principal);
     let store = &guard;
     let mut responses = Vec::with_capacity(items.len());
     for item in items {
@@ -82,13 +77,8 @@ pub async fn execute(
                 responses.push(ResponseItem::Single(response));
             }
             BatchItem::ChangeSet { parts, .. } => {
-                let transaction = state.service.store.begin().await?;
-                let guarded = Guard {
-                    inner: &*transaction,
-                    store: None,
-                    directory: &state.auth.directory,
-                    principal: &who.principal,
-                };
+                let transaction = state.service.begin_change_set().await?;
+                let guarded = transaction.guard(&state.auth.directory, &who.principal);
                 let mut created: HashMap<String, String> = HashMap::new();
                 let mut done = Vec::with_capacity(parts.len());
                 let mut failure = None;

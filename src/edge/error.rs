@@ -53,6 +53,14 @@ impl ApiError {
         )
     }
 
+    pub fn method_not_allowed(method: &axum::http::Method) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "0x80060888",
+            format!("The method {method} is not allowed here."),
+        )
+    }
+
     fn internal(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(%cause, "request failed");
         ApiError::new(

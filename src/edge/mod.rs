@@ -154,18 +154,13 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     }
     let who = state
         .auth
-        .authenticate(&parts.headers, &*state.service.store)
+        .authenticate(&parts.headers, state.service.system().store())
         .await?;
     // Service protection counts the signed-in user (the real caller when impersonating).
     let _permit = state
         .limiter
         .admit(who.caller.on_behalf_of.unwrap_or(who.caller.user_id))?;
-    let guard = Guard {
-        inner: &*state.service.store,
-        store: Some(&*state.service.store),
-        directory: &state.auth.directory,
-        principal: &who.principal,
-    };
+    let guard = state.service.guard(&state.auth.directory, &who.principal);
     let host = parts
         .headers
         .get(header::HOST)
@@ -178,21 +173,6 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .filter(|s| *s == "https" || *s == "http")
         .unwrap_or("http");
     let root = format!("{scheme}://{host}/api/data/{version}/");
-    if let Some(route) = sms::route(rest) {
-        let body = axum::body::to_bytes(body, state.max_body_bytes)
-            .await
-            .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
-        return sms::api(
-            state,
-            &who.caller,
-            &guard,
-            &root,
-            &parts.method,
-            route,
-            &body,
-        )
-        .await;
-    }
     if rest == "$batch" {
         if parts.method != Method::POST {
             return Err(ApiError::no_resource(&parts.uri.to_string()));
@@ -367,6 +347,10 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
                 key,
             },
         ) => sharing::association(&call, &entity, id, &relationship, key).await,
+        (_, Resource::SmsChannels(id)) => sms::channels(&call, id).await,
+        (_, Resource::BoundAction { id, name, .. }) if name == crate::metadata::sms::SEND_SMS => {
+            sms::send_sms(&call, id).await
+        }
         (_, Resource::Function { name, .. }) => Err(ParseError::ResourceNotFound(name).into()),
         _ => Err(ApiError::no_resource(&call.uri)),
     }
