@@ -14,7 +14,9 @@ pub use crate::edge::limits::LimitConfig;
 use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
 use crate::execute::{Caller, ExecError, Service};
-use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
+use crate::metadata::system::{
+    BUSINESS_UNIT, DOMAIN_NAME, FIRST_NAME, LAST_NAME, NAME, SYSTEM_USER,
+};
 use crate::metadata::Catalog;
 use crate::parse::body::{Bind, Payload};
 use crate::security::jwt::JwtVerifier;
@@ -298,7 +300,7 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
         .ok_or_else(|| StoreError::Database("no systemuser table".into()))?;
     if store.get(&business_unit, bu_id, false).await?.is_none() {
         let payload = Payload {
-            values: vec![named(&business_unit, "name", "smsctx")],
+            values: vec![named(&business_unit, NAME, "smsctx")],
             binds: Vec::new(),
         };
         ignore_duplicate(
@@ -316,9 +318,9 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
             });
         let payload = Payload {
             values: vec![
-                named(&user, "firstname", "System"),
-                named(&user, "lastname", "Administrator"),
-                named(&user, "domainname", "admin"),
+                named(&user, FIRST_NAME, "System"),
+                named(&user, LAST_NAME, "Administrator"),
+                named(&user, DOMAIN_NAME, "admin"),
             ],
             binds: bind.into_iter().collect(),
         };

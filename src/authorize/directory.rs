@@ -478,7 +478,7 @@ impl Directory {
             let privilege = privilege_id(&name);
             let mut record = Record::empty(Arc::clone(table));
             record.set(
-                "roleprivilegeid",
+                &table.primary_id,
                 Value::Guid(name_based_id(
                     ROLE_PRIVILEGES,
                     &format!("{}:{privilege}", role.id),

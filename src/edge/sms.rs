@@ -35,6 +35,7 @@ use crate::execute::sms::{
 use crate::execute::Caller;
 use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
+use crate::metadata::Catalog;
 
 /// The webhook paths.
 pub const TWILIO_PATH: &str = "/channels/sms/twilio";
@@ -398,7 +399,7 @@ pub(super) async fn channels(call: &Call<'_>, id: Option<Uuid>) -> Result<Respon
             Ok(json_response(StatusCode::OK, &body))
         }
         (Method::POST, None) => {
-            let input = new_channel(sms, &object(&call.body)?)?;
+            let input = new_channel(sms, &service.catalog, &object(&call.body)?)?;
             let channel = sms.add_channel(service, db, caller, input).await?;
             let mut response = json_response(
                 StatusCode::CREATED,
@@ -420,7 +421,7 @@ pub(super) async fn channels(call: &Call<'_>, id: Option<Uuid>) -> Result<Respon
             ))
         }
         (Method::PATCH, Some(id)) => {
-            let changes = channel_changes(&object(&call.body)?)?;
+            let changes = channel_changes(&service.catalog, &object(&call.body)?)?;
             let channel = sms.update_channel(service, db, caller, id, changes).await?;
             Ok(json_response(
                 StatusCode::OK,
@@ -583,7 +584,11 @@ const WRITABLE: &[&str] = &[
     OWNER_BIND,
 ];
 
-fn new_channel(sms: &Sms, object: &Map<String, Json>) -> Result<NewChannel, ApiError> {
+fn new_channel(
+    sms: &Sms,
+    catalog: &Catalog,
+    object: &Map<String, Json>,
+) -> Result<NewChannel, ApiError> {
     let mut allowed = WRITABLE.to_vec();
     allowed.extend([CHANNEL_PROVIDER, CHANNEL_NUMBER]);
     check_members(object, &allowed)?;
@@ -612,11 +617,14 @@ fn new_channel(sms: &Sms, object: &Map<String, Json>) -> Result<NewChannel, ApiE
         name: member(object, CHANNEL_NAME)?.flatten(),
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?.flatten(),
         api_base_url: member(object, CHANNEL_API_BASE_URL)?.flatten(),
-        default_owner: owner_bind(object)?.flatten(),
+        default_owner: owner_bind(catalog, object)?.flatten(),
     })
 }
 
-fn channel_changes(object: &Map<String, Json>) -> Result<ChannelChanges, ApiError> {
+fn channel_changes(
+    catalog: &Catalog,
+    object: &Map<String, Json>,
+) -> Result<ChannelChanges, ApiError> {
     for fixed in [CHANNEL_PROVIDER, CHANNEL_NUMBER] {
         if object.contains_key(fixed) {
             return Err(bad_request(format!(
@@ -642,40 +650,40 @@ fn channel_changes(object: &Map<String, Json>) -> Result<ChannelChanges, ApiErro
         public_url: member(object, CHANNEL_PUBLIC_URL)?,
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?,
         api_base_url: member(object, CHANNEL_API_BASE_URL)?,
-        default_owner: owner_bind(object)?,
+        default_owner: owner_bind(catalog, object)?,
     })
 }
 
 /// `"smsctx_defaultownerid@odata.bind": "/teams(<id>)"` or `"/systemusers(<id>)"`, or null.
-fn owner_bind(object: &Map<String, Json>) -> Result<Option<Option<Owner>>, ApiError> {
+fn owner_bind(
+    catalog: &Catalog,
+    object: &Map<String, Json>,
+) -> Result<Option<Option<Owner>>, ApiError> {
     let Some(text) = member(object, OWNER_BIND)? else {
         return Ok(None);
     };
     let Some(text) = text else {
         return Ok(Some(None));
     };
-    Ok(Some(Some(parse_owner(&text).ok_or_else(|| {
-        bad_request(format!(
-            "'{text}' is not a reference to a team or a systemuser, like /teams(<id>)."
-        ))
-    })?)))
+    Ok(Some(Some(parse_owner(catalog, &text).ok_or_else(
+        || {
+            bad_request(format!(
+                "'{text}' is not a reference to a team or a systemuser, like /teams(<id>)."
+            ))
+        },
+    )?)))
 }
 
-/// `/teams(<id>)`, `teams(<id>)`, `/systemusers(<id>)`.
-pub fn parse_owner(text: &str) -> Option<Owner> {
-    let text = text.trim();
-    let text = text.rsplit('/').next()?;
-    let (set, rest) = text.split_once('(')?;
-    let id = Uuid::parse_str(rest.strip_suffix(')')?).ok()?;
-    let table = match set {
-        "teams" => TEAM,
-        "systemusers" => SYSTEM_USER,
-        _ => return None,
-    };
-    Some(Owner {
-        table: table.to_owned(),
-        id,
-    })
+/// `/teams(<id>)`, `teams(<id>)`, `/systemusers(<id>)` (a team's or a user's entity set in
+/// `catalog`).
+pub fn parse_owner(catalog: &Catalog, text: &str) -> Option<Owner> {
+    let (entity, id) = crate::parse::path::parse_reference(catalog, text)?;
+    [TEAM, SYSTEM_USER]
+        .contains(&entity.logical_name.as_str())
+        .then(|| Owner {
+            table: entity.logical_name.clone(),
+            id,
+        })
 }
 
 #[cfg(test)]
@@ -684,6 +692,8 @@ mod tests {
 
     #[test]
     fn owner_references() {
+        let catalog = Catalog::builtin().unwrap();
+        let parse_owner = |text: &str| parse_owner(&catalog, text);
         let id = Uuid::new_v4();
         assert_eq!(
             parse_owner(&format!("/teams({id})")),

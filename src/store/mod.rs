@@ -94,7 +94,7 @@ impl Record {
     }
 
     pub fn version(&self) -> Option<i64> {
-        self.get("versionnumber").as_int()
+        self.get(crate::metadata::system::VERSION_NUMBER).as_int()
     }
 }
 
