@@ -293,11 +293,11 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
     let business_unit = catalog
         .entity(BUSINESS_UNIT)
         .cloned()
-        .ok_or_else(|| StoreError::Database("no businessunit table".into()))?;
+        .ok_or_else(|| StoreError::UnknownTable(BUSINESS_UNIT.into()))?;
     let user = catalog
         .entity(SYSTEM_USER)
         .cloned()
-        .ok_or_else(|| StoreError::Database("no systemuser table".into()))?;
+        .ok_or_else(|| StoreError::UnknownTable(SYSTEM_USER.into()))?;
     if store.get(&business_unit, bu_id, false).await?.is_none() {
         let payload = Payload {
             values: vec![named(&business_unit, NAME, "smsctx")],
@@ -381,7 +381,7 @@ fn ignore_duplicate<T>(result: Result<T, ExecError>) -> Result<(), ExecError> {
 }
 
 fn parse_setting(text: String) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(&text).map_err(|_| StoreError::Database(format!("bad seeded id '{text}'")))
+    Uuid::parse_str(&text).map_err(|_| StoreError::Unexpected(format!("seeded id '{text}'")))
 }
 
 /// Completes on SIGINT or SIGTERM.

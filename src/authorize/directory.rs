@@ -109,7 +109,7 @@ pub struct Directory {
 }
 
 fn missing(table: &str) -> StoreError {
-    StoreError::Database(format!("the catalog has no table '{table}'"))
+    StoreError::UnknownTable(table.to_string())
 }
 
 impl Directory {

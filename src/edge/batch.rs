@@ -34,7 +34,7 @@ const PART_HEADERS: &[&str] = &[
 ];
 
 fn batch_error(e: BatchError) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "0x80048d19", e.to_string())
+    ApiError::bad_payload(e.to_string())
 }
 
 pub async fn execute(

@@ -24,11 +24,7 @@ const TOTAL_COUNT: &str = "Microsoft.Dynamics.CRM.totalrecordcount";
 const TOTAL_COUNT_EXCEEDED: &str = "Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded";
 
 fn unsupported(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "0x80040203",
-        format!("{what} is not supported in FetchXML here yet."),
-    )
+    ApiError::invalid_argument(format!("{what} is not supported in FetchXML here yet."))
 }
 
 pub(super) async fn fetch(
@@ -37,22 +33,16 @@ pub(super) async fn fetch(
     text: &str,
 ) -> Result<Response, ApiError> {
     if call.pairs.iter().any(|(k, _)| k.starts_with('$')) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "0x80040203",
+        return Err(ApiError::invalid_argument(
             "fetchXml cannot be combined with OData query options.",
         ));
     }
     let query = fetchxml::parse(&call.state.service.catalog, text)?;
     if query.entity.logical_name != entity.logical_name {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "0x80040203",
-            format!(
-                "The FetchXML queries '{}', but the request addresses '{}'.",
-                query.entity.logical_name, entity.entity_set_name
-            ),
-        ));
+        return Err(ApiError::invalid_argument(format!(
+            "The FetchXML queries '{}', but the request addresses '{}'.",
+            query.entity.logical_name, entity.entity_set_name
+        )));
     }
     if query.aggregate.is_some() {
         return aggregate(call, entity, query).await;
@@ -75,9 +65,7 @@ pub(super) async fn fetch(
     let after = match &query.paging_cookie {
         Some(cookie) => Some(
             paging::keyset_from_cookie(entity, &query.order, cookie).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "0x80040203",
+                ApiError::invalid_argument(
                     "The paging-cookie is not one this server issued for this ordering.",
                 )
             })?,

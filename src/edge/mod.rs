@@ -90,12 +90,7 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| cause.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(cause = text, "a handler panicked");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "0x80040216",
-        "An unexpected error occurred.",
-    )
-    .into_response()
+    ApiError::unexpected().into_response()
 }
 
 async fn fallback(request: Request) -> Response {

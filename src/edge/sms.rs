@@ -74,13 +74,7 @@ impl SmsState {
             .map(|info| info.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if limiter.check_key(&peer).is_err() {
-            let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "0x80072322",
-                "Number of webhook requests exceeded the limit; retry after a second.",
-            );
-            error.retry_after = Some(1);
-            return Err(error);
+            return Err(ApiError::webhook_rate_limited());
         }
         if limiter.len() > 100_000 {
             limiter.retain_recent();
@@ -126,14 +120,6 @@ async fn land(state: &AppState, inbound: Inbound<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn forbidden(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "0x80040220",
-        format!("The {what} is missing or does not match the channel's credentials."),
-    )
-}
-
 async fn read_body(
     request: Request,
 ) -> Result<(axum::http::request::Parts, bytes::Bytes), ApiError> {
@@ -152,7 +138,7 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)
+    ApiError::invalid_argument(message)
 }
 
 // ---- Twilio ------------------------------------------------------------------------------
@@ -180,9 +166,7 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
     } else if content_type == "application/x-www-form-urlencoded" {
         twilio::parse_form(&body).map_err(|e| bad_request(e.to_string()))?
     } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "0x80048d19",
+        return Err(ApiError::unsupported_media_type(
             "A Twilio webhook is application/x-www-form-urlencoded (or application/json).",
         ));
     };
@@ -209,12 +193,12 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
         twilio::validate_form(&channel.secret, &url, &params, signature)
     };
     if !valid {
-        return Err(forbidden(twilio::SIGNATURE_HEADER));
+        return Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER));
     }
     let inbound = TwilioInbound::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
     if let Some(account) = channel.account.as_deref() {
         if account != inbound.account_sid {
-            return Err(forbidden("AccountSid"));
+            return Err(ApiError::webhook_not_signed("AccountSid"));
         }
     }
     let customer = parse_customer_number(&inbound.from, &org)
@@ -334,7 +318,7 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
                 .iter()
                 .any(|c| c.provider == Provider::TeleSign && signed_by(c));
             if !genuine {
-                return Err(forbidden("Authorization signature"));
+                return Err(ApiError::webhook_not_signed("Authorization signature"));
             }
             tracing::info!(
                 target: "smsctx::sms",
@@ -350,7 +334,7 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
         .map_err(|e| bad_request(format!("user_response.sender_id: {e}")))?;
     let channel = channel_of(state, &org, Provider::TeleSign).await?;
     if !signed_by(&channel) {
-        return Err(forbidden("Authorization signature"));
+        return Err(ApiError::webhook_not_signed("Authorization signature"));
     }
     let from = inbound.from.as_str();
     let customer = if from.bytes().all(|b| b.is_ascii_digit()) {
@@ -562,13 +546,9 @@ fn member(object: &Map<String, Json>, name: &str) -> Result<Option<Option<String
 fn check_members(object: &Map<String, Json>, allowed: &[&str]) -> Result<(), ApiError> {
     for name in object.keys() {
         if !allowed.contains(&name.as_str()) && !name.starts_with("@odata.") {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "0x80048d19",
-                format!(
-                    "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{CHANNEL}'."
-                ),
-            ));
+            return Err(ApiError::bad_payload(format!(
+                "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{CHANNEL}'."
+            )));
         }
     }
     Ok(())

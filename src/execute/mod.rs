@@ -191,7 +191,7 @@ impl Service {
         match db.write(WriteOp::Insert(record)).await {
             Ok(WriteOutcome::Written { version }) => Ok((id, version)),
             Ok(WriteOutcome::Deleted) => {
-                Err(StoreError::Database("unexpected outcome".into()).into())
+                Err(StoreError::Unexpected("outcome of an insert".into()).into())
             }
             Err(StoreError::Duplicate) => Err(ExecError::Duplicate),
             Err(e) => Err(e.into()),

@@ -221,9 +221,7 @@ impl Sms {
     pub fn new(catalog: &Catalog) -> Result<Sms, SmsError> {
         let table = |name: &str| {
             catalog.entity(name).cloned().ok_or_else(|| {
-                SmsError::Exec(ExecError::Store(StoreError::Database(format!(
-                    "the catalog has no {name} table"
-                ))))
+                SmsError::Exec(ExecError::Store(StoreError::UnknownTable(name.to_string())))
             })
         };
         let http = reqwest::Client::builder()
@@ -474,8 +472,8 @@ impl Sms {
     fn read_channel(&self, record: &Record) -> Result<Channel, SmsError> {
         let text = |name: &str| record.get(name).as_text().map(str::to_owned);
         let corrupt = |what: &str| {
-            SmsError::Exec(ExecError::Store(StoreError::Database(format!(
-                "the stored SMS channel {} has a bad {what}",
+            SmsError::Exec(ExecError::Store(StoreError::Unexpected(format!(
+                "{what} of the stored SMS channel {}",
                 record.id().unwrap_or_default()
             ))))
         };

@@ -132,7 +132,7 @@ impl PostgresStore {
         let table = self
             .sql
             .get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))?;
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))?;
         let mut client = self.connection().await?;
         let tx = client.transaction().await?;
         let statement = tx.prepare_cached(&table.copy).await?;
@@ -367,7 +367,7 @@ impl Executor<'_> {
     fn table(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
         self.sql
             .get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     }
 
     async fn get(

@@ -175,7 +175,7 @@ impl Readers {
     fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
         self.sql
             .get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     }
 }
 
@@ -248,7 +248,7 @@ fn read_row(
 
 fn from_sql(attribute_type: AttributeType, value: ValueRef<'_>) -> Result<Value, StoreError> {
     use AttributeType as T;
-    let bad = || StoreError::Database(format!("unexpected stored value {value:?}"));
+    let bad = || StoreError::Unexpected(format!("stored value {value:?}"));
     Ok(match value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => match attribute_type {
@@ -371,7 +371,7 @@ fn run_transaction(
     let mut versions = Versions::new();
     let table = |entity: &Entity| {
         sql.get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     };
     loop {
         let Ok(job) = receiver.recv_timeout(TRANSACTION_IDLE_TIMEOUT) else {
@@ -662,7 +662,7 @@ fn apply(
 ) -> Result<WriteOutcome, StoreError> {
     let table_sql = |entity: &Entity| {
         sql.get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     };
     match op {
         WriteOp::Insert(record) => {
