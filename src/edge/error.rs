@@ -257,12 +257,25 @@ impl From<ExecError> for ApiError {
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
             E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
+            E::MessageNotSupported { .. } => (StatusCode::BAD_REQUEST, "0x80040800"),
+            E::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "0x80040216",
                     "The service is shutting down.",
                 )
+            }
+            E::Store(StoreError::Full) => {
+                return ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "0x80040216",
+                        "The database has no space left for this write; nothing was written. \
+                         Retry once space has been freed.",
+                    )
+                }
             }
             E::Store(StoreError::Rule(rule)) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())

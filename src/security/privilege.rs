@@ -16,7 +16,7 @@
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
-use crate::metadata::system::{BUSINESS_UNIT, ROLE, SYSTEM_USER, TEAM};
+use crate::metadata::system::{BUSINESS_UNIT, ORGANIZATION, ROLE, SYSTEM_USER, TEAM};
 
 use super::rights::AccessRights;
 
@@ -184,6 +184,7 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     (TEAM, "Team"),
     (BUSINESS_UNIT, "BusinessUnit"),
     (ROLE, "Role"),
+    (ORGANIZATION, "Organization"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables

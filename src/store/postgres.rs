@@ -64,6 +64,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0004_security_epoch.sql"),
     ),
     (
+        6,
+        include_str!("../../migrations/postgres/0006_organization.sql"),
+    ),
+    (
         9,
         include_str!("../../migrations/postgres/0009_identity_and_unit_tree.sql"),
     ),
@@ -182,6 +186,9 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_unique_violation(&e) {
             return StoreError::Duplicate;
+        }
+        if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
+            return StoreError::Full;
         }
         if let Some(rule) = e
             .as_db_error()

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
     ),
     (
+        6,
+        include_str!("../../migrations/sqlite/0006_organization.sql"),
+    ),
+    (
         9,
         include_str!("../../migrations/sqlite/0009_identity_and_unit_tree.sql"),
     ),
@@ -442,14 +446,8 @@ fn run_batch(
 ) -> BatchResults {
     let fail_all = |e: StoreError| -> BatchResults {
         (
-            batch
-                .iter()
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
-            groups
-                .iter()
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
+            batch.iter().map(|_| Err(e.for_each_caller())).collect(),
+            groups.iter().map(|_| Err(e.for_each_caller())).collect(),
         )
     };
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
