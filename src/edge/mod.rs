@@ -159,17 +159,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .limiter
         .admit(who.caller.on_behalf_of.unwrap_or(who.caller.user_id))?;
     let guard = state.service.guard(&state.auth.directory, &who.principal);
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| *s == "https" || *s == "http")
-        .unwrap_or("http");
+    let host = crate::tls::request_host(&parts);
+    let scheme = crate::tls::request_scheme(&parts);
     let root = format!("{scheme}://{host}/api/data/{version}/");
     if rest == "$batch" {
         if parts.method != Method::POST {
