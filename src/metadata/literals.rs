@@ -16,6 +16,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "the service document's `name` member (OData JSON format), not a column",
     ),
     (
+        "src/cli.rs",
+        "name",
+        "the `smsctx dev-cert --name` command-line flag, not a column",
+    ),
+    (
         "src/query/fetchxml",
         "name",
         "FetchXML's `name` XML attribute (<entity name=...>, <attribute name=...>), not a column",
