@@ -15,7 +15,9 @@ use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
 use crate::execute::organization::Organization;
 use crate::execute::{Caller, ExecError, Service};
-use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
+use crate::metadata::system::{
+    BUSINESS_UNIT, DOMAIN_NAME, FIRST_NAME, LAST_NAME, NAME, SYSTEM_USER,
+};
 use crate::metadata::Catalog;
 use crate::parse::body::{Bind, Payload};
 use crate::security::jwt::JwtVerifier;
@@ -305,7 +307,8 @@ async fn seed(
     service: &Service,
     directory: &Directory,
 ) -> Result<(Caller, Organization), AppError> {
-    let store = &service.store;
+    // Seeding runs before any caller exists: system access.
+    let store = service.system().store();
     let bu_id = parse_setting(
         store
             .init_setting(ROOT_BUSINESS_UNIT, &Uuid::new_v4().to_string())
@@ -325,19 +328,19 @@ async fn seed(
     let business_unit = catalog
         .entity(BUSINESS_UNIT)
         .cloned()
-        .ok_or_else(|| StoreError::Database("no businessunit table".into()))?;
+        .ok_or_else(|| StoreError::UnknownTable(BUSINESS_UNIT.into()))?;
     let user = catalog
         .entity(SYSTEM_USER)
         .cloned()
-        .ok_or_else(|| StoreError::Database("no systemuser table".into()))?;
+        .ok_or_else(|| StoreError::UnknownTable(SYSTEM_USER.into()))?;
     if store.get(&business_unit, bu_id, false).await?.is_none() {
         let payload = Payload {
-            values: vec![named(&business_unit, "name", SEEDED_NAME)],
+            values: vec![named(&business_unit, NAME, SEEDED_NAME)],
             binds: Vec::new(),
         };
         ignore_duplicate(
             service
-                .create(&**store, &admin, &business_unit, payload, Some(bu_id))
+                .create(store, &admin, &business_unit, payload, Some(bu_id))
                 .await,
         )?;
     }
@@ -350,22 +353,22 @@ async fn seed(
             });
         let payload = Payload {
             values: vec![
-                named(&user, "firstname", "System"),
-                named(&user, "lastname", "Administrator"),
-                named(&user, "domainname", "admin"),
+                named(&user, FIRST_NAME, "System"),
+                named(&user, LAST_NAME, "Administrator"),
+                named(&user, DOMAIN_NAME, "admin"),
             ],
             binds: bind.into_iter().collect(),
         };
         ignore_duplicate(
             service
-                .create(&**store, &admin, &user, payload, Some(admin_id))
+                .create(store, &admin, &user, payload, Some(admin_id))
                 .await,
         )?;
     }
-    directory.seed_roles(&**store, bu_id).await?;
+    directory.seed_roles(store, bu_id).await?;
     directory
         .associate(
-            &**store,
+            store,
             Relationship::UserRoles,
             admin_id,
             builtin_role_id(SYSTEM_ADMINISTRATOR, bu_id),
@@ -420,7 +423,7 @@ fn ignore_duplicate<T>(result: Result<T, ExecError>) -> Result<(), ExecError> {
 }
 
 fn parse_setting(text: String) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(&text).map_err(|_| StoreError::Database(format!("bad seeded id '{text}'")))
+    Uuid::parse_str(&text).map_err(|_| StoreError::Unexpected(format!("seeded id '{text}'")))
 }
 
 /// Completes on SIGINT or SIGTERM.

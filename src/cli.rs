@@ -336,7 +336,12 @@ async fn channel_add(args: ChannelAddArgs) -> i32 {
     };
     let result = admin
         .sms
-        .add_channel(&admin.service, &admin.admin, input)
+        .add_channel(
+            &admin.service,
+            admin.service.system().store(),
+            &admin.admin,
+            input,
+        )
         .await;
     admin.store.close();
     match result {
@@ -366,7 +371,7 @@ async fn channel_list(args: ChannelListArgs) -> i32 {
             return 1;
         }
     };
-    let result = admin.sms.channels(&*admin.service.store).await;
+    let result = admin.sms.channels(admin.service.system().store()).await;
     admin.store.close();
     match result {
         Ok(channels) => {

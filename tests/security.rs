@@ -182,6 +182,27 @@ impl Org {
             .await
     }
 
+    /// Posts a `$batch` body as `user` (the administrator when `None`), continuing after a
+    /// failure when `continue_on_error`: the status and the response text.
+    async fn batch(
+        &self,
+        user: Option<&User>,
+        body: String,
+        continue_on_error: bool,
+    ) -> (StatusCode, String) {
+        let mut request = match user {
+            Some(user) => self.request(user, Method::POST, "$batch"),
+            None => self.app.request(Method::POST, "$batch"),
+        }
+        .header("Content-Type", "multipart/mixed; boundary=batch_A");
+        if continue_on_error {
+            request = request.header("Prefer", "odata.continue-on-error");
+        }
+        let response = request.body(body).send().await.unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
     fn request(&self, user: &User, method: Method, path: &str) -> RequestBuilder {
         self.app
             .client
@@ -1225,15 +1246,7 @@ async fn batch_parts_run_as_the_caller() {
     ];
     let mut body = lines.join("\r\n");
     body.push_str("\r\n");
-    let response = org
-        .request(&user, Method::POST, "$batch")
-        .header("Content-Type", "multipart/mixed; boundary=batch_A")
-        .header("Prefer", "odata.continue-on-error")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let text = response.text().await.unwrap();
+    let (_, text) = org.batch(Some(&user), body, true).await;
     assert_eq!(text.matches("HTTP/1.1 403").count(), 2, "{text}");
     // The change set rolled back: the user's create is not there.
     assert_eq!(org.readable(&user).await, set(&[]));
@@ -1650,8 +1663,8 @@ async fn a_change_to_a_roles_privileges_applies_to_the_next_request() {
     assert_eq!(org.readable(&user).await, set(&[&theirs]));
 }
 
-#[tokio::test]
-async fn sms_channels_are_for_administrators_and_send_sms_needs_write_on_the_context() {
+/// An org with an Omnichannel agent, a context the agent owns and one another agent owns.
+async fn agent_and_contexts() -> (Org, User, String, String) {
     let org = Org::new().await;
     let agent_role = org.role_named("Omnichannel agent").await;
     let agent = org.user("agent", &org.root, &[&agent_role]).await;
@@ -1662,6 +1675,12 @@ async fn sms_channels_are_for_administrators_and_send_sms_needs_write_on_the_con
     let others = org
         .context("other's", &format!("/systemusers({})", other.id))
         .await;
+    (org, agent, own, others)
+}
+
+#[tokio::test]
+async fn sms_channels_are_for_administrators_and_send_sms_needs_write_on_the_context() {
+    let (org, agent, own, others) = agent_and_contexts().await;
     let channel = json!({"smsctx_provider": "twilio", "smsctx_phonenumber": "+14252306549", "smsctx_secret": "auth-token-1234"});
 
     // An agent may neither read nor add channels: they hold provider secrets.
@@ -1706,4 +1725,132 @@ async fn sms_channels_are_for_administrators_and_send_sms_needs_write_on_the_con
             .await,
         StatusCode::BAD_REQUEST
     );
+}
+
+/// A request in a `$batch`: method, path, JSON body.
+type BatchRequest<'a> = (&'a str, String, Option<Value>);
+
+/// One `$batch` body: each item is a top-level request, or (`true`) a change set of requests.
+fn batch_body(org: &Org, items: &[(bool, Vec<BatchRequest>)]) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let request = |lines: &mut Vec<String>,
+                   n: usize,
+                   (method, path, body): &(&str, String, Option<Value>)| {
+        lines.push("Content-Type: application/http".into());
+        lines.push("Content-Transfer-Encoding: binary".into());
+        lines.push(format!("Content-ID: {n}"));
+        lines.push(String::new());
+        lines.push(format!("{method} {} HTTP/1.1", org.app.url(path)));
+        lines.push("Content-Type: application/json".into());
+        lines.push(String::new());
+        lines.push(body.as_ref().map(Value::to_string).unwrap_or_default());
+    };
+    let mut n = 0;
+    for (changeset, requests) in items {
+        lines.push("--batch_A".into());
+        if *changeset {
+            lines.push("Content-Type: multipart/mixed; boundary=changeset_B".into());
+            lines.push(String::new());
+            for r in requests {
+                n += 1;
+                lines.push("--changeset_B".into());
+                request(&mut lines, n, r);
+            }
+            lines.push("--changeset_B--".into());
+        } else {
+            n += 1;
+            request(&mut lines, n, &requests[0]);
+        }
+    }
+    lines.push("--batch_A--".into());
+    let mut body = lines.join("\r\n");
+    body.push_str("\r\n");
+    body
+}
+
+/// The statuses of a batch response's parts, in order.
+fn part_statuses(text: &str) -> Vec<u16> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("HTTP/1.1 "))
+        .filter_map(|l| l.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn batch_carries_sms_channel_requests_and_send_sms_authorized_like_the_rest() {
+    let (org, agent, own, others) = agent_and_contexts().await;
+    let channel = json!({"smsctx_provider": "twilio", "smsctx_phonenumber": "+14252306549", "smsctx_secret": "auth-token-1234"});
+    let send = |record: &str| format!("{CTX}({record})/Microsoft.Dynamics.CRM.smsctx_SendSms");
+    let message = Some(json!({"Message": "hello"}));
+
+    // The agent: channel reads and writes refused by the guard, SendSms refused on another
+    // user's context, and on its own context authorized (the context has no numbers: 400).
+    let body = batch_body(
+        &org,
+        &[
+            (false, vec![("GET", "smsctx_smschannels".into(), None)]),
+            (
+                true,
+                vec![("POST", "smsctx_smschannels".into(), Some(channel.clone()))],
+            ),
+            (false, vec![("POST", send(&others), message.clone())]),
+            (false, vec![("POST", send(&own), message.clone())]),
+        ],
+    );
+    let (status, text) = org.batch(Some(&agent), body, true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(part_statuses(&text), vec![403, 403, 403, 400], "{text}");
+    assert_eq!(text.matches("0x80040220").count(), 2, "{text}");
+    assert!(text.contains("smsctx_smschannel"), "{text}");
+    assert!(text.contains("0x80048306"), "{text}");
+    assert_eq!(
+        org.app.get_json("smsctx_smschannels").await["value"],
+        json!([])
+    );
+
+    // Without continue-on-error the batch stops at the agent's first refusal.
+    let body = batch_body(
+        &org,
+        &[(false, vec![("GET", "smsctx_smschannels".into(), None)])],
+    );
+    let (status, _) = org.batch(Some(&agent), body, false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The administrator: a change set that adds a channel and then fails rolls the channel
+    // back; one that only adds it commits, and a later part lists and reads it.
+    let second = json!({"smsctx_provider": "twilio", "smsctx_phonenumber": "+14252306550", "smsctx_secret": "auth-token-5678"});
+    let body = batch_body(
+        &org,
+        &[
+            (
+                true,
+                vec![
+                    ("POST", "smsctx_smschannels".into(), Some(second.clone())),
+                    (
+                        "POST",
+                        "smsctx_smschannels".into(),
+                        Some(json!({"color": "red"})),
+                    ),
+                ],
+            ),
+            (
+                true,
+                vec![("POST", "smsctx_smschannels".into(), Some(channel.clone()))],
+            ),
+            (false, vec![("GET", "smsctx_smschannels".into(), None)]),
+        ],
+    );
+    let (status, text) = org.batch(None, body, true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(part_statuses(&text), vec![400, 201, 200], "{text}");
+    let listed = org.app.get_json("smsctx_smschannels").await;
+    let numbers: Vec<&str> = listed["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["smsctx_phonenumber"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, vec!["14252306549"], "{listed}");
+    assert!(text.contains("14252306549"), "{text}");
+    assert!(!text.contains("auth-token-1234"), "{text}");
 }

@@ -109,7 +109,7 @@ pub struct Directory {
 }
 
 fn missing(table: &str) -> StoreError {
-    StoreError::Database(format!("the catalog has no table '{table}'"))
+    StoreError::UnknownTable(table.to_string())
 }
 
 impl Directory {
@@ -478,7 +478,7 @@ impl Directory {
             let privilege = privilege_id(&name);
             let mut record = Record::empty(Arc::clone(table));
             record.set(
-                "roleprivilegeid",
+                &table.primary_id,
                 Value::Guid(name_based_id(
                     ROLE_PRIVILEGES,
                     &format!("{}:{privilege}", role.id),

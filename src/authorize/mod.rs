@@ -23,6 +23,7 @@
 pub mod directory;
 mod identity;
 pub mod messages;
+pub mod system;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use uuid::Uuid;
 
 pub use directory::{Directory, Principal, Relationship, UserFacts};
 pub use messages::{MessageError, PrincipalRef, ShareChange};
+pub use system::{ChangeSet, SystemAccess};
 
 use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Entity};
@@ -93,14 +95,34 @@ fn denied(d: Denied) -> StoreError {
     StoreError::Denied(Box::new(d))
 }
 
-/// The store as one principal may use it.
+/// The store as one principal may use it. Its fields are private and [`Guard::new`] is its
+/// only constructor, which only [`crate::execute::Service::guard`] and [`ChangeSet::guard`]
+/// call: a handler gets a guard, never what it wraps.
 pub struct Guard<'a> {
-    pub inner: &'a dyn Access,
+    inner: &'a dyn Access,
     /// The store `inner` is, when it is not a transaction: a write that must change two rows
     /// at once (a role's privilege and the role's version) starts its own transaction here.
-    pub store: Option<&'a dyn Store>,
-    pub directory: &'a Directory,
-    pub principal: &'a Principal,
+    store: Option<&'a dyn Store>,
+    directory: &'a Directory,
+    principal: &'a Principal,
+}
+
+impl<'a> Guard<'a> {
+    /// The one constructor: `inner` (the store, or a change set's transaction) as `principal`
+    /// may use it.
+    pub(crate) fn new(
+        inner: &'a dyn Access,
+        store: Option<&'a dyn Store>,
+        directory: &'a Directory,
+        principal: &'a Principal,
+    ) -> Guard<'a> {
+        Guard {
+            inner,
+            store,
+            directory,
+            principal,
+        }
+    }
 }
 
 impl Guard<'_> {

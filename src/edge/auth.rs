@@ -180,13 +180,7 @@ impl Authenticator {
         }
         let (target, target_principal) = match target {
             Some((t, p)) if !t.disabled => (t, p),
-            _ => {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "0x80040217",
-                    "The user to impersonate does not exist or is disabled.",
-                ))
-            }
+            _ => return Err(ApiError::no_user_to_impersonate()),
         };
         let context =
             crate::security::impersonate(&principal.context, target_principal.context.clone())?;
@@ -218,11 +212,7 @@ fn impersonated(headers: &HeaderMap) -> Result<Option<Impersonate>, ApiError> {
                 .and_then(|s| Uuid::parse_str(s.trim()).ok())
                 .map(Some)
                 .ok_or_else(|| {
-                    ApiError::new(
-                        axum::http::StatusCode::BAD_REQUEST,
-                        "0x80040203",
-                        format!("The {name} header must be a GUID."),
-                    )
+                    ApiError::invalid_argument(format!("The {name} header must be a GUID."))
                 }),
         }
     };

@@ -33,7 +33,7 @@ const PART_HEADERS: &[&str] = &[
 ];
 
 fn batch_error(e: BatchError) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "0x80048d19", e.to_string())
+    ApiError::bad_payload(e.to_string())
 }
 
 pub async fn execute(
@@ -52,12 +52,7 @@ pub async fn execute(
     let items = parse_batch_with(content_type, body, &limits).map_err(batch_error)?;
     let continue_on_error = super::prefer_of(headers)?.continue_on_error;
     let caller = &who.caller;
-    let guard = Guard {
-        inner: &*state.service.store,
-        store: Some(&*state.service.store),
-        directory: &state.auth.directory,
-        principal: &who.principal,
-    };
+    let guard = state.service.guard(&state.auth.directory, &who.principal);
     let store = &guard;
     let mut responses = Vec::with_capacity(items.len());
     for item in items {
@@ -72,13 +67,8 @@ pub async fn execute(
                 responses.push(ResponseItem::Single(response));
             }
             BatchItem::ChangeSet { parts, .. } => {
-                let transaction = state.service.store.begin().await?;
-                let guarded = Guard {
-                    inner: &*transaction,
-                    store: None,
-                    directory: &state.auth.directory,
-                    principal: &who.principal,
-                };
+                let transaction = state.service.begin_change_set().await?;
+                let guarded = transaction.guard(&state.auth.directory, &who.principal);
                 let mut created: HashMap<String, String> = HashMap::new();
                 let mut done = Vec::with_capacity(parts.len());
                 let mut failure = None;

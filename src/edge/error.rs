@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::execute::ExecError;
 use crate::parse::ParseError;
+use crate::query::QueryError;
 use crate::schema::SchemaError;
+use crate::security::Denied;
 use crate::store::StoreError;
 
 #[derive(Debug)]
@@ -69,13 +71,99 @@ impl ApiError {
         )
     }
 
-    fn internal(cause: &dyn std::fmt::Display) -> ApiError {
-        tracing::error!(%cause, "request failed");
+    /// A value the request gives that Dataverse refuses (InvalidArgument).
+    pub fn invalid_argument(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)
+    }
+
+    /// A body member or a part that the message does not declare.
+    pub fn bad_payload(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "0x80048d19", message)
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "0x80048d19", message)
+    }
+
+    /// A webhook whose `what` (a signature, an account) does not match the channel's
+    /// credentials.
+    pub fn webhook_not_signed(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "0x80040220",
+            format!("The {what} is missing or does not match the channel's credentials."),
+        )
+    }
+
+    /// A peer over the webhooks' rate limit: retry after a second.
+    pub fn webhook_rate_limited() -> ApiError {
+        ApiError::too_many(
+            "0x80072322",
+            "Number of webhook requests exceeded the limit; retry after a second.".into(),
+            std::time::Duration::from_secs(1),
+        )
+    }
+
+    /// Service protection: more than `max` requests of a user in `window`.
+    pub fn request_count_exceeded(
+        max: usize,
+        window: std::time::Duration,
+        retry_after: std::time::Duration,
+    ) -> ApiError {
+        ApiError::too_many(
+            "0x80072322",
+            format!(
+                "Number of requests exceeded the limit of {max} over time window of {} seconds.",
+                window.as_secs()
+            ),
+            retry_after,
+        )
+    }
+
+    /// Service protection: more than `max` requests of a user at once.
+    pub fn concurrency_exceeded(max: usize) -> ApiError {
+        ApiError::too_many(
+            "0x80072326",
+            format!("Number of concurrent requests exceeded the limit of {max}."),
+            std::time::Duration::from_secs(1),
+        )
+    }
+
+    fn too_many(code: &'static str, message: String, retry_after: std::time::Duration) -> ApiError {
+        let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        error.retry_after = Some(retry_after.as_secs().max(1));
+        error
+    }
+
+    /// Impersonation of a user that does not exist or is disabled.
+    pub fn no_user_to_impersonate() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "0x80040217",
+            "The user to impersonate does not exist or is disabled.",
+        )
+    }
+
+    /// The opaque answer to a server-side failure (its cause is logged where it happened).
+    pub fn unexpected() -> ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "0x80040216",
             "An unexpected error occurred.",
         )
+    }
+
+    pub fn method_not_allowed(method: &axum::http::Method) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "0x80060888",
+            format!("The method {method} is not allowed here."),
+        )
+    }
+
+    fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(%cause, "request failed");
+        ApiError::unexpected()
     }
 }
 
@@ -105,9 +193,57 @@ impl From<ParseError> for ApiError {
     }
 }
 
-impl From<crate::query::QueryError> for ApiError {
-    fn from(e: crate::query::QueryError) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+/// The Dataverse code of a query error (all are 400).
+///
+/// Errors raised by the OData library in Dataverse (unknown names, syntax, types) carry `0x0`;
+/// errors about the values given to Dataverse's own query functions and limits carry the
+/// generic InvalidArgument code.
+pub fn query_code(e: &QueryError) -> &'static str {
+    use QueryError as Q;
+    match e {
+        Q::InvalidFunctionArgument { .. }
+        | Q::TooLong { .. }
+        | Q::ConditionValueCount { .. }
+        | Q::ConditionValue { .. }
+        | Q::InvalidCondition { .. }
+        | Q::InvalidFetch { .. }
+        | Q::FetchUnsupported { .. } => "0x80040203",
+        Q::InvalidSkipToken { .. } | Q::BadCombination { .. } => "0x80060888",
+        Q::InvalidXml { .. } => "0x80040201",
+        Q::UnknownEntity { .. } => "0x80041102",
+        Q::UnknownAttribute { .. } => "0x80041103",
+        Q::UnknownOperator { .. } => "0x80041120",
+        Q::InvalidLinkType { .. } => "0x80041117",
+        Q::UnknownProperty { .. }
+        | Q::UnterminatedLiteral { .. }
+        | Q::Syntax { .. }
+        | Q::IncompatibleTypes { .. }
+        | Q::NoFunctionSignature { .. }
+        | Q::UnknownFunction { .. }
+        | Q::UndefinedAlias { .. }
+        | Q::TooDeep
+        | Q::InvalidTop { .. }
+        | Q::InvalidCount { .. }
+        | Q::UnknownOption { .. }
+        | Q::Unsupported { .. }
+        | Q::DuplicateOption { .. }
+        | Q::InvalidApply { .. }
+        | Q::FetchXmlSchema { .. } => "0x0",
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, query_code(&e), e.to_string())
+    }
+}
+
+/// The Dataverse code of a denial (all are 403).
+pub fn denied_code(d: &Denied) -> &'static str {
+    match d {
+        Denied::MissingPrivilege { .. } => "0x80040220",
+        Denied::NoAccess { .. } => "0x80048306",
+        Denied::CannotActOnBehalfOfAnotherUser { .. } => "0x8004A110",
     }
 }
 
@@ -147,9 +283,7 @@ impl From<ExecError> for ApiError {
             E::Store(StoreError::Rule(rule)) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())
             }
-            E::Store(StoreError::Denied(denied)) => {
-                return ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.message())
-            }
+            E::Store(StoreError::Denied(denied)) => return ApiError::from((**denied).clone()),
             E::Store(StoreError::Query(q)) if q.is_caused_by_input() => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", q.to_string())
             }
@@ -209,9 +343,9 @@ impl From<crate::authorize::MessageError> for ApiError {
     }
 }
 
-impl From<crate::security::Denied> for ApiError {
-    fn from(e: crate::security::Denied) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, e.code(), e.message())
+impl From<Denied> for ApiError {
+    fn from(e: Denied) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, denied_code(&e), e.to_string())
     }
 }
 

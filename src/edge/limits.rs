@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -51,12 +50,6 @@ impl Drop for Permit {
     }
 }
 
-fn too_many(code: &'static str, message: String, retry_after: Duration) -> ApiError {
-    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message);
-    error.retry_after = Some(retry_after.as_secs().max(1));
-    error
-}
-
 impl Limiter {
     pub fn new(config: LimitConfig) -> Arc<Limiter> {
         Arc::new(Limiter {
@@ -89,23 +82,12 @@ impl Limiter {
             if state.started.len() >= max {
                 let oldest = state.started.front().copied().unwrap_or(now);
                 let retry = window.saturating_sub(now.duration_since(oldest));
-                return Err(too_many(
-                    "0x80072322",
-                    format!(
-                        "Number of requests exceeded the limit of {max} over time window of {} seconds.",
-                        window.as_secs()
-                    ),
-                    retry,
-                ));
+                return Err(ApiError::request_count_exceeded(max, window, retry));
             }
         }
         if let Some(max) = self.config.concurrent {
             if state.in_flight >= max {
-                return Err(too_many(
-                    "0x80072326",
-                    format!("Number of concurrent requests exceeded the limit of {max}."),
-                    Duration::from_secs(1),
-                ));
+                return Err(ApiError::concurrency_exceeded(max));
             }
         }
         if self.config.requests.is_some() {
@@ -121,6 +103,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn the_window_counts_requests_and_concurrency_counts_permits() {

@@ -91,12 +91,7 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| cause.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(cause = text, "a handler panicked");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "0x80040216",
-        "An unexpected error occurred.",
-    )
-    .into_response()
+    ApiError::unexpected().into_response()
 }
 
 async fn fallback(request: Request) -> Response {
@@ -155,36 +150,16 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     }
     let who = state
         .auth
-        .authenticate(&parts.headers, &*state.service.store)
+        .authenticate(&parts.headers, state.service.system().store())
         .await?;
     // Service protection counts the signed-in user (the real caller when impersonating).
     let _permit = state
         .limiter
         .admit(who.caller.on_behalf_of.unwrap_or(who.caller.user_id))?;
-    let guard = Guard {
-        inner: &*state.service.store,
-        store: Some(&*state.service.store),
-        directory: &state.auth.directory,
-        principal: &who.principal,
-    };
+    let guard = state.service.guard(&state.auth.directory, &who.principal);
     let host = crate::tls::request_host(&parts);
     let scheme = crate::tls::request_scheme(&parts);
     let root = format!("{scheme}://{host}/api/data/{version}/");
-    if let Some(route) = sms::route(rest) {
-        let body = axum::body::to_bytes(body, state.max_body_bytes)
-            .await
-            .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
-        return sms::api(
-            state,
-            &who.caller,
-            &guard,
-            &root,
-            &parts.method,
-            route,
-            &body,
-        )
-        .await;
-    }
     if rest == "$batch" {
         if parts.method != Method::POST {
             return Err(ApiError::no_resource(&parts.uri.to_string()));
@@ -369,6 +344,10 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
                 key,
             },
         ) => sharing::association(&call, &entity, id, &relationship, key).await,
+        (_, Resource::SmsChannels(id)) => sms::channels(&call, id).await,
+        (_, Resource::BoundAction { id, name, .. }) if name == crate::metadata::sms::SEND_SMS => {
+            sms::send_sms(&call, id).await
+        }
         (_, Resource::Function { name, .. }) => Err(ParseError::ResourceNotFound(name).into()),
         _ => Err(ApiError::no_resource(&call.uri)),
     }

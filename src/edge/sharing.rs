@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::{argument, entity_reference, header_str, json_response, Call};
 use crate::authorize::{PrincipalRef, Relationship, ShareChange};
-use crate::metadata::system::{SYSTEM_USER, TEAM};
+use crate::metadata::system::{OWNER_ID, SYSTEM_USER, TEAM};
 use crate::metadata::{Catalog, Entity};
 use crate::parse::body::check_content_type;
 use crate::parse::path::parse_reference;
@@ -54,7 +54,7 @@ fn record_ref(
     let key = &entity.attributes[entity.primary_id_position()].logical_name;
     let id = object
         .get(key.as_str())
-        .or_else(|| object.get("ownerid"))
+        .or_else(|| object.get(OWNER_ID))
         .and_then(Json::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
         .ok_or_else(refused)?;
@@ -192,7 +192,7 @@ pub(super) async fn shared_principals(
                 "AccessMask": s.rights.to_string(),
                 "Principal": {
                     "@odata.type": format!("#{NAMESPACE}{}", if s.is_team { TEAM } else { SYSTEM_USER }),
-                    "ownerid": s.principal_id.to_string(),
+                    OWNER_ID: s.principal_id.to_string(),
                 }
             })
         })

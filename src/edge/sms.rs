@@ -4,9 +4,12 @@
 //!   webhooks. No bearer token: each request must carry the provider's signature, checked with
 //!   the channel's secret before anything is written. Rate-limited per peer address.
 //! * `/api/data/v9.x/smsctx_smschannels[(id)]`: channel administration (GET, POST, PATCH,
-//!   DELETE) for a bearer caller. Secrets are never returned in full.
+//!   DELETE) for a bearer caller, through the caller's guard. Secrets are never returned in full.
 //! * `POST /api/data/v9.x/msdyn_smsengagementctxes(id)/Microsoft.Dynamics.CRM.smsctx_SendSms`:
 //!   the bound action that sends an SMS to the context's customer through its provider.
+//!
+//! The two Web API resources are routed by [`crate::parse::path`] like every other one, so they
+//! also work inside `$batch`. Only the webhooks read by system access.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -20,8 +23,7 @@ use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::AppState;
-use crate::authorize::Guard;
+use super::{AppState, Call};
 use crate::channels::phone::PhoneNumber;
 use crate::channels::telesign::{self, TeleSignError, TeleSignInbound};
 use crate::channels::twilio::{self, TwilioInbound};
@@ -33,14 +35,11 @@ use crate::execute::sms::{
 use crate::execute::Caller;
 use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
-use crate::security::{check_privilege, Privilege};
+use crate::metadata::Catalog;
 
 /// The webhook paths.
 pub const TWILIO_PATH: &str = "/channels/sms/twilio";
 pub const TELESIGN_PATH: &str = "/channels/sms/telesign";
-
-/// The bound action that sends an SMS.
-pub const SEND_SMS_ACTION: &str = "Microsoft.Dynamics.CRM.smsctx_SendSms";
 
 /// Webhook requests per second per peer address by default: far above what one provider
 /// sends to one deployment, so only a flood is refused.
@@ -75,13 +74,7 @@ impl SmsState {
             .map(|info| info.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if limiter.check_key(&peer).is_err() {
-            let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "0x80072322",
-                "Number of webhook requests exceeded the limit; retry after a second.",
-            );
-            error.retry_after = Some(1);
-            return Err(error);
+            return Err(ApiError::webhook_rate_limited());
         }
         if limiter.len() > 100_000 {
             limiter.retain_recent();
@@ -127,14 +120,6 @@ async fn land(state: &AppState, inbound: Inbound<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn forbidden(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "0x80040220",
-        format!("The {what} is missing or does not match the channel's credentials."),
-    )
-}
-
 async fn read_body(
     request: Request,
 ) -> Result<(axum::http::request::Parts, bytes::Bytes), ApiError> {
@@ -156,7 +141,7 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, ApiErr
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)
+    ApiError::invalid_argument(message)
 }
 
 // ---- Twilio ------------------------------------------------------------------------------
@@ -184,9 +169,7 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
     } else if content_type == "application/x-www-form-urlencoded" {
         twilio::parse_form(&body).map_err(|e| bad_request(e.to_string()))?
     } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "0x80048d19",
+        return Err(ApiError::unsupported_media_type(
             "A Twilio webhook is application/x-www-form-urlencoded (or application/json).",
         ));
     };
@@ -213,12 +196,12 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
         twilio::validate_form(&channel.secret, &url, &params, signature)
     };
     if !valid {
-        return Err(forbidden(twilio::SIGNATURE_HEADER));
+        return Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER));
     }
     let inbound = TwilioInbound::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
     if let Some(account) = channel.account.as_deref() {
         if account != inbound.account_sid {
-            return Err(forbidden("AccountSid"));
+            return Err(ApiError::webhook_not_signed("AccountSid"));
         }
     }
     let customer = parse_customer_number(&inbound.from, &org)
@@ -288,7 +271,7 @@ async fn channel_of(
     match state
         .sms
         .sms
-        .channel_for(&*state.service.store, org)
+        .channel_for(state.service.system().store(), org)
         .await?
     {
         Some(channel) if channel.provider == provider => Ok(channel),
@@ -331,12 +314,12 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
             // A delivery report or another callback on the same URL: acknowledged once it is
             // proven to come from TeleSign, so TeleSign does not retry it.
             let sms = &state.sms.sms;
-            let channels = sms.channels(&*state.service.store).await?;
+            let channels = sms.channels(state.service.system().store()).await?;
             let genuine = channels
                 .iter()
                 .any(|c| c.provider == Provider::TeleSign && signed_by(c));
             if !genuine {
-                return Err(forbidden("Authorization signature"));
+                return Err(ApiError::webhook_not_signed("Authorization signature"));
             }
             tracing::info!(
                 target: "smsctx::sms",
@@ -352,7 +335,7 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
         .map_err(|e| bad_request(format!("user_response.sender_id: {e}")))?;
     let channel = channel_of(state, &org, Provider::TeleSign).await?;
     if !signed_by(&channel) {
-        return Err(forbidden("Authorization signature"));
+        return Err(ApiError::webhook_not_signed("Authorization signature"));
     }
     let from = inbound.from.as_str();
     let customer = if from.bytes().all(|b| b.is_ascii_digit()) {
@@ -378,143 +361,100 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
 
 // ---- the Web API side --------------------------------------------------------------------
 
-/// A Web API path the SMS channel serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ApiRoute {
-    Channels,
-    Channel(Uuid),
-    SendSms(Uuid),
-}
-
-/// Recognises the channel paths below the service root (`rest` still percent-encoded).
-pub(crate) fn route(rest: &str) -> Option<ApiRoute> {
-    let rest = percent_encoding::percent_decode_str(rest)
-        .decode_utf8()
-        .ok()?;
-    let rest = rest.trim_end_matches('/');
-    let key = |text: &str, prefix: &str| -> Option<Uuid> {
-        let inner = text
-            .strip_prefix(prefix)?
-            .strip_prefix('(')?
-            .strip_suffix(')')?;
-        Uuid::parse_str(inner.trim()).ok()
-    };
-    let channels = "smsctx_smschannels";
-    if rest == channels {
-        return Some(ApiRoute::Channels);
-    }
-    if rest.starts_with(channels) {
-        return key(rest, channels).map(ApiRoute::Channel);
-    }
-    let (record, action) = rest.split_once('/')?;
-    if action != SEND_SMS_ACTION {
-        return None;
-    }
-    key(record, "msdyn_smsengagementctxes").map(ApiRoute::SendSms)
-}
-
-/// Serves a channel path for an authenticated caller.
-pub(crate) async fn api(
-    state: &AppState,
-    caller: &Caller,
-    guard: &Guard<'_>,
-    root: &str,
-    method: &Method,
-    route: ApiRoute,
-    body: &[u8],
-) -> Result<Response, ApiError> {
-    let sms = &state.sms.sms;
-    let service = &state.service;
-    let store = &*service.store;
-    // Channels are organisation settings holding provider secrets: only a role with privileges
-    // on the channel table (of the built-in ones, System Administrator) manages them.
-    let privilege = match (method, &route) {
-        (_, ApiRoute::SendSms(_)) => None,
-        (&Method::GET, _) => Some(Privilege::Read),
-        (&Method::POST, _) => Some(Privilege::Create),
-        (&Method::DELETE, _) => Some(Privilege::Delete),
-        _ => Some(Privilege::Write),
-    };
-    if let Some(privilege) = privilege {
-        check_privilege(&guard.principal.context, CHANNEL, privilege)?;
-    }
-    match (method.clone(), route) {
-        (Method::GET, ApiRoute::Channels) => {
+/// `/smsctx_smschannels` (GET, POST) and `/smsctx_smschannels({id})` (GET, PATCH, DELETE),
+/// routed by [`crate::parse::path`]. Channels are organisation settings holding provider
+/// secrets: the guard lets only a role with privileges on the channel table (of the built-in
+/// ones, System Administrator) read or change them.
+pub(super) async fn channels(call: &Call<'_>, id: Option<Uuid>) -> Result<Response, ApiError> {
+    let sms = &call.state.sms.sms;
+    let service = &call.state.service;
+    let (db, caller, root) = (call.db, &call.caller, call.root.as_str());
+    match (call.method.clone(), id) {
+        (Method::GET, None) => {
             let value: Vec<Json> = sms
-                .channels(store)
+                .channels(db)
                 .await?
                 .iter()
-                .map(|c| Json::Object(channel_json(c, None)))
+                .map(|c| Json::Object(channel_json(sms, c, None)))
                 .collect();
             let body = json!({
-                "@odata.context": format!("{root}$metadata#smsctx_smschannels"),
+                "@odata.context": format!("{root}$metadata#{CHANNEL_SET}"),
                 "value": value,
             });
             Ok(json_response(StatusCode::OK, &body))
         }
-        (Method::POST, ApiRoute::Channels) => {
-            let input = new_channel(sms, &object(body)?)?;
-            let channel = sms.add_channel(service, caller, input).await?;
+        (Method::POST, None) => {
+            let input = new_channel(sms, &service.catalog, &object(&call.body)?)?;
+            let channel = sms.add_channel(service, db, caller, input).await?;
             let mut response = json_response(
                 StatusCode::CREATED,
-                &Json::Object(channel_json(&channel, Some(root))),
+                &Json::Object(channel_json(sms, &channel, Some(root))),
             );
             if let Ok(v) = HeaderValue::from_str(&channel_url(root, channel.id)) {
                 response.headers_mut().insert("OData-EntityId", v);
             }
             Ok(response)
         }
-        (Method::GET, ApiRoute::Channel(id)) => {
+        (Method::GET, Some(id)) => {
             let channel = sms
-                .channel(store, id)
+                .channel(db, id)
                 .await?
                 .ok_or(crate::execute::sms::SmsError::ChannelNotFound(id))?;
             Ok(json_response(
                 StatusCode::OK,
-                &Json::Object(channel_json(&channel, Some(root))),
+                &Json::Object(channel_json(sms, &channel, Some(root))),
             ))
         }
-        (Method::PATCH, ApiRoute::Channel(id)) => {
-            let changes = channel_changes(&object(body)?)?;
-            let channel = sms.update_channel(service, caller, id, changes).await?;
+        (Method::PATCH, Some(id)) => {
+            let changes = channel_changes(&service.catalog, &object(&call.body)?)?;
+            let channel = sms.update_channel(service, db, caller, id, changes).await?;
             Ok(json_response(
                 StatusCode::OK,
-                &Json::Object(channel_json(&channel, Some(root))),
+                &Json::Object(channel_json(sms, &channel, Some(root))),
             ))
         }
-        (Method::DELETE, ApiRoute::Channel(id)) => {
-            sms.delete_channel(service, caller, id).await?;
+        (Method::DELETE, Some(id)) => {
+            sms.delete_channel(service, db, caller, id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (Method::POST, ApiRoute::SendSms(id)) => {
-            let parameters = object(body)?;
-            for name in parameters.keys() {
-                if name != "Message" {
-                    return Err(bad_request(format!(
-                        "The parameter '{name}' is not a parameter of smsctx_SendSms (only 'Message')."
-                    )));
-                }
-            }
-            let text = parameters
-                .get("Message")
-                .and_then(Json::as_str)
-                .ok_or_else(|| {
-                    bad_request("smsctx_SendSms needs the string parameter 'Message'.")
-                })?;
-            let sent = sms.send(service, guard, id, text).await?;
-            let body = json!({
-                "@odata.context": format!("{root}$metadata#Microsoft.Dynamics.CRM.smsctx_SendSmsResponse"),
-                "MessageId": sent.message_id,
-                "Provider": sent.provider.label(),
-            });
-            Ok(json_response(StatusCode::OK, &body))
-        }
-        _ => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "0x80060888",
-            format!("The method {method} is not allowed here."),
-        )),
+        (method, _) => Err(ApiError::method_not_allowed(&method)),
     }
+}
+
+/// `POST /msdyn_smsengagementctxes({id})/Microsoft.Dynamics.CRM.smsctx_SendSms`: the guard
+/// lets it read the context only with Write on it.
+pub(super) async fn send_sms(call: &Call<'_>, id: Uuid) -> Result<Response, ApiError> {
+    if call.method != Method::POST {
+        return Err(ApiError::method_not_allowed(&call.method));
+    }
+    let parameters = object(&call.body)?;
+    for name in parameters.keys() {
+        if name != SEND_SMS_MESSAGE {
+            return Err(bad_request(format!(
+                "The parameter '{name}' is not a parameter of {SEND_SMS} (only '{SEND_SMS_MESSAGE}')."
+            )));
+        }
+    }
+    let text = parameters
+        .get(SEND_SMS_MESSAGE)
+        .and_then(Json::as_str)
+        .ok_or_else(|| {
+            bad_request(format!(
+                "{SEND_SMS} needs the string parameter '{SEND_SMS_MESSAGE}'."
+            ))
+        })?;
+    let sent = call
+        .state
+        .sms
+        .sms
+        .send(&call.state.service, call.db, id, text)
+        .await?;
+    let body = json!({
+        "@odata.context": format!("{}$metadata#Microsoft.Dynamics.CRM.{SEND_SMS}Response", call.root),
+        "MessageId": sent.message_id,
+        "Provider": sent.provider.label(),
+    });
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 fn json_response(status: StatusCode, body: &Json) -> Response {
@@ -530,16 +470,16 @@ fn json_response(status: StatusCode, body: &Json) -> Response {
 }
 
 fn channel_url(root: &str, id: Uuid) -> String {
-    format!("{root}smsctx_smschannels({id})")
+    format!("{root}{CHANNEL_SET}({id})")
 }
 
 /// A channel as reads show it: the secret masked.
-fn channel_json(channel: &Channel, root: Option<&str>) -> Map<String, Json> {
+fn channel_json(sms: &Sms, channel: &Channel, root: Option<&str>) -> Map<String, Json> {
     let mut out = Map::new();
     if let Some(root) = root {
         out.insert(
             "@odata.context".into(),
-            json!(format!("{root}$metadata#smsctx_smschannels/$entity")),
+            json!(format!("{root}$metadata#{CHANNEL_SET}/$entity")),
         );
     }
     let date = |t: i64| {
@@ -554,7 +494,7 @@ fn channel_json(channel: &Channel, root: Option<&str>) -> Map<String, Json> {
         "@odata.etag".into(),
         json!(format!("W/\"{}\"", channel.version)),
     );
-    out.insert("smsctx_smschannelid".into(), json!(channel.id));
+    out.insert(sms.channel_table().primary_id.clone(), json!(channel.id));
     out.insert(CHANNEL_NAME.into(), json!(channel.name));
     out.insert(
         CHANNEL_PROVIDER.into(),
@@ -607,13 +547,9 @@ fn member(object: &Map<String, Json>, name: &str) -> Result<Option<Option<String
 fn check_members(object: &Map<String, Json>, allowed: &[&str]) -> Result<(), ApiError> {
     for name in object.keys() {
         if !allowed.contains(&name.as_str()) && !name.starts_with("@odata.") {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "0x80048d19",
-                format!(
-                    "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{CHANNEL}'."
-                ),
-            ));
+            return Err(ApiError::bad_payload(format!(
+                "The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{CHANNEL}'."
+            )));
         }
     }
     Ok(())
@@ -629,7 +565,11 @@ const WRITABLE: &[&str] = &[
     OWNER_BIND,
 ];
 
-fn new_channel(sms: &Sms, object: &Map<String, Json>) -> Result<NewChannel, ApiError> {
+fn new_channel(
+    sms: &Sms,
+    catalog: &Catalog,
+    object: &Map<String, Json>,
+) -> Result<NewChannel, ApiError> {
     let mut allowed = WRITABLE.to_vec();
     allowed.extend([CHANNEL_PROVIDER, CHANNEL_NUMBER]);
     check_members(object, &allowed)?;
@@ -658,11 +598,14 @@ fn new_channel(sms: &Sms, object: &Map<String, Json>) -> Result<NewChannel, ApiE
         name: member(object, CHANNEL_NAME)?.flatten(),
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?.flatten(),
         api_base_url: member(object, CHANNEL_API_BASE_URL)?.flatten(),
-        default_owner: owner_bind(object)?.flatten(),
+        default_owner: owner_bind(catalog, object)?.flatten(),
     })
 }
 
-fn channel_changes(object: &Map<String, Json>) -> Result<ChannelChanges, ApiError> {
+fn channel_changes(
+    catalog: &Catalog,
+    object: &Map<String, Json>,
+) -> Result<ChannelChanges, ApiError> {
     for fixed in [CHANNEL_PROVIDER, CHANNEL_NUMBER] {
         if object.contains_key(fixed) {
             return Err(bad_request(format!(
@@ -688,40 +631,40 @@ fn channel_changes(object: &Map<String, Json>) -> Result<ChannelChanges, ApiErro
         public_url: member(object, CHANNEL_PUBLIC_URL)?,
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?,
         api_base_url: member(object, CHANNEL_API_BASE_URL)?,
-        default_owner: owner_bind(object)?,
+        default_owner: owner_bind(catalog, object)?,
     })
 }
 
 /// `"smsctx_defaultownerid@odata.bind": "/teams(<id>)"` or `"/systemusers(<id>)"`, or null.
-fn owner_bind(object: &Map<String, Json>) -> Result<Option<Option<Owner>>, ApiError> {
+fn owner_bind(
+    catalog: &Catalog,
+    object: &Map<String, Json>,
+) -> Result<Option<Option<Owner>>, ApiError> {
     let Some(text) = member(object, OWNER_BIND)? else {
         return Ok(None);
     };
     let Some(text) = text else {
         return Ok(Some(None));
     };
-    Ok(Some(Some(parse_owner(&text).ok_or_else(|| {
-        bad_request(format!(
-            "'{text}' is not a reference to a team or a systemuser, like /teams(<id>)."
-        ))
-    })?)))
+    Ok(Some(Some(parse_owner(catalog, &text).ok_or_else(
+        || {
+            bad_request(format!(
+                "'{text}' is not a reference to a team or a systemuser, like /teams(<id>)."
+            ))
+        },
+    )?)))
 }
 
-/// `/teams(<id>)`, `teams(<id>)`, `/systemusers(<id>)`.
-pub fn parse_owner(text: &str) -> Option<Owner> {
-    let text = text.trim();
-    let text = text.rsplit('/').next()?;
-    let (set, rest) = text.split_once('(')?;
-    let id = Uuid::parse_str(rest.strip_suffix(')')?).ok()?;
-    let table = match set {
-        "teams" => TEAM,
-        "systemusers" => SYSTEM_USER,
-        _ => return None,
-    };
-    Some(Owner {
-        table: table.to_owned(),
-        id,
-    })
+/// `/teams(<id>)`, `teams(<id>)`, `/systemusers(<id>)` (a team's or a user's entity set in
+/// `catalog`).
+pub fn parse_owner(catalog: &Catalog, text: &str) -> Option<Owner> {
+    let (entity, id) = crate::parse::path::parse_reference(catalog, text)?;
+    [TEAM, SYSTEM_USER]
+        .contains(&entity.logical_name.as_str())
+        .then(|| Owner {
+            table: entity.logical_name.clone(),
+            id,
+        })
 }
 
 #[cfg(test)]
@@ -729,33 +672,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_recognised() {
-        let id = "6f0c1c1e-0000-0000-0000-000000000001";
-        let uuid = Uuid::parse_str(id).unwrap();
-        assert_eq!(route("smsctx_smschannels"), Some(ApiRoute::Channels));
-        assert_eq!(
-            route(&format!("smsctx_smschannels({id})")),
-            Some(ApiRoute::Channel(uuid))
-        );
-        assert_eq!(
-            route(&format!("smsctx_smschannels%28{id}%29")),
-            Some(ApiRoute::Channel(uuid))
-        );
-        assert_eq!(
-            route(&format!("msdyn_smsengagementctxes({id})/{SEND_SMS_ACTION}")),
-            Some(ApiRoute::SendSms(uuid))
-        );
-        assert_eq!(route("smsctx_smschannels(bad)"), None);
-        assert_eq!(route(&format!("msdyn_smsengagementctxes({id})")), None);
-        assert_eq!(
-            route(&format!("msdyn_smsengagementctxes({id})/Other")),
-            None
-        );
-        assert_eq!(route("msdyn_smsengagementctxes"), None);
-    }
-
-    #[test]
     fn owner_references() {
+        let catalog = Catalog::builtin().unwrap();
+        let parse_owner = |text: &str| parse_owner(&catalog, text);
         let id = Uuid::new_v4();
         assert_eq!(
             parse_owner(&format!("/teams({id})")),

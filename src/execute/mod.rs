@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 pub use context::Caller;
 
+use crate::authorize::{ChangeSet, Directory, Guard, Principal, SystemAccess};
+
 use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Catalog, Entity, RequiredLevel};
 use crate::parse::body::{Bind, Payload};
@@ -85,10 +87,12 @@ pub enum Upserted {
     Updated,
 }
 
-/// The message handlers, over one catalog and one store.
+/// The message handlers, over one catalog and one store. The store is private: requests reach
+/// it through [`Service::guard`] (or a [`ChangeSet`]'s guard), and the few system paths through
+/// the named [`Service::system`].
 pub struct Service {
     pub catalog: Arc<Catalog>,
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
 }
 
 /// Refuses a message the table's page does not list, as Dataverse refuses it.
@@ -110,6 +114,22 @@ fn now() -> i64 {
 impl Service {
     pub fn new(catalog: Arc<Catalog>, store: Arc<dyn Store>) -> Service {
         Service { catalog, store }
+    }
+
+    /// The store as `principal` may use it: what every request's messages run against.
+    pub fn guard<'a>(&'a self, directory: &'a Directory, principal: &'a Principal) -> Guard<'a> {
+        Guard::new(&*self.store, Some(&*self.store), directory, principal)
+    }
+
+    /// A `$batch` change set's transaction, reached only through its guards.
+    pub async fn begin_change_set(&self) -> Result<ChangeSet, StoreError> {
+        ChangeSet::begin(&*self.store).await
+    }
+
+    /// **System access**: the store with no caller's rights. Only for what no caller's rights
+    /// may decide: authentication, seeding, the SMS webhooks and `smsctx channel`.
+    pub fn system(&self) -> SystemAccess<'_> {
+        SystemAccess::new(&*self.store)
     }
 
     /// Retrieve: one record, or `NotFound`.
@@ -175,7 +195,7 @@ impl Service {
         match db.write(WriteOp::Insert(record)).await {
             Ok(WriteOutcome::Written { version }) => Ok((id, version)),
             Ok(WriteOutcome::Deleted) => {
-                Err(StoreError::Database("unexpected outcome".into()).into())
+                Err(StoreError::Unexpected("outcome of an insert".into()).into())
             }
             Err(StoreError::Duplicate) => Err(ExecError::Duplicate),
             Err(e) => Err(e.into()),

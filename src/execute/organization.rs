@@ -40,7 +40,7 @@ pub struct Organization {
 fn organization_table(catalog: &Catalog) -> Result<&Arc<Entity>, ExecError> {
     catalog
         .entity(ORGANIZATION)
-        .ok_or_else(|| StoreError::Database("the catalog has no organization table".into()).into())
+        .ok_or_else(|| StoreError::UnknownTable(ORGANIZATION.into()).into())
 }
 
 /// Seeds the organisation row `id` when it is not there yet (its name is `name`), then reads it.
@@ -52,7 +52,8 @@ pub async fn seed(
     name: &str,
 ) -> Result<Organization, ExecError> {
     let table = Arc::clone(organization_table(&service.catalog)?);
-    let store: &dyn Store = &*service.store;
+    // Seeding runs before any caller exists: system access.
+    let store: &dyn Store = service.system().store();
     if store.get(&table, id, false).await?.is_none() {
         let values = [
             (NAME, Value::Text(name.to_string())),

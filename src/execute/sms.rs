@@ -221,9 +221,7 @@ impl Sms {
     pub fn new(catalog: &Catalog) -> Result<Sms, SmsError> {
         let table = |name: &str| {
             catalog.entity(name).cloned().ok_or_else(|| {
-                SmsError::Exec(ExecError::Store(StoreError::Database(format!(
-                    "the catalog has no {name} table"
-                ))))
+                SmsError::Exec(ExecError::Store(StoreError::UnknownTable(name.to_string())))
             })
         };
         let http = reqwest::Client::builder()
@@ -240,6 +238,11 @@ impl Sms {
             user: table(SYSTEM_USER)?,
             http,
         })
+    }
+
+    /// The channel table.
+    pub fn channel_table(&self) -> &Arc<Entity> {
+        &self.channel
     }
 
     /// The channel's id: one number, one channel.
@@ -271,13 +274,15 @@ impl Sms {
     // ---- channels ------------------------------------------------------------------------
 
     /// Creates a channel after checking every value; a second channel for a number is refused.
+    /// `db` is the caller's guard (or, for `smsctx channel add`, the system access).
     pub async fn add_channel(
         &self,
         service: &Service,
+        db: &dyn Access,
         caller: &Caller,
         input: NewChannel,
     ) -> Result<Channel, SmsError> {
-        let store = &*service.store;
+        let store = db;
         let provider = Provider::parse(&input.provider).ok_or_else(|| {
             SmsError::InvalidChannel(format!(
                 "the provider '{}' is not 'twilio' or 'telesign'",
@@ -342,11 +347,12 @@ impl Sms {
     pub async fn update_channel(
         &self,
         service: &Service,
+        db: &dyn Access,
         caller: &Caller,
         id: Uuid,
         changes: ChannelChanges,
     ) -> Result<Channel, SmsError> {
-        let store = &*service.store;
+        let store = db;
         let current = self
             .channel(store, id)
             .await?
@@ -412,13 +418,11 @@ impl Sms {
     pub async fn delete_channel(
         &self,
         service: &Service,
+        db: &dyn Access,
         caller: &Caller,
         id: Uuid,
     ) -> Result<(), SmsError> {
-        match service
-            .delete(&*service.store, caller, &self.channel, id, None)
-            .await
-        {
+        match service.delete(db, caller, &self.channel, id, None).await {
             Ok(()) => Ok(()),
             Err(ExecError::NotFound { .. }) => Err(SmsError::ChannelNotFound(id)),
             Err(e) => Err(e.into()),
@@ -426,7 +430,7 @@ impl Sms {
     }
 
     /// One channel by id.
-    pub async fn channel(&self, store: &dyn Store, id: Uuid) -> Result<Option<Channel>, SmsError> {
+    pub async fn channel(&self, store: &dyn Access, id: Uuid) -> Result<Option<Channel>, SmsError> {
         match store.get(&self.channel, id, false).await? {
             Some(record) => Ok(Some(self.read_channel(&record)?)),
             None => Ok(None),
@@ -436,14 +440,14 @@ impl Sms {
     /// The channel of an organisation number.
     pub async fn channel_for(
         &self,
-        store: &dyn Store,
+        store: &dyn Access,
         number: &PhoneNumber,
     ) -> Result<Option<Channel>, SmsError> {
         self.channel(store, Sms::channel_id(number)).await
     }
 
     /// Every channel, by number.
-    pub async fn channels(&self, store: &dyn Store) -> Result<Vec<Channel>, SmsError> {
+    pub async fn channels(&self, store: &dyn Access) -> Result<Vec<Channel>, SmsError> {
         let order = vec![OrderBy {
             prop: self.prop(&self.channel, CHANNEL_NUMBER),
             descending: false,
@@ -468,8 +472,8 @@ impl Sms {
     fn read_channel(&self, record: &Record) -> Result<Channel, SmsError> {
         let text = |name: &str| record.get(name).as_text().map(str::to_owned);
         let corrupt = |what: &str| {
-            SmsError::Exec(ExecError::Store(StoreError::Database(format!(
-                "the stored SMS channel {} has a bad {what}",
+            SmsError::Exec(ExecError::Store(StoreError::Unexpected(format!(
+                "{what} of the stored SMS channel {}",
                 record.id().unwrap_or_default()
             ))))
         };
@@ -509,7 +513,7 @@ impl Sms {
         })
     }
 
-    async fn check_owner(&self, store: &dyn Store, owner: Owner) -> Result<Owner, SmsError> {
+    async fn check_owner(&self, store: &dyn Access, owner: Owner) -> Result<Owner, SmsError> {
         let table = match owner.table.as_str() {
             t if t == TEAM => &self.team,
             t if t == SYSTEM_USER => &self.user,
@@ -596,7 +600,8 @@ impl Sms {
         admin: &Caller,
         inbound: Inbound<'_>,
     ) -> Result<Landed, SmsError> {
-        let store = &*service.store;
+        // A webhook has no caller: the message lands by system access, as the administrator.
+        let store = service.system().store();
         let channel = inbound.channel;
         let org = channel.number.omnichannel_form();
         let customer = inbound.customer.omnichannel_form();
@@ -795,7 +800,7 @@ impl Sms {
             binds: Vec::new(),
         };
         let changes = service
-            .update_changes(&*service.store, admin, e, context, payload)
+            .update_changes(service.system().store(), admin, e, context, payload)
             .await?;
         Ok(WriteOp::Update {
             entity: Arc::clone(e),
@@ -816,7 +821,7 @@ impl Sms {
         context_id: Uuid,
     ) -> Result<(Record, Record), SmsError> {
         let channel = inbound.channel;
-        let store = &*service.store;
+        let store = service.system().store();
         let title = format!(
             "SMS from {} to {}",
             inbound.customer.e164(),
@@ -932,7 +937,7 @@ impl Sms {
             binds: Vec::new(),
         };
         Ok(service
-            .build_new(&*service.store, admin, d, payload, Some(id))
+            .build_new(service.system().store(), admin, d, payload, Some(id))
             .await?)
     }
 
@@ -962,7 +967,7 @@ impl Sms {
             binds: Vec::new(),
         };
         Ok(service
-            .build_new(&*service.store, admin, p, payload, Some(id))
+            .build_new(service.system().store(), admin, p, payload, Some(id))
             .await?)
     }
 
@@ -996,8 +1001,10 @@ impl Sms {
         context_id: Uuid,
         text: &str,
     ) -> Result<Sent, SmsError> {
-        let store = &*service.store;
         // `db` is the caller's (guarded) access: answering a customer needs Write on the context.
+        // The channel, with its secret, is then read by system access: sending through a
+        // channel does not make its configuration readable to the caller.
+        let store = service.system().store();
         let context = db
             .get_for(&self.context, context_id, false, Privilege::Write)
             .await

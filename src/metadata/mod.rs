@@ -7,6 +7,8 @@
 //!
 //! **Architecture invariant:** this module does no I/O and knows nothing of HTTP or SQL.
 
+#[cfg(test)]
+mod literals;
 pub mod markdown;
 pub mod sms;
 pub mod system;

@@ -28,6 +28,9 @@ pub const STATE_RESOLVED: &str = "Resolved";
 
 /// The channel table: one row per organisation number.
 pub const CHANNEL: &str = "smsctx_smschannel";
+/// Its entity set, served by the SMS channel's API (`metadata/smsctx_smschannel.md`'s
+/// `EntitySetName`; the channel tables are no Web API catalog entries).
+pub const CHANNEL_SET: &str = "smsctx_smschannels";
 pub const CHANNEL_NAME: &str = "smsctx_name";
 pub const CHANNEL_PROVIDER: &str = "smsctx_provider";
 pub const CHANNEL_NUMBER: &str = "smsctx_phonenumber";
@@ -54,6 +57,11 @@ pub const PAIR_ORG_NUMBER: &str = "smsctx_orgphonenumber";
 pub const PAIR_CUSTOMER_NUMBER: &str = "smsctx_customerphonenumber";
 pub const PAIR_CONTEXT: &str = "smsctx_contextid";
 pub const PAIR_LAST_MESSAGE: &str = "smsctx_lastmessageid";
+
+/// The bound action that sends an SMS from an engagement context (`smsctx_SendSms`), and its
+/// one parameter.
+pub const SEND_SMS: &str = "smsctx_SendSms";
+pub const SEND_SMS_MESSAGE: &str = "Message";
 
 /// The provider option labels of `msdyn_smsprovider` (and the channel tables' copies).
 pub const PROVIDER_TWILIO: &str = "Twilio";

@@ -51,3 +51,4 @@ pub const IS_DISABLED: &str = "isdisabled";
 pub const AZURE_AD_OBJECT_ID: &str = "azureactivedirectoryobjectid";
 pub const PARENT_BUSINESS_UNIT_ID: &str = "parentbusinessunitid";
 pub const NAME: &str = "name";
+pub const DOMAIN_NAME: &str = "domainname";

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::ParseError;
-use crate::metadata::{Catalog, Entity};
+use crate::metadata::{sms, Catalog, Entity};
 
 /// The Web API versions served; each is an alias of the others.
 pub const VERSIONS: &[&str] = &["v9.0", "v9.1", "v9.2"];
@@ -55,6 +55,16 @@ pub enum Resource {
     },
     /// An unbound action: `POST /{name}` (`GrantAccess`, ...).
     Action(String),
+    /// An action bound to a record: `POST /{set}({id})/Microsoft.Dynamics.CRM.{name}` (one of
+    /// [`BOUND_ACTIONS`]).
+    BoundAction {
+        entity: Arc<Entity>,
+        id: Uuid,
+        name: String,
+    },
+    /// `/smsctx_smschannels` and `/smsctx_smschannels({id})`: the SMS channel's configuration,
+    /// an internal table the channel API serves.
+    SmsChannels(Option<Uuid>),
     /// A collection-valued navigation's references: `/{set}({id})/{relationship}/$ref` and
     /// `/{set}({id})/{relationship}({key})/$ref`.
     Association {
@@ -67,6 +77,9 @@ pub enum Resource {
 
 /// The unbound actions served.
 pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess"];
+
+/// The bound actions served: (the table they are bound to, the action).
+pub const BOUND_ACTIONS: &[(&str, &str)] = &[(sms::CONTEXT, sms::SEND_SMS)];
 
 /// The unbound functions served by name: each may also be called without `()` (its parameters,
 /// if any, are then missing) and with the `Microsoft.Dynamics.CRM.` prefix.
@@ -117,6 +130,9 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
             [property, tail @ ..] => record_member(entity, id, property, tail),
         };
     }
+    if name == sms::CHANNEL_SET && segments.len() == 1 {
+        return Ok(Resource::SmsChannels(key.map(parse_key).transpose()?));
+    }
     if key.is_none() && segments.len() == 1 && ACTIONS.contains(&name) {
         return Ok(Resource::Action(name.to_string()));
     }
@@ -161,6 +177,14 @@ fn record_member(
         .then_some(property);
     if let Some(call) = property.strip_prefix(NAMESPACE).or(unqualified) {
         let (name, arguments) = split_call(call)?;
+        let bound = (entity.logical_name.as_str(), name);
+        if tail.is_empty() && arguments.is_none() && BOUND_ACTIONS.contains(&bound) {
+            return Ok(Resource::BoundAction {
+                entity,
+                id,
+                name: name.to_string(),
+            });
+        }
         if tail.is_empty()
             && is_function_name(name)
             && (arguments.is_some() || BOUND_FUNCTIONS.contains(&name))
@@ -355,6 +379,10 @@ mod tests {
                 entity.logical_name
             ),
             Ok(Resource::Action(name)) => format!("action {name}"),
+            Ok(Resource::BoundAction { entity, id, name }) => {
+                format!("bound action {}.{name} {id}", entity.logical_name)
+            }
+            Ok(Resource::SmsChannels(id)) => format!("channels {id:?}"),
             Ok(Resource::Association {
                 entity,
                 relationship,
@@ -448,6 +476,41 @@ mod tests {
         check(
             &format!("teams({ID})/teamroles_association"),
             "error Resource not found for the segment 'teamroles_association'.",
+        );
+    }
+
+    #[test]
+    fn the_sms_channel_resources() {
+        check("smsctx_smschannels", "channels None");
+        check(
+            &format!("smsctx_smschannels({ID})"),
+            &format!("channels Some({ID})"),
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})/Microsoft.Dynamics.CRM.smsctx_SendSms"),
+            &format!("bound action msdyn_smsengagementctx.smsctx_SendSms {ID}"),
+        );
+        // Bound to the engagement context only, without parentheses, with nothing after it.
+        check(
+            &format!("systemusers({ID})/Microsoft.Dynamics.CRM.smsctx_SendSms"),
+            "error Resource not found for the segment 'Microsoft.Dynamics.CRM.smsctx_SendSms'.",
+        );
+        check(
+            &format!("msdyn_smsengagementctxes({ID})/Microsoft.Dynamics.CRM.Other"),
+            "error Resource not found for the segment 'Microsoft.Dynamics.CRM.Other'.",
+        );
+        check(
+            "smsctx_smschannels(bad)",
+            "error Bad Request - Error in query syntax: 'bad' is not a valid key. A key is a GUID such as 00000000-0000-0000-0000-000000000000.",
+        );
+        check(
+            "smsctx_smschannels/$count",
+            "error Resource not found for the segment 'smsctx_smschannels'.",
+        );
+        // The channel's other tables are no entity sets.
+        check(
+            "smsctx_smsdeliveries",
+            "error Resource not found for the segment 'smsctx_smsdeliveries'.",
         );
     }
 

@@ -4,7 +4,7 @@
 //! otherwise the message names the option, the position and the offending token. Positions are
 //! 0-based character offsets into the text that was being read (the `$filter` value, or the
 //! parameter alias value when the error is inside an alias, or the FetchXML document). The HTTP
-//! edge answers every variant with status 400 and the code from [`QueryError::code`].
+//! edge answers every variant with status 400 and the code `edge/error.rs` chooses for it.
 //!
 //! The FetchXML variants use Dataverse's wording and codes where they are known: `Invalid XML.`
 //! is `0x80040201` (InvalidXml), an unknown table `0x80041102` (QueryBuilderNoEntity), an unknown
@@ -184,43 +184,12 @@ pub enum QueryError {
     FetchUnsupported { what: String },
 }
 
+#[cfg(test)]
 impl QueryError {
-    /// The Dataverse error code the HTTP edge puts in `{"error":{"code":...}}`.
-    ///
-    /// Errors raised by the OData library in Dataverse (unknown names, syntax, types) carry
-    /// `0x0`; errors about the values given to Dataverse's own query functions and limits carry
-    /// the generic InvalidArgument code.
+    /// The code the HTTP edge answers with, chosen in [`crate::edge::error::query_code`]; here
+    /// for the tests beside each front end.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidFunctionArgument { .. }
-            | Self::TooLong { .. }
-            | Self::ConditionValueCount { .. }
-            | Self::ConditionValue { .. }
-            | Self::InvalidCondition { .. }
-            | Self::InvalidFetch { .. }
-            | Self::FetchUnsupported { .. } => "0x80040203",
-            Self::InvalidSkipToken { .. } | Self::BadCombination { .. } => "0x80060888",
-            Self::InvalidXml { .. } => "0x80040201",
-            Self::UnknownEntity { .. } => "0x80041102",
-            Self::UnknownAttribute { .. } => "0x80041103",
-            Self::UnknownOperator { .. } => "0x80041120",
-            Self::InvalidLinkType { .. } => "0x80041117",
-            Self::UnknownProperty { .. }
-            | Self::UnterminatedLiteral { .. }
-            | Self::Syntax { .. }
-            | Self::IncompatibleTypes { .. }
-            | Self::NoFunctionSignature { .. }
-            | Self::UnknownFunction { .. }
-            | Self::UndefinedAlias { .. }
-            | Self::TooDeep
-            | Self::InvalidTop { .. }
-            | Self::InvalidCount { .. }
-            | Self::UnknownOption { .. }
-            | Self::Unsupported { .. }
-            | Self::DuplicateOption { .. }
-            | Self::InvalidApply { .. }
-            | Self::FetchXmlSchema { .. } => "0x0",
-        }
+        crate::edge::error::query_code(self)
     }
 }
 

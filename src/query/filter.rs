@@ -37,6 +37,7 @@ use super::ast::{
 use super::error::QueryError;
 use super::lexer::{self, syntax, Token, TokenKind};
 use super::MAX_OPTION_LENGTH;
+use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
 use crate::metadata::{Attribute, AttributeType, Entity};
 
 /// How deep parentheses and `not` may nest.
@@ -598,10 +599,10 @@ pub(crate) fn check_function_column(
                 .then_some(())
                 .ok_or("the function applies to number and date columns only.")
         }
-        QueryFnName::EqualUserId | QueryFnName::NotEqualUserId => targets("systemuser")
+        QueryFnName::EqualUserId | QueryFnName::NotEqualUserId => targets(SYSTEM_USER)
             .then_some(())
             .ok_or("the function applies to lookups to users only."),
-        QueryFnName::EqualBusinessId | QueryFnName::NotEqualBusinessId => targets("businessunit")
+        QueryFnName::EqualBusinessId | QueryFnName::NotEqualBusinessId => targets(BUSINESS_UNIT)
             .then_some(())
             .ok_or("the function applies to lookups to business units only."),
         _ => (t == T::DateTime)

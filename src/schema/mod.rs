@@ -31,7 +31,7 @@ pub const ALIAS: &str = "mscrm";
 pub const BASE_ENTITY: &str = "crmbaseentity";
 /// The abstract entity type users and teams derive from; its key is `ownerid`.
 pub const PRINCIPAL: &str = "principal";
-pub const PRINCIPAL_KEY: &str = "ownerid";
+pub const PRINCIPAL_KEY: &str = system::OWNER_ID;
 
 /// The namespace of the UUID v5 metadata ids (an arbitrary constant: changing it changes every
 /// `MetadataId` smsctx reports).

@@ -1,4 +1,5 @@
-//! Denials, with the error code and message Dataverse answers them with (all are HTTP 403).
+//! Denials, with the message Dataverse answers them with (their codes, all HTTP 403, are chosen
+//! in `edge/error.rs`).
 //!
 //! The texts follow what Dataverse returns, as seen in public reports of real errors:
 //! - missing privilege, `0x80040220` (PrivilegeDenied): `Principal user (Id=…, type=8,
@@ -49,23 +50,25 @@ pub enum Denied {
 }
 
 impl Denied {
-    /// Dataverse's error code, as the `code` of the error body.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Denied::MissingPrivilege { .. } => "0x80040220",
-            Denied::NoAccess { .. } => "0x80048306",
-            Denied::CannotActOnBehalfOfAnotherUser { .. } => "0x8004A110",
-        }
-    }
-
-    /// The HTTP status: every denial is 403 Forbidden.
-    pub fn http_status(&self) -> u16 {
-        403
-    }
-
     /// The error body's `message`.
     pub fn message(&self) -> String {
         self.to_string()
+    }
+}
+
+#[cfg(test)]
+impl Denied {
+    /// The code the HTTP edge answers with, chosen in [`crate::edge::error::denied_code`]; here
+    /// for the tests of the decisions.
+    pub fn code(&self) -> &'static str {
+        crate::edge::error::denied_code(self)
+    }
+
+    /// The HTTP status the edge answers with: every denial is 403 Forbidden.
+    pub fn http_status(&self) -> u16 {
+        crate::edge::error::ApiError::from(self.clone())
+            .status
+            .as_u16()
     }
 }
 

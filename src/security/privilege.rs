@@ -16,6 +16,8 @@
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
+use crate::metadata::system::{BUSINESS_UNIT, ORGANIZATION, ROLE, SYSTEM_USER, TEAM};
+
 use super::rights::AccessRights;
 
 /// A table privilege, without its table.
@@ -178,11 +180,11 @@ impl Depth {
 /// The system tables whose privileges keep Dataverse's historic names (`prvReadUser`, not
 /// `prvReadsystemuser`), as listed in the published privilege references.
 const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
-    ("systemuser", "User"),
-    ("team", "Team"),
-    ("businessunit", "BusinessUnit"),
-    ("role", "Role"),
-    ("organization", "Organization"),
+    (SYSTEM_USER, "User"),
+    (TEAM, "Team"),
+    (BUSINESS_UNIT, "BusinessUnit"),
+    (ROLE, "Role"),
+    (ORGANIZATION, "Organization"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables
@@ -221,10 +223,10 @@ pub(crate) fn name_based_id(kind: &str, name: &str) -> Uuid {
 /// The object type code Dataverse error messages print for a table (see the module doc).
 pub fn object_type_code(entity: &str) -> u32 {
     match entity {
-        "systemuser" => 8,
-        "team" => 9,
-        "businessunit" => 10,
-        "role" => 1036,
+        SYSTEM_USER => 8,
+        TEAM => 9,
+        BUSINESS_UNIT => 10,
+        ROLE => 1036,
         _ => {
             // FNV-1a: stable across builds and platforms, unlike std's hasher.
             let hash = entity.bytes().fold(0x811c_9dc5_u32, |h, b| {

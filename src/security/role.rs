@@ -39,11 +39,11 @@ use crate::metadata::system::{
 };
 
 /// The SMS engagement context table.
-pub const SMS_ENGAGEMENT_CTX: &str = "msdyn_smsengagementctx";
+pub const SMS_ENGAGEMENT_CTX: &str = crate::metadata::sms::CONTEXT;
 /// The conversation table the context's `msdyn_liveworkitemid` points at.
-pub const LIVE_WORK_ITEM: &str = "msdyn_ocliveworkitem";
+pub const LIVE_WORK_ITEM: &str = crate::metadata::sms::CONVERSATION;
 /// The security role table.
-pub const ROLE: &str = "role";
+pub const ROLE: &str = crate::metadata::system::ROLE;
 
 /// Every table the security model governs: the built-in System Administrator role has every
 /// privilege on each. A table added to smsctx must be added here.
@@ -146,7 +146,7 @@ impl Role {
 
 /// The stable id of a built-in role in a business unit, so seeding twice finds the same rows.
 pub fn builtin_role_id(name: &str, business_unit: Uuid) -> Uuid {
-    name_based_id("role", &format!("{name}@{business_unit}"))
+    name_based_id(ROLE, &format!("{name}@{business_unit}"))
 }
 
 /// One built-in role, by its exact name, for a business unit.

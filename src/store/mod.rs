@@ -94,7 +94,7 @@ impl Record {
     }
 
     pub fn version(&self) -> Option<i64> {
-        self.get("versionnumber").as_int()
+        self.get(crate::metadata::system::VERSION_NUMBER).as_int()
     }
 }
 
@@ -164,6 +164,12 @@ pub enum StoreError {
     TransactionEnded,
     #[error("database error: {0}")]
     Database(String),
+    /// A configuration fault: the catalog or the store lacks a table the code asks for.
+    #[error("the store has no table '{0}'")]
+    UnknownTable(String),
+    /// A value read back that the store's own writes cannot have produced.
+    #[error("the store returned an unexpected {0}")]
+    Unexpected(String),
     #[error("the query cannot run: {0}")]
     Query(#[from] sql::SqlError),
     #[error("migration {version} failed: {message}")]

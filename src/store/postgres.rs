@@ -40,6 +40,7 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use super::sql::TableSql as EntitySql;
 use super::{
     migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
     Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
@@ -89,28 +90,6 @@ pub struct PostgresStore {
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
-/// The SQL text of one entity, built once from its metadata.
-struct EntitySql {
-    select: String,
-    select_with_names: String,
-    columns: String,
-    columns_with_names: String,
-    joins: String,
-    /// `INSERT ... VALUES ($1, ..., nextval(...), ...) RETURNING versionnumber`.
-    insert: String,
-    /// Positions bound by `insert`, in placeholder order (every stored column but the version).
-    insert_positions: Vec<usize>,
-    /// `INSERT` of a whole row with its own version; on a conflict, the newer version wins.
-    copy: String,
-    delete: String,
-    delete_expect: String,
-    version: String,
-    /// Positions of the stored columns, in select order.
-    stored: Vec<usize>,
-    /// For the names select: per shadow column position, the index of its name expression.
-    names: Vec<(usize, usize)>,
-}
-
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of at most
     /// `pool_size` connections and brings the schema up to date.
@@ -140,7 +119,12 @@ impl PostgresStore {
         let sql = catalog
             .entities()
             .iter()
-            .map(|e| (e.logical_name.clone(), EntitySql::build(e, catalog)))
+            .map(|e| {
+                (
+                    e.logical_name.clone(),
+                    EntitySql::build(e, catalog, &sql::Postgres),
+                )
+            })
             .collect();
         Ok(PostgresStore {
             pool,
@@ -156,7 +140,7 @@ impl PostgresStore {
         let table = self
             .sql
             .get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))?;
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))?;
         let mut client = self.connection().await?;
         let tx = client.transaction().await?;
         let statement = tx.prepare_cached(&table.copy).await?;
@@ -283,130 +267,25 @@ async fn apply_migrations(client: &mut Object) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl EntitySql {
-    fn build(entity: &Entity, catalog: &Catalog) -> EntitySql {
-        let table = &entity.logical_name;
-        let pk = &entity.primary_id;
-        let stored: Vec<usize> = entity.stored_attributes().map(|(i, _)| i).collect();
-        let column_list = stored
-            .iter()
-            .map(|&i| format!("t.{}", entity.attributes[i].logical_name))
-            .collect::<Vec<_>>()
-            .join(", ");
-
-        // Name expressions for lookups: a LEFT JOIN per target, coalesced.
-        let mut joins = String::new();
-        let mut join_count = 0;
-        let mut name_exprs: Vec<String> = Vec::new();
-        let mut lookup_name_index: HashMap<&str, usize> = HashMap::new();
-        for (_, attribute) in entity.stored_attributes() {
-            if !attribute.attribute_type.is_lookup() {
-                continue;
-            }
-            let mut parts = Vec::new();
-            for target in &attribute.targets {
-                let Some(target_entity) = catalog.entity(target) else {
-                    continue;
-                };
-                let alias = format!("j{join_count}");
-                join_count += 1;
-                joins.push_str(&format!(
-                    " LEFT JOIN {target} AS {alias} ON {alias}.{} = t.{}",
-                    target_entity.primary_id, attribute.logical_name
-                ));
-                parts.push(format!("{alias}.{}", target_entity.primary_name));
-            }
-            let expr = match parts.len() {
-                0 => "NULL::text".to_string(),
-                1 => parts.remove(0),
-                _ => format!("COALESCE({})", parts.join(", ")),
-            };
-            lookup_name_index.insert(attribute.logical_name.as_str(), name_exprs.len());
-            name_exprs.push(expr);
-        }
-        let names: Vec<(usize, usize)> = entity
-            .attributes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| {
-                let of = a.attribute_of.as_deref()?;
-                Some((i, *lookup_name_index.get(of)?))
-            })
-            .collect();
-        let names_list = if name_exprs.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", name_exprs.join(", "))
-        };
-
-        let mut insert_columns = Vec::with_capacity(stored.len());
-        let mut insert_values = Vec::with_capacity(stored.len());
-        let mut insert_positions = Vec::with_capacity(stored.len());
-        for &i in &stored {
-            let name = entity.attributes[i].logical_name.as_str();
-            insert_columns.push(name);
-            if name == "versionnumber" {
-                insert_values.push("nextval('smsctx_versionnumber')".to_string());
-            } else {
-                insert_positions.push(i);
-                insert_values.push(format!("${}", insert_positions.len()));
-            }
-        }
-        let copy_placeholders: Vec<String> = (1..=stored.len()).map(|n| format!("${n}")).collect();
-        let copy_updates: Vec<String> = insert_columns
-            .iter()
-            .filter(|c| **c != pk.as_str())
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect();
-        let copy = format!(
-            "INSERT INTO {table} AS t ({}) VALUES ({}) ON CONFLICT ({pk}) DO UPDATE SET {} \
-             WHERE t.versionnumber < EXCLUDED.versionnumber",
-            insert_columns.join(", "),
-            copy_placeholders.join(", "),
-            copy_updates.join(", ")
-        );
-        EntitySql {
-            select: format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = $1"),
-            select_with_names: format!(
-                "SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} = $1"
-            ),
-            columns_with_names: format!("{column_list}{names_list}"),
-            columns: column_list,
-            joins,
-            insert: format!(
-                "INSERT INTO {table} ({}) VALUES ({}) RETURNING versionnumber",
-                insert_columns.join(", "),
-                insert_values.join(", ")
-            ),
-            insert_positions,
-            copy,
-            delete: format!("DELETE FROM {table} WHERE {pk} = $1"),
-            delete_expect: format!("DELETE FROM {table} WHERE {pk} = $1 AND versionnumber = $2"),
-            version: format!("SELECT versionnumber FROM {table} WHERE {pk} = $1"),
-            stored,
-            names,
+/// One row as a record: the stored columns in select order, then the lookups' names.
+fn read_row(
+    table: &EntitySql,
+    entity: &Arc<Entity>,
+    row: &Row,
+    with_names: bool,
+) -> Result<Record, StoreError> {
+    let mut record = Record::empty(Arc::clone(entity));
+    for (column, &position) in table.stored.iter().enumerate() {
+        let attribute_type = entity.attributes[position].attribute_type;
+        record.values[position] = from_row(row, column, attribute_type)?;
+    }
+    if with_names {
+        for &(position, name_index) in &table.names {
+            let name: Option<String> = row.try_get(table.stored.len() + name_index)?;
+            record.values[position] = name.map_or(Value::Null, Value::Text);
         }
     }
-
-    fn read_row(
-        &self,
-        entity: &Arc<Entity>,
-        row: &Row,
-        with_names: bool,
-    ) -> Result<Record, StoreError> {
-        let mut record = Record::empty(Arc::clone(entity));
-        for (column, &position) in self.stored.iter().enumerate() {
-            let attribute_type = entity.attributes[position].attribute_type;
-            record.values[position] = from_row(row, column, attribute_type)?;
-        }
-        if with_names {
-            for &(position, name_index) in &self.names {
-                let name: Option<String> = row.try_get(self.stored.len() + name_index)?;
-                record.values[position] = name.map_or(Value::Null, Value::Text);
-            }
-        }
-        Ok(record)
-    }
+    Ok(record)
 }
 
 fn from_row(row: &Row, column: usize, attribute_type: AttributeType) -> Result<Value, StoreError> {
@@ -520,7 +399,7 @@ impl Executor<'_> {
     fn table(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
         self.sql
             .get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     }
 
     async fn get(
@@ -537,7 +416,7 @@ impl Executor<'_> {
         };
         let statement = prepare(self.client, text).await?;
         let row = self.client.query_opt(&statement, &[&id]).await?;
-        row.map(|row| table.read_row(entity, &row, with_names))
+        row.map(|row| read_row(table, entity, &row, with_names))
             .transpose()
     }
 
@@ -554,7 +433,7 @@ impl Executor<'_> {
         let params = params(&values);
         let rows = self.client.query(&statement, &refs(&params)).await?;
         rows.iter()
-            .map(|row| table.read_row(&query.plan.entity, row, query.with_names))
+            .map(|row| read_row(table, &query.plan.entity, row, query.with_names))
             .collect()
     }
 
@@ -649,30 +528,8 @@ impl Executor<'_> {
                 expect,
             } => {
                 let table = self.table(entity)?;
-                let mut assignments = Vec::with_capacity(changes.len() + 1);
-                let mut values: Vec<Value> = Vec::with_capacity(changes.len() + 2);
-                for (position, value) in changes {
-                    let attribute = &entity.attributes[*position];
-                    if !attribute.is_stored() || attribute.logical_name == "versionnumber" {
-                        continue;
-                    }
-                    values.push(value.clone());
-                    assignments.push(format!("{} = ${}", attribute.logical_name, values.len()));
-                }
-                assignments.push("versionnumber = nextval('smsctx_versionnumber')".into());
-                values.push(Value::Guid(*id));
-                let mut text = format!(
-                    "UPDATE {} SET {} WHERE {} = ${}",
-                    entity.logical_name,
-                    assignments.join(", "),
-                    entity.primary_id,
-                    values.len()
-                );
-                if let Expect::Version(version) = expect {
-                    values.push(Value::Int(*version));
-                    text.push_str(&format!(" AND versionnumber = ${}", values.len()));
-                }
-                text.push_str(" RETURNING versionnumber");
+                let (text, values) =
+                    EntitySql::update(&sql::Postgres, entity, *id, changes, 0, *expect);
                 let statement = prepare(self.client, &text).await?;
                 let params = params(&values);
                 match self.client.query_opt(&statement, &refs(&params)).await? {

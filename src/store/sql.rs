@@ -257,6 +257,17 @@ pub trait Dialect {
     fn group_text_value(&self, column: &str) -> String {
         column.to_string()
     }
+
+    /// A NULL of text type, in a select list.
+    fn null_text(&self) -> &'static str {
+        "NULL"
+    }
+
+    /// The expression that draws a new version in SQL, when the database assigns versions; else
+    /// the caller binds them (SQLite's writer thread counts them).
+    fn next_version(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The embedded SQLite database.
@@ -334,6 +345,14 @@ impl Dialect for Sqlite {
 pub struct Postgres;
 
 impl Dialect for Postgres {
+    fn null_text(&self) -> &'static str {
+        "NULL::text"
+    }
+
+    fn next_version(&self) -> Option<&'static str> {
+        Some("nextval('smsctx_versionnumber')")
+    }
+
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
     }
@@ -1365,6 +1384,10 @@ fn add_months(midnight: i64, months: i64) -> Option<i64> {
     let target = time::Date::from_calendar_date(year, month, day).ok()?;
     Some(target.midnight().assume_utc().unix_timestamp())
 }
+
+mod table;
+
+pub use table::TableSql;
 
 #[cfg(test)]
 mod tests;

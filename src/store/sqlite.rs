@@ -17,10 +17,12 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::sql::TableSql as EntitySql;
 use super::{
     migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
     Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
+use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
 
@@ -91,24 +93,6 @@ struct Readers {
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
-/// The SQL text of one entity, built once from its metadata.
-struct EntitySql {
-    select: String,
-    select_with_names: String,
-    /// The select list of the stored columns (`t.a, t.b`), and with the lookup names.
-    columns: String,
-    columns_with_names: String,
-    /// The LEFT JOINs that bring the lookup names.
-    joins: String,
-    insert: String,
-    delete: String,
-    version: String,
-    /// Positions of the stored columns, in select order.
-    stored: Vec<usize>,
-    /// For the names select: per shadow column position, the index of its name expression.
-    names: Vec<(usize, usize)>,
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path, catalog: &Catalog) -> Result<SqliteStore, StoreError> {
@@ -120,7 +104,12 @@ impl SqliteStore {
         let sql: HashMap<String, EntitySql> = catalog
             .entities()
             .iter()
-            .map(|e| (e.logical_name.clone(), EntitySql::build(e, catalog)))
+            .map(|e| {
+                (
+                    e.logical_name.clone(),
+                    EntitySql::build(e, catalog, &sql::Sqlite),
+                )
+            })
             .collect();
         let sql = Arc::new(sql);
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(4096);
@@ -194,7 +183,7 @@ impl Readers {
     fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
         self.sql
             .get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     }
 }
 
@@ -250,116 +239,33 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl EntitySql {
-    fn build(entity: &Entity, catalog: &Catalog) -> EntitySql {
-        let table = &entity.logical_name;
-        let pk = &entity.primary_id;
-        let stored: Vec<usize> = entity.stored_attributes().map(|(i, _)| i).collect();
-        let columns: Vec<String> = stored
-            .iter()
-            .map(|&i| format!("t.{}", entity.attributes[i].logical_name))
-            .collect();
-        let column_list = columns.join(", ");
-
-        // Name expressions for lookups: a LEFT JOIN per target, coalesced.
-        let mut joins = String::new();
-        let mut name_exprs: Vec<String> = Vec::new();
-        let mut lookup_name_index: HashMap<&str, usize> = HashMap::new();
-        for (_, attribute) in entity.stored_attributes() {
-            if !attribute.attribute_type.is_lookup() {
-                continue;
-            }
-            let mut parts = Vec::new();
-            for target in &attribute.targets {
-                let Some(target_entity) = catalog.entity(target) else {
-                    continue;
-                };
-                let alias = format!("j{}", joins.matches("LEFT JOIN").count());
-                joins.push_str(&format!(
-                    " LEFT JOIN {target} AS {alias} ON {alias}.{} = t.{}",
-                    target_entity.primary_id, attribute.logical_name
-                ));
-                parts.push(format!("{alias}.{}", target_entity.primary_name));
-            }
-            let expr = match parts.len() {
-                0 => "NULL".to_string(),
-                1 => parts.remove(0),
-                _ => format!("COALESCE({})", parts.join(", ")),
+/// One row as a record: the stored columns in select order, then the lookups' names.
+fn read_row(
+    table: &EntitySql,
+    entity: &Arc<Entity>,
+    row: &rusqlite::Row<'_>,
+    with_names: bool,
+) -> Result<Record, StoreError> {
+    let mut record = Record::empty(Arc::clone(entity));
+    for (column, &position) in table.stored.iter().enumerate() {
+        let attribute_type = entity.attributes[position].attribute_type;
+        record.values[position] = from_sql(attribute_type, row.get_ref(column)?)?;
+    }
+    if with_names {
+        for &(position, name_index) in &table.names {
+            let value = row.get_ref(table.stored.len() + name_index)?;
+            record.values[position] = match value {
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                _ => Value::Null,
             };
-            lookup_name_index.insert(attribute.logical_name.as_str(), name_exprs.len());
-            name_exprs.push(expr);
-        }
-        let names: Vec<(usize, usize)> = entity
-            .attributes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| {
-                let of = a.attribute_of.as_deref()?;
-                Some((i, *lookup_name_index.get(of)?))
-            })
-            .collect();
-        let names_list = if name_exprs.is_empty() {
-            String::new()
-        } else {
-            format!(", {}", name_exprs.join(", "))
-        };
-
-        let select = format!("SELECT {column_list} FROM {table} AS t WHERE t.{pk} = ?1");
-        let select_with_names =
-            format!("SELECT {column_list}{names_list} FROM {table} AS t{joins} WHERE t.{pk} = ?1");
-        let plain_columns: Vec<&str> = stored
-            .iter()
-            .map(|&i| entity.attributes[i].logical_name.as_str())
-            .collect();
-        let placeholders: Vec<String> = (1..=stored.len()).map(|n| format!("?{n}")).collect();
-        let insert = format!(
-            "INSERT INTO {table} ({}) VALUES ({})",
-            plain_columns.join(", "),
-            placeholders.join(", ")
-        );
-        let delete = format!("DELETE FROM {table} WHERE {pk} = ?1");
-        let version = format!("SELECT versionnumber FROM {table} WHERE {pk} = ?1");
-        EntitySql {
-            select,
-            select_with_names,
-            columns_with_names: format!("{column_list}{names_list}"),
-            columns: column_list,
-            joins,
-            insert,
-            delete,
-            version,
-            stored,
-            names,
         }
     }
-
-    fn read_row(
-        &self,
-        entity: &Arc<Entity>,
-        row: &rusqlite::Row<'_>,
-        with_names: bool,
-    ) -> Result<Record, StoreError> {
-        let mut record = Record::empty(Arc::clone(entity));
-        for (column, &position) in self.stored.iter().enumerate() {
-            let attribute_type = entity.attributes[position].attribute_type;
-            record.values[position] = from_sql(attribute_type, row.get_ref(column)?)?;
-        }
-        if with_names {
-            for &(position, name_index) in &self.names {
-                let value = row.get_ref(self.stored.len() + name_index)?;
-                record.values[position] = match value {
-                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                    _ => Value::Null,
-                };
-            }
-        }
-        Ok(record)
-    }
+    Ok(record)
 }
 
 fn from_sql(attribute_type: AttributeType, value: ValueRef<'_>) -> Result<Value, StoreError> {
     use AttributeType as T;
-    let bad = || StoreError::Database(format!("unexpected stored value {value:?}"));
+    let bad = || StoreError::Unexpected(format!("stored value {value:?}"));
     Ok(match value {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => match attribute_type {
@@ -482,7 +388,7 @@ fn run_transaction(
     let mut versions = Versions::new();
     let table = |entity: &Entity| {
         sql.get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     };
     loop {
         let Ok(job) = receiver.recv_timeout(TRANSACTION_IDLE_TIMEOUT) else {
@@ -604,7 +510,7 @@ fn read_get(
     let mut statement = conn.prepare_cached(text)?;
     let mut rows = statement.query([guid_text(id)])?;
     match rows.next()? {
-        Some(row) => Ok(Some(entity_sql.read_row(entity, row, with_names)?)),
+        Some(row) => Ok(Some(read_row(entity_sql, entity, row, with_names)?)),
         None => Ok(None),
     }
 }
@@ -625,7 +531,12 @@ fn read_query(
     let mut rows = statement.query(params_from_iter(params.iter()))?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(entity_sql.read_row(&query.plan.entity, row, query.with_names)?);
+        out.push(read_row(
+            entity_sql,
+            &query.plan.entity,
+            row,
+            query.with_names,
+        )?);
     }
     Ok(out)
 }
@@ -762,14 +673,14 @@ fn apply(
 ) -> Result<WriteOutcome, StoreError> {
     let table_sql = |entity: &Entity| {
         sql.get(&entity.logical_name)
-            .ok_or_else(|| StoreError::Database(format!("no table for {}", entity.logical_name)))
+            .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     };
     match op {
         WriteOp::Insert(record) => {
             let entity_sql = table_sql(&record.entity)?;
             let version = versions.next(conn)?;
-            let version_position = record.entity.position("versionnumber");
-            let values = entity_sql.stored.iter().map(|&i| {
+            let version_position = record.entity.position(VERSION_NUMBER);
+            let values = entity_sql.insert_positions.iter().map(|&i| {
                 if Some(i) == version_position {
                     Value::Int(version)
                 } else {
@@ -790,26 +701,8 @@ fn apply(
             let entity_sql = table_sql(entity)?;
             check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
             let version = versions.next(conn)?;
-            let mut assignments = Vec::with_capacity(changes.len() + 1);
-            let mut values: Vec<Value> = Vec::with_capacity(changes.len() + 2);
-            for (position, value) in changes {
-                let attribute = &entity.attributes[*position];
-                if !attribute.is_stored() || attribute.logical_name == "versionnumber" {
-                    continue;
-                }
-                values.push(value.clone());
-                assignments.push(format!("{} = ?{}", attribute.logical_name, values.len()));
-            }
-            values.push(Value::Int(version));
-            assignments.push(format!("versionnumber = ?{}", values.len()));
-            values.push(Value::Guid(*id));
-            let statement = format!(
-                "UPDATE {} SET {} WHERE {} = ?{}",
-                entity.logical_name,
-                assignments.join(", "),
-                entity.primary_id,
-                values.len()
-            );
+            let (statement, values) =
+                EntitySql::update(&sql::Sqlite, entity, *id, changes, version, Expect::Any);
             conn.prepare_cached(&statement)?
                 .execute(params_from_iter(values))?;
             Ok(WriteOutcome::Written { version })
