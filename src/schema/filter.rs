@@ -46,6 +46,20 @@ impl Shape<'_> {
     }
 }
 
+impl Shape<'_> {
+    /// Checks a `$select` and parses a `$filter` against the shape.
+    pub fn options(
+        &self,
+        select: Option<&[String]>,
+        filter: Option<&str>,
+    ) -> Result<Option<Filter>, SchemaError> {
+        for property in select.unwrap_or_default() {
+            self.check(property)?;
+        }
+        filter.map(|f| Filter::parse(f, self)).transpose()
+    }
+}
+
 /// A parsed metadata filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filter {

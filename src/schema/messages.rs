@@ -225,14 +225,7 @@ pub fn parse_messages_path(
         options = options.single()?;
     }
     let shape = set.shape();
-    for property in options.select.iter().flatten() {
-        shape.check(property)?;
-    }
-    let filter = options
-        .filter
-        .as_deref()
-        .map(|f| Filter::parse(f, &shape))
-        .transpose()?;
+    let filter = shape.options(options.select.as_deref(), options.filter.as_deref())?;
     let mut expand = None;
     for item in &options.expand {
         if item.name != set.navigation() {
@@ -247,23 +240,16 @@ pub fn parse_messages_path(
                 type_name: set.other().shape().type_name.to_string(),
             });
         }
-        let other = set.other().shape();
-        for property in item.select.iter().flatten() {
-            other.check(property)?;
-        }
         if item.filter.is_some() && set == MessageSet::Filters {
             return Err(SchemaError::BadQuery(format!(
                 "$filter is not supported inside the single-valued '{}'.",
                 item.name
             )));
         }
+        let other = set.other().shape();
         expand = Some(MessageExpand {
             select: item.select.clone(),
-            filter: item
-                .filter
-                .as_deref()
-                .map(|f| Filter::parse(f, &other))
-                .transpose()?,
+            filter: other.options(item.select.as_deref(), item.filter.as_deref())?,
         });
     }
     Ok(MessagesRequest {

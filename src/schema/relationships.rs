@@ -359,14 +359,7 @@ pub fn parse_relationships_path(
         properties,
         navigations: &[],
     };
-    for property in options.select.iter().flatten() {
-        shape.check(property)?;
-    }
-    let filter = options
-        .filter
-        .as_deref()
-        .map(|f| Filter::parse(f, &shape))
-        .transpose()?;
+    let filter = shape.options(options.select.as_deref(), options.filter.as_deref())?;
     Ok(RelationshipsRequest {
         key,
         cast,

@@ -165,7 +165,7 @@ pub fn entity_definition(
             entity_projection(query)
         )),
     );
-    out.extend(write_entity(catalog, entity, root, query));
+    out.extend(write_entity(catalog, entity, query));
     Value::Object(out)
 }
 
@@ -181,7 +181,7 @@ pub fn entities_definition(catalog: &Catalog, root: &str, query: &EntityQuery) -
         .iter()
         .filter_map(|table| table["LogicalName"].as_str())
         .filter_map(|name| catalog.entity(name))
-        .map(|entity| Value::Object(write_entity(catalog, entity, root, query)))
+        .map(|entity| Value::Object(write_entity(catalog, entity, query)))
         .collect();
     json!({
         "@odata.context": format!(
@@ -210,12 +210,7 @@ fn entity_projection(query: &EntityQuery) -> String {
 }
 
 /// One table as the query shapes it: the selected properties, then the expansions.
-fn write_entity(
-    catalog: &Catalog,
-    entity: &Entity,
-    root: &str,
-    query: &EntityQuery,
-) -> Map<String, Value> {
+fn write_entity(catalog: &Catalog, entity: &Entity, query: &EntityQuery) -> Map<String, Value> {
     let mut out = project(entity_object(entity), query.select.as_deref(), "MetadataId");
     if let Some(attributes) = &query.attributes {
         let values = filtered_attributes(entity, None, attributes.filter.as_ref())
@@ -229,7 +224,7 @@ fn write_entity(
         out.insert("Attributes".into(), Value::Array(values));
     }
     for (member, member_query) in &query.members {
-        let items = member.items(catalog, entity, root, member_query);
+        let items = member.items(catalog, entity, member_query);
         out.insert(member.name().to_string(), Value::Array(items));
     }
     out

@@ -64,14 +64,8 @@ impl Member {
         select: Option<Vec<String>>,
         filter: Option<&str>,
     ) -> Result<MemberQuery, SchemaError> {
-        let shape = self.shape();
-        for property in select.iter().flatten() {
-            shape.check(property)?;
-        }
-        Ok(MemberQuery {
-            select,
-            filter: filter.map(|f| Filter::parse(f, &shape)).transpose()?,
-        })
+        let filter = self.shape().options(select.as_deref(), filter)?;
+        Ok(MemberQuery { select, filter })
     }
 
     /// Every object of the collection, whole and in order.
@@ -101,13 +95,7 @@ impl Member {
     }
 
     /// The collection as the query shapes it (the value of an expansion).
-    pub fn items(
-        self,
-        catalog: &Catalog,
-        entity: &Entity,
-        _root: &str,
-        query: &MemberQuery,
-    ) -> Vec<Value> {
+    pub fn items(self, catalog: &Catalog, entity: &Entity, query: &MemberQuery) -> Vec<Value> {
         collection(
             self.objects(catalog, entity),
             query.filter.as_ref(),
@@ -134,7 +122,7 @@ impl Member {
         let Some(key) = key else {
             return Ok(json!({
                 "@odata.context": context,
-                "value": self.items(catalog, entity, root, query),
+                "value": self.items(catalog, entity, query),
             }));
         };
         let found = self
