@@ -164,15 +164,64 @@ pub enum StoreError {
     Query(#[from] sql::SqlError),
     #[error("migration {version} failed: {message}")]
     Migration { version: i64, message: String },
+    /// A rule the schema enforces in the database refused the write (a trigger whose message
+    /// starts with [`RULE_PREFIX`], e.g. the business-unit tree); the text is for the client.
+    #[error("{0}")]
+    Rule(String),
     /// The authorize layer refused the read or the write (see [`crate::authorize`]).
     #[error("{0}")]
     Denied(Box<crate::security::Denied>),
 }
 
+/// How the schema's triggers start the messages of the refusals they raise for the client.
+pub const RULE_PREFIX: &str = "smsctx rule: ";
+
+impl StoreError {
+    /// A database error's message as a refusal, when a trigger of the schema raised it.
+    fn rule(message: &str) -> Option<StoreError> {
+        let start = message.find(RULE_PREFIX)?;
+        Some(StoreError::Rule(
+            message[start + RULE_PREFIX.len()..].to_string(),
+        ))
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+            match failure.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    return StoreError::Duplicate
+                }
+                ffi::SQLITE_CONSTRAINT_TRIGGER => {
+                    if let Some(rule) = message.as_deref().and_then(StoreError::rule) {
+                        return rule;
+                    }
+                }
+                _ => {}
+            }
+        }
         StoreError::Database(e.to_string())
     }
+}
+
+/// Checks that run before a migration, on both backends: a query over the data as it is whose
+/// rows (one text column each) name what would make the migration fail, and what to do.
+pub(crate) const MIGRATION_CHECKS: &[(i64, &str, &str)] = &[(
+    9,
+    include_str!("../../migrations/checks/0009_unique_object_ids.sql"),
+    "users share an Entra object id (azureactivedirectoryobjectid), which must name one user; \
+     give each of these users its own (or none), then start again",
+)];
+
+/// The failure of a migration whose check found rows.
+pub(crate) fn migration_check_failed(version: i64, found: &[String]) -> Option<StoreError> {
+    let (_, _, what) = MIGRATION_CHECKS.iter().find(|(v, _, _)| *v == version)?;
+    (!found.is_empty()).then(|| StoreError::Migration {
+        version,
+        message: format!("{what}: {}", found.join(", ")),
+    })
 }
 
 /// Reads and writes, on the store itself or inside a [`Transaction`].
@@ -273,6 +322,8 @@ pub(crate) mod contract {
         let mut record = Record::empty(Arc::clone(entity));
         let id = Uuid::new_v4();
         record.set("businessunitid", Value::Guid(id));
+        // Under some parent: the schema allows one root only (migration 9).
+        record.set("parentbusinessunitid", Value::Guid(Uuid::new_v4()));
         record.set("name", Value::Text(name.into()));
         (id, record)
     }
