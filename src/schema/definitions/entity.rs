@@ -239,7 +239,6 @@ pub fn entity_object(entity: &Entity) -> Map<String, Value> {
 }
 
 fn entity_value(entity: &Entity, property: &str) -> Value {
-    let owned_by_principals = entity.ownership == OwnershipType::UserOwned;
     match property {
         "LogicalName" => json!(entity.logical_name),
         "SchemaName" => json!(entity.schema_name),
@@ -284,7 +283,6 @@ fn entity_value(entity: &Entity, property: &str) -> Value {
                     "CanBeChanged": false,
                     "ManagedPropertyLogicalName": "iscustomizable",
                 }),
-                "OwnerIdType" if owned_by_principals => json!(8),
                 "TableType" => json!("Standard"),
                 "IntroducedVersion" => json!("1.0"),
                 "PrimaryImageAttribute" => Value::Null,
