@@ -130,6 +130,17 @@ impl From<ExecError> for ApiError {
                     "The service is shutting down.",
                 )
             }
+            E::Store(StoreError::Full) => {
+                return ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "0x80040216",
+                        "The database has no space left for this write; nothing was written. \
+                         Retry once space has been freed.",
+                    )
+                }
+            }
             E::Store(StoreError::Rule(rule)) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())
             }

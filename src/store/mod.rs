@@ -156,6 +156,10 @@ pub enum StoreError {
     VersionMismatch { expected: i64, actual: i64 },
     #[error("the store is shutting down")]
     Closed,
+    /// The database's disk is full: the write was not made (rolled back as a whole); the same
+    /// write succeeds again once space is freed.
+    #[error("the database has no space left on its disk")]
+    Full,
     #[error("the transaction ended (timed out or rolled back)")]
     TransactionEnded,
     #[error("database error: {0}")]
@@ -177,6 +181,16 @@ pub enum StoreError {
 pub const RULE_PREFIX: &str = "smsctx rule: ";
 
 impl StoreError {
+    /// The same failure for each of several callers (a group commit that failed for all):
+    /// the kinds a caller acts on are kept, others carry their text.
+    pub(crate) fn for_each_caller(&self) -> StoreError {
+        match self {
+            StoreError::Full => StoreError::Full,
+            StoreError::Closed => StoreError::Closed,
+            e => StoreError::Database(e.to_string()),
+        }
+    }
+
     /// A database error's message as a refusal, when a trigger of the schema raised it.
     fn rule(message: &str) -> Option<StoreError> {
         let start = message.find(RULE_PREFIX)?;
@@ -190,6 +204,9 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ffi;
         if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+            if failure.code == rusqlite::ErrorCode::DiskFull {
+                return StoreError::Full;
+            }
             match failure.extended_code {
                 ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                     return StoreError::Duplicate

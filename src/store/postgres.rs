@@ -199,6 +199,9 @@ impl From<tokio_postgres::Error> for StoreError {
         if is_unique_violation(&e) {
             return StoreError::Duplicate;
         }
+        if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
+            return StoreError::Full;
+        }
         if let Some(rule) = e
             .as_db_error()
             .and_then(|db| StoreError::rule(db.message()))

@@ -536,14 +536,8 @@ fn run_batch(
 ) -> BatchResults {
     let fail_all = |e: StoreError| -> BatchResults {
         (
-            batch
-                .iter()
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
-            groups
-                .iter()
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
+            batch.iter().map(|_| Err(e.for_each_caller())).collect(),
+            groups.iter().map(|_| Err(e.for_each_caller())).collect(),
         )
     };
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
