@@ -243,13 +243,8 @@ impl Parser<'_> {
         if *self.peek() == TokenKind::LParen {
             self.next();
             let inner = self.or()?;
-            return match self.next().kind {
-                TokenKind::RParen => Ok(inner),
-                _ => {
-                    self.at -= 1;
-                    Err(self.unexpected("')'"))
-                }
-            };
+            self.expect(TokenKind::RParen, "')'")?;
+            return Ok(inner);
         }
         let function = match self.peek() {
             TokenKind::Word(w) if w == "contains" => Some(TextFn::Contains),
@@ -270,13 +265,10 @@ impl Parser<'_> {
         self.next();
         let path = self.path()?;
         self.expect(TokenKind::Comma, "','")?;
-        let value = match self.next().kind {
-            TokenKind::Literal(Literal::String(s)) => s,
-            _ => {
-                self.at -= 1;
-                return Err(self.unexpected("a string literal"));
-            }
+        let TokenKind::Literal(Literal::String(value)) = self.peek().clone() else {
+            return Err(self.unexpected("a string literal"));
         };
+        self.next();
         self.expect(TokenKind::RParen, "')'")?;
         Ok(Filter::Text {
             function,
@@ -451,6 +443,15 @@ mod tests {
         check("sdkmessageid/missing eq null", true);
         check("sdkmessageid/missing eq 'x'", false);
         check("sdkmessageid/missing ne 'x'", true);
+    }
+
+    #[test]
+    fn every_prefix_of_a_filter_parses_or_is_refused() {
+        let text = "not (contains(LogicalName,'a') or OwnershipType eq Microsoft.Dynamics.CRM.OwnershipTypes'UserOwned') and 10 le ObjectTypeCode";
+        for end in 0..=text.len() {
+            let _ = Filter::parse(&text[..end], &SHAPE);
+        }
+        assert!(Filter::parse(text, &SHAPE).is_ok());
     }
 
     #[test]
