@@ -499,6 +499,14 @@ async fn the_message_catalog_lists_what_each_table_supports() {
         .get_json("sdkmessagefilters?$filter=sdkmessageid/name eq 'CreateMultiple'")
         .await;
     assert_eq!(none["value"], json!([]));
+    let bound = app
+        .get_json("sdkmessagefilters?$filter=sdkmessageid/name eq 'RetrieveUserPrivileges'&$select=primaryobjecttypecode")
+        .await;
+    assert_eq!(strings(&bound, "primaryobjecttypecode"), ["systemuser"]);
+    let unbound = app
+        .get_json("sdkmessages?$filter=name eq 'WhoAmI'&$select=name")
+        .await;
+    assert_eq!(strings(&unbound, "name"), ["WhoAmI"]);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod batch;
 pub mod error;
 mod fetch;
 pub mod limits;
+mod organization;
 pub mod paging;
 mod sharing;
 pub mod sms;
@@ -57,6 +58,8 @@ pub struct AppState {
     /// The SMS channel: webhooks, channel administration, outbound messages.
     pub sms: sms::SmsState,
     pub limiter: Arc<limits::Limiter>,
+    /// The organisation this store holds (WhoAmI, RetrieveCurrentOrganization).
+    pub organization: crate::execute::organization::Organization,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -339,6 +342,22 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
             if name == "RetrieveSharedPrincipalsAndAccess" =>
         {
             sharing::shared_principals(&call, &arguments).await
+        }
+        (_, Resource::Function { name, arguments })
+            if organization::FUNCTIONS.contains(&name.as_str()) =>
+        {
+            organization::function(&call, &name, &arguments).await
+        }
+        (
+            _,
+            Resource::BoundFunction {
+                entity,
+                id,
+                name,
+                arguments,
+            },
+        ) if name == organization::USER_PRIVILEGES => {
+            organization::user_privileges(&call, &entity, id, &arguments).await
         }
         (_, Resource::Action(name)) => sharing::action(&call, &name).await,
         (

@@ -25,6 +25,8 @@ pub enum Applies {
     Listed,
     /// The tables whose page lists this other message (a bulk form of a message, say).
     With(&'static str),
+    /// One table, whatever its page lists (a function bound to it).
+    Table(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +68,19 @@ pub const SERVED_MESSAGES: &[ServedMessage] = &[
         name: "Upsert",
         applies: Applies::With("Update"),
     },
+    ServedMessage {
+        name: "RetrieveUserPrivileges",
+        applies: Applies::Table("systemuser"),
+    },
     unbound("RetrieveAllEntities"),
     unbound("RetrieveAttribute"),
     unbound("RetrieveEntity"),
     unbound("RetrieveMetadataChanges"),
     unbound("RetrieveRelationship"),
+    unbound("RetrieveCurrentOrganization"),
+    unbound("RetrieveTotalRecordCount"),
+    unbound("RetrieveVersion"),
+    unbound("WhoAmI"),
 ];
 
 const MESSAGE_TABLE: &str = "sdkmessage";
@@ -317,6 +327,13 @@ pub fn tables_of<'a>(catalog: &'a Catalog, message: &ServedMessage) -> Vec<&'a E
         Applies::Unbound => return Vec::new(),
         Applies::Listed => message.name,
         Applies::With(other) => other,
+        Applies::Table(table) => {
+            return catalog
+                .entity(table)
+                .map(|e| e.as_ref())
+                .into_iter()
+                .collect();
+        }
     };
     catalog
         .entities()

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
     ),
     (
+        6,
+        include_str!("../../migrations/sqlite/0006_organization.sql"),
+    ),
+    (
         9,
         include_str!("../../migrations/sqlite/0009_identity_and_unit_tree.sql"),
     ),

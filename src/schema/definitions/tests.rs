@@ -208,6 +208,7 @@ fn every_table_is_listed() {
         names,
         [
             "businessunit",
+            "organization",
             "systemuser",
             "team",
             "role",
