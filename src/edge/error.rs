@@ -299,9 +299,12 @@ impl From<SchemaError> for ApiError {
         let (status, code) = match &e {
             S::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
             S::UnknownAttribute { .. } => (StatusCode::BAD_REQUEST, "0x80041103"),
-            S::UnknownProperty { .. } => (StatusCode::BAD_REQUEST, "0x0"),
+            S::UnknownProperty { .. } | S::BadQuery(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
             S::UnknownCast(_) | S::UnknownSegment(_) => (StatusCode::NOT_FOUND, "0x8006088a"),
-            S::BadQuery(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
+            S::UnknownMember { .. }
+            | S::UnknownRelationship(_)
+            | S::UnknownOptionSet(_)
+            | S::UnknownRecord { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -242,9 +242,7 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
     match (method, resource) {
         (Method::GET, Resource::ServiceDocument) => Ok(service_document(&call)),
         (Method::GET, Resource::Metadata) => metadata_document(&call),
-        (Method::GET, Resource::EntityDefinitions(segments)) => {
-            entity_definitions(&call, &segments)
-        }
+        (Method::GET, Resource::Schema(segments)) => schema_request(&call, &segments),
         (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
         (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
         (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,
@@ -427,9 +425,10 @@ fn metadata_document(call: &Call<'_>) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// `EntityDefinitions(...)`: table and column metadata as Dataverse returns it.
-fn entity_definitions(call: &Call<'_>, segments: &[String]) -> Result<Response, ApiError> {
-    let request = crate::schema::parse_definitions_path(segments, &call.pairs)?;
+/// `EntityDefinitions(...)`, `RelationshipDefinitions`, `sdkmessagefilters`, ...: the metadata
+/// Web API, computed from the catalog.
+fn schema_request(call: &Call<'_>, segments: &[String]) -> Result<Response, ApiError> {
+    let request = crate::schema::parse_schema_path(segments, &call.pairs)?;
     let body = request.respond(&call.state.service.catalog, &call.root)?;
     Ok(bytes_response(
         StatusCode::OK,

@@ -204,6 +204,7 @@ pub fn import(page: &str) -> Result<Entity, ImportError> {
         messages,
         attributes,
         many_to_one,
+        properties: entity_props.into_iter().collect(),
         logical_name,
         index: HashMap::new(),
         property_index: HashMap::new(),

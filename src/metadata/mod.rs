@@ -293,6 +293,9 @@ pub struct Entity {
     /// (`msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid`), as listed; the page
     /// does not say which lookup each belongs to.
     pub many_to_one: Vec<String>,
+    /// Every row of the page's entity property table (`ObjectTypeCode`, `IsActivity`, ...), as
+    /// written; the metadata API reads the `EntityMetadata` properties it has no field for here.
+    pub properties: std::collections::BTreeMap<String, String>,
     index: HashMap<String, usize>,
     property_index: HashMap<String, usize>,
 }

@@ -19,8 +19,9 @@ pub enum Resource {
     ServiceDocument,
     /// `/$metadata` — the CSDL document.
     Metadata,
-    /// `/EntityDefinitions...` — the metadata of the tables, as segments.
-    EntityDefinitions(Vec<String>),
+    /// `/EntityDefinitions...`, `/RelationshipDefinitions...`, `/sdkmessages...` and the other
+    /// schema services (`crate::schema::serves`), as segments.
+    Schema(Vec<String>),
     /// `/{set}` — create or list.
     Collection(Arc<Entity>),
     /// `/{set}/$count`.
@@ -110,8 +111,8 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
     if first == "$metadata" && segments.len() == 1 {
         return Ok(Resource::Metadata);
     }
-    if first == "EntityDefinitions" || first.starts_with("EntityDefinitions(") {
-        return Ok(Resource::EntityDefinitions(segments.to_vec()));
+    if crate::schema::serves(first) {
+        return Ok(Resource::Schema(segments.to_vec()));
     }
     let (name, key) = split_call(first)?;
     if let Some(entity) = catalog.by_entity_set(name) {
@@ -346,7 +347,7 @@ mod tests {
         let got = match parse(&catalog, &segments(path)) {
             Ok(Resource::ServiceDocument) => "service".to_string(),
             Ok(Resource::Metadata) => "metadata".to_string(),
-            Ok(Resource::EntityDefinitions(s)) => format!("definitions {}", s.len()),
+            Ok(Resource::Schema(s)) => format!("definitions {}", s.len()),
             Ok(Resource::Collection(e)) => format!("collection {}", e.logical_name),
             Ok(Resource::Count(e)) => format!("count {}", e.logical_name),
             Ok(Resource::Record(e, id)) => format!("record {} {id}", e.logical_name),

@@ -19,7 +19,7 @@ pub mod ast;
 pub mod error;
 pub mod fetchxml;
 pub mod filter;
-mod lexer;
+pub(crate) mod lexer;
 pub mod options;
 pub mod read;
 pub mod skiptoken;

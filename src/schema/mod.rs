@@ -1,5 +1,8 @@
-//! Schema discovery: the `$metadata` CSDL document ([`csdl`]) and the `EntityDefinitions` JSON
-//! ([`definitions`]), both computed from the [`Catalog`].
+//! Schema discovery: the `$metadata` CSDL document ([`csdl`]) and the metadata Web API, all
+//! computed from the [`Catalog`]: `EntityDefinitions` ([`definitions`], with [`keys`] and
+//! [`relationships`]), `RelationshipDefinitions`, `GlobalOptionSetDefinitions`,
+//! `RetrieveMetadataChanges` ([`changes`]) and the message catalog ([`messages`]); [`request`]
+//! routes a path to them and [`filter`] is their `$filter`.
 //!
 //! The two views share one model of the relationships between tables, built here: every lookup
 //! column becomes a single-valued navigation property on its table and a collection-valued
@@ -9,15 +12,25 @@
 //! **Architecture invariant:** this module does no I/O and knows nothing of HTTP; it returns
 //! strings, JSON values and typed errors for the edge to send.
 
+pub mod changes;
 pub mod csdl;
 pub mod definitions;
+mod error;
+pub mod filter;
+pub mod keys;
+pub mod messages;
+mod options;
+pub mod relationships;
+mod request;
 
 pub use csdl::csdl;
 pub use definitions::{
     attribute_definition, attributes_of_kind, entities_definition, entity_definition,
     parse_definitions_path, AttributeKind, AttributeQuery, DefinitionsRequest, MetadataKey,
-    OptionSetQuery, SchemaError,
+    OptionSetQuery,
 };
+pub use error::SchemaError;
+pub use request::{parse_schema_path, serves, SchemaRequest};
 
 use uuid::Uuid;
 
