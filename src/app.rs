@@ -336,6 +336,7 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
             builtin_role_id(SYSTEM_ADMINISTRATOR, bu_id),
         )
         .await?;
+    crate::execute::views::seed_system_views(service, &admin).await?;
     Ok(admin)
 }
 

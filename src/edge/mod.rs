@@ -11,9 +11,12 @@ mod batch;
 pub mod error;
 mod fetch;
 pub mod limits;
+mod options;
 pub mod paging;
 mod sharing;
 pub mod sms;
+mod sql;
+mod views;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -179,6 +182,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         .unwrap_or("http");
     let root = format!("{scheme}://{host}/api/data/{version}/");
     if let Some(route) = sms::route(rest) {
+        options::refuse_all(&query_pairs(parts.uri.query()))?;
         let body = axum::body::to_bytes(body, state.max_body_bytes)
             .await
             .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
@@ -250,6 +254,8 @@ pub(crate) async fn run(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let resource = path::parse(&state.service.catalog, &segments)?;
+    let pairs = query_pairs(request.query.as_deref());
+    options::check(&resource, &request.method, &pairs)?;
     let prefer = Prefer::parse(
         request
             .headers
@@ -263,7 +269,7 @@ pub(crate) async fn run(
         caller,
         method: request.method,
         uri: request.uri,
-        pairs: query_pairs(request.query.as_deref()),
+        pairs,
         headers: request.headers,
         root,
         prefer,
@@ -987,6 +993,9 @@ fn encode_query(text: &str) -> String {
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     if let Some(fetch_xml) = option(&call.pairs, "fetchXml") {
         return fetch::fetch(call, entity, fetch_xml).await;
+    }
+    if let Some(response) = views::chosen_query(call, entity).await? {
+        return Ok(response);
     }
     let options = QueryOptions::parse(&call.state.service.catalog, entity, &call.pairs)?;
     if let Some(apply) = &options.apply {

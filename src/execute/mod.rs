@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod sms;
+pub mod views;
 
 use std::sync::Arc;
 

@@ -21,6 +21,7 @@ pub mod fetchxml;
 pub mod filter;
 mod lexer;
 pub mod options;
+pub mod sql;
 
 pub use ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn};
 pub use error::QueryError;

@@ -1314,7 +1314,9 @@ mod tests {
                 "teammembership",
                 "principalobjectaccess",
                 "msdyn_ocliveworkitem",
-                SEED
+                SEED,
+                "savedquery",
+                "userquery"
             ]
         );
     }

@@ -182,6 +182,8 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     ("team", "Team"),
     ("businessunit", "BusinessUnit"),
     ("role", "Role"),
+    ("savedquery", "Query"),
+    ("userquery", "UserQuery"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables
@@ -224,6 +226,8 @@ pub fn object_type_code(entity: &str) -> u32 {
         "team" => 9,
         "businessunit" => 10,
         "role" => 1036,
+        "savedquery" => 1039,
+        "userquery" => 4230,
         _ => {
             // FNV-1a: stable across builds and platforms, unlike std's hasher.
             let hash = entity.bytes().fold(0x811c_9dc5_u32, |h, b| {

@@ -62,6 +62,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_security_epoch.sql"),
     ),
+    (7, include_str!("../../migrations/postgres/0007_views.sql")),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).

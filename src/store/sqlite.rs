@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
     ),
+    (7, include_str!("../../migrations/sqlite/0007_views.sql")),
 ];
 
 /// The most writes one commit may carry.
