@@ -1009,11 +1009,13 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
         }
         None => (1, None),
     };
+    let top = options.top.map(|t| t as usize);
+    // `$top` wins over `odata.maxpagesize` (which is then not applied, nor echoed).
     let page_size = call
         .prefer
         .max_page_size
+        .filter(|_| top.is_none())
         .map(|n| (n as usize).clamp(1, MAX_PAGE_SIZE));
-    let top = options.top.map(|t| t as usize);
     let limit = match (page_size, top) {
         (Some(size), _) => size,
         (None, Some(top)) => top.min(MAX_PAGE_SIZE),
