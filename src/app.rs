@@ -13,6 +13,7 @@ use crate::edge::auth::{generate_token, Authenticator};
 pub use crate::edge::limits::LimitConfig;
 use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
+use crate::execute::organization::Organization;
 use crate::execute::{Caller, ExecError, Service};
 use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
 use crate::metadata::Catalog;
@@ -115,9 +116,13 @@ pub enum AppError {
 /// The ids seeded on first start.
 const ROOT_BUSINESS_UNIT: &str = "root_business_unit_id";
 const ADMIN_USER: &str = "admin_user_id";
+const ORGANIZATION: &str = "organization_id";
+
+/// The name of the organisation and root business unit seeded on first start.
+const SEEDED_NAME: &str = "smsctx";
 
 /// Every store setting, for copying a store.
-pub const SETTING_KEYS: &[&str] = &[ROOT_BUSINESS_UNIT, ADMIN_USER];
+pub const SETTING_KEYS: &[&str] = &[ROOT_BUSINESS_UNIT, ADMIN_USER, ORGANIZATION];
 
 pub struct Application {
     listener: TcpListener,
@@ -137,7 +142,7 @@ impl Application {
         let service = Service::new(Arc::clone(&catalog), store.as_store());
         let verifier = config.jwt.verifier()?;
         let directory = Arc::new(Directory::new(Arc::clone(&catalog)));
-        let admin = seed(&service, &directory).await?;
+        let (admin, organization) = seed(&service, &directory).await?;
         let token_generated = config.admin_token.is_none();
         let admin_token = config.admin_token.unwrap_or_else(generate_token);
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
@@ -146,6 +151,7 @@ impl Application {
             auth: Authenticator::new(admin_token.clone(), admin.user_id, verifier, directory),
             max_body_bytes: config.max_body_bytes,
             limiter: Limiter::new(config.limits.clone()),
+            organization,
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
         });
         let listener =
@@ -216,7 +222,7 @@ impl ChannelAdmin {
         let store = Backend::open(database, &store_catalog, 4).await?;
         let directory = Directory::new(Arc::clone(&catalog));
         let service = Service::new(catalog, store.as_store());
-        let admin = seed(&service, &directory).await?;
+        let (admin, _) = seed(&service, &directory).await?;
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
         Ok(ChannelAdmin {
             store,
@@ -267,9 +273,12 @@ impl Backend {
     }
 }
 
-/// On first start: a root business unit with the built-in roles, and an administrator who
-/// holds System Administrator. Returns the administrator.
-async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppError> {
+/// On first start: a root business unit with the built-in roles, an administrator who holds
+/// System Administrator, and the organisation. Returns the administrator and the organisation.
+async fn seed(
+    service: &Service,
+    directory: &Directory,
+) -> Result<(Caller, Organization), AppError> {
     let store = &service.store;
     let bu_id = parse_setting(
         store
@@ -297,7 +306,7 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
         .ok_or_else(|| StoreError::Database("no systemuser table".into()))?;
     if store.get(&business_unit, bu_id, false).await?.is_none() {
         let payload = Payload {
-            values: vec![named(&business_unit, "name", "smsctx")],
+            values: vec![named(&business_unit, "name", SEEDED_NAME)],
             binds: Vec::new(),
         };
         ignore_duplicate(
@@ -336,8 +345,15 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
             builtin_role_id(SYSTEM_ADMINISTRATOR, bu_id),
         )
         .await?;
+    let organization_id = parse_setting(
+        store
+            .init_setting(ORGANIZATION, &Uuid::new_v4().to_string())
+            .await?,
+    )?;
     crate::execute::views::seed_system_views(service, &admin).await?;
-    Ok(admin)
+    let organization =
+        crate::execute::organization::seed(service, &admin, organization_id, SEEDED_NAME).await?;
+    Ok((admin, organization))
 }
 
 /// The Entra object id a token for `user` carries: the user's `azureactivedirectoryobjectid`

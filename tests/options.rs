@@ -184,7 +184,7 @@ async fn every_option_on_a_collection_narrows_or_is_refused() {
         ),
         ("smsctx_smschannels".into(), "$top=0".into()),
         (
-            format!("IsValidStateTransition(Entity=@e,NewState=@s,NewStatus=@n)"),
+            "IsValidStateTransition(Entity=@e,NewState=@s,NewStatus=@n)".to_string(),
             format!(
                 "@e={}&@s='Inactive'&@n=2&$select=IsValid",
                 encode(&format!("{{'@odata.id':'{record}'}}"))

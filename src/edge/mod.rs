@@ -12,6 +12,7 @@ pub mod error;
 mod fetch;
 pub mod limits;
 mod options;
+mod organization;
 pub mod paging;
 mod sharing;
 pub mod sms;
@@ -38,7 +39,7 @@ use crate::metadata::Entity;
 use crate::parse::body::{
     check_content_type, parse_object, parse_payload, parse_value, Bind, Payload,
 };
-use crate::parse::headers::{etag, Annotations, Condition, Prefer};
+use crate::parse::headers::{ascii_text, etag, Annotations, Condition, Prefer};
 use crate::parse::path::{self, parse_reference, Resource};
 use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
@@ -60,6 +61,8 @@ pub struct AppState {
     /// The SMS channel: webhooks, channel administration, outbound messages.
     pub sms: sms::SmsState,
     pub limiter: Arc<limits::Limiter>,
+    /// The organisation this store holds (WhoAmI, RetrieveCurrentOrganization).
+    pub organization: crate::execute::organization::Organization,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -256,13 +259,7 @@ pub(crate) async fn run(
     let resource = path::parse(&state.service.catalog, &segments)?;
     let pairs = query_pairs(request.query.as_deref());
     options::check(&resource, &request.method, &pairs)?;
-    let prefer = Prefer::parse(
-        request
-            .headers
-            .get_all("prefer")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+    let prefer = prefer_of(&request.headers)?;
     let call = Call {
         state,
         db,
@@ -353,6 +350,22 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
             if name == "RetrieveSharedPrincipalsAndAccess" =>
         {
             sharing::shared_principals(&call, &arguments).await
+        }
+        (_, Resource::Function { name, arguments })
+            if organization::FUNCTIONS.contains(&name.as_str()) =>
+        {
+            organization::function(&call, &name, &arguments).await
+        }
+        (
+            _,
+            Resource::BoundFunction {
+                entity,
+                id,
+                name,
+                arguments,
+            },
+        ) if name == organization::USER_PRIVILEGES => {
+            organization::user_privileges(&call, &entity, id, &arguments).await
         }
         (_, Resource::Action(name)) => sharing::action(&call, &name).await,
         (
@@ -645,7 +658,7 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
         )
         .await?;
     let version = record.version().unwrap_or_default();
-    let if_none_match = Condition::parse(header_str(&call.headers, "if-none-match"))?;
+    let if_none_match = condition(&call.headers, "If-None-Match")?;
     let plain = annotations.none() && query.expand.is_empty();
     if plain && if_none_match.is_some_and(|c| c.matches(version)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -673,12 +686,31 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
     Ok(response)
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// A header whose grammar is ASCII, as text; other bytes are a 400 naming the header.
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ParseError> {
+    headers
+        .get(name)
+        .map(|v| ascii_text(name, v.as_bytes()))
+        .transpose()
+}
+
+/// An `If-Match` or `If-None-Match` precondition, read from the header's bytes.
+fn condition(headers: &HeaderMap, name: &str) -> Result<Option<Condition>, ParseError> {
+    Condition::parse(name, headers.get(name).map(HeaderValue::as_bytes))
+}
+
+/// Every `Prefer` header of a request, joined.
+fn prefer_of(headers: &HeaderMap) -> Result<Prefer, ParseError> {
+    let values = headers
+        .get_all("prefer")
+        .iter()
+        .map(|v| ascii_text("Prefer", v.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Prefer::parse(values.into_iter()))
 }
 
 fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
-    check_content_type(header_str(&call.headers, "content-type"))?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
     let object = parse_object(entity, &call.body)?;
     Ok(parse_payload(&call.state.service.catalog, entity, &object)?)
 }
@@ -763,8 +795,8 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
     };
     let payload = read_payload(call, entity)?;
     let preconditions = Preconditions {
-        if_match: Condition::parse(header_str(&call.headers, "if-match"))?,
-        if_none_match: Condition::parse(header_str(&call.headers, "if-none-match"))?,
+        if_match: condition(&call.headers, "If-Match")?,
+        if_none_match: condition(&call.headers, "If-None-Match")?,
     };
     let outcome = call
         .state
@@ -790,7 +822,7 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
 }
 
 async fn delete(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
-    let if_match = Condition::parse(header_str(&call.headers, "if-match"))?;
+    let if_match = condition(&call.headers, "If-Match")?;
     call.state
         .service
         .delete(call.db, &call.caller, entity, id, if_match.as_ref())
@@ -841,7 +873,7 @@ async fn put_property(
     id: Uuid,
     position: usize,
 ) -> Result<Response, ApiError> {
-    check_content_type(header_str(&call.headers, "content-type"))?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
     let object = parse_object(entity, &call.body)?;
     let attribute = &entity.attributes[position];
     if attribute.attribute_type.is_lookup() {

@@ -184,6 +184,7 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     ("role", "Role"),
     ("savedquery", "Query"),
     ("userquery", "UserQuery"),
+    ("organization", "Organization"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables

@@ -11,10 +11,10 @@
 //! | role | table | privileges |
 //! |---|---|---|
 //! | System Administrator | every table in [`SECURED_TABLES`] | all eight at Global, plus `prvActOnBehalfOfAnotherUser` |
-//! | Basic User | `systemuser`, `team`, `businessunit` | Read at Global |
-//! | Omnichannel agent | `systemuser`, `team`, `businessunit` | Read at Global |
+//! | Basic User | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
+//! | Omnichannel agent | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
 //! | Omnichannel agent | `msdyn_ocliveworkitem` | Read and AppendTo at Local |
-//! | Omnichannel supervisor | `systemuser`, `team`, `businessunit` | Read at Global |
+//! | Omnichannel supervisor | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
 //! | Omnichannel supervisor | `msdyn_ocliveworkitem` | Read at Local |
 //! | every role but System Administrator | `savedquery` (system views) | Read at Global |
 //! | every role but System Administrator | `userquery` (personal views) | all eight at Basic |
@@ -22,7 +22,8 @@
 //! Read at Global on users, teams and business units is what Dataverse's own roles give (the
 //! published privilege tables of Dynamics CRM list prvReadUser, prvReadTeam and
 //! prvReadBusinessUnit at Organization depth for every non-administrator role), so the owner,
-//! `createdby` and business unit lookups of a readable context always resolve. The conversation
+//! `createdby` and business unit lookups of a readable context always resolve; the same holds
+//! for prvReadOrganization, so every user may read the one `organizations` row. The conversation
 //! table (`msdyn_ocliveworkitem`) is an Omnichannel table: Basic User has nothing on it (so a
 //! Basic User who sets `msdyn_liveworkitemid` is refused for want of
 //! `prvAppendTomsdyn_ocliveworkitem`, as in Dataverse), an agent may read and link to the
@@ -35,8 +36,8 @@ use uuid::Uuid;
 
 use super::privilege::{name_based_id, Depth, Privilege};
 use crate::metadata::system::{
-    BUSINESS_UNIT, PRINCIPAL_OBJECT_ACCESS, ROLE_PRIVILEGES, SYSTEM_USER, SYSTEM_USER_ROLES, TEAM,
-    TEAM_MEMBERSHIP, TEAM_ROLES,
+    BUSINESS_UNIT, ORGANIZATION, PRINCIPAL_OBJECT_ACCESS, ROLE_PRIVILEGES, SYSTEM_USER,
+    SYSTEM_USER_ROLES, TEAM, TEAM_MEMBERSHIP, TEAM_ROLES,
 };
 use crate::metadata::views::{SAVED_QUERY, USER_QUERY};
 
@@ -67,6 +68,7 @@ pub const SECURED_TABLES: &[&str] = &[
     crate::metadata::sms::CHANNEL,
     SAVED_QUERY,
     USER_QUERY,
+    ORGANIZATION,
 ];
 
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";
@@ -159,7 +161,7 @@ pub fn builtin_role(name: &str, business_unit: Uuid) -> Option<Role> {
     // Every role also reads the system views and keeps its own personal views, as in
     // Dataverse's roles (prvReadQuery at Organization, the userquery privileges at User depth).
     let lookups_resolve = |role: &mut Role| {
-        for table in [SYSTEM_USER, TEAM, BUSINESS_UNIT, SAVED_QUERY] {
+        for table in [SYSTEM_USER, TEAM, BUSINESS_UNIT, ORGANIZATION, SAVED_QUERY] {
             role.set(table, Read, Depth::Global);
         }
         role.grant(USER_QUERY, &Privilege::ALL, Depth::Basic);
