@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub jwt: JwtConfig,
     /// Per-user service protection limits (off by default).
     pub limits: LimitConfig,
+    /// HTTPS: the certificate chain and key to serve with; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// How bearer JWTs are validated; nothing configured accepts only the admin token.
@@ -84,6 +86,7 @@ impl Default for ServeConfig {
             sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
             jwt: JwtConfig::default(),
             limits: LimitConfig::default(),
+            tls: None,
         }
     }
 }
@@ -106,6 +109,8 @@ pub enum AppError {
     User(String),
     #[error("the JWKS key set is not usable: {0}")]
     Jwks(String),
+    #[error("HTTPS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -130,6 +135,7 @@ pub struct Application {
     store: Backend,
     admin_token: String,
     token_generated: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Application {
@@ -141,6 +147,11 @@ impl Application {
         let store = Backend::open(&config.database, &store_catalog, config.pool_size).await?;
         let service = Service::new(Arc::clone(&catalog), store.as_store());
         let verifier = config.jwt.verifier()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::TlsFiles::acceptor)
+            .transpose()?;
         let directory = Arc::new(Directory::new(Arc::clone(&catalog)));
         let (admin, organization) = seed(&service, &directory).await?;
         let token_generated = config.admin_token.is_none();
@@ -167,6 +178,7 @@ impl Application {
             store,
             admin_token,
             token_generated,
+            tls,
         })
     }
 
@@ -184,6 +196,15 @@ impl Application {
         &self.admin_token
     }
 
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Whether the admin token was generated (and should be shown to the operator).
     pub fn token_generated(&self) -> bool {
         self.token_generated
@@ -195,11 +216,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = router(Arc::clone(&self.state));
-        // The peer address keys the SMS webhooks' rate limit.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = match self.tls {
+            Some(acceptor) => crate::tls::serve(self.listener, acceptor, router, shutdown).await,
+            None => {
+                // The peer address keys the SMS webhooks' rate limit.
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         drop(self.state);
         self.store.close();
         result

@@ -172,17 +172,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         directory: &state.auth.directory,
         principal: &who.principal,
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| *s == "https" || *s == "http")
-        .unwrap_or("http");
+    let host = crate::tls::request_host(&parts);
+    let scheme = crate::tls::request_scheme(&parts);
     let root = format!("{scheme}://{host}/api/data/{version}/");
     if let Some(route) = sms::route(rest) {
         options::refuse_all(&query_pairs(parts.uri.query()))?;
