@@ -379,6 +379,7 @@ async fn seed(
             .init_setting(ORGANIZATION, &Uuid::new_v4().to_string())
             .await?,
     )?;
+    crate::execute::views::seed_system_views(service, &admin).await?;
     let organization =
         crate::execute::organization::seed(service, &admin, organization_id, SEEDED_NAME).await?;
     Ok((admin, organization))

@@ -10,9 +10,12 @@ pub mod auth;
 mod batch;
 pub mod error;
 pub mod limits;
+mod options;
 mod organization;
 mod sharing;
 pub mod sms;
+mod sql;
+mod views;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -217,6 +220,8 @@ pub(crate) async fn run(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let resource = path::parse(&state.service.catalog, &segments)?;
+    let pairs = query_pairs(request.query.as_deref());
+    options::check(&resource, &request.method, &pairs)?;
     let prefer = prefer_of(&request.headers)?;
     let call = Call {
         state,
@@ -224,7 +229,7 @@ pub(crate) async fn run(
         caller,
         method: request.method,
         uri: request.uri,
-        pairs: query_pairs(request.query.as_deref()),
+        pairs,
         headers: request.headers,
         root,
         prefer,
@@ -778,18 +783,24 @@ async fn navigation(
 /// `GET {set}`: an OData list or aggregation, or FetchXML; the front end compiles the request,
 /// the planner reads it, the serializer writes it.
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    // A view (`savedQuery`, `userQuery`) runs its FetchXML like `fetchXml`.
+    let view = views::chosen_view(call, entity).await?;
     let catalog = &call.state.service.catalog;
     let annotations = call.prefer.annotations();
     let with_names = annotations.wants_formatted_values();
-    let request = match option(&call.pairs, "fetchXml") {
-        Some(text) => {
+    let sql = option(&call.pairs, "sql");
+    let request = match (sql, view.as_deref().or_else(|| option(&call.pairs, "fetchXml"))) {
+        (Some(text), _) => sql::request(call, entity, text, with_names)?,
+        (None, Some(text)) => {
             let query = crate::query::fetchxml::parse(catalog, text)?;
             let odata_options = call.pairs.iter().any(|(k, _)| k.starts_with('$'));
             ReadRequest::fetch(entity, query, odata_options, with_names)?
         }
-        None => {
+        (None, None) => {
             let options = QueryOptions::parse(catalog, entity, &call.pairs)?;
-            ReadRequest::list(entity, options, call.prefer.max_page_size, with_names)?
+            // `$top` wins over `odata.maxpagesize` (which is then not applied, nor echoed).
+            let max_page_size = call.prefer.max_page_size.filter(|_| options.top.is_none());
+            ReadRequest::list(entity, options, max_page_size, with_names)?
         }
     };
     let result = call

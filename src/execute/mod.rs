@@ -11,6 +11,7 @@ pub mod context;
 pub mod organization;
 pub mod read;
 pub mod sms;
+pub mod views;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ mod literals;
 pub mod markdown;
 pub mod sms;
 pub mod system;
+pub mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
         "msdyn_smsengagementctx",
         include_str!("../../metadata/msdyn_smsengagementctx.md"),
     ),
+    ("savedquery", include_str!("../../metadata/savedquery.md")),
+    ("userquery", include_str!("../../metadata/userquery.md")),
 ];
 
 /// The SMS channel's internal tables: stored like the pages above (same importer, same store

@@ -167,6 +167,14 @@ pub enum QueryError {
     #[error("{detail}")]
     InvalidFetch { detail: String },
 
+    /// `?sql=` text that the SQL parser cannot read.
+    #[error("The SQL query could not be parsed: {detail}")]
+    SqlSyntax { detail: String },
+
+    /// `?sql=` text outside the read-only subset smsctx runs (see [`super::sql`]).
+    #[error("{what} is not supported in the sql query option.")]
+    SqlUnsupported { what: String },
+
     /// A FetchXML link-entity with a `link-type` other than `inner` or `outer`.
     #[error("Invalid link-type '{link_type}': only 'inner' and 'outer' are supported.")]
     InvalidLinkType { link_type: String },

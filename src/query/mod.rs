@@ -23,6 +23,7 @@ pub(crate) mod lexer;
 pub mod options;
 pub mod read;
 pub mod skiptoken;
+pub mod sql;
 
 pub use ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn};
 pub use error::QueryError;

@@ -185,6 +185,8 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     (BUSINESS_UNIT, "BusinessUnit"),
     (ROLE, "Role"),
     (ORGANIZATION, "Organization"),
+    (crate::metadata::views::SAVED_QUERY, "Query"),
+    (crate::metadata::views::USER_QUERY, "UserQuery"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables
@@ -227,6 +229,8 @@ pub fn object_type_code(entity: &str) -> u32 {
         TEAM => 9,
         BUSINESS_UNIT => 10,
         ROLE => 1036,
+        crate::metadata::views::SAVED_QUERY => 1039,
+        crate::metadata::views::USER_QUERY => 4230,
         _ => {
             // FNV-1a: stable across builds and platforms, unlike std's hasher.
             let hash = entity.bytes().fold(0x811c_9dc5_u32, |h, b| {

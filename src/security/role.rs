@@ -16,6 +16,8 @@
 //! | Omnichannel agent | `msdyn_ocliveworkitem` | Read and AppendTo at Local |
 //! | Omnichannel supervisor | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
 //! | Omnichannel supervisor | `msdyn_ocliveworkitem` | Read at Local |
+//! | every role but System Administrator | `savedquery` (system views) | Read at Global |
+//! | every role but System Administrator | `userquery` (personal views) | all eight at Basic |
 //!
 //! Read at Global on users, teams and business units is what Dataverse's own roles give (the
 //! published privilege tables of Dynamics CRM list prvReadUser, prvReadTeam and
@@ -37,6 +39,7 @@ use crate::metadata::system::{
     BUSINESS_UNIT, ORGANIZATION, PRINCIPAL_OBJECT_ACCESS, ROLE_PRIVILEGES, SYSTEM_USER,
     SYSTEM_USER_ROLES, TEAM, TEAM_MEMBERSHIP, TEAM_ROLES,
 };
+use crate::metadata::views::{SAVED_QUERY, USER_QUERY};
 
 /// The SMS engagement context table.
 pub const SMS_ENGAGEMENT_CTX: &str = crate::metadata::sms::CONTEXT;
@@ -63,6 +66,8 @@ pub const SECURED_TABLES: &[&str] = &[
     TEAM_MEMBERSHIP,
     PRINCIPAL_OBJECT_ACCESS,
     crate::metadata::sms::CHANNEL,
+    SAVED_QUERY,
+    USER_QUERY,
     ORGANIZATION,
 ];
 
@@ -153,10 +158,13 @@ pub fn builtin_role_id(name: &str, business_unit: Uuid) -> Uuid {
 pub fn builtin_role(name: &str, business_unit: Uuid) -> Option<Role> {
     use Privilege::*;
     let mut role = Role::new(builtin_role_id(name, business_unit), name, business_unit);
+    // Every role also reads the system views and keeps its own personal views, as in
+    // Dataverse's roles (prvReadQuery at Organization, the userquery privileges at User depth).
     let lookups_resolve = |role: &mut Role| {
-        for table in [SYSTEM_USER, TEAM, BUSINESS_UNIT, ORGANIZATION] {
+        for table in [SYSTEM_USER, TEAM, BUSINESS_UNIT, ORGANIZATION, SAVED_QUERY] {
             role.set(table, Read, Depth::Global);
         }
+        role.grant(USER_QUERY, &Privilege::ALL, Depth::Basic);
     };
     match name {
         SYSTEM_ADMINISTRATOR => {

@@ -67,6 +67,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_organization.sql"),
     ),
+    (7, include_str!("../../migrations/postgres/0007_views.sql")),
     (
         9,
         include_str!("../../migrations/postgres/0009_identity_and_unit_tree.sql"),

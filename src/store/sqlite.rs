@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_organization.sql"),
     ),
+    (7, include_str!("../../migrations/sqlite/0007_views.sql")),
     (
         9,
         include_str!("../../migrations/sqlite/0009_identity_and_unit_tree.sql"),

@@ -218,7 +218,9 @@ fn every_table_is_listed() {
             "teammembership",
             "principalobjectaccess",
             "msdyn_ocliveworkitem",
-            SEED
+            SEED,
+            "savedquery",
+            "userquery"
         ]
     );
 }
