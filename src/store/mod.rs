@@ -8,6 +8,8 @@
 //! as bound parameters, identifiers come only from the metadata.
 
 pub mod postgres;
+#[cfg(test)]
+mod query_plans;
 pub mod sql;
 pub mod sqlite;
 

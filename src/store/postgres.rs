@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_security_epoch.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_query_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
@@ -874,6 +878,26 @@ impl Transaction for PostgresTransaction {
 }
 
 /// Fresh databases on the PostgreSQL server named by `SMSCTX_TEST_POSTGRES`, for tests.
+#[cfg(test)]
+impl PostgresStore {
+    /// The lines of `EXPLAIN` of `text` bound to `params`, with sequential scans priced out
+    /// (the query-plan tests, `super::query_plans`).
+    pub(crate) async fn explain(
+        &self,
+        text: &str,
+        params: &[Value],
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.connection().await?;
+        client.batch_execute("SET enable_seqscan = off").await?;
+        let params: Vec<Param<'_>> = params.iter().map(Param).collect();
+        let rows = client
+            .query(&format!("EXPLAIN {text}"), &refs(&params))
+            .await?;
+        client.batch_execute("RESET enable_seqscan").await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     /// The server the tests also run against, if any.

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_query_indexes.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
