@@ -112,6 +112,17 @@ impl From<ExecError> for ApiError {
                     "The service is shutting down.",
                 )
             }
+            E::Store(StoreError::Busy) => {
+                // Dataverse's code for too many concurrent requests, as a 503: the server,
+                // not the caller's share of it, is out of room.
+                let mut busy = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "0x80072326",
+                    "The server is busy: every database connection is in use and the queue of waiting requests is full. Retry after the time in Retry-After.",
+                );
+                busy.retry_after = Some(crate::store::admission::RETRY_AFTER_SECONDS);
+                return busy;
+            }
             E::Store(StoreError::Denied(denied)) => {
                 return ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.message())
             }

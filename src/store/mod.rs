@@ -7,6 +7,7 @@
 //! **Architecture invariant:** no value from a user is ever written into SQL text; values travel
 //! as bound parameters, identifiers come only from the metadata.
 
+pub mod admission;
 pub mod postgres;
 #[cfg(test)]
 mod query_plans;
@@ -158,6 +159,9 @@ pub enum StoreError {
     VersionMismatch { expected: i64, actual: i64 },
     #[error("the store is shutting down")]
     Closed,
+    /// Every connection is in use and the queue of requests waiting for one is full.
+    #[error("the server is busy: every database connection is in use and the queue is full")]
+    Busy,
     #[error("the transaction ended (timed out or rolled back)")]
     TransactionEnded,
     #[error("database error: {0}")]

@@ -82,6 +82,8 @@ const POSTGRES_EPOCH: i64 = 946_684_800;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// Requests that may wait for a connection of the pool.
+    queue: usize,
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
@@ -115,6 +117,18 @@ impl PostgresStore {
         catalog: &Catalog,
         pool_size: usize,
     ) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_with_queue(url, catalog, pool_size, super::admission::DEFAULT_QUEUE)
+            .await
+    }
+
+    /// As [`PostgresStore::open`], with at most `queue` requests waiting for a connection: the
+    /// next is refused at once ([`StoreError::Busy`]).
+    pub async fn open_with_queue(
+        url: &str,
+        catalog: &Catalog,
+        pool_size: usize,
+        queue: usize,
+    ) -> Result<PostgresStore, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
@@ -140,6 +154,7 @@ impl PostgresStore {
             .collect();
         Ok(PostgresStore {
             pool,
+            queue,
             sql: Arc::new(sql),
         })
     }
@@ -182,7 +197,13 @@ impl PostgresStore {
         self.pool.close();
     }
 
+    /// A pooled connection; when every one is in use and `queue` requests already wait, the
+    /// request is refused at once instead of joining them.
     async fn connection(&self) -> Result<Object, StoreError> {
+        let status = self.pool.status();
+        if status.available == 0 && status.size >= status.max_size && status.waiting >= self.queue {
+            return Err(StoreError::Busy);
+        }
         self.pool.get().await.map_err(pool_error)
     }
 }
@@ -190,6 +211,9 @@ impl PostgresStore {
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Closed => StoreError::Closed,
+        deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Busy
+        }
         e => StoreError::Database(format!("no database connection: {e}")),
     }
 }

@@ -139,6 +139,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
             ..Default::default()
         },
         limits: Default::default(),
+        capacity: Default::default(),
     }
 }
 
