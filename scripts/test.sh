@@ -7,16 +7,21 @@
 #      local port, stopped and deleted afterwards), with SMSCTX_TEST_POSTGRES pointing at it:
 #      each test server gets a fresh database, and the PostgreSQL-only tests (tests/multinode.rs,
 #      tests/migrate.rs, the store contract tests) run. Nothing is rebuilt between the two runs.
+#   The fuzz targets of tests/fuzz.rs run 10 s each on the first pass (SMSCTX_FUZZ_SECONDS), 1 s
+#   on the second.
 # A run where PostgreSQL cannot be started fails; it never skips those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The fuzz targets (tests/fuzz.rs) run for this long each on the first pass, briefly on the second.
+FUZZ_SECONDS="${SMSCTX_FUZZ_SECONDS:-10}"
+
 echo "==> the suite on SQLite"
-cargo test --all-targets
+SMSCTX_FUZZ_SECONDS="$FUZZ_SECONDS" cargo test --all-targets
 
 echo "==> the suite on PostgreSQL"
 # fsync off: this server is thrown away after the run, and nothing in the suite kills it (the
 # durability tests kill smsctx, whose acknowledged writes PostgreSQL has already committed).
 source scripts/lib/postgres.sh
 start_postgres off
-SMSCTX_TEST_POSTGRES="$SMSCTX_PG_URL" cargo test --all-targets
+SMSCTX_FUZZ_SECONDS=1 SMSCTX_TEST_POSTGRES="$SMSCTX_PG_URL" cargo test --all-targets

@@ -25,6 +25,11 @@ pub enum Command {
     /// Copy a whole store (every table, ids, versions, settings) into PostgreSQL and verify it
     /// by row counts and checksums; safe to run again to resume or catch up.
     Migrate(MigrateArgs),
+    /// Copy a SQLite store to a new file while it serves (one consistent snapshot, verified by
+    /// row counts and checksums).
+    Backup(BackupArgs),
+    /// Put a backup file in place as a SQLite store (stop the server first), verified.
+    Restore(RestoreArgs),
     /// Configure the SMS channels: the organisation numbers smsctx receives SMS for.
     #[command(subcommand)]
     Channel(ChannelCommand),
@@ -81,6 +86,29 @@ pub struct ChannelListArgs {
     /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
     #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
     pub database: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The store to copy: sqlite://PATH (the server may be running on it).
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    /// The new file to write (refused if it exists).
+    #[arg(long)]
+    pub to: std::path::PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    #[arg(long)]
+    pub from: std::path::PathBuf,
+    /// The store to restore into: sqlite://PATH (no server may be running on it).
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    /// Replace an existing store.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,6 +246,13 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Backup(args) => {
+            report_copy("backed up", crate::backup::backup(&args.database, &args.to))
+        }
+        Command::Restore(args) => report_copy(
+            "restored",
+            crate::backup::restore(&args.from, &args.database, args.force),
+        ),
         Command::Token(args) => token(args).await,
         Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
         Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
@@ -315,6 +350,29 @@ fn webhook_path(provider: crate::execute::sms::Provider) -> &'static str {
     match provider {
         crate::execute::sms::Provider::Twilio => crate::edge::sms::TWILIO_PATH,
         crate::execute::sms::Provider::TeleSign => crate::edge::sms::TELESIGN_PATH,
+    }
+}
+
+/// Prints a backup's or restore's tables, or its failure; the exit code.
+fn report_copy(
+    done: &str,
+    result: Result<Vec<crate::backup::TableReport>, crate::backup::BackupError>,
+) -> i32 {
+    match result {
+        Ok(reports) => {
+            for report in &reports {
+                println!(
+                    "smsctx: {:<28} {:>9} rows  sha256 {}  verified",
+                    report.table, report.rows, report.checksum
+                );
+            }
+            println!("smsctx: {done} {} tables", reports.len());
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            1
+        }
     }
 }
 

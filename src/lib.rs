@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod authorize;
+pub mod backup;
 pub mod batch;
 pub mod channels;
 pub mod cli;

@@ -170,8 +170,12 @@ async fn a_client_supplied_key_is_kept_and_a_duplicate_is_refused() {
 #[tokio::test]
 async fn an_owner_bound_to_a_team_sets_the_owning_columns() {
     let app = spawn_app().await;
+    let root = root_unit(&app).await;
     let bu = app
-        .create("businessunits", &json!({"name": "Support"}))
+        .create(
+            "businessunits",
+            &json!({"name": "Support", "parentbusinessunitid@odata.bind": format!("/businessunits({root})")}),
+        )
         .await;
     let team = app
         .create(
@@ -907,7 +911,13 @@ async fn lists_page_by_keyset_without_skipping_or_repeating() {
 #[tokio::test]
 async fn system_tables_support_create_retrieve_and_list() {
     let app = spawn_app().await;
-    let bu = app.create("businessunits", &json!({"name": "Field"})).await;
+    let root = root_unit(&app).await;
+    let bu = app
+        .create(
+            "businessunits",
+            &json!({"name": "Field", "parentbusinessunitid@odata.bind": format!("/businessunits({root})")}),
+        )
+        .await;
     let user = app
         .create(
             "systemusers",

@@ -107,20 +107,23 @@ impl Authenticator {
         Ok(Some((user, principal)))
     }
 
-    fn bearer(headers: &HeaderMap) -> Option<&str> {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
+    /// The bearer token, if the request carries one; an `Authorization` header with bytes
+    /// outside its grammar is a 400, not a missing credential.
+    fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let value = crate::parse::headers::ascii_text("Authorization", value.as_bytes())
+            .map_err(|_| ApiError::malformed_authorization())?;
+        Ok(value.trim().split_once(' ').and_then(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        }))
     }
 
     /// Who a token names, checked without touching the store (signature, lifetime, audience),
     /// or 401.
     fn identity(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
-        let token = Self::bearer(headers).ok_or_else(ApiError::unauthorized)?;
+        let token = Self::bearer(headers)?.ok_or_else(ApiError::unauthorized)?;
         if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
             return Ok(Identity::User(self.admin_id));
         }
@@ -210,8 +213,7 @@ fn impersonated(headers: &HeaderMap) -> Result<Option<Impersonate>, ApiError> {
     let read = |name: &str| -> Result<Option<Uuid>, ApiError> {
         match headers.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .to_str()
+            Some(v) => std::str::from_utf8(v.as_bytes())
                 .ok()
                 .and_then(|s| Uuid::parse_str(s.trim()).ok())
                 .map(Some)

@@ -20,7 +20,6 @@ use crate::batch::{
 };
 use crate::edge::auth::Authenticated;
 use crate::execute::Caller;
-use crate::parse::headers::Prefer;
 
 /// A `$batch` body may be this many times larger than a single request's body limit.
 pub const BODY_LIMIT_FACTOR: usize = 32;
@@ -44,23 +43,14 @@ pub async fn execute(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type = super::header_str(headers, "Content-Type")?.unwrap_or_default();
     let limits = Limits {
         max_operations: MAX_OPERATIONS,
         max_batch_bytes: usize::MAX,
         max_part_body_bytes: state.max_body_bytes,
     };
     let items = parse_batch_with(content_type, body, &limits).map_err(batch_error)?;
-    let continue_on_error = Prefer::parse(
-        headers
-            .get_all("prefer")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    )
-    .continue_on_error;
+    let continue_on_error = super::prefer_of(headers)?.continue_on_error;
     let caller = &who.caller;
     let guard = Guard {
         inner: &*state.service.store,

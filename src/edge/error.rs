@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// `Retry-After` in seconds (429s).
     pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge other than the plain one every 401 carries.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -26,6 +28,20 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            challenge: None,
+        }
+    }
+
+    /// An `Authorization` header that is not a credential's grammar (RFC 6750's
+    /// `invalid_request`: 400 with a challenge naming it).
+    pub fn malformed_authorization() -> ApiError {
+        ApiError {
+            challenge: Some("Bearer realm=\"smsctx\", error=\"invalid_request\""),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "0x80040203",
+                "The Authorization header contains bytes that are not allowed in it (only visible ASCII, spaces and tabs).",
+            )
         }
     }
 
@@ -100,7 +116,9 @@ impl From<ExecError> for ApiError {
         use ExecError as E;
         let (status, code) = match &e {
             E::NotFound { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
-            E::Duplicate => (StatusCode::PRECONDITION_FAILED, "0x80040237"),
+            E::Duplicate | E::Store(StoreError::Duplicate) => {
+                (StatusCode::PRECONDITION_FAILED, "0x80040237")
+            }
             E::VersionMismatch => (StatusCode::PRECONDITION_FAILED, "0x80060882"),
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
@@ -115,13 +133,29 @@ impl From<ExecError> for ApiError {
             E::Store(StoreError::Busy) => {
                 // Dataverse's code for too many concurrent requests, as a 503: the server,
                 // not the caller's share of it, is out of room.
-                let mut busy = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "0x80072326",
-                    "The server is busy: every database connection is in use and the queue of waiting requests is full. Retry after the time in Retry-After.",
-                );
-                busy.retry_after = Some(crate::store::admission::RETRY_AFTER_SECONDS);
-                return busy;
+                return ApiError {
+                    retry_after: Some(crate::store::admission::RETRY_AFTER_SECONDS),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "0x80072326",
+                        "The server is busy: every database connection is in use and the \
+                         queue of waiting requests is full. Retry after the time in Retry-After.",
+                    )
+                };
+            }
+            E::Store(StoreError::Full) => {
+                return ApiError {
+                    retry_after: Some(30),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "0x80040216",
+                        "The database has no space left for this write; nothing was written. \
+                         Retry once space has been freed.",
+                    )
+                }
+            }
+            E::Store(StoreError::Rule(rule)) => {
+                return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())
             }
             E::Store(StoreError::Denied(denied)) => {
                 return ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.message())
@@ -211,7 +245,12 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, value);
             }
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        } else if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"smsctx\""),

@@ -35,7 +35,7 @@ use crate::metadata::Entity;
 use crate::parse::body::{
     check_content_type, parse_object, parse_payload, parse_value, Bind, Payload,
 };
-use crate::parse::headers::{etag, Annotations, Condition, Prefer};
+use crate::parse::headers::{ascii_text, etag, Annotations, Condition, Prefer};
 use crate::parse::path::{self, parse_reference, Resource};
 use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
@@ -257,13 +257,7 @@ pub(crate) async fn run(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let resource = path::parse(&state.service.catalog, &segments)?;
-    let prefer = Prefer::parse(
-        request
-            .headers
-            .get_all("prefer")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
+    let prefer = prefer_of(&request.headers)?;
     let call = Call {
         state,
         db,
@@ -646,7 +640,7 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
         )
         .await?;
     let version = record.version().unwrap_or_default();
-    let if_none_match = Condition::parse(header_str(&call.headers, "if-none-match"))?;
+    let if_none_match = condition(&call.headers, "If-None-Match")?;
     let plain = annotations.none() && query.expand.is_empty();
     if plain && if_none_match.is_some_and(|c| c.matches(version)) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -674,12 +668,31 @@ async fn retrieve(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Res
     Ok(response)
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// A header whose grammar is ASCII, as text; other bytes are a 400 naming the header.
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ParseError> {
+    headers
+        .get(name)
+        .map(|v| ascii_text(name, v.as_bytes()))
+        .transpose()
+}
+
+/// An `If-Match` or `If-None-Match` precondition, read from the header's bytes.
+fn condition(headers: &HeaderMap, name: &str) -> Result<Option<Condition>, ParseError> {
+    Condition::parse(name, headers.get(name).map(HeaderValue::as_bytes))
+}
+
+/// Every `Prefer` header of a request, joined.
+fn prefer_of(headers: &HeaderMap) -> Result<Prefer, ParseError> {
+    let values = headers
+        .get_all("prefer")
+        .iter()
+        .map(|v| ascii_text("Prefer", v.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Prefer::parse(values.into_iter()))
 }
 
 fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
-    check_content_type(header_str(&call.headers, "content-type"))?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
     let object = parse_object(entity, &call.body)?;
     Ok(parse_payload(&call.state.service.catalog, entity, &object)?)
 }
@@ -764,8 +777,8 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
     };
     let payload = read_payload(call, entity)?;
     let preconditions = Preconditions {
-        if_match: Condition::parse(header_str(&call.headers, "if-match"))?,
-        if_none_match: Condition::parse(header_str(&call.headers, "if-none-match"))?,
+        if_match: condition(&call.headers, "If-Match")?,
+        if_none_match: condition(&call.headers, "If-None-Match")?,
     };
     let outcome = call
         .state
@@ -791,7 +804,7 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
 }
 
 async fn delete(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Response, ApiError> {
-    let if_match = Condition::parse(header_str(&call.headers, "if-match"))?;
+    let if_match = condition(&call.headers, "If-Match")?;
     call.state
         .service
         .delete(call.db, &call.caller, entity, id, if_match.as_ref())
@@ -842,7 +855,7 @@ async fn put_property(
     id: Uuid,
     position: usize,
 ) -> Result<Response, ApiError> {
-    check_content_type(header_str(&call.headers, "content-type"))?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
     let object = parse_object(entity, &call.body)?;
     let attribute = &entity.attributes[position];
     if attribute.attribute_type.is_lookup() {

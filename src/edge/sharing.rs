@@ -81,7 +81,7 @@ pub(super) async fn action(call: &Call<'_>, name: &str) -> Result<Response, ApiE
     if call.method != Method::POST {
         return Err(ApiError::no_resource(&call.uri));
     }
-    check_content_type(header_str(&call.headers, "content-type"))?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
     let body: Json = serde_json::from_slice(&call.body).map_err(|e| ParseError::Payload {
         entity_set: name.to_string(),
         detail: e.to_string(),
@@ -231,7 +231,7 @@ pub(super) async fn association(
     let catalog = &call.state.service.catalog;
     let (other, other_id, add) = match (&call.method, key) {
         (&Method::POST, None) => {
-            check_content_type(header_str(&call.headers, "content-type"))?;
+            check_content_type(header_str(&call.headers, "Content-Type")?)?;
             let body: Json =
                 serde_json::from_slice(&call.body).map_err(|e| ParseError::Payload {
                     entity_set: entity.entity_set_name.clone(),

@@ -145,11 +145,14 @@ async fn read_body(
     Ok((parts, body))
 }
 
-fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+/// A header as text ("" when absent); bytes outside visible ASCII are a 400, so a signature
+/// that cannot be read is refused as malformed, not checked as if it were missing.
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, ApiError> {
+    match headers.get(name) {
+        None => Ok(""),
+        Some(value) => crate::parse::headers::ascii_text(name, value.as_bytes())
+            .map_err(|e| bad_request(e.to_string())),
+    }
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -169,7 +172,7 @@ pub async fn twilio(State(state): State<Arc<AppState>>, request: Request) -> Res
 async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
     state.sms.admit(&request)?;
     let (parts, body) = read_body(request).await?;
-    let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str())
+    let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str())?
         .split(';')
         .next()
         .unwrap_or_default()
@@ -203,7 +206,7 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
     let channel = channel_of(state, &org, Provider::Twilio).await?;
 
     let url = signed_url(&channel, &parts);
-    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER);
+    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER)?;
     let valid = if json_body {
         twilio::validate_json(&channel.secret, &url, &body, signature)
     } else {
@@ -264,8 +267,10 @@ fn signed_url(channel: &Channel, parts: &axum::http::request::Parts) -> String {
         (Some(url), Some(q)) if !url.contains('?') => format!("{url}?{q}"),
         (Some(url), _) => url.clone(),
         (None, _) => {
-            let host = header_text(&parts.headers, header::HOST.as_str());
-            let scheme = match header_text(&parts.headers, "x-forwarded-proto") {
+            // Unreadable bytes here only make the signature fail to match (403).
+            let host = header_text(&parts.headers, header::HOST.as_str()).unwrap_or_default();
+            let scheme = match header_text(&parts.headers, "x-forwarded-proto").unwrap_or_default()
+            {
                 "https" => "https",
                 _ => "http",
             };
@@ -310,8 +315,8 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
     let (parts, body) = read_body(request).await?;
     // TeleSign sends its signature in both `Authorization` (`TSA <customer id>:<signature>`,
     // checked with the customer id) and `X-TS-Authorization`; the second counts only alone.
-    let authorization = header_text(&parts.headers, header::AUTHORIZATION.as_str());
-    let x_ts = header_text(&parts.headers, telesign::X_TS_AUTHORIZATION_HEADER);
+    let authorization = header_text(&parts.headers, header::AUTHORIZATION.as_str())?;
+    let x_ts = header_text(&parts.headers, telesign::X_TS_AUTHORIZATION_HEADER)?;
     let signed_by = |channel: &Channel| {
         if authorization.trim().is_empty() && !x_ts.trim().is_empty() {
             telesign::validate_x_ts_authorization(&channel.secret, &body, x_ts)

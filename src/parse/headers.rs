@@ -1,4 +1,8 @@
 //! The request headers that change what a message does: `Prefer`, `If-Match`, `If-None-Match`.
+//!
+//! Header values arrive as bytes. Each header is read by its own grammar, and a value outside it
+//! is a [`ParseError`] (a 400), never "the header is absent": a condition that cannot be read must
+//! not let a write through unconditionally.
 
 use super::ParseError;
 
@@ -114,30 +118,38 @@ pub enum Condition {
 }
 
 impl Condition {
-    /// Parses a header value; `If-None-Match: null` (sent by clients to defeat caching) is absent.
-    pub fn parse(value: Option<&str>) -> Result<Option<Condition>, ParseError> {
-        let Some(value) = value.map(str::trim) else {
+    /// Parses the bytes of an `If-Match` or `If-None-Match` header (`name`, for messages) by
+    /// RFC 9110's grammar: `*` or a comma-separated list of `W/"..."` / `"..."` whose characters
+    /// are `etagc` (`!`, `#`-`~` and obs-text). A tag that is valid but not one of ours (such as
+    /// `"\xe9"`) never matches, so `If-Match` with it is false. `If-None-Match: null` (sent by
+    /// clients to defeat caching) is absent.
+    pub fn parse(name: &str, value: Option<&[u8]>) -> Result<Option<Condition>, ParseError> {
+        let Some(value) = value.map(trim_ows) else {
             return Ok(None);
         };
-        if value.is_empty() || value.eq_ignore_ascii_case("null") {
+        if value.is_empty() || value.eq_ignore_ascii_case(b"null") {
             return Ok(None);
         }
-        if value == "*" {
+        if value == b"*" {
             return Ok(Some(Condition::Any));
         }
         let mut tags = Vec::new();
-        for tag in value.split(',') {
-            let tag = tag.trim();
-            let quoted = tag.strip_prefix("W/").unwrap_or(tag);
+        for tag in value.split(|b| *b == b',').map(trim_ows) {
+            let quoted = tag.strip_prefix(b"W/").unwrap_or(tag);
             let inner = quoted
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
+                .strip_prefix(b"\"")
+                .and_then(|t| t.strip_suffix(b"\""))
+                .filter(|inner| inner.iter().all(|&b| is_etagc(b)))
                 .ok_or_else(|| {
                     ParseError::InvalidArgument(format!(
-                        "The entity tag '{tag}' is not valid: expected W/\"<version>\" or *."
+                        "The {name} header's entity tag '{}' is not valid: expected W/\"<version>\", \"<version>\" or *.",
+                        String::from_utf8_lossy(tag).escape_debug()
                     ))
                 })?;
-            tags.push(inner.parse::<i64>().ok());
+            let version = std::str::from_utf8(inner)
+                .ok()
+                .and_then(|text| text.parse::<i64>().ok());
+            tags.push(version);
         }
         Ok(Some(Condition::Tags(tags)))
     }
@@ -147,6 +159,39 @@ impl Condition {
             Condition::Any => true,
             Condition::Tags(tags) => tags.contains(&Some(version)),
         }
+    }
+}
+
+/// RFC 9110's `etagc`: `!`, `#` to `~`, and obs-text.
+fn is_etagc(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80
+}
+
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// A header whose grammar is ASCII (`Prefer`, `Content-Type`, impersonation GUIDs, credentials,
+/// signatures) as text: visible ASCII, spaces and tabs; any other byte is a 400 naming the header.
+pub fn ascii_text<'v>(name: &str, value: &'v [u8]) -> Result<&'v str, ParseError> {
+    if value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b))
+    {
+        // Visible ASCII is UTF-8.
+        Ok(std::str::from_utf8(value).unwrap_or_default())
+    } else {
+        Err(ParseError::InvalidArgument(format!(
+            "The {name} header contains bytes that are not allowed in it (only visible ASCII, spaces and tabs)."
+        )))
     }
 }
 
@@ -179,15 +224,47 @@ mod tests {
             .includes("Anything.At.All"));
     }
 
+    fn condition(value: &[u8]) -> Result<Option<Condition>, ParseError> {
+        Condition::parse("If-Match", Some(value))
+    }
+
     #[test]
     fn conditions() {
-        assert_eq!(Condition::parse(None).unwrap(), None);
-        assert_eq!(Condition::parse(Some("null")).unwrap(), None);
-        assert_eq!(Condition::parse(Some("*")).unwrap(), Some(Condition::Any));
-        let c = Condition::parse(Some("W/\"42\"")).unwrap().unwrap();
+        assert_eq!(Condition::parse("If-Match", None).unwrap(), None);
+        assert_eq!(condition(b"null").unwrap(), None);
+        assert_eq!(condition(b" * ").unwrap(), Some(Condition::Any));
+        let c = condition(b"W/\"42\"").unwrap().unwrap();
         assert!(c.matches(42) && !c.matches(43));
-        let c = Condition::parse(Some("\"abc\"")).unwrap().unwrap();
-        assert!(!c.matches(0));
-        assert!(Condition::parse(Some("W/42")).is_err());
+        let c = condition(b"\"abc\", W/\"7\"").unwrap().unwrap();
+        assert!(!c.matches(0) && c.matches(7));
+        assert!(condition(b"W/42").is_err());
+    }
+
+    #[test]
+    fn obs_text_tags_are_valid_and_never_match() {
+        for value in [&b"\"\xe9\""[..], "\"\u{e9}\"".as_bytes(), b"W/\"\xff1\""] {
+            let c = condition(value).unwrap().unwrap();
+            assert_eq!(c, Condition::Tags(vec![None]), "{value:?}");
+        }
+        for value in [
+            &b"\"a\tb\""[..],
+            b"\xe9",
+            b"\"a\"b\"",
+            b"\"\x7f\"",
+            b"W/\"1\",\x01",
+        ] {
+            assert!(condition(value).is_err(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_headers_refuse_other_bytes() {
+        assert_eq!(
+            ascii_text("Prefer", b"return=representation\t").unwrap(),
+            "return=representation\t"
+        );
+        let e = ascii_text("Prefer", b"odata.maxpagesize=\xe9").unwrap_err();
+        assert!(e.to_string().contains("Prefer"), "{e}");
+        assert!(ascii_text("Prefer", b"a\x00").is_err());
     }
 }

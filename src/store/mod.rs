@@ -162,6 +162,10 @@ pub enum StoreError {
     /// Every connection is in use and the queue of requests waiting for one is full.
     #[error("the server is busy: every database connection is in use and the queue is full")]
     Busy,
+    /// The database's disk is full: the write was not made (rolled back as a whole); the same
+    /// write succeeds again once space is freed.
+    #[error("the database has no space left on its disk")]
+    Full,
     #[error("the transaction ended (timed out or rolled back)")]
     TransactionEnded,
     #[error("database error: {0}")]
@@ -170,15 +174,77 @@ pub enum StoreError {
     Query(#[from] sql::SqlError),
     #[error("migration {version} failed: {message}")]
     Migration { version: i64, message: String },
+    /// A rule the schema enforces in the database refused the write (a trigger whose message
+    /// starts with [`RULE_PREFIX`], e.g. the business-unit tree); the text is for the client.
+    #[error("{0}")]
+    Rule(String),
     /// The authorize layer refused the read or the write (see [`crate::authorize`]).
     #[error("{0}")]
     Denied(Box<crate::security::Denied>),
 }
 
+/// How the schema's triggers start the messages of the refusals they raise for the client.
+pub const RULE_PREFIX: &str = "smsctx rule: ";
+
+impl StoreError {
+    /// The same failure for each of several callers (a group commit that failed for all):
+    /// the kinds a caller acts on are kept, others carry their text.
+    pub(crate) fn for_each_caller(&self) -> StoreError {
+        match self {
+            StoreError::Full => StoreError::Full,
+            StoreError::Closed => StoreError::Closed,
+            e => StoreError::Database(e.to_string()),
+        }
+    }
+
+    /// A database error's message as a refusal, when a trigger of the schema raised it.
+    fn rule(message: &str) -> Option<StoreError> {
+        let start = message.find(RULE_PREFIX)?;
+        Some(StoreError::Rule(
+            message[start + RULE_PREFIX.len()..].to_string(),
+        ))
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+            if failure.code == rusqlite::ErrorCode::DiskFull {
+                return StoreError::Full;
+            }
+            match failure.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    return StoreError::Duplicate
+                }
+                ffi::SQLITE_CONSTRAINT_TRIGGER => {
+                    if let Some(rule) = message.as_deref().and_then(StoreError::rule) {
+                        return rule;
+                    }
+                }
+                _ => {}
+            }
+        }
         StoreError::Database(e.to_string())
     }
+}
+
+/// Checks that run before a migration, on both backends: a query over the data as it is whose
+/// rows (one text column each) name what would make the migration fail, and what to do.
+pub(crate) const MIGRATION_CHECKS: &[(i64, &str, &str)] = &[(
+    9,
+    include_str!("../../migrations/checks/0009_unique_object_ids.sql"),
+    "users share an Entra object id (azureactivedirectoryobjectid), which must name one user; \
+     give each of these users its own (or none), then start again",
+)];
+
+/// The failure of a migration whose check found rows.
+pub(crate) fn migration_check_failed(version: i64, found: &[String]) -> Option<StoreError> {
+    let (_, _, what) = MIGRATION_CHECKS.iter().find(|(v, _, _)| *v == version)?;
+    (!found.is_empty()).then(|| StoreError::Migration {
+        version,
+        message: format!("{what}: {}", found.join(", ")),
+    })
 }
 
 /// Reads and writes, on the store itself or inside a [`Transaction`].
@@ -279,6 +345,8 @@ pub(crate) mod contract {
         let mut record = Record::empty(Arc::clone(entity));
         let id = Uuid::new_v4();
         record.set("businessunitid", Value::Guid(id));
+        // Under some parent: the schema allows one root only (migration 9).
+        record.set("parentbusinessunitid", Value::Guid(Uuid::new_v4()));
         record.set("name", Value::Text(name.into()));
         (id, record)
     }

@@ -41,8 +41,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use super::{
-    sql, Access, Expect, Query, Record, Store, StoreError, Transaction, Value, WriteOp,
-    WriteOutcome,
+    migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
+    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_query_indexes.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_identity_and_unit_tree.sql"),
     ),
 ];
 
@@ -220,6 +224,18 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
+        if is_unique_violation(&e) {
+            return StoreError::Duplicate;
+        }
+        if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
+            return StoreError::Full;
+        }
+        if let Some(rule) = e
+            .as_db_error()
+            .and_then(|db| StoreError::rule(db.message()))
+        {
+            return rule;
+        }
         match e.source() {
             Some(cause) => StoreError::Database(format!("{e}: {cause}")),
             None => StoreError::Database(e.to_string()),
@@ -267,6 +283,18 @@ async fn apply_migrations(client: &mut Object) -> Result<(), StoreError> {
             message: StoreError::from(e).to_string(),
         };
         let tx = client.transaction().await?;
+        for (_, check, _) in MIGRATION_CHECKS.iter().filter(|(v, _, _)| v == version) {
+            let found: Vec<String> = tx
+                .query(*check, &[])
+                .await
+                .map_err(failed)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if let Some(failure) = migration_check_failed(*version, &found) {
+                return Err(failure);
+            }
+        }
         tx.batch_execute(text).await.map_err(failed)?;
         tx.execute(
             "INSERT INTO smsctx_migrations (version) VALUES ($1)",
@@ -1004,6 +1032,8 @@ mod tests {
         let mut record = Record::empty(Arc::clone(entity));
         let id = Uuid::new_v4();
         record.set("businessunitid", Value::Guid(id));
+        // Under some parent: the schema allows one root only (migration 9).
+        record.set("parentbusinessunitid", Value::Guid(Uuid::new_v4()));
         record.set("name", Value::Text(name.into()));
         (id, record)
     }

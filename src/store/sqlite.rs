@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 use super::admission::{Admission, Slot};
 use super::{
-    sql, Access, Expect, Query, Record, Store, StoreError, Transaction, Value, WriteOp,
-    WriteOutcome,
+    migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
+    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -42,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/sqlite/0005_query_indexes.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_identity_and_unit_tree.sql"),
     ),
 ];
 
@@ -315,6 +319,15 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .collect::<Result<_, _>>()?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         let tx = conn.transaction()?;
+        for (_, check, _) in MIGRATION_CHECKS.iter().filter(|(v, _, _)| v == version) {
+            let found: Vec<String> = tx
+                .prepare(check)?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if let Some(failure) = migration_check_failed(*version, &found) {
+                return Err(failure);
+            }
+        }
         tx.execute_batch(sql).map_err(|e| StoreError::Migration {
             version: *version,
             message: e.to_string(),
@@ -618,14 +631,8 @@ fn run_batch(
 ) -> BatchResults {
     let fail_all = |e: StoreError| -> BatchResults {
         (
-            batch
-                .iter()
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
-            groups
-                .iter()
-                .map(|_| Err(StoreError::Database(e.to_string())))
-                .collect(),
+            batch.iter().map(|_| Err(e.for_each_caller())).collect(),
+            groups.iter().map(|_| Err(e.for_each_caller())).collect(),
         )
     };
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
@@ -861,15 +868,9 @@ fn apply(
                 }
             });
             let mut statement = conn.prepare_cached(&entity_sql.insert)?;
-            match statement.execute(params_from_iter(values)) {
-                Ok(_) => Ok(WriteOutcome::Written { version }),
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(StoreError::Duplicate)
-                }
-                Err(e) => Err(e.into()),
-            }
+            // A duplicate key is `StoreError::Duplicate`, a schema rule `StoreError::Rule`.
+            statement.execute(params_from_iter(values))?;
+            Ok(WriteOutcome::Written { version })
         }
         WriteOp::Update {
             entity,
@@ -1130,6 +1131,51 @@ mod tests {
         assert_eq!(n, MIGRATIONS.len() as i64);
     }
 
+    /// Users that share an Entra object id stop migration 9 with a message naming the id, and
+    /// the store is left as it was (the migration is not recorded, so the next start retries).
+    #[test]
+    fn shared_object_ids_stop_the_unique_index_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = open_connection(&path, true).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE smsctx_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 9) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO smsctx_migrations VALUES (?1, 0)", [version])
+                .unwrap();
+        }
+        let oid = "3f2b0000-0000-4000-8000-000000000001";
+        for user in [
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "aaaaaaaa-0000-4000-8000-000000000002",
+        ] {
+            conn.execute(
+                "INSERT INTO systemuser (systemuserid, azureactivedirectoryobjectid, versionnumber) VALUES (?1, ?2, 1)",
+                [user, oid],
+            )
+            .unwrap();
+        }
+        let Err(StoreError::Migration { version, message }) = migrate(&mut conn) else {
+            panic!("the migration must stop");
+        };
+        assert_eq!(version, 9);
+        assert!(
+            message.contains(oid) && message.contains("2 users"),
+            "{message}"
+        );
+        let applied: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM smsctx_migrations WHERE version = 9",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(applied, 0);
+    }
+
     #[tokio::test]
     async fn a_transaction_sees_its_writes_and_rolls_back_as_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -1140,6 +1186,8 @@ mod tests {
             let mut record = Record::empty(Arc::clone(&entity));
             let id = Uuid::new_v4();
             record.set("businessunitid", Value::Guid(id));
+            // Under some parent: the schema allows one root only (migration 9).
+            record.set("parentbusinessunitid", Value::Guid(Uuid::new_v4()));
             record.set("name", Value::Text(name.into()));
             (id, record)
         };
@@ -1213,6 +1261,8 @@ mod tests {
         let id = Uuid::new_v4();
         let mut record = Record::empty(Arc::clone(&entity));
         record.set("businessunitid", Value::Guid(id));
+        // Under some parent: the schema allows one root only (migration 9).
+        record.set("parentbusinessunitid", Value::Guid(Uuid::new_v4()));
         record.set("name", Value::Text("root".into()));
         let WriteOutcome::Written { version: v1 } =
             store.write(WriteOp::Insert(record.clone())).await.unwrap()

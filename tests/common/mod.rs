@@ -271,6 +271,16 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str, me
     );
 }
 
+/// The root business unit (the one without a parent).
+pub async fn root_unit(app: &TestApp) -> String {
+    let units = app
+        .get_json("businessunits?$select=name&$filter=_parentbusinessunitid_value eq null")
+        .await;
+    let units = units["value"].as_array().unwrap();
+    assert_eq!(units.len(), 1, "one root: {units:?}");
+    units[0]["businessunitid"].as_str().unwrap().to_string()
+}
+
 pub const CTX: &str = "msdyn_smsengagementctxes";
 
 pub fn ctx(id: &str) -> String {
