@@ -13,6 +13,7 @@ use crate::edge::auth::{generate_token, Authenticator};
 pub use crate::edge::limits::LimitConfig;
 use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
+use crate::execute::organization::Organization;
 use crate::execute::{Caller, ExecError, Service};
 use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
 use crate::metadata::Catalog;
@@ -40,6 +41,8 @@ pub struct ServeConfig {
     pub jwt: JwtConfig,
     /// Per-user service protection limits (off by default).
     pub limits: LimitConfig,
+    /// HTTPS: the certificate chain and key to serve with; `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// How many reads run at once, how many may wait, and the memory of each connection.
     pub capacity: CapacityConfig,
 }
@@ -107,6 +110,7 @@ impl Default for ServeConfig {
             jwt: JwtConfig::default(),
             limits: LimitConfig::default(),
             capacity: CapacityConfig::default(),
+            tls: None,
         }
     }
 }
@@ -129,6 +133,8 @@ pub enum AppError {
     User(String),
     #[error("the JWKS key set is not usable: {0}")]
     Jwks(String),
+    #[error("HTTPS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -139,9 +145,13 @@ pub enum AppError {
 /// The ids seeded on first start.
 const ROOT_BUSINESS_UNIT: &str = "root_business_unit_id";
 const ADMIN_USER: &str = "admin_user_id";
+const ORGANIZATION: &str = "organization_id";
+
+/// The name of the organisation and root business unit seeded on first start.
+const SEEDED_NAME: &str = "smsctx";
 
 /// Every store setting, for copying a store.
-pub const SETTING_KEYS: &[&str] = &[ROOT_BUSINESS_UNIT, ADMIN_USER];
+pub const SETTING_KEYS: &[&str] = &[ROOT_BUSINESS_UNIT, ADMIN_USER, ORGANIZATION];
 
 pub struct Application {
     listener: TcpListener,
@@ -149,6 +159,7 @@ pub struct Application {
     store: Backend,
     admin_token: String,
     token_generated: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Application {
@@ -166,8 +177,13 @@ impl Application {
         .await?;
         let service = Service::new(Arc::clone(&catalog), store.as_store());
         let verifier = config.jwt.verifier()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::TlsFiles::acceptor)
+            .transpose()?;
         let directory = Arc::new(Directory::new(Arc::clone(&catalog)));
-        let admin = seed(&service, &directory).await?;
+        let (admin, organization) = seed(&service, &directory).await?;
         let token_generated = config.admin_token.is_none();
         let admin_token = config.admin_token.unwrap_or_else(generate_token);
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
@@ -176,6 +192,7 @@ impl Application {
             auth: Authenticator::new(admin_token.clone(), admin.user_id, verifier, directory),
             max_body_bytes: config.max_body_bytes,
             limiter: Limiter::new(config.limits.clone()),
+            organization,
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
         });
         let listener =
@@ -191,6 +208,7 @@ impl Application {
             store,
             admin_token,
             token_generated,
+            tls,
         })
     }
 
@@ -208,6 +226,15 @@ impl Application {
         &self.admin_token
     }
 
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Whether the admin token was generated (and should be shown to the operator).
     pub fn token_generated(&self) -> bool {
         self.token_generated
@@ -219,11 +246,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = router(Arc::clone(&self.state));
-        // The peer address keys the SMS webhooks' rate limit.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = match self.tls {
+            Some(acceptor) => crate::tls::serve(self.listener, acceptor, router, shutdown).await,
+            None => {
+                // The peer address keys the SMS webhooks' rate limit.
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         drop(self.state);
         self.store.close();
         result
@@ -246,7 +278,7 @@ impl ChannelAdmin {
         let store = Backend::open(database, &store_catalog, 4).await?;
         let directory = Directory::new(Arc::clone(&catalog));
         let service = Service::new(catalog, store.as_store());
-        let admin = seed(&service, &directory).await?;
+        let (admin, _) = seed(&service, &directory).await?;
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
         Ok(ChannelAdmin {
             store,
@@ -313,9 +345,12 @@ impl Backend {
     }
 }
 
-/// On first start: a root business unit with the built-in roles, and an administrator who
-/// holds System Administrator. Returns the administrator.
-async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppError> {
+/// On first start: a root business unit with the built-in roles, an administrator who holds
+/// System Administrator, and the organisation. Returns the administrator and the organisation.
+async fn seed(
+    service: &Service,
+    directory: &Directory,
+) -> Result<(Caller, Organization), AppError> {
     let store = &service.store;
     let bu_id = parse_setting(
         store
@@ -343,7 +378,7 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
         .ok_or_else(|| StoreError::Database("no systemuser table".into()))?;
     if store.get(&business_unit, bu_id, false).await?.is_none() {
         let payload = Payload {
-            values: vec![named(&business_unit, "name", "smsctx")],
+            values: vec![named(&business_unit, "name", SEEDED_NAME)],
             binds: Vec::new(),
         };
         ignore_duplicate(
@@ -382,7 +417,14 @@ async fn seed(service: &Service, directory: &Directory) -> Result<Caller, AppErr
             builtin_role_id(SYSTEM_ADMINISTRATOR, bu_id),
         )
         .await?;
-    Ok(admin)
+    let organization_id = parse_setting(
+        store
+            .init_setting(ORGANIZATION, &Uuid::new_v4().to_string())
+            .await?,
+    )?;
+    let organization =
+        crate::execute::organization::seed(service, &admin, organization_id, SEEDED_NAME).await?;
+    Ok((admin, organization))
 }
 
 /// The Entra object id a token for `user` carries: the user's `azureactivedirectoryobjectid`

@@ -282,11 +282,18 @@ fn parse_request_line(line: &[u8], operation: usize) -> Result<(Method, String),
         operation,
         line: String::from_utf8_lossy(line).into_owned(),
     };
-    let text = std::str::from_utf8(line).map_err(|_| malformed())?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let [method, target, version] = words[..] else {
+    let text = std::str::from_utf8(line).map_err(|_| malformed())?.trim();
+    // Method first, version last; the URL between them may hold unencoded spaces (client
+    // libraries write `$filter=name eq 'x'` as is, and Dataverse takes it): they become %20.
+    let (method, rest) = text.split_once(char::is_whitespace).ok_or_else(malformed)?;
+    let (target, version) = rest
+        .rsplit_once(char::is_whitespace)
+        .ok_or_else(malformed)?;
+    let target = target.trim();
+    if target.is_empty() {
         return Err(malformed());
-    };
+    }
+    let target = target.replace(' ', "%20");
     if version != "HTTP/1.1" {
         return Err(if version.starts_with("HTTP/") {
             BatchError::UnsupportedHttpVersion {
@@ -299,7 +306,7 @@ fn parse_request_line(line: &[u8], operation: usize) -> Result<(Method, String),
     }
     let method =
         Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| malformed())?;
-    Ok((method, target.to_string()))
+    Ok((method, target))
 }
 
 /// Whether a request target names the `$batch` resource itself.
@@ -867,6 +874,21 @@ GET /api/data/v9.2/msdyn_smsengagementctxes?$select=msdyn_name HTTP/1.1\r\n\
     }
 
     /// A batch of top-level requests, each given as its `application/http` content.
+    #[test]
+    fn a_request_url_may_hold_unencoded_spaces() {
+        let (method, target) = parse_request_line(
+            b"GET /api/data/v9.2/accounts?$filter=name eq 'a  b' HTTP/1.1",
+            1,
+        )
+        .unwrap();
+        assert_eq!(method, Method::GET);
+        assert_eq!(
+            target,
+            "/api/data/v9.2/accounts?$filter=name%20eq%20'a%20%20b'"
+        );
+        assert!(parse_request_line(b"GET  HTTP/1.1", 1).is_err());
+    }
+
     fn singles(requests: &[&str]) -> String {
         let mut body = String::new();
         for request in requests {

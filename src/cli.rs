@@ -33,6 +33,23 @@ pub enum Command {
     /// Configure the SMS channels: the organisation numbers smsctx receives SMS for.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Write a development certificate authority and a localhost certificate it signs, for
+    /// `serve --tls-cert/--tls-key`, and print how to make clients trust it.
+    DevCert(DevCertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevCertArgs {
+    /// The directory to write ca.pem, cert.pem and key.pem into.
+    #[arg(long, default_value = "smsctx-dev-cert")]
+    pub out: std::path::PathBuf,
+    /// Another host name or IP address the certificate is for (besides localhost, 127.0.0.1
+    /// and ::1); may be repeated.
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +215,12 @@ pub struct ServeArgs {
     /// The page cache of each SQLite connection, in KiB.
     #[arg(long, env = "SMSCTX_CACHE_KIB", default_value_t = crate::store::sqlite::DEFAULT_CACHE_KIB)]
     pub cache_kib: u32,
+    /// Serve HTTPS with this PEM certificate chain (leaf first; `smsctx dev-cert` writes one).
+    #[arg(long, env = "SMSCTX_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, env = "SMSCTX_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The text of a JWKS document: a file, or fetched from an http(s) URL.
@@ -256,6 +279,37 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Token(args) => token(args).await,
         Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
         Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
+        Command::DevCert(args) => dev_cert(args),
+    }
+}
+
+fn dev_cert(args: DevCertArgs) -> i32 {
+    match crate::tls::dev_cert(&args.out, &args.names, args.days) {
+        Ok(written) => {
+            let (ca, cert, key) = (
+                written.ca.display(),
+                written.cert.display(),
+                written.key.display(),
+            );
+            println!(
+                "smsctx: wrote the development CA {ca}, the certificate {cert} and its key {key}"
+            );
+            println!();
+            println!("Serve HTTPS with it:");
+            println!("  smsctx serve --tls-cert {cert} --tls-key {key}");
+            println!();
+            println!(
+                "Make clients trust the CA (only this machine's clients; keep {key} private):"
+            );
+            println!("  Python (requests, httpx, azure-core):  export REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca}");
+            println!("  Node.js:                               export NODE_EXTRA_CA_CERTS={ca}");
+            println!("  curl:                                  curl --cacert {ca} https://localhost:8080/api/data/v9.2/");
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: dev-cert failed: {e}");
+            1
+        }
     }
 }
 
@@ -429,6 +483,10 @@ async fn serve(args: ServeArgs) -> i32 {
             queue: args.queue,
             cache_kib: args.cache_kib,
         },
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            _ => None,
+        },
     };
     let app = match Application::build(config).await {
         Ok(app) => app,
@@ -443,7 +501,8 @@ async fn serve(args: ServeArgs) -> i32 {
         println!("smsctx: generated admin token (pass it as 'Authorization: Bearer <token>'; set --admin-token to choose one): {}", app.admin_token());
     }
     println!(
-        "smsctx: listening on http://{}/api/data/v9.2/",
+        "smsctx: listening on {}://{}/api/data/v9.2/",
+        app.scheme(),
         app.local_addr()
     );
     match app.run_until(shutdown).await {

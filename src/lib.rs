@@ -22,3 +22,4 @@ pub mod schema;
 pub mod security;
 pub mod serialize;
 pub mod store;
+pub mod tls;

@@ -100,7 +100,10 @@ impl Guard<'_> {
     }
 
     /// The security context of any user or team, for RetrievePrincipalAccess.
-    async fn context_of(&self, principal: PrincipalRef) -> Result<SecurityContext, MessageError> {
+    pub(super) async fn context_of(
+        &self,
+        principal: PrincipalRef,
+    ) -> Result<SecurityContext, MessageError> {
         let row = self.principal_row(principal).await?;
         let unit = row.get(BUSINESS_UNIT_ID).as_guid().unwrap_or_default();
         if !principal.is_team {

@@ -21,6 +21,7 @@
 //! the security model itself (which check their own privilege, Share, through the guard).
 
 pub mod directory;
+mod identity;
 pub mod messages;
 
 use std::sync::Arc;

@@ -123,6 +123,8 @@ impl From<ExecError> for ApiError {
             E::InvalidStateStatus { .. } => (StatusCode::BAD_REQUEST, "0x80048408"),
             E::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
             E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
+            E::MessageNotSupported { .. } => (StatusCode::BAD_REQUEST, "0x80040800"),
+            E::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

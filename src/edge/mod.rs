@@ -11,6 +11,7 @@ mod batch;
 pub mod error;
 mod fetch;
 pub mod limits;
+mod organization;
 pub mod paging;
 mod sharing;
 pub mod sms;
@@ -57,6 +58,8 @@ pub struct AppState {
     /// The SMS channel: webhooks, channel administration, outbound messages.
     pub sms: sms::SmsState,
     pub limiter: Arc<limits::Limiter>,
+    /// The organisation this store holds (WhoAmI, RetrieveCurrentOrganization).
+    pub organization: crate::execute::organization::Organization,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -173,17 +176,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         directory: &state.auth.directory,
         principal: &who.principal,
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = parts
-        .headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| *s == "https" || *s == "http")
-        .unwrap_or("http");
+    let host = crate::tls::request_host(&parts);
+    let scheme = crate::tls::request_scheme(&parts);
     let root = format!("{scheme}://{host}/api/data/{version}/");
     if let Some(route) = sms::route(rest) {
         let body = axum::body::to_bytes(body, state.max_body_bytes)
@@ -348,6 +342,22 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
             if name == "RetrieveSharedPrincipalsAndAccess" =>
         {
             sharing::shared_principals(&call, &arguments).await
+        }
+        (_, Resource::Function { name, arguments })
+            if organization::FUNCTIONS.contains(&name.as_str()) =>
+        {
+            organization::function(&call, &name, &arguments).await
+        }
+        (
+            _,
+            Resource::BoundFunction {
+                entity,
+                id,
+                name,
+                arguments,
+            },
+        ) if name == organization::USER_PRIVILEGES => {
+            organization::user_privileges(&call, &entity, id, &arguments).await
         }
         (_, Resource::Action(name)) => sharing::action(&call, &name).await,
         (

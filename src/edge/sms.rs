@@ -268,12 +268,8 @@ fn signed_url(channel: &Channel, parts: &axum::http::request::Parts) -> String {
         (Some(url), _) => url.clone(),
         (None, _) => {
             // Unreadable bytes here only make the signature fail to match (403).
-            let host = header_text(&parts.headers, header::HOST.as_str()).unwrap_or_default();
-            let scheme = match header_text(&parts.headers, "x-forwarded-proto").unwrap_or_default()
-            {
-                "https" => "https",
-                _ => "http",
-            };
+            let host = crate::tls::request_host(parts);
+            let scheme = crate::tls::request_scheme(parts);
             let path = parts
                 .uri
                 .path_and_query()

@@ -7,6 +7,7 @@
 //! compare-and-set on `versionnumber`.
 
 pub mod context;
+pub mod organization;
 pub mod sms;
 
 use std::sync::Arc;
@@ -52,6 +53,14 @@ pub enum ExecError {
     InvalidArgument(String),
     #[error("The maximum record limit is exceeded. Reduce the number of records.")]
     AggregateLimit,
+    #[error("The entity with a name = '{0}' with namemapping = 'Logical' was not found in the MetadataCache.")]
+    UnknownEntity(String),
+    /// A message the table's page does not list (a write to the read-only `organizations`).
+    #[error("The '{message}' method does not support entities of type '{entity}'. MessageProcessorCache returned MessageProcessor.Empty.")]
+    MessageNotSupported {
+        message: &'static str,
+        entity: String,
+    },
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -74,6 +83,18 @@ pub enum Upserted {
 pub struct Service {
     pub catalog: Arc<Catalog>,
     pub store: Arc<dyn Store>,
+}
+
+/// Refuses a message the table's page does not list, as Dataverse refuses it.
+fn supports(entity: &Entity, message: &'static str) -> Result<(), ExecError> {
+    if entity.supports_message(message) {
+        Ok(())
+    } else {
+        Err(ExecError::MessageNotSupported {
+            message,
+            entity: entity.logical_name.clone(),
+        })
+    }
 }
 
 fn now() -> i64 {
@@ -166,6 +187,7 @@ impl Service {
         payload: Payload,
         id: Option<Uuid>,
     ) -> Result<(Uuid, i64), ExecError> {
+        supports(entity, "Create")?;
         let record = self.build_new(db, caller, entity, payload, id).await?;
         let id = record.id().unwrap_or_default();
         match db.write(WriteOp::Insert(record)).await {
@@ -189,6 +211,7 @@ impl Service {
         payload: Payload,
         preconditions: &Preconditions,
     ) -> Result<Upserted, ExecError> {
+        supports(entity, "Update")?;
         let if_match = preconditions.if_match.as_ref();
         let if_none_match = preconditions.if_none_match.as_ref();
         // What the update needs of the stored row: an owner-only change is an Assign.
@@ -274,6 +297,7 @@ impl Service {
         id: Uuid,
         if_match: Option<&Condition>,
     ) -> Result<(), ExecError> {
+        supports(entity, "Delete")?;
         let expect = match if_match {
             None | Some(Condition::Any) => Expect::Any,
             Some(condition) => {

@@ -20,6 +20,10 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
         "businessunit",
         include_str!("../../metadata/businessunit.md"),
     ),
+    (
+        "organization",
+        include_str!("../../metadata/organization.md"),
+    ),
     ("systemuser", include_str!("../../metadata/systemuser.md")),
     ("team", include_str!("../../metadata/team.md")),
     ("role", include_str!("../../metadata/role.md")),
@@ -358,6 +362,12 @@ impl Entity {
             .iter()
             .enumerate()
             .filter(|(_, a)| a.is_stored())
+    }
+
+    /// Whether the table's page lists `message` (`Create`, `Update`, `Delete`, ...). A page
+    /// that lists no messages (the SMS channel's internal tables) restricts none.
+    pub fn supports_message(&self, message: &str) -> bool {
+        self.messages.is_empty() || self.messages.iter().any(|m| m == message)
     }
 
     /// The fully qualified EDM type name.

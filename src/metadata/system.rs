@@ -21,6 +21,9 @@ pub const BUSINESS_UNIT_ID: &str = "businessunitid";
 pub const SYSTEM_USER: &str = "systemuser";
 pub const TEAM: &str = "team";
 pub const BUSINESS_UNIT: &str = "businessunit";
+/// The organisation table and the columns the identity functions read.
+pub const ORGANIZATION: &str = "organization";
+pub const LANGUAGE_CODE: &str = "languagecode";
 
 /// The user's name parts and the full name the server derives from them.
 pub const FIRST_NAME: &str = "firstname";

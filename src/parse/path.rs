@@ -68,6 +68,21 @@ pub enum Resource {
 /// The unbound actions served.
 pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess"];
 
+/// The unbound functions served by name: each may also be called without `()` (its parameters,
+/// if any, are then missing) and with the `Microsoft.Dynamics.CRM.` prefix.
+pub const FUNCTIONS: &[&str] = &[
+    "IsValidStateTransition",
+    "RetrieveSharedPrincipalsAndAccess",
+    "WhoAmI",
+    "RetrieveVersion",
+    "RetrieveCurrentOrganization",
+    "RetrieveTotalRecordCount",
+];
+
+/// The functions bound to a record that may also be called without the namespace prefix and
+/// without `()`.
+pub const BOUND_FUNCTIONS: &[&str] = &["RetrievePrincipalAccess", "RetrieveUserPrivileges"];
+
 /// The namespace of Dataverse's operations in a bound call.
 const NAMESPACE: &str = "Microsoft.Dynamics.CRM.";
 
@@ -105,9 +120,13 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
     if key.is_none() && segments.len() == 1 && ACTIONS.contains(&name) {
         return Ok(Resource::Action(name.to_string()));
     }
-    if key.is_some() && segments.len() == 1 && is_function_name(name) {
+    let function = name.strip_prefix(NAMESPACE).unwrap_or(name);
+    if segments.len() == 1
+        && is_function_name(function)
+        && (key.is_some() || FUNCTIONS.contains(&function))
+    {
         return Ok(Resource::Function {
-            name: name.to_string(),
+            name: function.to_string(),
             arguments: parse_arguments(key.unwrap_or_default())?,
         });
     }
@@ -137,17 +156,21 @@ fn record_member(
             [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
         };
     }
-    if let Some(call) = property.strip_prefix(NAMESPACE) {
+    let unqualified = split_call(property)
+        .is_ok_and(|(name, _)| BOUND_FUNCTIONS.contains(&name))
+        .then_some(property);
+    if let Some(call) = property.strip_prefix(NAMESPACE).or(unqualified) {
         let (name, arguments) = split_call(call)?;
-        if tail.is_empty() && is_function_name(name) {
-            if let Some(arguments) = arguments {
-                return Ok(Resource::BoundFunction {
-                    entity,
-                    id,
-                    name: name.to_string(),
-                    arguments: parse_arguments(arguments)?,
-                });
-            }
+        if tail.is_empty()
+            && is_function_name(name)
+            && (arguments.is_some() || BOUND_FUNCTIONS.contains(&name))
+        {
+            return Ok(Resource::BoundFunction {
+                entity,
+                id,
+                name: name.to_string(),
+                arguments: parse_arguments(arguments.unwrap_or_default())?,
+            });
         }
         return Err(ParseError::ResourceNotFound(property.to_string()));
     }
@@ -377,6 +400,37 @@ mod tests {
             r#"function IsValidStateTransition [("Entity", "@e"), ("NewState", "@s"), ("NewStatus", "@n")]"#,
         );
         check("GrantAccess", "action GrantAccess");
+        for path in [
+            "WhoAmI",
+            "WhoAmI()",
+            "Microsoft.Dynamics.CRM.WhoAmI",
+            "Microsoft.Dynamics.CRM.WhoAmI()",
+        ] {
+            check(path, "function WhoAmI []");
+        }
+        check(
+            "RetrieveTotalRecordCount(EntityNames=@p1)",
+            r#"function RetrieveTotalRecordCount [("EntityNames", "@p1")]"#,
+        );
+        check(
+            "WhoAmI/x",
+            "error Resource not found for the segment 'WhoAmI'.",
+        );
+        check(
+            "NoSuchFunction",
+            "error Resource not found for the segment 'NoSuchFunction'.",
+        );
+        for call in [
+            "Microsoft.Dynamics.CRM.RetrieveUserPrivileges()",
+            "Microsoft.Dynamics.CRM.RetrieveUserPrivileges",
+            "RetrieveUserPrivileges()",
+            "RetrieveUserPrivileges",
+        ] {
+            check(
+                &format!("systemusers({ID})/{call}"),
+                "bound function systemuser.RetrieveUserPrivileges []",
+            );
+        }
         check(
             &format!(
                 "systemusers({ID})/Microsoft.Dynamics.CRM.RetrievePrincipalAccess(Target=@tid)"

@@ -12,6 +12,8 @@
 //! (table and column descriptions) and, on read-only properties, `Org.OData.Core.V1.Computed`
 //! and `Org.OData.Core.V1.Permissions` = `Read`.
 
+mod identity;
+
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
@@ -69,7 +71,9 @@ pub fn csdl(catalog: &Catalog, annotations: bool) -> String {
         entity_type(&mut xml, &model, entity, annotations);
     }
     operation_types(&mut xml);
+    identity::types(&mut xml);
     operations(&mut xml, catalog);
+    identity::operations(&mut xml, catalog);
     container(&mut xml, &model, catalog);
 
     xml.close("Schema");
@@ -479,7 +483,10 @@ fn container(xml: &mut Xml, model: &Model, catalog: &Catalog) {
         }
         xml.close("EntitySet");
     }
-    for (kind, name) in UNBOUND_OPERATIONS {
+    for (kind, name) in UNBOUND_OPERATIONS
+        .iter()
+        .chain(identity::UNBOUND_OPERATIONS)
+    {
         let qualified_name = format!("{NAMESPACE}.{name}");
         let (element, reference) = if *kind == "Function" {
             ("FunctionImport", "Function")

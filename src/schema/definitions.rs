@@ -1305,6 +1305,7 @@ mod tests {
             names,
             [
                 "businessunit",
+                "organization",
                 "systemuser",
                 "team",
                 "role",

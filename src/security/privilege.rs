@@ -182,6 +182,7 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     ("team", "Team"),
     ("businessunit", "BusinessUnit"),
     ("role", "Role"),
+    ("organization", "Organization"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables

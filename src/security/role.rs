@@ -11,16 +11,17 @@
 //! | role | table | privileges |
 //! |---|---|---|
 //! | System Administrator | every table in [`SECURED_TABLES`] | all eight at Global, plus `prvActOnBehalfOfAnotherUser` |
-//! | Basic User | `systemuser`, `team`, `businessunit` | Read at Global |
-//! | Omnichannel agent | `systemuser`, `team`, `businessunit` | Read at Global |
+//! | Basic User | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
+//! | Omnichannel agent | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
 //! | Omnichannel agent | `msdyn_ocliveworkitem` | Read and AppendTo at Local |
-//! | Omnichannel supervisor | `systemuser`, `team`, `businessunit` | Read at Global |
+//! | Omnichannel supervisor | `systemuser`, `team`, `businessunit`, `organization` | Read at Global |
 //! | Omnichannel supervisor | `msdyn_ocliveworkitem` | Read at Local |
 //!
 //! Read at Global on users, teams and business units is what Dataverse's own roles give (the
 //! published privilege tables of Dynamics CRM list prvReadUser, prvReadTeam and
 //! prvReadBusinessUnit at Organization depth for every non-administrator role), so the owner,
-//! `createdby` and business unit lookups of a readable context always resolve. The conversation
+//! `createdby` and business unit lookups of a readable context always resolve; the same holds
+//! for prvReadOrganization, so every user may read the one `organizations` row. The conversation
 //! table (`msdyn_ocliveworkitem`) is an Omnichannel table: Basic User has nothing on it (so a
 //! Basic User who sets `msdyn_liveworkitemid` is refused for want of
 //! `prvAppendTomsdyn_ocliveworkitem`, as in Dataverse), an agent may read and link to the
@@ -33,8 +34,8 @@ use uuid::Uuid;
 
 use super::privilege::{name_based_id, Depth, Privilege};
 use crate::metadata::system::{
-    BUSINESS_UNIT, PRINCIPAL_OBJECT_ACCESS, ROLE_PRIVILEGES, SYSTEM_USER, SYSTEM_USER_ROLES, TEAM,
-    TEAM_MEMBERSHIP, TEAM_ROLES,
+    BUSINESS_UNIT, ORGANIZATION, PRINCIPAL_OBJECT_ACCESS, ROLE_PRIVILEGES, SYSTEM_USER,
+    SYSTEM_USER_ROLES, TEAM, TEAM_MEMBERSHIP, TEAM_ROLES,
 };
 
 /// The SMS engagement context table.
@@ -62,6 +63,7 @@ pub const SECURED_TABLES: &[&str] = &[
     TEAM_MEMBERSHIP,
     PRINCIPAL_OBJECT_ACCESS,
     crate::metadata::sms::CHANNEL,
+    ORGANIZATION,
 ];
 
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";
@@ -152,7 +154,7 @@ pub fn builtin_role(name: &str, business_unit: Uuid) -> Option<Role> {
     use Privilege::*;
     let mut role = Role::new(builtin_role_id(name, business_unit), name, business_unit);
     let lookups_resolve = |role: &mut Role| {
-        for table in [SYSTEM_USER, TEAM, BUSINESS_UNIT] {
+        for table in [SYSTEM_USER, TEAM, BUSINESS_UNIT, ORGANIZATION] {
             role.set(table, Read, Depth::Global);
         }
     };

@@ -44,6 +44,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0005_query_indexes.sql"),
     ),
     (
+        6,
+        include_str!("../../migrations/sqlite/0006_organization.sql"),
+    ),
+    (
         9,
         include_str!("../../migrations/sqlite/0009_identity_and_unit_tree.sql"),
     ),

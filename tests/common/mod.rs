@@ -118,6 +118,8 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub db: TestDatabase,
+    /// Over HTTPS: the development CA the server's certificate is signed by.
+    pub ca: Option<std::path::PathBuf>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -140,6 +142,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         },
         limits: Default::default(),
         capacity: Default::default(),
+        tls: None,
     }
 }
 
@@ -151,8 +154,16 @@ pub async fn spawn_app_in(db: TestDatabase) -> TestApp {
 
 /// Starts a server on `db` with a configuration of the test's own.
 pub async fn spawn_app_with(db: TestDatabase, config: ServeConfig) -> TestApp {
+    let ca = config
+        .tls
+        .as_ref()
+        .map(|tls| tls.cert.with_file_name("ca.pem"));
     let app = Application::build(config).await.expect("the server builds");
-    let base = format!("http://127.0.0.1:{}/api/data/v9.2/", app.port());
+    let base = format!("{}://127.0.0.1:{}/api/data/v9.2/", app.scheme(), app.port());
+    let client = match &ca {
+        None => Client::new(),
+        Some(ca) => tls_client(ca, None),
+    };
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -163,11 +174,42 @@ pub async fn spawn_app_with(db: TestDatabase, config: ServeConfig) -> TestApp {
     });
     TestApp {
         base,
-        client: Client::new(),
+        client,
         db,
+        ca,
         shutdown: Some(shutdown),
         server: Some(server),
     }
+}
+
+/// Starts a server over HTTPS (HTTP/1.1 and HTTP/2 by ALPN) on a fresh database, with a
+/// development certificate written by `smsctx dev-cert`'s code into the database's directory.
+pub async fn spawn_tls_app() -> TestApp {
+    let db = TestDatabase::new().await;
+    let cert = smsctx::tls::dev_cert(&db.dir.path().join("tls"), &[], 2).expect("a dev cert");
+    let mut config = config(&db);
+    config.tls = Some(smsctx::tls::TlsFiles {
+        cert: cert.cert,
+        key: cert.key,
+    });
+    spawn_app_with(db, config).await
+}
+
+/// A client that trusts only the CA in `ca` (PEM). `version`: `None` offers h2 and http/1.1 by
+/// ALPN; `HTTP_11` offers only http/1.1; `HTTP_2` only h2.
+pub fn tls_client(ca: &std::path::Path, version: Option<reqwest::Version>) -> Client {
+    let pem = std::fs::read(ca).expect("the CA file");
+    let ca = reqwest::Certificate::from_pem(&pem).expect("a PEM CA");
+    let builder = Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .use_rustls_tls();
+    let builder = match version {
+        Some(reqwest::Version::HTTP_11) => builder.http1_only(),
+        Some(reqwest::Version::HTTP_2) => builder.http2_prior_knowledge(),
+        _ => builder,
+    };
+    builder.build().expect("a TLS client")
 }
 
 impl TestApp {

@@ -434,13 +434,13 @@ fn the_missing_privilege_message_is_dataverses() {
     assert_eq!(denied.http_status(), 403);
     let prv_id = crate::security::privilege_id("prvDeletemsdyn_smsengagementctx");
     let otc = crate::security::object_type_code(CTX);
-    // The agent role: 5 context privileges, Read on 3 system tables, Read and AppendTo on
-    // conversations.
+    // The agent role: 5 context privileges, Read on 4 system tables (users, teams, business
+    // units, the organization), Read and AppendTo on conversations.
     assert_eq!(
         denied.message(),
         format!(
             "Principal user (Id=00000000-0000-0000-0000-0000000a11ce, type=8, roleCount=1, \
-             privilegeCount=10, accessMode=0), is missing prvDeletemsdyn_smsengagementctx \
+             privilegeCount=11, accessMode=0), is missing prvDeletemsdyn_smsengagementctx \
              privilege (Id={prv_id}) on OTC={otc} for entity 'msdyn_smsengagementctx'. \
              context.Caller=00000000-0000-0000-0000-0000000a11ce"
         )

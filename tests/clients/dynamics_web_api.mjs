@@ -1,0 +1,90 @@
+// npm dynamics-web-api 2.5.0, unchanged: WhoAmI, CRUD, retrieveMultiple with paging, FetchXML,
+// $batch, metadata.
+import { ORG_URL, TAG, TOKEN, check, outcome, require, results, step } from "./harness.mjs";
+
+const { DynamicsWebApi } = require("dynamics-web-api");
+const api = new DynamicsWebApi({
+  serverUrl: ORG_URL,
+  dataApi: { version: "9.2" },
+  onTokenRefresh: async () => TOKEN,
+});
+const collection = "msdyn_smsengagementctxes";
+const name = `${TAG}-dwa`;
+
+await step("WhoAmI", async () => {
+  const me = await api.callFunction("WhoAmI");
+  check(me.UserId && me.BusinessUnitId, me);
+});
+
+await step("create", () =>
+  api.create({ collection, data: { msdyn_name: `${name}-kept`, msdyn_customerphonenumber: "14255550400" } }),
+);
+
+await step("retrieve", async () => {
+  const row = await api.retrieve({ collection, key: results.create, select: ["msdyn_name"] });
+  check(row.msdyn_name === `${name}-kept`, row);
+}, ["create"]);
+
+await step("update", () =>
+  api.update({ collection, key: results.create, data: { msdyn_customerphonenumber: "14255550499" } }), ["create"]);
+
+await step("deleteRecord", async () => {
+  const id = await api.create({ collection, data: { msdyn_name: `${name}-deleted` } });
+  await api.deleteRecord({ collection, key: id });
+  return id;
+});
+
+await step("create rows for the queries", async () => {
+  for (let i = 0; i < 5; i++) await api.create({ collection, data: { msdyn_name: `${name}-q${i}` } });
+});
+
+await step("retrieveMultiple with paging", async () => {
+  const request = { collection, select: ["msdyn_name"], filter: `startswith(msdyn_name,'${name}-q')`, orderBy: ["msdyn_name"], maxPageSize: 2 };
+  const first = await api.retrieveMultiple(request);
+  check(first.value.length === 2 && first.oDataNextLink, first);
+  const second = await api.retrieveMultiple(request, first.oDataNextLink);
+  check(second.value.map((r) => r.msdyn_name).join() === `${name}-q2,${name}-q3`, second);
+  const all = await api.retrieveAll(request);
+  check(all.value.map((r) => r.msdyn_name).join() === [0, 1, 2, 3, 4].map((i) => `${name}-q${i}`).join(), all);
+}, ["create rows for the queries"]);
+
+await step("fetch (FetchXML)", async () => {
+  const fetchXml = `<fetch count="2"><entity name="msdyn_smsengagementctx"><attribute name="msdyn_name"/>
+    <filter><condition attribute="msdyn_name" operator="like" value="${name}-q%"/></filter>
+    <order attribute="msdyn_name"/></entity></fetch>`;
+  const page = await api.fetch({ collection, fetchXml });
+  check(page.value.map((r) => r.msdyn_name).join() === `${name}-q0,${name}-q1`, page);
+  // The paging cookie is an annotation a client asks for (Dataverse sends it only then).
+  const all = await api.fetchAll({ collection, fetchXml, includeAnnotations: "Microsoft.Dynamics.CRM.fetchxmlpagingcookie" });
+  check(all.value.length === 5, all);
+}, ["create rows for the queries"]);
+
+await step("$batch", async () => {
+  api.startBatch();
+  api.create({ collection, data: { msdyn_name: `${name}-batch` } });
+  api.retrieveMultiple({ collection, select: ["msdyn_name"], filter: `msdyn_name eq '${name}-kept'` });
+  const responses = await api.executeBatch();
+  check(responses.length === 2 && responses[1].value.length === 1, responses);
+});
+
+await step("retrieveEntity (metadata)", async () => {
+  const entity = await api.retrieveEntity({ key: "LogicalName='msdyn_smsengagementctx'", select: ["LogicalName", "EntitySetName"] });
+  check(entity.EntitySetName === collection, entity);
+});
+
+await step("retrieveAttributes (metadata)", async () => {
+  const attributes = await api.retrieveAttributes({ entityKey: "LogicalName='msdyn_smsengagementctx'", select: ["LogicalName"] });
+  check(attributes.value.some((a) => a.LogicalName === "msdyn_name"), attributes);
+});
+
+await step("retrieveEntities with filter (metadata)", async () => {
+  const entities = await api.retrieveEntities({ select: ["LogicalName"], filter: "LogicalName eq 'msdyn_smsengagementctx'" });
+  check(entities.value.length === 1, entities);
+});
+
+outcome({
+  kept: results.create ?? null,
+  kept_name: `${name}-kept`,
+  kept_phone: results.update ? "14255550499" : null,
+  deleted: results.deleteRecord ?? null,
+});
