@@ -45,6 +45,29 @@ pub struct ServeConfig {
     pub limits: LimitConfig,
     /// HTTPS: the certificate chain and key to serve with; `None` serves plain HTTP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// How many reads run at once, how many may wait, and the memory of each connection.
+    pub capacity: CapacityConfig,
+}
+
+/// The bound on database work: reader connections (SQLite; PostgreSQL has `pool_size`), the
+/// requests that may wait for a connection before the next gets a 503, and each SQLite
+/// connection's page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapacityConfig {
+    pub readers: usize,
+    pub queue: usize,
+    pub cache_kib: u32,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        let sqlite = crate::store::sqlite::SqliteOptions::default();
+        CapacityConfig {
+            readers: sqlite.readers,
+            queue: sqlite.queue,
+            cache_kib: sqlite.cache_kib,
+        }
+    }
 }
 
 /// How bearer JWTs are validated; nothing configured accepts only the admin token.
@@ -88,6 +111,7 @@ impl Default for ServeConfig {
             sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
             jwt: JwtConfig::default(),
             limits: LimitConfig::default(),
+            capacity: CapacityConfig::default(),
             tls: None,
         }
     }
@@ -146,7 +170,13 @@ impl Application {
         let catalog = Arc::new(Catalog::builtin()?);
         // The store also holds the SMS channel's internal tables, which the Web API does not serve.
         let store_catalog = Arc::new(Catalog::with_channels()?);
-        let store = Backend::open(&config.database, &store_catalog, config.pool_size).await?;
+        let store = Backend::open_with(
+            &config.database,
+            &store_catalog,
+            config.pool_size,
+            config.capacity,
+        )
+        .await?;
         let service = Service::new(Arc::clone(&catalog), store.as_store());
         let verifier = config.jwt.verifier()?;
         let tls = config
@@ -271,13 +301,29 @@ impl Backend {
     /// `sqlite://PATH` (or a plain path) opens the embedded store; `postgres://` and
     /// `postgresql://` connect to PostgreSQL.
     pub async fn open(url: &str, catalog: &Catalog, pool_size: usize) -> Result<Backend, AppError> {
+        Backend::open_with(url, catalog, pool_size, CapacityConfig::default()).await
+    }
+
+    /// As [`Backend::open`], with the reader pool, queue and cache sized by `capacity`.
+    pub async fn open_with(
+        url: &str,
+        catalog: &Catalog,
+        pool_size: usize,
+        capacity: CapacityConfig,
+    ) -> Result<Backend, AppError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let store = PostgresStore::open(url, catalog, pool_size).await?;
+            let store =
+                PostgresStore::open_with_queue(url, catalog, pool_size, capacity.queue).await?;
             Ok(Backend::Postgres(Arc::new(store)))
         } else if url.starts_with("sqlite:") || !url.contains("://") {
             let path = SqliteStore::path_from_url(url);
-            Ok(Backend::Sqlite(Arc::new(SqliteStore::open(
-                &path, catalog,
+            let options = crate::store::sqlite::SqliteOptions {
+                readers: capacity.readers,
+                queue: capacity.queue,
+                cache_kib: capacity.cache_kib,
+            };
+            Ok(Backend::Sqlite(Arc::new(SqliteStore::open_with(
+                &path, catalog, options,
             )?)))
         } else {
             Err(AppError::DatabaseUrl(url.to_string()))

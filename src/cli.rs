@@ -206,6 +206,15 @@ pub struct ServeArgs {
     /// Service protection: at most this many requests per user at once (off when unset).
     #[arg(long, env = "SMSCTX_RATE_LIMIT_CONCURRENT")]
     pub rate_limit_concurrent: Option<usize>,
+    /// SQLite reader connections (reads at once); default: the machine's cores, 2 to 16.
+    #[arg(long, env = "SMSCTX_READERS", default_value_t = crate::store::sqlite::default_readers())]
+    pub readers: usize,
+    /// Requests that may wait for a database connection; the next gets a 503 with Retry-After.
+    #[arg(long, env = "SMSCTX_QUEUE", default_value_t = crate::store::admission::DEFAULT_QUEUE)]
+    pub queue: usize,
+    /// The page cache of each SQLite connection, in KiB.
+    #[arg(long, env = "SMSCTX_CACHE_KIB", default_value_t = crate::store::sqlite::DEFAULT_CACHE_KIB)]
+    pub cache_kib: u32,
     /// Serve HTTPS with this PEM certificate chain (leaf first; `smsctx dev-cert` writes one).
     #[arg(long, env = "SMSCTX_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -473,6 +482,11 @@ async fn serve(args: ServeArgs) -> i32 {
             requests: args.rate_limit_requests,
             window: std::time::Duration::from_secs(args.rate_limit_window),
             concurrent: args.rate_limit_concurrent,
+        },
+        capacity: crate::app::CapacityConfig {
+            readers: args.readers,
+            queue: args.queue,
+            cache_kib: args.cache_kib,
         },
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),

@@ -271,6 +271,19 @@ impl From<ExecError> for ApiError {
                     "The service is shutting down.",
                 )
             }
+            E::Store(StoreError::Busy) => {
+                // Dataverse's code for too many concurrent requests, as a 503: the server,
+                // not the caller's share of it, is out of room.
+                return ApiError {
+                    retry_after: Some(crate::store::admission::RETRY_AFTER_SECONDS),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "0x80072326",
+                        "The server is busy: every database connection is in use and the \
+                         queue of waiting requests is full. Retry after the time in Retry-After.",
+                    )
+                };
+            }
             E::Store(StoreError::Full) => {
                 return ApiError {
                     retry_after: Some(30),

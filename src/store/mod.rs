@@ -7,7 +7,10 @@
 //! **Architecture invariant:** no value from a user is ever written into SQL text; values travel
 //! as bound parameters, identifiers come only from the metadata.
 
+pub mod admission;
 pub mod postgres;
+#[cfg(test)]
+mod query_plans;
 pub mod sql;
 pub mod sqlite;
 
@@ -156,6 +159,9 @@ pub enum StoreError {
     VersionMismatch { expected: i64, actual: i64 },
     #[error("the store is shutting down")]
     Closed,
+    /// Every connection is in use and the queue of requests waiting for one is full.
+    #[error("the server is busy: every database connection is in use and the queue is full")]
+    Busy,
     /// The database's disk is full: the write was not made (rolled back as a whole); the same
     /// write succeeds again once space is freed.
     #[error("the database has no space left on its disk")]

@@ -64,6 +64,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0004_security_epoch.sql"),
     ),
     (
+        5,
+        include_str!("../../migrations/postgres/0005_query_indexes.sql"),
+    ),
+    (
         6,
         include_str!("../../migrations/postgres/0006_organization.sql"),
     ),
@@ -88,6 +92,8 @@ const POSTGRES_EPOCH: i64 = 946_684_800;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// Requests that may wait for a connection of the pool.
+    queue: usize,
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
@@ -98,6 +104,18 @@ impl PostgresStore {
         url: &str,
         catalog: &Catalog,
         pool_size: usize,
+    ) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_with_queue(url, catalog, pool_size, super::admission::DEFAULT_QUEUE)
+            .await
+    }
+
+    /// As [`PostgresStore::open`], with at most `queue` requests waiting for a connection: the
+    /// next is refused at once ([`StoreError::Busy`]).
+    pub async fn open_with_queue(
+        url: &str,
+        catalog: &Catalog,
+        pool_size: usize,
+        queue: usize,
     ) -> Result<PostgresStore, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
@@ -129,6 +147,7 @@ impl PostgresStore {
             .collect();
         Ok(PostgresStore {
             pool,
+            queue,
             sql: Arc::new(sql),
         })
     }
@@ -171,7 +190,13 @@ impl PostgresStore {
         self.pool.close();
     }
 
+    /// A pooled connection; when every one is in use and `queue` requests already wait, the
+    /// request is refused at once instead of joining them.
     async fn connection(&self) -> Result<Object, StoreError> {
+        let status = self.pool.status();
+        if status.available == 0 && status.size >= status.max_size && status.waiting >= self.queue {
+            return Err(StoreError::Busy);
+        }
         self.pool.get().await.map_err(pool_error)
     }
 }
@@ -179,6 +204,9 @@ impl PostgresStore {
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Closed => StoreError::Closed,
+        deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Busy
+        }
         e => StoreError::Database(format!("no database connection: {e}")),
     }
 }
@@ -764,6 +792,26 @@ impl Transaction for PostgresTransaction {
 }
 
 /// Fresh databases on the PostgreSQL server named by `SMSCTX_TEST_POSTGRES`, for tests.
+#[cfg(test)]
+impl PostgresStore {
+    /// The lines of `EXPLAIN` of `text` bound to `params`, with sequential scans priced out
+    /// (the query-plan tests, `super::query_plans`).
+    pub(crate) async fn explain(
+        &self,
+        text: &str,
+        params: &[Value],
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.connection().await?;
+        client.batch_execute("SET enable_seqscan = off").await?;
+        let params: Vec<Param<'_>> = params.iter().map(Param).collect();
+        let rows = client
+            .query(&format!("EXPLAIN {text}"), &refs(&params))
+            .await?;
+        client.batch_execute("RESET enable_seqscan").await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     /// The server the tests also run against, if any.

@@ -685,7 +685,16 @@ pub fn select_sql(
     let order = lowering
         .sort_keys(&plan.order)?
         .iter()
-        .map(|key| dialect.order_term(&lowering.operand(&key.column), key.descending))
+        .map(|key| {
+            let operand = lowering.operand(&key.column);
+            if key.nullable {
+                dialect.order_term(&operand, key.descending)
+            } else {
+                // The primary id is never NULL: a bare direction lets the database walk its
+                // key index (PostgreSQL's is NULLS LAST ascending) in either direction.
+                format!("{operand} {}", if key.descending { "DESC" } else { "ASC" })
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut sql = format!("SELECT {columns} FROM {table} AS t{joins}{condition} ORDER BY {order}");

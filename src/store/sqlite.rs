@@ -5,7 +5,12 @@
 //! (`synchronous=FULL`: the WAL is fsynced before COMMIT returns), and only then answers each
 //! caller. A write that fails rolls back to its savepoint and leaves the others untouched, so
 //! each write is still atomic on its own, while one fsync serves many concurrent writers.
-//! Reads run on a small pool of connections and never wait for the writer (WAL).
+//! Reads run on a fixed pool of connections and never wait for the writer (WAL). The pool has
+//! one connection per reader slot ([`SqliteOptions::readers`], by default the machine's cores),
+//! a bounded queue of waiting reads in front of it ([`super::admission`]), and a bounded page
+//! cache per connection and no memory map, so memory and threads stay bounded under any load:
+//! past the queue a read is refused at once ([`StoreError::Busy`]), as is a write when the
+//! writer's queue is full.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
     migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
@@ -36,6 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0004_security_epoch.sql"),
     ),
     (
+        5,
+        include_str!("../../migrations/sqlite/0005_query_indexes.sql"),
+    ),
+    (
         6,
         include_str!("../../migrations/sqlite/0006_organization.sql"),
     ),
@@ -49,8 +59,40 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The most writes one commit may carry.
 const MAX_BATCH: usize = 512;
 
-/// Readers kept open for reuse.
-const MAX_IDLE_READERS: usize = 16;
+/// The writes that may wait for the writer; the next is refused ([`StoreError::Busy`]).
+const WRITE_QUEUE: usize = 4096;
+
+/// How the reader pool and each connection's memory are sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Reader connections, each used by one read at a time.
+    pub readers: usize,
+    /// Reads that may wait for a reader; the next is refused with a 503.
+    pub queue: usize,
+    /// The page cache of each connection, in KiB.
+    pub cache_kib: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: default_readers(),
+            queue: super::admission::DEFAULT_QUEUE,
+            cache_kib: DEFAULT_CACHE_KIB,
+        }
+    }
+}
+
+/// One reader per core (at least 2, at most 16): a read is CPU work on a cached page, so more
+/// readers than cores only add connections and caches.
+pub fn default_readers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 16)
+}
+
+/// SQLite's own default page cache (2 MiB), written out so that it is a bound we chose.
+pub const DEFAULT_CACHE_KIB: u32 = 2048;
 
 /// How long a transaction may sit idle before the writer rolls it back and moves on.
 const TRANSACTION_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -87,17 +129,31 @@ pub struct SqliteStore {
     security_epoch: Arc<AtomicI64>,
 }
 
-/// The read side: a pool of connections and each table's SQL, shared with blocking tasks.
+/// The read side: a pool of connections, the slots that bound their use, and each table's SQL,
+/// shared with blocking tasks.
 struct Readers {
     path: PathBuf,
+    /// Idle connections; a read holding a slot always finds one (or reopens one lost).
     pool: Mutex<Vec<Connection>>,
+    admission: Admission,
+    cache_kib: u32,
     sql: Arc<HashMap<String, EntitySql>>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path, catalog: &Catalog) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, catalog, SqliteOptions::default())
+    }
+
+    /// As [`SqliteStore::open`], with the reader pool and memory sized by `options`.
+    pub fn open_with(
+        path: &Path,
+        catalog: &Catalog,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
         let mut conn = open_connection(path, true)?;
+        bound_memory(&conn, options.cache_kib)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
         let security_epoch = Arc::new(AtomicI64::new(read_security_epoch(&conn)?));
@@ -113,16 +169,22 @@ impl SqliteStore {
             })
             .collect();
         let sql = Arc::new(sql);
-        let (sender, receiver) = crossbeam_channel::bounded::<Job>(4096);
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let writer_sql = Arc::clone(&sql);
         let handle = std::thread::Builder::new()
             .name("smsctx-sqlite-writer".into())
             .spawn(move || writer_loop(conn, receiver, writer_sql, writer_epoch))
             .map_err(|e| StoreError::Database(e.to_string()))?;
+        let readers = options.readers.max(1);
+        let pool = (0..readers)
+            .map(|_| open_reader(path, options.cache_kib))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SqliteStore {
             readers: Arc::new(Readers {
                 path: path.to_path_buf(),
-                pool: Mutex::new(Vec::new()),
+                pool: Mutex::new(pool),
+                admission: Admission::new(readers, options.queue),
+                cache_kib: options.cache_kib,
                 sql,
             }),
             writer: Mutex::new(Some(sender)),
@@ -140,11 +202,26 @@ impl SqliteStore {
         PathBuf::from(rest)
     }
 
-    fn with_reader<T>(
+    /// Runs `f` on a reader connection inline, after waiting for a slot.
+    async fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.readers.with_reader(f)
+        let slot = self.readers.admission.enter().await?;
+        self.readers.with_reader(slot, f)
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool, after waiting for a slot: at most
+    /// one blocking thread per slot is ever busy with reads.
+    async fn with_reader_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Readers, &Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = self.readers.admission.enter().await?;
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with_reader(slot, |conn| f(&readers, conn)))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?
     }
 
     fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
@@ -163,21 +240,24 @@ impl SqliteStore {
 }
 
 impl Readers {
+    /// Runs `f` on an idle connection while `slot` is held. There are as many connections as
+    /// slots, so one is idle; one lost to a panic is reopened. The connection goes back before
+    /// the slot is freed.
     fn with_reader<T>(
         &self,
+        slot: Slot,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let conn = self.pool.lock().ok().and_then(|mut pool| pool.pop());
         let conn = match conn {
             Some(c) => c,
-            None => open_connection(&self.path, false)?,
+            None => open_reader(&self.path, self.cache_kib)?,
         };
         let result = f(&conn);
         if let Ok(mut pool) = self.pool.lock() {
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
+            pool.push(conn);
         }
+        drop(slot);
         result
     }
 
@@ -204,6 +284,21 @@ fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> 
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// A reader connection of the pool, its memory bounded.
+fn open_reader(path: &Path, cache_kib: u32) -> Result<Connection, StoreError> {
+    let conn = open_connection(path, false)?;
+    bound_memory(&conn, cache_kib)?;
+    Ok(conn)
+}
+
+/// A page cache of at most `cache_kib` KiB and no memory-mapped I/O (a map of the whole file
+/// would count toward the process's memory as the file grows).
+fn bound_memory(conn: &Connection, cache_kib: u32) -> Result<(), StoreError> {
+    conn.pragma_update(None, "cache_size", -i64::from(cache_kib.max(64)))?;
+    conn.pragma_update(None, "mmap_size", 0)?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -719,8 +814,8 @@ fn apply(
 }
 
 impl SqliteStore {
-    /// Hands a job to the writer thread. The channel is bounded: when the writer is
-    /// saturated, callers wait here.
+    /// Hands a job to the writer thread. The channel is bounded: when it is full, the write
+    /// is refused at once ([`StoreError::Busy`]) rather than parking a thread per caller.
     async fn send_job(&self, job: Job) -> Result<(), StoreError> {
         let sender = self
             .writer
@@ -730,12 +825,7 @@ impl SqliteStore {
             .ok_or(StoreError::Closed)?;
         match sender.try_send(job) {
             Ok(()) => Ok(()),
-            Err(crossbeam_channel::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || sender.send(job).map_err(|_| ()))
-                    .await
-                    .map_err(|_| StoreError::Closed)?
-                    .map_err(|_| StoreError::Closed)
-            }
+            Err(crossbeam_channel::TrySendError::Full(_)) => Err(StoreError::Busy),
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(StoreError::Closed),
         }
     }
@@ -752,22 +842,22 @@ impl Access for SqliteStore {
         let entity_sql = self.entity_sql(entity)?;
         // A key lookup takes microseconds: it runs inline rather than on the blocking pool.
         self.with_reader(|conn| read_get(conn, entity_sql, entity, id, with_names))
+            .await
     }
 
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
         // A page can hold thousands of rows: read it off the async workers.
-        let readers = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || {
+        self.with_reader_blocking(move |readers, conn| {
             let entity_sql = readers.entity_sql(&query.plan.entity)?;
-            readers.with_reader(|conn| read_query(conn, entity_sql, &query))
+            read_query(conn, entity_sql, &query)
         })
         .await
-        .map_err(|e| StoreError::Database(e.to_string()))?
     }
 
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
         let entity_sql = self.entity_sql(&query.plan.entity)?;
         self.with_reader(|conn| read_count(conn, entity_sql, &query, cap))
+            .await
     }
 
     async fn aggregate(
@@ -775,12 +865,8 @@ impl Access for SqliteStore {
         plan: sql::AggregatePlan,
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
-        let readers = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || {
-            readers.with_reader(|conn| read_aggregate(conn, &plan, &context))
-        })
-        .await
-        .map_err(|e| StoreError::Database(e.to_string()))?
+        self.with_reader_blocking(move |_, conn| read_aggregate(conn, &plan, &context))
+            .await
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
@@ -812,6 +898,7 @@ impl Store for SqliteStore {
                 .query_row([key], |r| r.get(0))
                 .optional()?)
         })
+        .await
     }
 
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {

@@ -141,6 +141,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
             ..Default::default()
         },
         limits: Default::default(),
+        capacity: Default::default(),
         tls: None,
     }
 }

@@ -240,7 +240,7 @@ fn postgres_lowers_text_binds_typed_values_and_matches_patterns_with_regexes() {
         sql,
         "SELECT 1 FROM msdyn_smsengagementctx AS t WHERE lower(t.msdyn_name COLLATE \"C\") = \
          lower($1 COLLATE \"C\") AND t.createdon > $2 AND t.ownerid = $3 \
-         ORDER BY t.msdyn_smsengagementctxid ASC NULLS FIRST"
+         ORDER BY t.msdyn_smsengagementctxid ASC"
     );
     assert_eq!(
         params,
@@ -461,14 +461,14 @@ fn select_has_a_total_order_and_a_bound_limit() {
         "SELECT t.msdyn_smsengagementctxid, t.msdyn_name FROM msdyn_smsengagementctx AS t \
          LEFT JOIN systemuser AS j0 ON j0.systemuserid = t.ownerid WHERE t.statecode = ?1 \
          ORDER BY t.createdon DESC NULLS LAST, t.msdyn_name ASC NULLS FIRST, \
-         t.msdyn_smsengagementctxid ASC NULLS FIRST LIMIT ?2"
+         t.msdyn_smsengagementctxid ASC LIMIT ?2"
     );
     assert_eq!(format!("{params:?}"), "[Int(0), Int(50)]");
 
     let (sql, params) = select_sql(&Sqlite, &self::plan(&entity, None), &CONTEXT, "1", "").unwrap();
     assert_eq!(
         sql,
-        "SELECT 1 FROM msdyn_smsengagementctx AS t ORDER BY t.msdyn_smsengagementctxid ASC NULLS FIRST"
+        "SELECT 1 FROM msdyn_smsengagementctx AS t ORDER BY t.msdyn_smsengagementctxid ASC"
     );
     assert!(params.is_empty());
 }
@@ -493,7 +493,7 @@ fn keyset_conditions_expand_per_key_and_handle_nulls() {
          (t.msdyn_name > ?3 OR (t.msdyn_name = ?3 AND (t.createdon < ?4 OR t.createdon IS NULL)) OR \
          (t.msdyn_name = ?3 AND t.createdon = ?4 AND t.msdyn_smsengagementctxid < ?5)) \
          ORDER BY t.msdyn_name ASC NULLS FIRST, t.createdon DESC NULLS LAST, \
-         t.msdyn_smsengagementctxid DESC NULLS LAST"
+         t.msdyn_smsengagementctxid DESC"
     );
     assert_eq!(
         format!("{params:?}"),

@@ -1,0 +1,247 @@
+//! The query plans of the common query shapes (`query_shapes.txt`): each shape goes through the
+//! real parsing and SQL lowering (`sql::select_sql`), and the database's own planner
+//! (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL) must not scan a large table whole.
+//! A test only: the figures of what an index buys live in BENCHMARKS.md.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::sql::{self, Context, Dialect, Plan, Scope, ShareScope};
+use super::Value;
+use crate::metadata::{Catalog, Entity};
+use crate::query::options::QueryOptions;
+
+/// The tables that grow without bound; a full scan of any other table is not a finding.
+const LARGE_TABLES: [&str; 2] = ["msdyn_smsengagementctx", "msdyn_ocliveworkitem"];
+
+/// How a shape must read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Through an index: no full scan of the table.
+    Indexed,
+    /// In index order: no full scan and no sort of the table.
+    InOrder,
+    /// As `Indexed`, with a non-administrator's row scope added.
+    Scoped,
+}
+
+struct Shape {
+    line: usize,
+    table: String,
+    query: String,
+    expect: Expect,
+}
+
+fn shapes() -> Vec<Shape> {
+    include_str!("query_shapes.txt")
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(n, l)| {
+            let parts: Vec<&str> = l.split(" | ").map(str::trim).collect();
+            let [table, query, expect] = parts[..] else {
+                panic!("query_shapes.txt:{}: not 'table | query | expect'", n + 1)
+            };
+            let expect = match expect {
+                "indexed" => Expect::Indexed,
+                "in order" => Expect::InOrder,
+                "scoped" => Expect::Scoped,
+                other => panic!("query_shapes.txt:{}: unknown expectation {other}", n + 1),
+            };
+            Shape {
+                line: n + 1,
+                table: table.to_owned(),
+                query: query.to_owned(),
+                expect,
+            }
+        })
+        .collect()
+}
+
+/// The plan a RetrieveMultiple of `shape` lowers, as the list handler builds it: a page of
+/// 5,000 rows and one more, or `$top`.
+fn plan_of(catalog: &Catalog, shape: &Shape) -> (Plan, Arc<Entity>) {
+    let entity = Arc::clone(
+        catalog
+            .entity(&shape.table)
+            .expect("a table of the catalog"),
+    );
+    let pairs: Vec<(String, String)> = shape
+        .query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let options = QueryOptions::parse(catalog, &entity, &pairs)
+        .unwrap_or_else(|e| panic!("query_shapes.txt:{}: {e}", shape.line));
+    let limit = options.top.map_or(5_000, |t| t as usize) + 1;
+    let scope = (shape.expect == Expect::Scoped).then(|| scope_of(&entity));
+    let plan = Plan {
+        entity: Arc::clone(&entity),
+        filter: options.filter.clone(),
+        order: options.orderby.clone(),
+        limit: Some(limit),
+        after: None,
+        scope,
+    };
+    (plan, entity)
+}
+
+/// A user's scope: their own rows, their business unit's, and rows shared with them or a team.
+fn scope_of(entity: &Entity) -> Scope {
+    use crate::metadata::system::{
+        ACCESS_RIGHTS_MASK, OBJECT_ID, OWNER_ID, OWNING_BUSINESS_UNIT, PRINCIPAL_ID,
+        PRINCIPAL_OBJECT_ACCESS,
+    };
+    let position = |name: &str| entity.position(name).expect("an owned table");
+    Scope {
+        owner: position(OWNER_ID),
+        owner_in: vec![Uuid::new_v4()],
+        business_unit: position(OWNING_BUSINESS_UNIT),
+        business_units_in: vec![Uuid::new_v4()],
+        shares: Some(ShareScope {
+            table: PRINCIPAL_OBJECT_ACCESS.to_owned(),
+            object: OBJECT_ID.to_owned(),
+            principal: PRINCIPAL_ID.to_owned(),
+            mask: ACCESS_RIGHTS_MASK.to_owned(),
+            principals: vec![Uuid::new_v4(), Uuid::new_v4()],
+            right: 1,
+        }),
+    }
+}
+
+/// The SQL of `shape` in `dialect`, selecting the primary id only (the select list does not
+/// change how rows are found), and its parameters.
+fn lowered(dialect: &dyn Dialect, catalog: &Catalog, shape: &Shape) -> (String, Vec<Value>) {
+    let (plan, entity) = plan_of(catalog, shape);
+    let context = Context {
+        now: 1_700_000_000,
+        user_id: Uuid::new_v4(),
+        business_unit_id: Uuid::new_v4(),
+    };
+    let columns = format!("t.{}", entity.primary_id);
+    sql::select_sql(dialect, &plan, &context, &columns, "")
+        .unwrap_or_else(|e| panic!("query_shapes.txt:{}: {e}", shape.line))
+}
+
+/// What is wrong with a plan, given its lines: a full scan of a large table, or (in order) a
+/// sort of one.
+fn findings(
+    shape: &Shape,
+    plan: &[String],
+    full_scan: impl Fn(&str) -> bool,
+    sort: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in plan {
+        if full_scan(line) {
+            found.push(format!("full scan: {line}"));
+        }
+        if shape.expect == Expect::InOrder && sort(line) {
+            found.push(format!("sorts the table: {line}"));
+        }
+    }
+    found
+}
+
+fn report(shape: &Shape, sql: &str, plan: &[String], found: &[String]) -> Option<String> {
+    (!found.is_empty()).then(|| {
+        format!(
+            "query_shapes.txt:{} {} ?{}\n  {}\n  SQL: {sql}\n  plan:\n    {}",
+            shape.line,
+            shape.table,
+            shape.query,
+            found.join("\n  "),
+            plan.join("\n    ")
+        )
+    })
+}
+
+/// SQLite's `EXPLAIN QUERY PLAN` says `SCAN t` for a full scan of the query's table (`SCAN t
+/// USING INDEX ...` walks an index in order, which a `LIMIT` stops early), `SCAN <table>` for
+/// one in a subquery, and `USE TEMP B-TREE FOR ORDER BY` for a sort of the rows.
+#[test]
+fn every_common_query_shape_reads_an_index_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    let path = dir.path().join("plans.db");
+    let store = super::sqlite::SqliteStore::open(&path, &catalog).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut failures = Vec::new();
+    for shape in shapes() {
+        let (text, params) = lowered(&sql::Sqlite, &catalog, &shape);
+        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {text}")).unwrap();
+        let plan: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let full_scan = |line: &str| {
+            let Some(rest) = line.strip_prefix("SCAN ") else {
+                return false;
+            };
+            let name = rest.split_whitespace().next().unwrap_or_default();
+            let large = name == "t" || LARGE_TABLES.contains(&name);
+            large && !rest.contains(" USING ")
+        };
+        let sort = |line: &str| line.contains("USE TEMP B-TREE FOR ORDER BY");
+        // The large tables are WITHOUT ROWID: the table is its primary key's b-tree, so an
+        // unfiltered read in primary-key order that sorts nothing walks that b-tree in order.
+        let walks_primary_key = !shape.query.contains("$filter") && !plan.iter().any(|l| sort(l));
+        let full_scan = |line: &str| full_scan(line) && !walks_primary_key;
+        let found = findings(&shape, &plan, full_scan, sort);
+        failures.extend(report(&shape, &text, &plan, &found));
+    }
+    store.close();
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// PostgreSQL's `EXPLAIN` says `Seq Scan on <table>` for a full scan and `Sort` for a sort. On
+/// an empty table a sequential scan is the cheapest plan, so sequential scans are priced out
+/// (`enable_seqscan = off`): one that remains means no index can serve the query.
+#[tokio::test]
+async fn every_common_query_shape_reads_an_index_on_postgres() {
+    use super::postgres::testing::{admin_url, create_database, drop_database, skipped};
+    let Some(admin) = admin_url() else {
+        return skipped("every_common_query_shape_reads_an_index_on_postgres");
+    };
+    let (url, database) = create_database(&admin).await;
+    let catalog = Catalog::builtin().unwrap();
+    let store = super::postgres::PostgresStore::open(&url, &catalog, 1)
+        .await
+        .unwrap();
+    let mut failures = Vec::new();
+    for shape in shapes() {
+        let (text, params) = lowered(&sql::Postgres, &catalog, &shape);
+        let plan = store.explain(&text, &params).await.unwrap();
+        let full_scan = |line: &str| {
+            LARGE_TABLES
+                .iter()
+                .any(|table| line.contains(&format!("Seq Scan on {table} ")))
+        };
+        let sort = |line: &str| {
+            line.trim_start()
+                .trim_start_matches("->  ")
+                .starts_with("Sort ")
+        };
+        let found = findings(&shape, &plan, full_scan, sort);
+        failures.extend(report(&shape, &text, &plan, &found));
+    }
+    store.close();
+    drop(store);
+    drop_database(&admin, &database).await;
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_shape_list_parses() {
+    let catalog = Catalog::builtin().unwrap();
+    let shapes = shapes();
+    assert!(shapes.len() >= 10);
+    for shape in &shapes {
+        lowered(&sql::Sqlite, &catalog, shape);
+    }
+}
