@@ -796,7 +796,10 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
     let annotations = call.prefer.annotations();
     let with_names = annotations.wants_formatted_values();
     let sql = option(&call.pairs, "sql");
-    let request = match (sql, view.as_deref().or_else(|| option(&call.pairs, "fetchXml"))) {
+    let request = match (
+        sql,
+        view.as_deref().or_else(|| option(&call.pairs, "fetchXml")),
+    ) {
         (Some(text), _) => sql::request(call, entity, text, with_names)?,
         (None, Some(text)) => {
             let query = crate::query::fetchxml::parse(catalog, text)?;

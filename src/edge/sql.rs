@@ -40,5 +40,10 @@ pub(super) fn request(
         ..QueryOptions::default()
     };
     let max_page_size = call.prefer.max_page_size.filter(|_| options.top.is_none());
-    Ok(ReadRequest::list(entity, options, max_page_size, with_names)?)
+    Ok(ReadRequest::list(
+        entity,
+        options,
+        max_page_size,
+        with_names,
+    )?)
 }

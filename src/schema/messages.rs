@@ -70,7 +70,7 @@ pub const SERVED_MESSAGES: &[ServedMessage] = &[
     },
     ServedMessage {
         name: "RetrieveUserPrivileges",
-        applies: Applies::Table("systemuser"),
+        applies: Applies::Table(crate::metadata::system::SYSTEM_USER),
     },
     unbound("RetrieveAllEntities"),
     unbound("RetrieveAttribute"),

@@ -13,7 +13,10 @@ use crate::metadata::{Catalog, Entity};
 use crate::query::options::QueryOptions;
 
 /// The tables that grow without bound; a full scan of any other table is not a finding.
-const LARGE_TABLES: [&str; 2] = ["msdyn_smsengagementctx", "msdyn_ocliveworkitem"];
+const LARGE_TABLES: [&str; 2] = [
+    crate::metadata::sms::CONTEXT,
+    crate::metadata::sms::CONVERSATION,
+];
 
 /// How a shape must read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
