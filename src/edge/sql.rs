@@ -1,7 +1,7 @@
 //! `GET /{set}?sql=SELECT ...`: the read-only SQL of Microsoft's Python SDK, bound by
 //! [`crate::query::sql`] to the same `Expr` and order as `$filter`/`$orderby`, then read like
 //! any OData list through the one read path (the caller's guard, so the row scope applies):
-//! the selected columns as `$select`, `TOP n` as `$top`, and past a page an `@odata.nextLink`
+//! the selected columns as `$select`, `TOP n` as `$top`, and past 5,000 rows an `@odata.nextLink`
 //! that carries the `sql` option and a keyset `$skiptoken`.
 
 use std::sync::Arc;
@@ -39,11 +39,6 @@ pub(super) fn request(
         skiptoken,
         ..QueryOptions::default()
     };
-    let max_page_size = call.prefer.max_page_size.filter(|_| options.top.is_none());
-    Ok(ReadRequest::list(
-        entity,
-        options,
-        max_page_size,
-        with_names,
-    )?)
+    // Pages are 5,000 rows: `odata.maxpagesize` is not applied to a sql query (nor echoed).
+    Ok(ReadRequest::list(entity, options, None, with_names)?)
 }
