@@ -22,65 +22,16 @@ use serde_json::Value;
 
 /// (script, step, what it waits for). The lead removes a line once that feature is merged.
 const WAITING: &[(&str, &str, &str)] = &[
-    // Every records call resolves the entity set first with
-    // GET EntityDefinitions?$select=LogicalName,EntitySetName,PrimaryIdAttribute&$filter=LogicalName eq '...'
-    (
-        "powerplatform_sdk.py",
-        "tables.get",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    (
-        "powerplatform_sdk.py",
-        "tables.list",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    (
-        "powerplatform_sdk.py",
-        "records.create",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    (
-        "powerplatform_sdk.py",
-        "records.delete",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    (
-        "powerplatform_sdk.py",
-        "records.create many rows for the queries",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    (
-        "powerplatform_sdk.py",
-        "batch",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    ("powerplatform_sdk.py", "query.sql", "?sql= (views)"),
+    // The bulk messages of issue 11 (relationships and bulk).
     (
         "powerplatform_sdk.py",
         "records.create list (CreateMultiple)",
         "CreateMultiple (issue 11)",
     ),
-    // DataverseEntity setup reads EntityDefinitions(LogicalName='...')/Keys, a $select of
-    // PrimaryImageAttribute, OneToMany/ManyToOneRelationships and sdkmessagefilters.
-    (
-        "pypi_dataverse_api.py",
-        "entity",
-        "metadata paths, Keys, relationships, sdkmessagefilters (metaapi, keys)",
-    ),
     (
         "pypi_dataverse_api.py",
         "create multiple (CreateMultiple)",
         "CreateMultiple (issue 11)",
-    ),
-    (
-        "dynamics_web_api.mjs",
-        "retrieveEntities with filter (metadata)",
-        "EntityDefinitions $filter (metaapi)",
-    ),
-    (
-        "dataverse_webapi.mjs",
-        "metadata (EntityDefinitions)",
-        "EntityDefinitions $filter (metaapi)",
     ),
 ];
 
