@@ -42,16 +42,7 @@ impl Org {
             .as_str()
             .unwrap()
             .to_string();
-        let units = app.get_json("businessunits").await;
-        let root = units["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["_parentbusinessunitid_value"].is_null())
-            .expect("a root business unit")["businessunitid"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let root = root_unit(&app).await;
         let organizations = app.get_json("organizations").await;
         let rows = organizations["value"].as_array().unwrap();
         assert_eq!(rows.len(), 1, "one organization: {organizations}");

@@ -49,19 +49,7 @@ impl Org {
     }
 
     async fn root_of(app: &TestApp) -> String {
-        let units = app
-            .get_json("businessunits?$select=name,_parentbusinessunitid_value")
-            .await;
-        let root = units["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["_parentbusinessunitid_value"].is_null())
-            .expect("a root business unit")["businessunitid"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        root
+        root_unit(app).await
     }
 
     async fn unit(&self, name: &str, parent: &str) -> String {
