@@ -47,6 +47,8 @@ pub struct ServeConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// How many reads run at once, how many may wait, and the memory of each connection.
     pub capacity: CapacityConfig,
+    /// Open connections at most, and how long a connection may stay silent.
+    pub connections: crate::listen::ConnectionLimits,
 }
 
 /// The bound on database work: reader connections (SQLite; PostgreSQL has `pool_size`), the
@@ -112,6 +114,7 @@ impl Default for ServeConfig {
             jwt: JwtConfig::default(),
             limits: LimitConfig::default(),
             capacity: CapacityConfig::default(),
+            connections: Default::default(),
             tls: None,
         }
     }
@@ -162,6 +165,7 @@ pub struct Application {
     admin_token: String,
     token_generated: bool,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: crate::listen::ConnectionLimits,
 }
 
 impl Application {
@@ -193,6 +197,7 @@ impl Application {
             service,
             auth: Authenticator::new(admin_token.clone(), admin.user_id, verifier, directory),
             max_body_bytes: config.max_body_bytes,
+            body_timeout: config.connections.body_timeout,
             limiter: Limiter::new(config.limits.clone()),
             organization,
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
@@ -211,6 +216,7 @@ impl Application {
             admin_token,
             token_generated,
             tls,
+            connections: config.connections,
         })
     }
 
@@ -248,16 +254,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = router(Arc::clone(&self.state));
-        let result = match self.tls {
-            Some(acceptor) => crate::tls::serve(self.listener, acceptor, router, shutdown).await,
-            None => {
-                // The peer address keys the SMS webhooks' rate limit.
-                let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                axum::serve(self.listener, service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
+        let result =
+            crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
         drop(self.state);
         self.store.close();
         result

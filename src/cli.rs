@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Web API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Mint a bearer token (HS256) for a user, for local use.
     Token(TokenArgs),
     /// Copy a whole store (every table, ids, versions, settings) into PostgreSQL and verify it
@@ -215,6 +215,18 @@ pub struct ServeArgs {
     /// The page cache of each SQLite connection, in KiB.
     #[arg(long, env = "SMSCTX_CACHE_KIB", default_value_t = crate::store::sqlite::DEFAULT_CACHE_KIB)]
     pub cache_kib: u32,
+    /// Open connections at most; past that, new ones wait in the kernel's backlog.
+    #[arg(long, env = "SMSCTX_MAX_CONNECTIONS", default_value_t = crate::listen::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds from the first byte of a request head (or TLS handshake) to the whole head.
+    #[arg(long, env = "SMSCTX_HEADER_TIMEOUT", default_value_t = crate::listen::DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout: u64,
+    /// Seconds from a request's head to the last byte of its body (then 408).
+    #[arg(long, env = "SMSCTX_BODY_TIMEOUT", default_value_t = crate::listen::DEFAULT_BODY_TIMEOUT_SECS)]
+    pub body_timeout: u64,
+    /// Seconds a connection may stay open with no request (keep-alive), then it is closed.
+    #[arg(long, env = "SMSCTX_IDLE_TIMEOUT", default_value_t = crate::listen::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
     /// Serve HTTPS with this PEM certificate chain (leaf first; `smsctx dev-cert` writes one).
     #[arg(long, env = "SMSCTX_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -267,7 +279,7 @@ async fn token(args: TokenArgs) -> i32 {
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Backup(args) => {
             report_copy("backed up", crate::backup::backup(&args.database, &args.to))
@@ -487,6 +499,12 @@ async fn serve(args: ServeArgs) -> i32 {
             readers: args.readers,
             queue: args.queue,
             cache_kib: args.cache_kib,
+        },
+        connections: crate::listen::ConnectionLimits {
+            max_connections: args.max_connections,
+            header_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+            body_timeout: std::time::Duration::from_secs(args.body_timeout.max(1)),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
         },
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),

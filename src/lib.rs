@@ -14,6 +14,7 @@ pub mod channels;
 pub mod cli;
 pub mod edge;
 pub mod execute;
+pub mod listen;
 pub mod metadata;
 pub mod migrate;
 pub mod parse;

@@ -1,28 +1,18 @@
 //! HTTPS: `serve --tls-cert/--tls-key` (rustls, HTTP/1.1 and HTTP/2 chosen by ALPN) and
 //! `smsctx dev-cert` (a local certificate authority and a localhost certificate it signs).
 //!
-//! The accept loop hands every decrypted connection to hyper-util's HTTP/1.1 + HTTP/2 server
-//! with the same axum router the plain listener serves; each request carries the peer address
-//! (`ConnectInfo`, as `axum::serve` gives it) and [`ServedOverTls`], so the URLs the edge writes
+//! The accept loop (`crate::listen`) serves every decrypted connection with the same router
+//! as the plain ones; each request on it carries [`ServedOverTls`], so the URLs the edge writes
 //! (`@odata.context`, `OData-EntityId`, next links) say `https`.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
-use tower_service::Service;
-
-/// A TLS handshake that takes longer than this is dropped (a silent peer cannot hold a task).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Marks a request that reached smsctx over its own TLS listener.
 #[derive(Debug, Clone, Copy)]
@@ -114,58 +104,6 @@ impl TlsFiles {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
-}
-
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then lets open
-/// connections finish their in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors and the like: wait a moment rather than spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request.extensions_mut().insert(ServedOverTls);
-                router.clone().call(request)
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// What `dev-cert` wrote.

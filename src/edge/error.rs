@@ -63,6 +63,17 @@ impl ApiError {
         )
     }
 
+    pub fn body_timeout(deadline: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "0x80040216",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                deadline.as_secs_f64()
+            ),
+        )
+    }
+
     pub fn no_resource(uri: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -56,6 +56,8 @@ pub struct AppState {
     pub service: Service,
     pub auth: Authenticator,
     pub max_body_bytes: usize,
+    /// From a request's head to the last byte of its body (`--body-timeout`).
+    pub body_timeout: std::time::Duration,
     /// The SMS channel: webhooks, channel administration, outbound messages.
     pub sms: sms::SmsState,
     pub limiter: Arc<limits::Limiter>,
@@ -177,14 +179,10 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         let limit = state
             .max_body_bytes
             .saturating_mul(batch::BODY_LIMIT_FACTOR);
-        let body = axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| ApiError::body_too_large(limit))?;
+        let body = read_body(body, limit, state.body_timeout).await?;
         return batch::execute(state, &who, &root, &parts.headers, &body).await;
     }
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| ApiError::body_too_large(state.max_body_bytes))?;
+    let body = read_body(body, state.max_body_bytes, state.body_timeout).await?;
     let request = Inner {
         method: parts.method,
         uri: parts.uri.to_string(),
@@ -194,6 +192,20 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         body,
     };
     run(state, &guard, who.caller, root, request).await
+}
+
+/// A request's body, whole: at most `limit` bytes (else 413), all of it within `deadline`
+/// (else 408: a client that trickles its body cannot hold a connection and a task).
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::body_too_large(limit)),
+        Err(_) => Err(ApiError::body_timeout(deadline)),
+    }
 }
 
 /// One request to run: a top-level one, or a part of a `$batch`.

@@ -121,12 +121,11 @@ async fn land(state: &AppState, inbound: Inbound<'_>) -> Result<(), ApiError> {
 }
 
 async fn read_body(
+    state: &AppState,
     request: Request,
 ) -> Result<(axum::http::request::Parts, bytes::Bytes), ApiError> {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_CALLBACK_BYTES)
-        .await
-        .map_err(|_| ApiError::body_too_large(MAX_CALLBACK_BYTES))?;
+    let body = super::read_body(body, MAX_CALLBACK_BYTES, state.body_timeout).await?;
     Ok((parts, body))
 }
 
@@ -156,7 +155,7 @@ pub async fn twilio(State(state): State<Arc<AppState>>, request: Request) -> Res
 
 async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
     state.sms.admit(&request)?;
-    let (parts, body) = read_body(request).await?;
+    let (parts, body) = read_body(state, request).await?;
     let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str())?
         .split(';')
         .next()
@@ -291,7 +290,7 @@ pub async fn telesign(State(state): State<Arc<AppState>>, request: Request) -> R
 
 async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
     state.sms.admit(&request)?;
-    let (parts, body) = read_body(request).await?;
+    let (parts, body) = read_body(state, request).await?;
     // TeleSign sends its signature in both `Authorization` (`TSA <customer id>:<signature>`,
     // checked with the customer id) and `X-TS-Authorization`; the second counts only alone.
     let authorization = header_text(&parts.headers, header::AUTHORIZATION.as_str())?;

@@ -142,6 +142,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         },
         limits: Default::default(),
         capacity: Default::default(),
+        connections: Default::default(),
         tls: None,
     }
 }
