@@ -61,12 +61,15 @@ impl Org {
             .await
     }
 
-    /// A role of the root unit, by name.
+    /// A built-in role of the root unit, by name.
     async fn role_named(&self, name: &str) -> String {
-        let path = format!(
-            "roles?$filter=name eq '{name}' and _businessunitid_value eq {}",
-            self.root
-        );
+        self.role_named_in(name, &self.root).await
+    }
+
+    /// A built-in role of `unit` (each unit has its own copy: a role is assigned only to the
+    /// users and teams of its unit).
+    async fn role_named_in(&self, name: &str, unit: &str) -> String {
+        let path = format!("roles?$filter=name eq '{name}' and _businessunitid_value eq {unit}");
         let roles = self.app.get_json(&path).await;
         roles["value"][0]["roleid"]
             .as_str()
@@ -76,11 +79,16 @@ impl Org {
 
     /// A custom role of the root unit with privileges at depth masks (1, 2, 4, 8).
     async fn role(&self, name: &str, grants: &[(&str, i64)]) -> String {
+        self.role_in(&self.root, name, grants).await
+    }
+
+    /// The same, in `unit`.
+    async fn role_in(&self, unit: &str, name: &str, grants: &[(&str, i64)]) -> String {
         let id = self
             .app
             .create(
                 "roles",
-                &json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({})", self.root)}),
+                &json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({unit})")}),
             )
             .await;
         for (privilege, mask) in grants {
@@ -327,12 +335,14 @@ async fn principals_by_depth_read_and_write_exactly_the_rows_their_roles_reach()
     let child = org.unit("child", &root).await;
     let other = org.unit("other", &root).await;
     let basic = org.role_named("Basic User").await;
+    let child_basic = org.role_named_in("Basic User", &child).await;
+    let other_basic = org.role_named_in("Basic User", &other).await;
 
     let owner = org.user("owner", &root, &[&basic]).await;
-    let child_owner = org.user("childowner", &child, &[&basic]).await;
-    let other_owner = org.user("otherowner", &other, &[&basic]).await;
-    let member = org.user("member", &other, &[&basic]).await;
-    let shared_with = org.user("sharedwith", &other, &[&basic]).await;
+    let child_owner = org.user("childowner", &child, &[&child_basic]).await;
+    let other_owner = org.user("otherowner", &other, &[&other_basic]).await;
+    let member = org.user("member", &other, &[&other_basic]).await;
+    let shared_with = org.user("sharedwith", &other, &[&other_basic]).await;
     let no_role = org.user("norole", &root, &[]).await;
     let team = org.team("team", &other, &[&member]).await;
 
@@ -395,10 +405,18 @@ async fn principals_by_depth_read_and_write_exactly_the_rows_their_roles_reach()
         ),
     ];
     for (depth, mask) in [("Basic", 1), ("Local", 2), ("Deep", 4), ("Global", 8)] {
-        let role = org.role(&format!("ctx {depth}"), &grants(mask)).await;
+        // The same privileges in a role of each unit (a role is assigned in its own unit).
+        let name = format!("ctx {depth}");
+        let role = org.role(&name, &grants(mask)).await;
+        let child_role = org.role_in(&child, &name, &grants(mask)).await;
+        let other_role = org.role_in(&other, &name, &grants(mask)).await;
         let same = org.user(&format!("same{depth}"), &root, &[&role]).await;
-        let in_child = org.user(&format!("child{depth}"), &child, &[&role]).await;
-        let in_other = org.user(&format!("other{depth}"), &other, &[&role]).await;
+        let in_child = org
+            .user(&format!("child{depth}"), &child, &[&child_role])
+            .await;
+        let in_other = org
+            .user(&format!("other{depth}"), &other, &[&other_role])
+            .await;
         let (same_rows, child_rows, other_rows) = match depth {
             "Basic" => (set(&[]), set(&[]), set(&[])),
             "Local" => (
@@ -752,9 +770,10 @@ async fn the_sharing_messages_grant_modify_revoke_and_report_access() {
     let root = org.root.clone();
     let other_unit = org.unit("other", &root).await;
     let basic = org.role_named("Basic User").await;
+    let other_basic = org.role_named_in("Basic User", &other_unit).await;
     let owner = org.user("owner", &root, &[&basic]).await;
-    let reader = org.user("reader", &other_unit, &[&basic]).await;
-    let member = org.user("member", &other_unit, &[&basic]).await;
+    let reader = org.user("reader", &other_unit, &[&other_basic]).await;
+    let member = org.user("member", &other_unit, &[&other_basic]).await;
     let team = org.team("sharers", &other_unit, &[&member]).await;
     let response = org
         .request(&owner, Method::POST, CTX)
@@ -884,7 +903,7 @@ async fn the_sharing_messages_grant_modify_revoke_and_report_access() {
     );
     org.associate(
         &format!("teams({team})/teamroles_association"),
-        &format!("roles({basic})"),
+        &format!("roles({other_basic})"),
     )
     .await;
     assert_eq!(
@@ -1100,6 +1119,124 @@ async fn roles_are_listed_and_assigned_through_ref() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_role_is_assigned_only_in_its_own_business_unit() {
+    let org = Org::new().await;
+    let east = org.unit("east", &org.root).await;
+    let root_basic = org.role_named("Basic User").await;
+    let east_basic = org.role_named_in("Basic User", &east).await;
+    let user = org.user("easterner", &east, &[]).await;
+    let team = org.team("east team", &east, &[&user]).await;
+    for (path, kind) in [
+        (
+            format!("systemusers({})/systemuserroles_association/$ref", user.id),
+            "user",
+        ),
+        (format!("teams({team})/teamroles_association/$ref"), "team"),
+    ] {
+        let response = org
+            .app
+            .post(
+                &path,
+                &json!({"@odata.id": org.app.url(&format!("roles({root_basic})"))}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_error(
+            response,
+            StatusCode::FORBIDDEN,
+            "0x80040220",
+            "can only be assigned",
+        )
+        .await;
+        assert_eq!(
+            org.status(&user, Method::GET, CTX, None).await,
+            StatusCode::FORBIDDEN,
+            "{kind}: nothing assigned"
+        );
+    }
+    // The unit's own copy of the role is assigned, and works.
+    org.associate(
+        &format!("systemusers({})/systemuserroles_association", user.id),
+        &format!("roles({east_basic})"),
+    )
+    .await;
+    assert_eq!(
+        org.status(&user, Method::GET, CTX, None).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_system_administrator_role_and_its_privileges_are_read_only() {
+    let org = Org::new().await;
+    let admin_role = org.role_named("System Administrator").await;
+    let privileges_of = |role: String| {
+        format!("roleprivilegescollection?$filter=_roleid_value eq {role}&$count=true&$select=privilegedepthmask")
+    };
+    let before = org.app.get_json(&privileges_of(admin_role.clone())).await;
+    let count = before["@odata.count"].as_i64().unwrap();
+    assert!(count > 10, "{before}");
+    let privilege_row = before["value"][0]["roleprivilegeid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let attempts = [
+        org.app.patch(
+            &format!("roles({admin_role})"),
+            &json!({"name": "Not an admin"}),
+        ),
+        org.app.delete(&format!("roles({admin_role})")),
+        org.app.post(
+            "roleprivilegescollection",
+            &json!({
+                "roleid@odata.bind": format!("/roles({admin_role})"),
+                "privilegeid": Uuid::new_v4().to_string(),
+                "privilegedepthmask": 1,
+            }),
+        ),
+        org.app.patch(
+            &format!("roleprivilegescollection({privilege_row})"),
+            &json!({"privilegedepthmask": 1}),
+        ),
+        org.app
+            .delete(&format!("roleprivilegescollection({privilege_row})")),
+    ];
+    for attempt in attempts {
+        let response = attempt.send().await.unwrap();
+        assert_error(
+            response,
+            StatusCode::FORBIDDEN,
+            "0x80040220",
+            "cannot be modified",
+        )
+        .await;
+    }
+    let after = org.app.get_json(&privileges_of(admin_role.clone())).await;
+    assert_eq!(after["@odata.count"], count);
+    assert_eq!(after["value"], before["value"]);
+    let role = org
+        .app
+        .get_json(&format!("roles({admin_role})?$select=name"))
+        .await;
+    assert_eq!(role["name"], "System Administrator");
+
+    // Other roles stay editable, as in Dataverse.
+    let basic = org.role_named("Basic User").await;
+    let renamed = org
+        .app
+        .patch(
+            &format!("roles({basic})"),
+            &json!({"name": "Basic User (edited)"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

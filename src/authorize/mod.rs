@@ -35,6 +35,7 @@ pub use system::{ChangeSet, SystemAccess};
 
 use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Entity};
+use crate::security::role::{is_builtin_role_id, is_system_administrator_role};
 use crate::security::{
     check, check_create, check_privilege, read_scope, AccessRights, Denied, Depth, Privilege,
     RecordFacts, RowScope,
@@ -254,8 +255,12 @@ impl Access for Guard<'_> {
                 self.check_new_lookups(record, &lookups).await?;
                 let id = record.id();
                 let is_unit = entity.logical_name == BUSINESS_UNIT;
+                if entity.logical_name == ROLE {
+                    refuse_builtin_role_id(record)?;
+                }
                 if entity.logical_name == ROLE_PRIVILEGES {
                     let roles: Vec<Uuid> = record.get(ROLE_ID).as_guid().into_iter().collect();
+                    self.refuse_system_administrator_roles(&roles).await?;
                     return self.write_role_privilege(op, &roles).await;
                 }
                 let outcome = self.inner.write(op).await?;
@@ -273,6 +278,7 @@ impl Access for Guard<'_> {
                 let Some(current) = self.inner.get(entity, *id, false).await? else {
                     return self.inner.write(op).await;
                 };
+                refuse_system_administrator_role(&current)?;
                 let owner = entity.position(OWNER_ID);
                 let owner_changed = owner.is_some_and(|p| {
                     changes
@@ -304,6 +310,7 @@ impl Access for Guard<'_> {
                         .filter_map(|r| r.get(ROLE_ID).as_guid())
                         .collect();
                     roles.dedup();
+                    self.refuse_system_administrator_roles(&roles).await?;
                     return self.write_role_privilege(op, &roles).await;
                 }
                 self.inner.write(op).await
@@ -319,6 +326,7 @@ impl Access for Guard<'_> {
                         return self.inner.write(op).await;
                     };
                     self.check_row(Privilege::Delete, &current).await?;
+                    refuse_system_administrator_role(&current)?;
                     let checked = match expect {
                         Expect::Any => Expect::Version(current.version().unwrap_or_default()),
                         given => *given,
@@ -330,6 +338,7 @@ impl Access for Guard<'_> {
                     };
                     let result = if entity.logical_name == ROLE_PRIVILEGES {
                         let roles: Vec<Uuid> = current.get(ROLE_ID).as_guid().into_iter().collect();
+                        self.refuse_system_administrator_roles(&roles).await?;
                         self.write_role_privilege(attempt, &roles).await
                     } else {
                         self.inner.write(attempt).await
@@ -356,7 +365,41 @@ impl Access for Guard<'_> {
     }
 }
 
+/// A stored role row that is a System Administrator role: no client writes it.
+fn refuse_system_administrator_role(current: &Record) -> Result<(), StoreError> {
+    if current.entity.logical_name != ROLE {
+        return Ok(());
+    }
+    match (current.id(), current.get(BUSINESS_UNIT_ID).as_guid()) {
+        (Some(id), Some(unit)) if is_system_administrator_role(id, unit) => {
+            Err(denied(Denied::SystemAdministratorRoleReadOnly {
+                role_id: id,
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A new role under the id a built-in role of its unit has (or will have once seeded).
+fn refuse_builtin_role_id(record: &Record) -> Result<(), StoreError> {
+    match (record.id(), record.get(BUSINESS_UNIT_ID).as_guid()) {
+        (Some(id), Some(unit)) if is_builtin_role_id(id, unit) => Err(StoreError::Duplicate),
+        _ => Ok(()),
+    }
+}
+
 impl Guard<'_> {
+    /// Refuses a write to the privileges of a System Administrator role.
+    async fn refuse_system_administrator_roles(&self, roles: &[Uuid]) -> Result<(), StoreError> {
+        let table = self.directory.table(ROLE)?;
+        for &role in roles {
+            if let Some(row) = self.inner.get(table, role, false).await? {
+                refuse_system_administrator_role(&row)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A write to a role's privileges, with the role's version bumped in the same transaction:
     /// the version is what every node's role cache checks ([`Directory::roles`]).
     async fn write_role_privilege(

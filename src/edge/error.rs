@@ -257,6 +257,8 @@ pub fn denied_code(d: &Denied) -> &'static str {
         Denied::MissingPrivilege { .. } => "0x80040220",
         Denied::NoAccess { .. } => "0x80048306",
         Denied::CannotActOnBehalfOfAnotherUser { .. } => "0x8004A110",
+        Denied::SystemAdministratorRoleReadOnly { .. } => "0x80040220",
+        Denied::RoleOfAnotherBusinessUnit { .. } => "0x80040220",
     }
 }
 

@@ -47,6 +47,16 @@ pub enum Denied {
     },
     /// Impersonation by a caller without `prvActOnBehalfOfAnotherUser`.
     CannotActOnBehalfOfAnotherUser { user_id: Uuid },
+    /// A write to the System Administrator role of a business unit, or to its privileges:
+    /// that role always holds every privilege, whoever asks.
+    SystemAdministratorRoleReadOnly { role_id: Uuid },
+    /// A role assigned to a user or team of another business unit than the role's.
+    RoleOfAnotherBusinessUnit {
+        role_id: Uuid,
+        role_business_unit: Uuid,
+        principal_id: Uuid,
+        principal_business_unit: Uuid,
+    },
 }
 
 impl Denied {
@@ -112,6 +122,22 @@ impl fmt::Display for Denied {
             Denied::CannotActOnBehalfOfAnotherUser { .. } => {
                 f.write_str("User does not have the privilege to act on behalf another user.")
             }
+            Denied::SystemAdministratorRoleReadOnly { role_id } => write!(
+                f,
+                "The System Administrator role (Id={role_id}) and its privileges cannot be \
+                 modified or deleted."
+            ),
+            Denied::RoleOfAnotherBusinessUnit {
+                role_id,
+                role_business_unit,
+                principal_id,
+                principal_business_unit,
+            } => write!(
+                f,
+                "The role (Id={role_id}) belongs to business unit {role_business_unit}; it can \
+                 only be assigned to users and teams of that business unit, and principal \
+                 (Id={principal_id}) is in business unit {principal_business_unit}."
+            ),
         }
     }
 }
