@@ -1379,6 +1379,123 @@ async fn batch_parts_run_as_the_caller() {
     assert_eq!(record["msdyn_name"], "theirs");
 }
 
+/// One `application/http` part of a batch (inside a change set when `content_id` is set).
+fn batch_part(
+    boundary: &str,
+    content_id: Option<&str>,
+    request_line: String,
+    headers: &[String],
+    body: Option<&str>,
+) -> Vec<String> {
+    let mut lines = vec![
+        format!("--{boundary}"),
+        "Content-Type: application/http".to_string(),
+        "Content-Transfer-Encoding: binary".to_string(),
+    ];
+    if let Some(id) = content_id {
+        lines.push(format!("Content-ID: {id}"));
+    }
+    lines.push(String::new());
+    lines.push(request_line);
+    lines.push("Accept: application/json".into());
+    lines.extend(headers.iter().cloned());
+    if body.is_some() {
+        lines.push("Content-Type: application/json".into());
+    }
+    lines.push(String::new());
+    lines.extend(body.map(str::to_string));
+    lines
+}
+
+#[tokio::test]
+async fn batch_parts_honour_their_own_impersonation_headers() {
+    let org = Org::new().await;
+    let basic = org.role_named("Basic User").await;
+    let user = org.user("impersonated", &org.root, &[&basic]).await;
+    let other = org.user("other", &org.root, &[&basic]).await;
+    let theirs = org
+        .context("theirs", &format!("/systemusers({})", other.id))
+        .await;
+    let as_user = format!("MSCRMCallerID: {}", user.id);
+    let theirs_url = org.app.url(&ctx(&theirs));
+    // Signed in as the administrator (who may act on behalf of others): the first part runs
+    // as the user and may not read another user's record, the second as the administrator;
+    // in the change set, a create as the user is owned by the user and records the real caller.
+    let mut lines = Vec::new();
+    lines.extend(batch_part(
+        "batch_A",
+        None,
+        format!("GET {theirs_url} HTTP/1.1"),
+        std::slice::from_ref(&as_user),
+        None,
+    ));
+    lines.extend(batch_part(
+        "batch_A",
+        None,
+        format!("GET {theirs_url} HTTP/1.1"),
+        &[],
+        None,
+    ));
+    lines.push("--batch_A".into());
+    lines.push("Content-Type: multipart/mixed; boundary=changeset_B".into());
+    lines.push(String::new());
+    lines.extend(batch_part(
+        "changeset_B",
+        Some("1"),
+        format!("POST {} HTTP/1.1", org.app.url(CTX)),
+        std::slice::from_ref(&as_user),
+        Some(r#"{"msdyn_name":"made on behalf"}"#),
+    ));
+    lines.push("--changeset_B--".into());
+    lines.push("--batch_A--".into());
+    let mut body = lines.join("\r\n");
+    body.push_str("\r\n");
+    let (status, text) = org.batch(None, body, true).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let statuses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 403 Forbidden",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 204 No Content"
+        ],
+        "{text}"
+    );
+    assert!(text.contains("0x80048306"), "{text}");
+    let made = org.readable(&user).await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    let id = made.iter().next().unwrap();
+    let record = org
+        .app
+        .get_json(&format!(
+            "{}?$select=_ownerid_value,_createdby_value,_createdonbehalfby_value",
+            ctx(id)
+        ))
+        .await;
+    assert_eq!(record["_ownerid_value"], user.id.as_str());
+    assert_eq!(record["_createdby_value"], user.id.as_str());
+    assert_ne!(record["_createdonbehalfby_value"], Value::Null, "{record}");
+
+    // A caller without prvActOnBehalfOfAnotherUser cannot impersonate in a part either.
+    let mut lines = batch_part(
+        "batch_A",
+        None,
+        format!("GET {theirs_url} HTTP/1.1"),
+        &[format!("MSCRMCallerID: {}", other.id)],
+        None,
+    );
+    lines.push("--batch_A--".into());
+    let mut body = lines.join("\r\n");
+    body.push_str("\r\n");
+    let (status, text) = org.batch(Some(&user), body, false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("0x8004A110"), "{text}");
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
