@@ -204,7 +204,7 @@ impl Guard<'_> {
             Relationship::UserRoles | Relationship::TeamRoles
         );
         if add && assigns_role {
-            same_business_unit(&role, &principal)?;
+            same_business_unit(&role, &principal, relationship == Relationship::TeamRoles)?;
         }
         if add {
             self.directory
@@ -220,7 +220,7 @@ impl Guard<'_> {
 }
 
 /// A role is assigned only to users and teams of its own business unit.
-fn same_business_unit(role: &Record, principal: &Record) -> Result<(), MessageError> {
+fn same_business_unit(role: &Record, principal: &Record, team: bool) -> Result<(), MessageError> {
     let unit = |r: &Record| r.get(BUSINESS_UNIT_ID).as_guid().unwrap_or_default();
     let (role_business_unit, principal_business_unit) = (unit(role), unit(principal));
     if role_business_unit == principal_business_unit {
@@ -228,6 +228,7 @@ fn same_business_unit(role: &Record, principal: &Record) -> Result<(), MessageEr
     }
     Err(MessageError::Store(StoreError::Denied(Box::new(
         Denied::RoleOfAnotherBusinessUnit {
+            team,
             role_id: role.id().unwrap_or_default(),
             role_business_unit,
             principal_id: principal.id().unwrap_or_default(),

@@ -278,7 +278,7 @@ impl Access for Guard<'_> {
                 let Some(current) = self.inner.get(entity, *id, false).await? else {
                     return self.inner.write(op).await;
                 };
-                refuse_system_administrator_role(&current)?;
+                refuse_system_administrator_role(&current, false)?;
                 let owner = entity.position(OWNER_ID);
                 let owner_changed = owner.is_some_and(|p| {
                     changes
@@ -326,7 +326,7 @@ impl Access for Guard<'_> {
                         return self.inner.write(op).await;
                     };
                     self.check_row(Privilege::Delete, &current).await?;
-                    refuse_system_administrator_role(&current)?;
+                    refuse_system_administrator_role(&current, true)?;
                     let checked = match expect {
                         Expect::Any => Expect::Version(current.version().unwrap_or_default()),
                         given => *given,
@@ -365,8 +365,9 @@ impl Access for Guard<'_> {
     }
 }
 
-/// A stored role row that is a System Administrator role: no client writes it.
-fn refuse_system_administrator_role(current: &Record) -> Result<(), StoreError> {
+/// A stored role row that is a System Administrator role: no client writes it (`delete`: the
+/// write deletes the role itself).
+fn refuse_system_administrator_role(current: &Record, delete: bool) -> Result<(), StoreError> {
     if current.entity.logical_name != ROLE {
         return Ok(());
     }
@@ -374,6 +375,7 @@ fn refuse_system_administrator_role(current: &Record) -> Result<(), StoreError> 
         (Some(id), Some(unit)) if is_system_administrator_role(id, unit) => {
             Err(denied(Denied::SystemAdministratorRoleReadOnly {
                 role_id: id,
+                delete,
             }))
         }
         _ => Ok(()),
@@ -394,7 +396,7 @@ impl Guard<'_> {
         let table = self.directory.table(ROLE)?;
         for &role in roles {
             if let Some(row) = self.inner.get(table, role, false).await? {
-                refuse_system_administrator_role(&row)?;
+                refuse_system_administrator_role(&row, false)?;
             }
         }
         Ok(())
