@@ -310,7 +310,7 @@ impl From<ExecError> for ApiError {
                         "The storage limit for the database has been met: the disk is full and \
                          nothing was written. Retry once space has been freed.",
                     )
-                }
+                };
             }
             E::Store(StoreError::Rule(rule)) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())

@@ -102,6 +102,33 @@ pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
 }
 
 /// `url` with its database name replaced by `name`.
+/// Runs one statement on the test's database, either backend, outside the server (to set up a
+/// state no request can make, such as rows recorded long ago). `?1`, `?2` … are the
+/// parameters on SQLite; the statement is rewritten to `$1`, `$2` … for PostgreSQL.
+pub async fn execute_sql(db: &TestDatabase, statement: &str, params: &[&str]) -> u64 {
+    if db.is_postgres() {
+        let client = postgres_client(&db.url).await;
+        let statement = statement.replace('?', "$");
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client
+            .execute(&statement, &params)
+            .await
+            .expect("the statement runs")
+    } else {
+        let path = db.url.trim_start_matches("sqlite://");
+        let connection = rusqlite::Connection::open(path).expect("the database opens");
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        connection
+            .execute(statement, rusqlite::params_from_iter(params.iter()))
+            .expect("the statement runs") as u64
+    }
+}
+
 pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
     let (rest, query) = match rest.split_once('?') {
@@ -136,6 +163,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         max_body_bytes: 64 * 1024,
         pool_size: 8,
         sms_rate_limit: smsctx::edge::sms::DEFAULT_RATE_LIMIT,
+        sms_delivery_retention_days: smsctx::app::DEFAULT_DELIVERY_RETENTION_DAYS,
         jwt: smsctx::app::JwtConfig {
             secret: Some(JWT_SECRET.into()),
             ..Default::default()
