@@ -10,26 +10,17 @@ use std::time::Duration;
 use common::*;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
-use smsctx::security::jwt;
 use smsctx::security::privilege_id;
 use uuid::Uuid;
 
 const READ: &str = "prvReadmsdyn_smsengagementctx";
 
 /// A signed-in user.
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
-}
+type User = SignedIn;
 
 struct Org {
     app: TestApp,
     root: String,
-}
-
-fn token_for(oid: Uuid) -> String {
-    jwt::mint(JWT_SECRET.as_bytes(), oid, Duration::from_secs(600))
 }
 
 impl Org {
@@ -76,52 +67,11 @@ impl Org {
 
     /// A custom role of the root unit with privileges at depth masks (1, 2, 4, 8).
     async fn role(&self, name: &str, grants: &[(&str, i64)]) -> String {
-        let id = self
-            .app
-            .create(
-                "roles",
-                &json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({})", self.root)}),
-            )
-            .await;
-        for (privilege, mask) in grants {
-            self.app
-                .create(
-                    "roleprivilegescollection",
-                    &json!({
-                        "roleid@odata.bind": format!("/roles({id})"),
-                        "privilegeid": privilege_id(privilege).to_string(),
-                        "privilegedepthmask": mask,
-                    }),
-                )
-                .await;
-        }
-        id
+        custom_role(&self.app, &self.root, name, grants).await
     }
 
     async fn user(&self, name: &str, unit: &str, roles: &[&str]) -> User {
-        let oid = Uuid::new_v4();
-        let id = self
-            .app
-            .create(
-                "systemusers",
-                &json!({
-                    "firstname": name, "lastname": "Test", "domainname": format!("{name}@example.com"),
-                    "azureactivedirectoryobjectid": oid.to_string(),
-                    "businessunitid@odata.bind": format!("/businessunits({unit})"),
-                }),
-            )
-            .await;
-        for role in roles {
-            self.associate(
-                &format!("systemusers({id})/systemuserroles_association"),
-                &format!("roles({role})"),
-            )
-            .await;
-        }
-        User {
-            id,
-            token: token_for(oid),
-        }
+        signed_in_user(&self.app, name, unit, roles).await
     }
 
     async fn team(&self, name: &str, unit: &str, members: &[&User]) -> String {

@@ -145,6 +145,21 @@ impl Guard<'_> {
         }
     }
 
+    /// The row scope of every table `filter` reaches through a relationship, each after the
+    /// Read privilege check on it: a related row the caller may not read is as absent as one
+    /// that does not exist.
+    fn related_scopes(
+        &self,
+        filter: Option<&crate::query::Expr>,
+    ) -> Result<Vec<(String, Option<Scope>)>, StoreError> {
+        filter
+            .map(|f| f.related_tables())
+            .unwrap_or_default()
+            .iter()
+            .map(|table| Ok((table.logical_name.clone(), self.scope(table)?)))
+            .collect()
+    }
+
     /// The row scope of a read of `entity`, after the Read privilege check.
     fn scope(&self, entity: &Entity) -> Result<Option<Scope>, StoreError> {
         check_privilege(self.ctx(), &entity.logical_name, Privilege::Read).map_err(denied)?;
@@ -220,11 +235,13 @@ impl Access for Guard<'_> {
 
     async fn query(&self, mut query: Query) -> Result<Vec<Record>, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.query(query).await
     }
 
     async fn count(&self, mut query: Query, cap: usize) -> Result<u64, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.count(query, cap).await
     }
 
@@ -234,6 +251,7 @@ impl Access for Guard<'_> {
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         plan.scope = self.scope(&plan.entity)?;
+        plan.related = Some(self.related_scopes(plan.filter.as_ref())?);
         self.inner.aggregate(plan, context).await
     }
 

@@ -239,6 +239,7 @@ pub fn query_code(e: &QueryError) -> &'static str {
         | Q::InvalidCount { .. }
         | Q::UnknownOption { .. }
         | Q::Unsupported { .. }
+        | Q::LambdaNotOnCollection
         | Q::DuplicateOption { .. }
         | Q::InvalidApply { .. }
         | Q::FetchXmlSchema { .. } => "0x0",

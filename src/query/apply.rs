@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use super::ast::PropertyRef;
 use super::{filter, Expr, QueryError};
-use crate::metadata::{AttributeType, Entity};
+use crate::metadata::{AttributeType, Catalog, Entity};
 
 /// An aggregate function of `$apply` (and of FetchXML's `aggregate=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +87,27 @@ fn invalid(reason: impl Into<String>) -> QueryError {
     }
 }
 
-/// Parses and binds a `$apply` value.
+/// Parses and binds a `$apply` value; its `filter()` takes no relationship paths.
 pub fn parse(
+    entity: &Entity,
+    text: &str,
+    aliases: &HashMap<String, String>,
+) -> Result<Apply, QueryError> {
+    parse_with(None, entity, text, aliases)
+}
+
+/// [`parse`], with lookup paths and lambdas in `filter()` resolved in `catalog`.
+pub fn parse_in(
+    catalog: &Catalog,
+    entity: &Entity,
+    text: &str,
+    aliases: &HashMap<String, String>,
+) -> Result<Apply, QueryError> {
+    parse_with(Some(catalog), entity, text, aliases)
+}
+
+fn parse_with(
+    catalog: Option<&Catalog>,
     entity: &Entity,
     text: &str,
     aliases: &HashMap<String, String>,
@@ -103,7 +122,10 @@ pub fn parse(
                     "filter() must come before groupby() or aggregate().",
                 ));
             }
-            let expr = filter::parse(entity, inner, aliases)?;
+            let expr = match catalog {
+                Some(catalog) => filter::parse_in(catalog, entity, inner, aliases)?,
+                None => filter::parse(entity, inner, aliases)?,
+            };
             apply.filter = Some(match apply.filter.take() {
                 Some(previous) => Expr::and(vec![previous, expr]),
                 None => expr,

@@ -96,6 +96,10 @@ pub enum QueryError {
     #[error("{what} is not supported.")]
     Unsupported { what: String },
 
+    /// `any`/`all` after a property that is not a collection-valued navigation property.
+    #[error("Any/All may only be used following a collection.")]
+    LambdaNotOnCollection,
+
     #[error(
         "Query option '{name}' was specified more than once, but it must be specified at most once."
     )]

@@ -95,12 +95,16 @@ impl QueryOptions {
         for (name, value) in system {
             match name {
                 "$select" => options.select = parse_select(entity, value)?,
-                "$filter" => options.filter = Some(filter::parse(entity, value, &aliases)?),
+                "$filter" => {
+                    options.filter = Some(filter::parse_in(catalog, entity, value, &aliases)?)
+                }
                 "$orderby" => options.orderby = parse_orderby(entity, value)?,
                 "$top" => options.top = Some(parse_top(value)?),
                 "$count" => options.count = parse_count(value)?,
                 "$expand" => options.expand = parse_expand(catalog, entity, value)?,
-                "$apply" => options.apply = Some(apply::parse(entity, value, &aliases)?),
+                "$apply" => {
+                    options.apply = Some(apply::parse_in(catalog, entity, value, &aliases)?)
+                }
                 "$skiptoken" => skiptoken = Some(value),
                 "$skip" => {
                     return Err(QueryError::Unsupported {

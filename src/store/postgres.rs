@@ -1089,6 +1089,7 @@ mod tests {
                     limit: None,
                     after: None,
                     scope: None,
+                    related: None,
                 },
                 context: sql::Context {
                     now: 0,

@@ -1101,6 +1101,7 @@ mod tests {
                 limit: None,
                 after: None,
                 scope: None,
+                related: None,
             },
             context: sql::Context {
                 now: 0,

@@ -1,0 +1,333 @@
+//! Filters through relationships: lookup paths in `$filter` (one and two hops), `any`/`all`
+//! over one-to-many collections (conversations' contexts, users' contexts), the refusals, and
+//! the row scope of every table a filter reaches (a Basic-depth user never matches through a
+//! row it cannot read). Both backends.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const CONVERSATIONS: &str = "msdyn_ocliveworkitems";
+const CONTEXTS_OF: &str = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+
+type User = SignedIn;
+
+struct Fixture {
+    app: TestApp,
+    alice: User,
+    /// Conversations by subject: A (alice's), B (bob's), C (the administrator's, no contexts).
+    conversations: Vec<(String, String)>,
+    /// Contexts by name: c1 (alice, A), c2 (alice, B), c3 (bob, A), c4 (alice, none).
+    contexts: Vec<(String, String)>,
+}
+
+impl Fixture {
+    fn conversation(&self, subject: &str) -> String {
+        self.conversations
+            .iter()
+            .find(|(s, _)| s == subject)
+            .map(|(_, id)| id.clone())
+            .unwrap()
+    }
+
+    fn context_names(&self, ids: &BTreeSet<String>) -> BTreeSet<String> {
+        self.contexts
+            .iter()
+            .filter(|(_, id)| ids.contains(id))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+/// A role reading contexts and conversations at Basic depth (and the principal tables).
+async fn basic_role(app: &TestApp, unit: &str) -> String {
+    let grants = [
+        ("prvReadmsdyn_smsengagementctx", 1),
+        ("prvReadmsdyn_ocliveworkitem", 1),
+        ("prvReadUser", 8),
+        ("prvReadTeam", 8),
+        ("prvReadBusinessUnit", 8),
+    ];
+    custom_role(app, unit, "basic reader", &grants).await
+}
+
+async fn fixture() -> Fixture {
+    let app = spawn_app().await;
+    let root = root_unit(&app).await;
+    let role = basic_role(&app, &root).await;
+    let alice = signed_in_user(&app, "alice", &root, &[&role]).await;
+    let bob = signed_in_user(&app, "bob", &root, &[&role]).await;
+    let mut conversations = Vec::new();
+    for (subject, owner) in [("A", Some(&alice)), ("B", Some(&bob)), ("C", None)] {
+        let mut body = json!({"subject": subject});
+        if let Some(owner) = owner {
+            body["ownerid@odata.bind"] = json!(format!("/systemusers({})", owner.id));
+        }
+        conversations.push((subject.to_string(), app.create(CONVERSATIONS, &body).await));
+    }
+    let by_subject = |s: &str| {
+        conversations
+            .iter()
+            .find(|(subject, _)| subject == s)
+            .map(|(_, id)| id.clone())
+    };
+    let mut contexts = Vec::new();
+    for (name, owner, conversation) in [
+        ("c1", &alice, by_subject("A")),
+        ("c2", &alice, by_subject("B")),
+        ("c3", &bob, by_subject("A")),
+        ("c4", &alice, None),
+    ] {
+        let mut body = json!({"msdyn_name": name, "ownerid@odata.bind": format!("/systemusers({})", owner.id)});
+        if let Some(conversation) = conversation {
+            body["msdyn_liveworkitemid@odata.bind"] =
+                json!(format!("/{CONVERSATIONS}({conversation})"));
+        }
+        contexts.push((name.to_string(), app.create(CTX, &body).await));
+    }
+    Fixture {
+        app,
+        alice,
+        conversations,
+        contexts,
+    }
+}
+
+/// GET `set?$filter=filter` (and `extra`) as `user` (the administrator when `None`): the ids of
+/// the `key` column, after checking that `$count` and `/$count` agree with them.
+async fn ids(
+    f: &Fixture,
+    user: Option<&User>,
+    set: &str,
+    key: &str,
+    filter: &str,
+) -> BTreeSet<String> {
+    let get = |path: String| as_user(f, user, &path);
+    let response = get(format!(
+        "{set}?$filter={}&$count=true",
+        percent_encode(filter)
+    ))
+    .send()
+    .await
+    .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{filter}: {body}");
+    let ids: BTreeSet<String> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[key].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(body["@odata.count"], ids.len(), "{filter}: @odata.count");
+    let count = get(format!("{set}/$count?$filter={}", percent_encode(filter)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count, ids.len().to_string(), "{filter}: /$count");
+    ids
+}
+
+/// A GET as `user` (the administrator when `None`).
+fn as_user(f: &Fixture, user: Option<&User>, path: &str) -> reqwest::RequestBuilder {
+    match user {
+        Some(user) => get_as(&f.app, &user.token, path),
+        None => f.app.get(path),
+    }
+}
+
+async fn contexts(f: &Fixture, user: Option<&User>, filter: &str) -> BTreeSet<String> {
+    let ids = ids(f, user, CTX, "msdyn_smsengagementctxid", filter).await;
+    f.context_names(&ids)
+}
+
+async fn conversations(f: &Fixture, user: Option<&User>, filter: &str) -> BTreeSet<String> {
+    let ids = ids(f, user, CONVERSATIONS, "activityid", filter).await;
+    f.conversations
+        .iter()
+        .filter(|(_, id)| ids.contains(id))
+        .map(|(s, _)| s.clone())
+        .collect()
+}
+
+fn names(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn lookup_paths_filter_through_the_related_row() {
+    let f = fixture().await;
+    let cases: [(&str, &[&str]); 7] = [
+        ("msdyn_liveworkitemid/subject eq 'A'", &["c1", "c3"]),
+        ("msdyn_liveworkitemid/statecode eq 0", &["c1", "c2", "c3"]),
+        ("not (msdyn_liveworkitemid/subject eq 'A')", &["c2", "c4"]),
+        (
+            "msdyn_liveworkitemid/subject eq 'B' or msdyn_name eq 'c4'",
+            &["c2", "c4"],
+        ),
+        ("startswith(msdyn_liveworkitemid/subject,'b')", &["c2"]),
+        (
+            "msdyn_liveworkitemid/owninguser/domainname eq 'alice@example.com'",
+            &["c1", "c3"],
+        ),
+        ("msdyn_liveworkitemid/subject ne null", &["c1", "c2", "c3"]),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(
+            contexts(&f, None, filter).await,
+            names(expected),
+            "{filter}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn any_and_all_filter_by_the_related_collection() {
+    let f = fixture().await;
+    let cases: [(&str, &[&str]); 5] = [
+        ("/any(c:c/msdyn_name eq 'c2')", &["B"]),
+        ("/any()", &["A", "B"]),
+        (
+            "/any(c: c/msdyn_name eq 'c1' or c/msdyn_name eq 'c2')",
+            &["A", "B"],
+        ),
+        ("/all(c:c/msdyn_name eq 'c2')", &["B", "C"]),
+        ("/all(c:startswith(c/msdyn_name,'c'))", &["A", "B", "C"]),
+    ];
+    for (lambda, expected) in cases {
+        let filter = format!("{CONTEXTS_OF}{lambda}");
+        assert_eq!(
+            conversations(&f, None, &filter).await,
+            names(expected),
+            "{filter}"
+        );
+    }
+    // Nested: a lambda's row through a lookup, and a lambda inside a lambda.
+    let filter = format!("{CONTEXTS_OF}/any(c:c/owninguser/domainname eq 'bob@example.com')");
+    assert_eq!(conversations(&f, None, &filter).await, names(&["A"]));
+    let users = ids(
+        &f,
+        None,
+        "systemusers",
+        "systemuserid",
+        "user_msdyn_smsengagementctx/any(c:c/msdyn_liveworkitemid/subject eq 'B')",
+    )
+    .await;
+    assert_eq!(users, [f.alice.id.clone()].into_iter().collect());
+    let nested = "user_msdyn_smsengagementctx/any(c:c/msdyn_liveworkitemid/subject eq 'A') and not user_msdyn_smsengagementctx/any(c:c/msdyn_name eq 'c3')";
+    let users = ids(&f, None, "systemusers", "systemuserid", nested).await;
+    assert_eq!(users, [f.alice.id.clone()].into_iter().collect());
+    assert_eq!(
+        conversations(&f, None, "activityid ne null").await,
+        names(&["A", "B", "C"])
+    );
+}
+
+#[tokio::test]
+async fn a_basic_user_never_matches_through_a_row_it_cannot_read() {
+    let f = fixture().await;
+    let alice = Some(&f.alice);
+    // Alice reads c1, c2, c4 and conversation A only.
+    assert_eq!(
+        contexts(&f, alice, "msdyn_name ne null").await,
+        names(&["c1", "c2", "c4"])
+    );
+    assert_eq!(
+        conversations(&f, alice, "activityid ne null").await,
+        names(&["A"])
+    );
+    // c2 points at bob's conversation: for alice it is as if it did not exist.
+    assert_eq!(
+        contexts(&f, None, "msdyn_liveworkitemid/subject eq 'B'").await,
+        names(&["c2"])
+    );
+    assert!(contexts(&f, alice, "msdyn_liveworkitemid/subject eq 'B'")
+        .await
+        .is_empty());
+    assert_eq!(
+        contexts(&f, alice, "not (msdyn_liveworkitemid/subject eq 'B')").await,
+        names(&["c1", "c2", "c4"])
+    );
+    assert_eq!(
+        contexts(&f, alice, "msdyn_liveworkitemid/statecode eq 0").await,
+        names(&["c1"])
+    );
+    // c3 (bob's) is in conversation A, which alice reads: she does not see it through any.
+    let any = format!("{CONTEXTS_OF}/any(c:c/msdyn_name eq 'c3')");
+    assert_eq!(conversations(&f, None, &any).await, names(&["A"]));
+    assert!(conversations(&f, alice, &any).await.is_empty());
+    // all counts only the children she may read: c1 alone in A.
+    let all = format!("{CONTEXTS_OF}/all(c:c/msdyn_name eq 'c1')");
+    assert_eq!(conversations(&f, None, &all).await, names(&["C"]));
+    assert_eq!(conversations(&f, alice, &all).await, names(&["A"]));
+    // The aggregate sees the same rows.
+    let path = format!(
+        "{CTX}?$apply={}",
+        percent_encode("filter(msdyn_liveworkitemid/subject eq 'A')/aggregate($count as n)")
+    );
+    let admin: Value = f.app.get_json(&path).await;
+    assert_eq!(admin["value"][0]["n"], 2, "{admin}");
+    let theirs: Value = as_user(&f, Some(&f.alice), &path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["value"][0]["n"], 1, "{theirs}");
+}
+
+#[tokio::test]
+async fn bad_relationship_filters_are_refused_with_dataverse_codes() {
+    let f = fixture().await;
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            CTX,
+            "msdyn_liveworkitemid/any(c:c/subject eq 'A')",
+            "Any/All may only be used following a collection.",
+        ),
+        (
+            CTX,
+            "msdyn_name/any(c:c/subject eq 'A')",
+            "Any/All may only be used following a collection.",
+        ),
+        (
+            CTX,
+            "msdyn_liveworkitemid/nosuch eq 1",
+            "Could not find a property named 'nosuch' on type 'Microsoft.Dynamics.CRM.msdyn_ocliveworkitem'.",
+        ),
+        (CTX, "msdyn_liveworkitemid/msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c:c/msdyn_name eq 'x')", "behind the lookup"),
+        (
+            CONVERSATIONS,
+            "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c:msdyn_name eq 'x')",
+            "inside a lambda expression",
+        ),
+        (
+            CONVERSATIONS,
+            "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/all()",
+            "a lambda variable",
+        ),
+    ];
+    for (set, filter, message) in cases {
+        let response = f
+            .app
+            .get(&format!("{set}?$filter={}", percent_encode(filter)))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, "0x0", message).await;
+    }
+    // Nothing was changed by any of them.
+    assert_eq!(
+        contexts(&f, None, "msdyn_name ne null").await,
+        names(&["c1", "c2", "c3", "c4"])
+    );
+    let _ = f.conversation("A");
+}
