@@ -315,13 +315,24 @@ async fn bad_relationship_filters_are_refused_with_dataverse_codes() {
             "a lambda variable",
         ),
     ];
-    for (set, filter, message) in cases {
-        let response = f
-            .app
-            .get(&format!("{set}?$filter={}", percent_encode(filter)))
-            .send()
-            .await
-            .unwrap();
+    // The Web API orders by the table's own columns (FetchXML orders inside a link-entity).
+    let order = [(
+        CTX,
+        "$orderby=msdyn_liveworkitemid/subject desc",
+        "Ordering by the navigation path 'msdyn_liveworkitemid/subject' is not supported.",
+    )];
+    let filters = cases.iter().map(|(set, filter, message)| {
+        (
+            *set,
+            format!("$filter={}", percent_encode(filter)),
+            *message,
+        )
+    });
+    let order = order
+        .iter()
+        .map(|(set, query, message)| (*set, query.to_string(), *message));
+    for (set, query, message) in filters.chain(order) {
+        let response = f.app.get(&format!("{set}?{query}")).send().await.unwrap();
         assert_error(response, StatusCode::BAD_REQUEST, "0x0", message).await;
     }
     // Nothing was changed by any of them.

@@ -91,8 +91,9 @@ pub enum QueryError {
     #[error("The query parameter {name} is not supported")]
     UnknownOption { name: String },
 
-    /// A known OData option or construct that Dataverse does not support (`$skip`, navigation
-    /// paths in `$filter`, options other than `$select` inside `$expand`).
+    /// A known OData option or construct that Dataverse does not support (`$skip`, ordering
+    /// by a navigation path, a collection behind a lookup in `$filter`, options other than
+    /// `$select` inside `$expand`).
     #[error("{what} is not supported.")]
     Unsupported { what: String },
 

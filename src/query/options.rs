@@ -155,6 +155,14 @@ pub fn parse_orderby(entity: &Entity, text: &str) -> Result<Vec<OrderBy>, QueryE
                 let at = position + item[..offset].chars().count();
                 return Err(syntax(text, at, format!("'{extra}'"), "',' or the end"));
             }
+            // Dataverse's Web API orders by the table's own columns only (a lookup sorts by
+            // its target's primary name); ordering by a related row's column is FetchXML's
+            // `order` inside a `link-entity`.
+            if name.contains('/') && entity.property_position(name).is_none() {
+                return Err(QueryError::Unsupported {
+                    what: format!("Ordering by the navigation path '{name}'"),
+                });
+            }
             Ok(OrderBy {
                 prop: bind(entity, name)?,
                 descending,
