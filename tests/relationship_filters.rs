@@ -342,3 +342,172 @@ async fn bad_relationship_filters_are_refused_with_dataverse_codes() {
     );
     let _ = f.conversation("A");
 }
+
+/// The rows of a FetchXML query on `set` as `user` (the administrator when `None`).
+async fn fetch_rows(f: &Fixture, user: Option<&User>, set: &str, xml: &str) -> Vec<Value> {
+    let path = format!("{set}?fetchXml={}", percent_encode(xml));
+    let response = as_user(f, user, &path).send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{xml}: {body}");
+    body["value"].as_array().unwrap().clone()
+}
+
+fn column(rows: &[Value], name: &str) -> BTreeSet<String> {
+    rows.iter()
+        .map(|r| r[name].as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+/// A FetchXML query on the contexts with one link to their conversation.
+fn contexts_linked(link_type: &str, inside: &str) -> String {
+    format!(
+        "<fetch><entity name='msdyn_smsengagementctx'><attribute name='msdyn_name'/>\
+         <link-entity name='msdyn_ocliveworkitem' from='activityid' to='msdyn_liveworkitemid' alias='conv' link-type='{link_type}'>{inside}</link-entity>\
+         </entity></fetch>"
+    )
+}
+
+/// A FetchXML query on the conversations whose filter holds one link to their contexts.
+fn conversations_with(link_type: &str, condition: &str) -> String {
+    let inner = if condition.is_empty() {
+        String::new()
+    } else {
+        format!("<filter>{condition}</filter>")
+    };
+    format!(
+        "<fetch><entity name='msdyn_ocliveworkitem'><attribute name='subject'/><filter>\
+         <link-entity name='msdyn_smsengagementctx' from='msdyn_liveworkitemid' to='activityid' link-type='{link_type}'>{inner}</link-entity>\
+         </filter></entity></fetch>"
+    )
+}
+
+const SUBJECT_A: &str = "<filter><condition attribute='subject' operator='eq' value='A'/></filter>";
+
+#[tokio::test]
+async fn fetchxml_links_filter_through_relationships_with_the_row_scope() {
+    let f = fixture().await;
+    let alice = Some(&f.alice);
+    let subject = "<attribute name='subject'/>";
+    // Inner links: a filter inside the link keeps only the rows whose conversation matches.
+    let rows = fetch_rows(
+        &f,
+        None,
+        CTX,
+        &contexts_linked("inner", &format!("{subject}{SUBJECT_A}")),
+    )
+    .await;
+    assert_eq!(column(&rows, "msdyn_name"), names(&["c1", "c3"]));
+    assert_eq!(column(&rows, "conv.subject"), names(&["A"]));
+    let rows = fetch_rows(&f, None, CTX, &contexts_linked("inner", subject)).await;
+    assert_eq!(column(&rows, "msdyn_name"), names(&["c1", "c2", "c3"]));
+    // An inner link to a conversation alice cannot read drops her row (c2), as a missing one.
+    let rows = fetch_rows(&f, alice, CTX, &contexts_linked("inner", subject)).await;
+    assert_eq!(column(&rows, "msdyn_name"), names(&["c1"]));
+    let rows = fetch_rows(&f, alice, CTX, &contexts_linked("outer", subject)).await;
+    assert_eq!(column(&rows, "msdyn_name"), names(&["c1", "c2", "c4"]));
+    let c2 = rows.iter().find(|r| r["msdyn_name"] == "c2").unwrap();
+    assert!(c2.get("conv.subject").is_none(), "{c2}");
+    // exists and in on the lookup: a filter only, no columns.
+    for link_type in ["exists", "in"] {
+        let xml = contexts_linked(link_type, SUBJECT_A);
+        let rows = fetch_rows(&f, None, CTX, &xml).await;
+        assert_eq!(
+            column(&rows, "msdyn_name"),
+            names(&["c1", "c3"]),
+            "{link_type}"
+        );
+        assert!(rows.iter().all(|r| r.get("conv.subject").is_none()));
+        let xml = contexts_linked(
+            link_type,
+            "<filter><condition attribute='subject' operator='eq' value='B'/></filter>",
+        );
+        assert_eq!(
+            column(&fetch_rows(&f, None, CTX, &xml).await, "msdyn_name"),
+            names(&["c2"])
+        );
+        assert!(
+            fetch_rows(&f, alice, CTX, &xml).await.is_empty(),
+            "{link_type}"
+        );
+    }
+    // One-to-many filter links on the conversations.
+    let is =
+        |name: &str| format!("<condition attribute='msdyn_name' operator='eq' value='{name}'/>");
+    let cases: [(&str, String, &[&str]); 8] = [
+        ("any", is("c2"), &["B"]),
+        ("any", String::new(), &["A", "B"]),
+        ("not any", String::new(), &["C"]),
+        ("not any", is("c2"), &["A", "C"]),
+        ("all", is("c2"), &["B", "C"]),
+        ("not all", is("c2"), &["A"]),
+        ("exists", is("c3"), &["A"]),
+        ("in", is("c1"), &["A"]),
+    ];
+    for (link_type, condition, expected) in &cases {
+        let xml = conversations_with(link_type, condition);
+        let rows = fetch_rows(&f, None, CONVERSATIONS, &xml).await;
+        assert_eq!(
+            column(&rows, "subject"),
+            names(expected),
+            "{link_type} {condition}"
+        );
+    }
+    // Alice sees conversation A only, and only her contexts in it (c1, not bob's c3).
+    let xml = conversations_with("any", &is("c3"));
+    assert!(fetch_rows(&f, alice, CONVERSATIONS, &xml).await.is_empty());
+    let xml = conversations_with("all", &is("c1"));
+    assert_eq!(
+        column(&fetch_rows(&f, alice, CONVERSATIONS, &xml).await, "subject"),
+        names(&["A"])
+    );
+    // An `or` filter mixing a link with a condition.
+    let xml = "<fetch><entity name='msdyn_ocliveworkitem'><attribute name='subject'/><filter type='or'>\
+        <condition attribute='subject' operator='eq' value='C'/>\
+        <link-entity name='msdyn_smsengagementctx' from='msdyn_liveworkitemid' to='activityid' link-type='any'>\
+        <filter><condition attribute='msdyn_name' operator='eq' value='c2'/></filter></link-entity>\
+        </filter></entity></fetch>";
+    assert_eq!(
+        column(&fetch_rows(&f, None, CONVERSATIONS, xml).await, "subject"),
+        names(&["B", "C"])
+    );
+}
+
+#[tokio::test]
+async fn fetchxml_links_the_server_does_not_run_are_refused_by_name() {
+    let f = fixture().await;
+    let one_to_many = "<fetch><entity name='msdyn_ocliveworkitem'><attribute name='subject'/>\
+        <link-entity name='msdyn_smsengagementctx' from='msdyn_liveworkitemid' to='activityid' alias='c'><attribute name='msdyn_name'/></link-entity>\
+        </entity></fetch>";
+    let cases: [(&str, String, &str, &str); 4] = [
+        (
+            CONVERSATIONS,
+            one_to_many.to_string(),
+            "0x0",
+            "A one-to-many link-entity of link-type 'inner'",
+        ),
+        (
+            CTX,
+            contexts_linked("all", SUBJECT_A),
+            "0x0",
+            "A many-to-one link-entity of link-type 'all'",
+        ),
+        (
+            CTX,
+            contexts_linked("exists", "<attribute name='subject'/>"),
+            "0x80040203",
+            "returns no columns",
+        ),
+        (
+            CTX,
+            contexts_linked("outer", SUBJECT_A),
+            "0x80040203",
+            "A filter inside an outer link-entity",
+        ),
+    ];
+    for (set, xml, code, message) in cases {
+        let path = format!("{set}?fetchXml={}", percent_encode(&xml));
+        let response = f.app.get(&path).send().await.unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, code, message).await;
+    }
+}

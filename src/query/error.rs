@@ -180,8 +180,8 @@ pub enum QueryError {
     #[error("{what} is not supported in the sql query option.")]
     SqlUnsupported { what: String },
 
-    /// A FetchXML link-entity with a `link-type` other than `inner` or `outer`.
-    #[error("Invalid link-type '{link_type}': only 'inner' and 'outer' are supported.")]
+    /// A FetchXML link-entity with a `link-type` smsctx does not know.
+    #[error("Invalid link-type '{link_type}': only 'inner', 'outer', 'exists', 'in', 'any', 'not any', 'all' and 'not all' are supported.")]
     InvalidLinkType { link_type: String },
 
     /// A `$skiptoken` that is not one this server issued for the request's order.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::apply::{Aggregate as AggregateValue, AggregateFn};
-use super::ast::{Expr, PropertyRef};
+use super::ast::{Expr, PropertyRef, Table};
 use super::error::QueryError;
 use super::fetchxml::{AggregateKind, FetchQuery, MAX_PAGE_SIZE};
 use super::options::{Expand, ExpandSelect, OrderBy, QueryOptions};
@@ -344,11 +344,26 @@ impl ReadRequest {
         let mut filters: Vec<Expr> = query.filter.clone().into_iter().collect();
         let mut links = Vec::with_capacity(query.links.len());
         for link in &query.links {
-            if link.filter.is_some() || !link.order.is_empty() {
-                return Err(fetch_unsupported("A filter or order inside link-entity"));
+            if !link.order.is_empty() {
+                return Err(fetch_unsupported("An order inside link-entity"));
             }
+            if link.outer && link.filter.is_some() {
+                return Err(fetch_unsupported("A filter inside an outer link-entity"));
+            }
+            // An inner link keeps a row only when the row its lookup points at exists, the
+            // caller may read it, and it matches the link's filter: the guard scopes the
+            // linked table in the same query.
             if !link.outer {
-                filters.push(Expr::NotNull(link.to.clone()));
+                let key = link.entity.primary_id_position();
+                let always = Expr::NotNull(PropertyRef {
+                    index: key,
+                    name: link.entity.attributes[key].property_name().to_string(),
+                });
+                filters.push(Expr::Related {
+                    lookup: link.to.clone(),
+                    target: Table(Arc::clone(&link.entity)),
+                    inner: Box::new(link.filter.clone().unwrap_or(always)),
+                });
             }
             links.push(LinkColumns {
                 entity: Arc::clone(&link.entity),

@@ -57,7 +57,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::apply::AggregateFn;
-use super::ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn};
+use super::ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn, Table};
 use super::error::QueryError;
 use super::filter;
 use super::options::OrderBy;
