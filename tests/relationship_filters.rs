@@ -461,6 +461,32 @@ async fn fetchxml_links_filter_through_relationships_with_the_row_scope() {
         column(&fetch_rows(&f, alice, CONVERSATIONS, &xml).await, "subject"),
         names(&["A"])
     );
+    // A root condition on the inner link's column (`entityname`), alone and in an `or`.
+    let linked = |filter: &str| {
+        format!(
+            "<fetch><entity name='msdyn_smsengagementctx'><attribute name='msdyn_name'/><filter type='or'>{filter}</filter>\
+             <link-entity name='msdyn_ocliveworkitem' from='activityid' to='msdyn_liveworkitemid' alias='conv'/>\
+             </entity></fetch>"
+        )
+    };
+    let on_b = "<condition entityname='conv' attribute='subject' operator='eq' value='B'/>";
+    let xml = linked(on_b);
+    assert_eq!(
+        column(&fetch_rows(&f, None, CTX, &xml).await, "msdyn_name"),
+        names(&["c2"])
+    );
+    assert!(fetch_rows(&f, alice, CTX, &xml).await.is_empty());
+    let xml = linked(&format!(
+        "<condition attribute='msdyn_name' operator='eq' value='c1'/>{on_b}"
+    ));
+    assert_eq!(
+        column(&fetch_rows(&f, None, CTX, &xml).await, "msdyn_name"),
+        names(&["c1", "c2"])
+    );
+    assert_eq!(
+        column(&fetch_rows(&f, alice, CTX, &xml).await, "msdyn_name"),
+        names(&["c1"])
+    );
     // An `or` filter mixing a link with a condition.
     let xml = "<fetch><entity name='msdyn_ocliveworkitem'><attribute name='subject'/><filter type='or'>\
         <condition attribute='subject' operator='eq' value='C'/>\
@@ -479,7 +505,22 @@ async fn fetchxml_links_the_server_does_not_run_are_refused_by_name() {
     let one_to_many = "<fetch><entity name='msdyn_ocliveworkitem'><attribute name='subject'/>\
         <link-entity name='msdyn_smsengagementctx' from='msdyn_liveworkitemid' to='activityid' alias='c'><attribute name='msdyn_name'/></link-entity>\
         </entity></fetch>";
-    let cases: [(&str, String, &str, &str); 4] = [
+    let outer_condition = "<fetch><entity name='msdyn_smsengagementctx'><filter><condition entityname='conv' attribute='subject' operator='null'/></filter>\
+        <link-entity name='msdyn_ocliveworkitem' from='activityid' to='msdyn_liveworkitemid' alias='conv' link-type='outer'/></entity></fetch>";
+    let unknown_alias = outer_condition.replace("entityname='conv'", "entityname='nosuch'");
+    let cases: [(&str, String, &str, &str); 6] = [
+        (
+            CTX,
+            outer_condition.to_string(),
+            "0x0",
+            "A condition on the outer link-entity 'conv'",
+        ),
+        (
+            CTX,
+            unknown_alias,
+            "0x80040203",
+            "The condition's entityname 'nosuch' names no link-entity",
+        ),
         (
             CONVERSATIONS,
             one_to_many.to_string(),

@@ -143,6 +143,18 @@ pub(super) struct Body<'e> {
 
 pub(super) struct Binder<'c> {
     pub(super) catalog: &'c Catalog,
+    /// The root's many-to-one join links, found before its filter is bound, so that a
+    /// condition's `entityname` can name one: (root table, alias, linked table, lookup, outer).
+    pub(super) joined: std::cell::RefCell<Vec<JoinedLink>>,
+}
+
+/// A join link of the root, as a condition's `entityname` refers to it.
+pub(super) struct JoinedLink {
+    root: String,
+    alias: String,
+    entity: Arc<Entity>,
+    lookup: usize,
+    outer: bool,
 }
 
 impl Binder<'_> {
@@ -217,6 +229,7 @@ impl Binder<'_> {
             &["name", "enableprefiltering", "prefilterparametername"],
         )?;
         let entity = self.entity(ea.required("name")?)?;
+        self.find_joined_links(&entity, entity_element);
         let body = self.body(&entity, entity_element, true)?;
 
         let mut links = Vec::new();
@@ -316,6 +329,80 @@ impl Binder<'_> {
             body.filter = Some(Expr::and(filters));
         }
         Ok(body)
+    }
+
+    /// Records the many-to-one join links of the root (what `link` accepts; the others fail
+    /// there with their own error) under the alias `link` gives them.
+    fn find_joined_links(&self, root: &Entity, element: &Element) {
+        let mut joined = Vec::new();
+        let links = element
+            .children
+            .iter()
+            .filter(|c| c.name == "link-entity" && !is_filter_link(c));
+        for child in links {
+            let Ok(a) = Attrs::new(child, LINK_ATTRIBUTES) else {
+                continue;
+            };
+            let Some(entity) = a.get("name").and_then(|n| self.entity(n).ok()) else {
+                continue;
+            };
+            let Ok(lookup) = self.many_to_one(root, &entity, &a) else {
+                continue;
+            };
+            let alias = match a.get("alias") {
+                Some(alias) => alias.to_string(),
+                None => {
+                    let same = joined
+                        .iter()
+                        .filter(|l: &&JoinedLink| l.entity.logical_name == entity.logical_name)
+                        .count();
+                    format!("{}{}", entity.logical_name, same + 1)
+                }
+            };
+            joined.push(JoinedLink {
+                root: root.logical_name.clone(),
+                alias,
+                outer: a.get("link-type") == Some("outer"),
+                entity,
+                lookup,
+            });
+        }
+        *self.joined.borrow_mut() = joined;
+    }
+
+    /// A condition with `entityname`: the same condition on the inner link's table, as a
+    /// lookup path from `entity` (the root).
+    fn linked_condition(
+        &self,
+        entity: &Entity,
+        element: &Element,
+        alias: &str,
+    ) -> Result<Expr, QueryError> {
+        let found = self
+            .joined
+            .borrow()
+            .iter()
+            .find(|l| l.alias == alias && l.root == entity.logical_name)
+            .map(|l| (Arc::clone(&l.entity), l.lookup, l.outer));
+        let Some((target, lookup, outer)) = found else {
+            return Err(invalid_fetch(format!(
+                "The condition's entityname '{alias}' names no link-entity of '{}'.",
+                entity.logical_name
+            )));
+        };
+        if outer {
+            return Err(unsupported(format!(
+                "A condition on the outer link-entity '{alias}' in the root entity's filter"
+            )));
+        }
+        let mut plain = element.clone();
+        plain.attributes.retain(|(name, _)| name != "entityname");
+        let inner = self.condition(&target, &plain)?;
+        Ok(Expr::Related {
+            lookup: column_ref(entity, lookup),
+            target: Table(target),
+            inner: Box::new(inner),
+        })
     }
 
     /// The lookup of `root` a many-to-one link joins on (`to`, or the one lookup of `root` to
@@ -663,10 +750,8 @@ impl Binder<'_> {
             ],
         )?;
         no_text(element)?;
-        if a.get("entityname").is_some() {
-            return Err(unsupported(
-                "A condition on a linked table's column in the root entity's filter".into(),
-            ));
+        if let Some(alias) = a.get("entityname") {
+            return self.linked_condition(entity, element, alias);
         }
         let name = a.required("attribute")?;
         let operator = Operator::parse(a.required("operator")?)?;

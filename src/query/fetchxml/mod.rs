@@ -190,7 +190,11 @@ pub struct AggregateOrder {
 /// [`FetchQuery::entity`] is the table of the entity set the query was sent to.
 pub fn parse(catalog: &Catalog, text: &str) -> Result<FetchQuery, QueryError> {
     let root = read(text)?;
-    Binder { catalog }.fetch(&root)
+    Binder {
+        catalog,
+        joined: Default::default(),
+    }
+    .fetch(&root)
 }
 
 /// Reads the keyset of a paging cookie: `(column, last value)` for each column element of
