@@ -143,6 +143,17 @@ fn as_user(f: &Fixture, user: Option<&User>, path: &str) -> reqwest::RequestBuil
     }
 }
 
+/// The JSON body of a GET as `user`.
+async fn json_as(f: &Fixture, user: Option<&User>, path: &str) -> Value {
+    as_user(f, user, path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn contexts(f: &Fixture, user: Option<&User>, filter: &str) -> BTreeSet<String> {
     let ids = ids(f, user, CTX, "msdyn_smsengagementctxid", filter).await;
     f.context_names(&ids)
@@ -274,13 +285,7 @@ async fn a_basic_user_never_matches_through_a_row_it_cannot_read() {
     );
     let admin: Value = f.app.get_json(&path).await;
     assert_eq!(admin["value"][0]["n"], 2, "{admin}");
-    let theirs: Value = as_user(&f, Some(&f.alice), &path)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = json_as(&f, Some(&f.alice), &path).await;
     assert_eq!(theirs["value"][0]["n"], 1, "{theirs}");
 }
 
@@ -551,4 +556,74 @@ async fn fetchxml_links_the_server_does_not_run_are_refused_by_name() {
         let response = f.app.get(&path).send().await.unwrap();
         assert_error(response, StatusCode::BAD_REQUEST, code, message).await;
     }
+}
+
+/// `group → count` of an aggregation's rows (`-` for a null group).
+fn groups(rows: &[Value], group: &str, count: &str) -> BTreeSet<String> {
+    rows.iter()
+        .map(|r| format!("{}:{}", r[group].as_str().unwrap_or("-"), r[count]))
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    names(items)
+}
+
+#[tokio::test]
+async fn aggregates_group_by_a_related_rows_column_under_its_row_scope() {
+    let f = fixture().await;
+    let alice = Some(&f.alice);
+    // $apply: the group is named `{target}_{column}`, as Dataverse names it.
+    let path = format!(
+        "{CTX}?$apply={}",
+        percent_encode("groupby((msdyn_liveworkitemid/subject),aggregate($count as n))")
+    );
+    let key = "msdyn_ocliveworkitem_subject";
+    let rows = f.app.get_json(&path).await["value"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(groups(&rows, key, "n"), set(&["A:2", "B:1", "-:1"]));
+    // For alice, c2's conversation (bob's) reads as no conversation.
+    let body: Value = json_as(&f, alice, &path).await;
+    let rows = body["value"].as_array().unwrap().clone();
+    assert_eq!(groups(&rows, key, "n"), set(&["A:1", "-:2"]), "{body}");
+    // A filter through a path and a group through it together.
+    let path = format!(
+        "{CTX}?$apply={}",
+        percent_encode("filter(msdyn_liveworkitemid/subject ne 'B')/groupby((msdyn_liveworkitemid/subject),aggregate($count as n))")
+    );
+    let rows = f.app.get_json(&path).await["value"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(groups(&rows, key, "n"), set(&["A:2"]));
+
+    // FetchXML: group by and aggregate a link-entity's column.
+    let aggregate = |link_type: &str, columns: &str| {
+        format!(
+            "<fetch aggregate='true'><entity name='msdyn_smsengagementctx'>\
+             <attribute name='msdyn_smsengagementctxid' alias='n' aggregate='count'/>\
+             <link-entity name='msdyn_ocliveworkitem' from='activityid' to='msdyn_liveworkitemid' alias='conv' link-type='{link_type}'>{columns}</link-entity>\
+             </entity></fetch>"
+        )
+    };
+    let by_subject = "<attribute name='subject' alias='subject' groupby='true'/>";
+    let rows = fetch_rows(&f, None, CTX, &aggregate("outer", by_subject)).await;
+    assert_eq!(groups(&rows, "subject", "n"), set(&["A:2", "B:1", "-:1"]));
+    let rows = fetch_rows(&f, None, CTX, &aggregate("inner", by_subject)).await;
+    assert_eq!(groups(&rows, "subject", "n"), set(&["A:2", "B:1"]));
+    let rows = fetch_rows(&f, alice, CTX, &aggregate("inner", by_subject)).await;
+    assert_eq!(groups(&rows, "subject", "n"), set(&["A:1"]));
+    let counted = "<attribute name='subject' alias='subjects' aggregate='countcolumn'/>";
+    let rows = fetch_rows(&f, None, CTX, &aggregate("outer", counted)).await;
+    assert_eq!(
+        (rows[0]["n"].clone(), rows[0]["subjects"].clone()),
+        (json!(4), json!(3))
+    );
+    let rows = fetch_rows(&f, alice, CTX, &aggregate("outer", counted)).await;
+    assert_eq!(
+        (rows[0]["n"].clone(), rows[0]["subjects"].clone()),
+        (json!(3), json!(1))
+    );
 }

@@ -251,7 +251,14 @@ impl Access for Guard<'_> {
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         plan.scope = self.scope(&plan.entity)?;
-        plan.related = Some(self.related_scopes(plan.filter.as_ref())?);
+        let mut related = self.related_scopes(plan.filter.as_ref())?;
+        for hop in plan.through.iter().flatten() {
+            let table = &hop.target.0;
+            if !related.iter().any(|(name, _)| *name == table.logical_name) {
+                related.push((table.logical_name.clone(), self.scope(table)?));
+            }
+        }
+        plan.related = Some(related);
         self.inner.aggregate(plan, context).await
     }
 

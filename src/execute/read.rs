@@ -108,6 +108,7 @@ impl Service {
                     filter: request.filter.clone(),
                     scope: None,
                     related: None,
+                    through: request.through.clone(),
                     group_by: request.group_by.clone(),
                     aggregates: request.aggregates.clone(),
                     order: request.order.clone(),

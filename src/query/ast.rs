@@ -375,6 +375,16 @@ pub enum Expr {
     },
 }
 
+/// One lookup crossed to read a column of its target (a `$apply` group `lookup/column`, a
+/// FetchXML aggregate column of a many-to-one link): the target's row, when the caller may read
+/// it; its columns are NULL otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The lookup column of the table queried.
+    pub lookup: PropertyRef,
+    pub target: Table,
+}
+
 /// A table reached through a relationship: its metadata, compared by logical name.
 #[derive(Debug, Clone)]
 pub struct Table(pub Arc<Entity>);

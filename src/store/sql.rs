@@ -72,7 +72,7 @@ use uuid::Uuid;
 use super::Value;
 use crate::metadata::{Attribute, AttributeType, Entity};
 use crate::query::apply::{Aggregate, AggregateFn};
-use crate::query::{CmpOp, Expr, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
+use crate::query::{CmpOp, Expr, Hop, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
 
 const SECONDS_PER_HOUR: i64 = 3_600;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -724,8 +724,12 @@ pub struct AggregatePlan {
     pub filter: Option<Expr>,
     /// Only the rows the caller may read (added by the authorize layer).
     pub scope: Option<Scope>,
-    /// As [`Plan::related`].
+    /// As [`Plan::related`]; it also holds the scope of every table in `through`.
     pub related: Option<Vec<(String, Option<Scope>)>>,
+    /// Per output column (groups, then aggregates), the lookup crossed to read it: `LEFT JOIN
+    /// target AS g<k> ON g<k>.id = t.lookup AND <scope of target>`, so an unreadable or
+    /// missing row reads as NULL. Empty: none.
+    pub through: Vec<Option<Hop>>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<Aggregate>,
     /// Output columns (group values, then aggregates) to sort by first, and whether
@@ -733,6 +737,18 @@ pub struct AggregatePlan {
     pub order: Vec<(usize, bool)>,
     /// At most this many groups.
     pub limit: Option<usize>,
+}
+
+impl AggregatePlan {
+    /// The type of `prop`, the column of output column `output` (groups, then aggregates):
+    /// a column of the plan's table, or of the table its lookup in `through` reaches.
+    pub fn column_type(&self, output: usize, prop: &PropertyRef) -> AttributeType {
+        let table = match self.through.get(output) {
+            Some(Some(hop)) => &hop.target.0,
+            _ => &self.entity,
+        };
+        table.attributes[prop.index].attribute_type
+    }
 }
 
 /// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <order>, <groups>
@@ -751,11 +767,32 @@ pub fn aggregate_sql(
     let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
     let table = ident(&plan.entity.logical_name)?;
     let condition = lowering.condition(&filter_plan, false)?;
+    // One LEFT JOIN per lookup crossed, under the caller's scope of its target.
+    let mut hops: Vec<&Hop> = Vec::new();
+    let mut joins = String::new();
+    for hop in plan.through.iter().flatten() {
+        if hops.iter().any(|h| h.lookup.index == hop.lookup.index) {
+            continue;
+        }
+        hops.push(hop);
+        joins.push_str(&lowering.join(hop, hops.len())?);
+    }
+    let through = |output: usize| {
+        plan.through
+            .get(output)
+            .and_then(Option::as_ref)
+            .and_then(|hop| {
+                let k = hops
+                    .iter()
+                    .position(|h| h.lookup.index == hop.lookup.index)?;
+                Some((&*hop.target.0, format!("g{}", k + 1)))
+            })
+    };
     // Text groups are case-insensitive, like every text comparison.
     let mut groups = Vec::with_capacity(plan.group_by.len());
     let mut select = Vec::with_capacity(plan.group_by.len() + plan.aggregates.len());
-    for prop in &plan.group_by {
-        let column = lowering.column(prop)?;
+    for (output, prop) in plan.group_by.iter().enumerate() {
+        let column = lowering.column_through(prop, through(output))?;
         select.push(if column.is_text() {
             dialect.group_text_value(&column.sql)
         } else {
@@ -765,10 +802,10 @@ pub fn aggregate_sql(
     }
     // What each output column sorts by: a group's operand, an aggregate's expression.
     let mut sort_operands = groups.clone();
-    for aggregate in &plan.aggregates {
+    for (i, aggregate) in plan.aggregates.iter().enumerate() {
         let (column, distinct) = match &aggregate.prop {
             Some(prop) => {
-                let column = lowering.column(prop)?;
+                let column = lowering.column_through(prop, through(plan.group_by.len() + i))?;
                 let distinct = lowering.operand(&column);
                 (Some(column.sql), distinct)
             }
@@ -786,7 +823,10 @@ pub fn aggregate_sql(
         });
         sort_operands.push(select.last().cloned().unwrap_or_default());
     }
-    let mut sql = format!("SELECT {} FROM {table} AS t{condition}", select.join(", "));
+    let mut sql = format!(
+        "SELECT {} FROM {table} AS t{joins}{condition}",
+        select.join(", ")
+    );
     let mut order: Vec<String> = Vec::with_capacity(plan.order.len() + groups.len());
     for &(column, descending) in &plan.order {
         let operand = sort_operands
@@ -944,14 +984,7 @@ impl<'a> Lowering<'a> {
         inner: Option<&'a Expr>,
         negate: bool,
     ) -> Result<String, SqlError> {
-        let scope = match self.related {
-            None => None,
-            Some(related) => related
-                .iter()
-                .find(|(name, _)| *name == table.logical_name)
-                .map(|(_, scope)| scope.as_ref())
-                .ok_or_else(|| SqlError::MissingScope(table.logical_name.clone()))?,
-        };
+        let scope = self.related_scope(table)?;
         let name = ident(&table.logical_name)?;
         let saved_entity = std::mem::replace(&mut self.entity, table);
         self.depth += 1;
@@ -980,6 +1013,62 @@ impl<'a> Lowering<'a> {
         self.depth -= 1;
         self.entity = saved_entity;
         result
+    }
+
+    /// ` LEFT JOIN {target} AS g<k> ON g<k>.{id} = t.{lookup} AND <scope of target>`.
+    fn join(&mut self, hop: &'a Hop, k: usize) -> Result<String, SqlError> {
+        let target: &'a Entity = &hop.target.0;
+        let scope = self.related_scope(target)?;
+        let lookup = self.column(&hop.lookup)?.sql;
+        let name = ident(&target.logical_name)?;
+        let alias = format!("g{k}");
+        let id = ident(&target.attributes[target.primary_id_position()].logical_name)?;
+        let saved_entity = std::mem::replace(&mut self.entity, target);
+        let saved_alias = std::mem::replace(&mut self.alias, alias.clone());
+        let scope = scope.map(|scope| self.scope(scope)).transpose();
+        self.alias = saved_alias;
+        self.entity = saved_entity;
+        let mut on = format!("{alias}.{id} = {lookup}");
+        if let Some(scope) = scope? {
+            on.push_str(&format!(" AND {}", scope.text));
+        }
+        Ok(format!(" LEFT JOIN {name} AS {alias} ON {on}"))
+    }
+
+    /// `prop` of the plan's table, or (with `through`) of a joined table under its alias.
+    fn column_through(
+        &self,
+        prop: &PropertyRef,
+        through: Option<(&'a Entity, String)>,
+    ) -> Result<Column<'a>, SqlError> {
+        let Some((entity, alias)) = through else {
+            return self.column(prop);
+        };
+        let attribute = entity
+            .attributes
+            .get(prop.index)
+            .filter(|a| a.is_stored())
+            .ok_or_else(|| SqlError::NotStored {
+                entity: entity.logical_name.clone(),
+                name: prop.name.clone(),
+            })?;
+        Ok(Column {
+            sql: format!("{alias}.{}", ident(&attribute.logical_name)?),
+            attribute,
+        })
+    }
+
+    /// The caller's row scope of a table reached through a relationship (`None`: every row,
+    /// or an unguarded plan); a guarded plan without one for `table` is not lowered.
+    fn related_scope(&self, table: &Entity) -> Result<Option<&'a Scope>, SqlError> {
+        match self.related {
+            None => Ok(None),
+            Some(related) => related
+                .iter()
+                .find(|(name, _)| *name == table.logical_name)
+                .map(|(_, scope)| scope.as_ref())
+                .ok_or_else(|| SqlError::MissingScope(table.logical_name.clone())),
+        }
     }
 
     /// Adds a parameter and returns its placeholder.
