@@ -126,7 +126,7 @@ fn leaf(rng: &mut Rng, prefix: &str) -> Filter<Row> {
             let b = rng.pick(CODES).to_string();
             Filter {
                 text: format!(
-                    "Microsoft.Dynamics.CRM.In(PropertyName='msdyn_countrycode',PropertyValues=['{a}','{b}'])"
+                    "Microsoft.Dynamics.CRM.In(PropertyName='{prefix}msdyn_countrycode',PropertyValues=['{a}','{b}'])"
                 ),
                 eval: Box::new(move |r| r.code.as_ref().map(|c| *c == a || *c == b)),
             }
@@ -160,7 +160,7 @@ fn leaf(rng: &mut Rng, prefix: &str) -> Filter<Row> {
             let hi = lo + rng.below(50) as i64;
             Filter {
                 text: format!(
-                    "Microsoft.Dynamics.CRM.Between(PropertyName='importsequencenumber',PropertyValues=['{lo}','{hi}'])"
+                    "Microsoft.Dynamics.CRM.Between(PropertyName='{prefix}importsequencenumber',PropertyValues=['{lo}','{hi}'])"
                 ),
                 eval: Box::new(move |r| r.sequence.map(|s| s >= lo && s <= hi)),
             }

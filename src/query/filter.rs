@@ -710,8 +710,20 @@ impl<'a> Parser<'a> {
         Ok(Expr::QueryFn { name, prop, values })
     }
 
-    /// A query function's `PropertyName`: an EDM property name or a column's logical name.
-    fn bind_function_property(&self, name: &str) -> Result<PropertyRef, QueryError> {
+    /// A query function's `PropertyName`: an EDM property name or a column's logical name
+    /// (inside a lambda, after the lambda's variable: `'c/statecode'`).
+    fn bind_function_property(&self, written: &str) -> Result<PropertyRef, QueryError> {
+        let name = match self.variables.last() {
+            Some(variable) => written
+                .strip_prefix(variable.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .ok_or_else(|| QueryError::Unsupported {
+                    what: format!(
+                        "The property '{written}' inside a lambda expression over '{variable}'"
+                    ),
+                })?,
+            None => written,
+        };
         let index = self.entity.property_position(name).or_else(|| {
             self.entity
                 .position(name)
@@ -720,7 +732,7 @@ impl<'a> Parser<'a> {
         index
             .map(|index| PropertyRef {
                 index,
-                name: name.to_string(),
+                name: written.to_string(),
             })
             .ok_or_else(|| self.unknown_property(name))
     }
@@ -1387,6 +1399,11 @@ mod tests {
                 "user_msdyn_smsengagementctx/all(x:x/msdyn_liveworkitemid/statecode eq 1)",
                 "user_msdyn_smsengagementctx/all(x:x/msdyn_liveworkitemid/statecode eq 1)",
             ),
+            (
+                "systemuser",
+                "user_msdyn_smsengagementctx/any(c:Microsoft.Dynamics.CRM.In(PropertyName='c/statecode',PropertyValues=['0','1']))",
+                r#"user_msdyn_smsengagementctx/any(c:Microsoft.Dynamics.CRM.In(PropertyName='c/statecode',PropertyValues=["0","1"]))"#,
+            ),
         ];
         for (table, input, printed) in cases {
             let expr = parse_in_catalog(table, input)
@@ -1443,6 +1460,7 @@ mod tests {
             ("msdyn_smsengagementctx", "msdyn_liveworkitemid/statecode eq statecode", "through a navigation path"),
             ("msdyn_smsengagementctx", "msdyn_liveworkitemid/msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any()", "behind the lookup"),
             ("msdyn_smsengagementctx", "ownerid/fullname eq 'a'", "through 'ownerid'"),
+            ("systemuser", "user_msdyn_smsengagementctx/any(c:Microsoft.Dynamics.CRM.Today(PropertyName='createdon'))", "inside a lambda expression"),
         ];
         for (table, input, message) in cases {
             let error = parse_in_catalog(table, input).expect_err(input);
