@@ -239,6 +239,33 @@ async fn any_and_all_filter_by_the_related_collection() {
         conversations(&f, None, "activityid ne null").await,
         names(&["A", "B", "C"])
     );
+    // The owner's collection (a principal's: users and teams) and a team's.
+    let owns_c3 = "owner_msdyn_smsengagementctx/any(c:c/msdyn_name eq 'c3')";
+    let users = ids(&f, None, "systemusers", "systemuserid", owns_c3).await;
+    assert_eq!(users.len(), 1);
+    assert!(!users.contains(&f.alice.id));
+    let root = root_unit(&f.app).await;
+    let team = f
+        .app
+        .create(
+            "teams",
+            &json!({"name": "night shift", "teamtype": 0, "businessunitid@odata.bind": format!("/businessunits({root})")}),
+        )
+        .await;
+    f.app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "c5", "ownerid@odata.bind": format!("/teams({team})")}),
+        )
+        .await;
+    for collection in [
+        "team_msdyn_smsengagementctx",
+        "owner_msdyn_smsengagementctx",
+    ] {
+        let filter = format!("{collection}/any(c:c/msdyn_name eq 'c5')");
+        let teams = ids(&f, None, "teams", "teamid", &filter).await;
+        assert_eq!(teams, [team.clone()].into_iter().collect(), "{filter}");
+    }
 }
 
 #[tokio::test]

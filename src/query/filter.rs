@@ -745,12 +745,17 @@ fn collection<'a>(
     entity: &Entity,
     name: &str,
 ) -> Option<(&'a Arc<Entity>, usize)> {
+    // An owner column points at a principal: a user's or a team's collection.
+    let principal = crate::schema::is_principal(entity);
     catalog.entities().iter().find_map(|child| {
         navigations(catalog, child)
             .into_iter()
             .find(|n| {
                 n.partner == name
-                    && matches!(n.target, Target::Entity(t) if t.logical_name == entity.logical_name)
+                    && match n.target {
+                        Target::Entity(t) => t.logical_name == entity.logical_name,
+                        Target::Principal => principal,
+                    }
             })
             .and_then(|n| child.position(&n.attribute.logical_name))
             .map(|position| (child, position))
