@@ -305,6 +305,28 @@ async fn a_basic_user_never_matches_through_a_row_it_cannot_read() {
     let all = format!("{CONTEXTS_OF}/all(c:c/msdyn_name eq 'c1')");
     assert_eq!(conversations(&f, None, &all).await, names(&["C"]));
     assert_eq!(conversations(&f, alice, &all).await, names(&["A"]));
+    // Without any Read privilege on conversations, every path through one is false.
+    let root = root_unit(&f.app).await;
+    let role = custom_role(
+        &f.app,
+        &root,
+        "contexts only",
+        &[("prvReadmsdyn_smsengagementctx", 8)],
+    )
+    .await;
+    let carol = signed_in_user(&f.app, "carol", &root, &[&role]).await;
+    let carol = Some(&carol);
+    assert_eq!(
+        contexts(&f, carol, "msdyn_name ne null").await,
+        names(&["c1", "c2", "c3", "c4"])
+    );
+    assert!(contexts(&f, carol, "msdyn_liveworkitemid/subject eq 'A'")
+        .await
+        .is_empty());
+    assert_eq!(
+        contexts(&f, carol, "not (msdyn_liveworkitemid/subject eq 'A')").await,
+        names(&["c1", "c2", "c3", "c4"])
+    );
     // The aggregate sees the same rows.
     let path = format!(
         "{CTX}?$apply={}",

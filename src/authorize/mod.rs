@@ -145,9 +145,9 @@ impl Guard<'_> {
         }
     }
 
-    /// The row scope of every table `filter` reaches through a relationship, each after the
-    /// Read privilege check on it: a related row the caller may not read is as absent as one
-    /// that does not exist.
+    /// The row scope of every table `filter` reaches through a relationship: a related row the
+    /// caller may not read is as absent as one that does not exist, and so is every row of a
+    /// table it holds no Read privilege on (as an expanded or linked row is).
     fn related_scopes(
         &self,
         filter: Option<&crate::query::Expr>,
@@ -156,8 +156,17 @@ impl Guard<'_> {
             .map(|f| f.related_tables())
             .unwrap_or_default()
             .iter()
-            .map(|table| Ok((table.logical_name.clone(), self.scope(table)?)))
+            .map(|table| Ok((table.logical_name.clone(), self.related_scope(table)?)))
             .collect()
+    }
+
+    /// The row scope of a table reached through a relationship: none of its rows without the
+    /// Read privilege on it.
+    fn related_scope(&self, table: &Entity) -> Result<Option<Scope>, StoreError> {
+        if check_privilege(self.ctx(), &table.logical_name, Privilege::Read).is_err() {
+            return Ok(Some(Scope::nothing(table)));
+        }
+        self.scope(table)
     }
 
     /// The row scope of a read of `entity`, after the Read privilege check.
@@ -255,7 +264,7 @@ impl Access for Guard<'_> {
         for hop in plan.through.iter().flatten() {
             let table = &hop.target.0;
             if !related.iter().any(|(name, _)| *name == table.logical_name) {
-                related.push((table.logical_name.clone(), self.scope(table)?));
+                related.push((table.logical_name.clone(), self.related_scope(table)?));
             }
         }
         plan.related = Some(related);
