@@ -67,7 +67,26 @@ impl Org {
 
     /// A custom role of the root unit with privileges at depth masks (1, 2, 4, 8).
     async fn role(&self, name: &str, grants: &[(&str, i64)]) -> String {
-        custom_role(&self.app, &self.root, name, grants).await
+        let id = self
+            .app
+            .create(
+                "roles",
+                &json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({})", self.root)}),
+            )
+            .await;
+        for (privilege, mask) in grants {
+            self.app
+                .create(
+                    "roleprivilegescollection",
+                    &json!({
+                        "roleid@odata.bind": format!("/roles({id})"),
+                        "privilegeid": privilege_id(privilege).to_string(),
+                        "privilegedepthmask": mask,
+                    }),
+                )
+                .await;
+        }
+        id
     }
 
     async fn user(&self, name: &str, unit: &str, roles: &[&str]) -> User {
