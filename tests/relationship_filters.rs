@@ -375,13 +375,23 @@ async fn bad_relationship_filters_are_refused_with_dataverse_codes() {
         "$orderby=msdyn_liveworkitemid/subject desc",
         "Ordering by the navigation path 'msdyn_liveworkitemid/subject' is not supported.",
     )];
-    let filters = cases.iter().map(|(set, filter, message)| {
-        (
-            *set,
-            format!("$filter={}", percent_encode(filter)),
-            *message,
-        )
-    });
+    // More relationships than Dataverse joins in one query (15).
+    let deep = format!("{}domainname eq 'x'", "createdby/".repeat(16));
+    let deep = [(
+        "systemusers",
+        deep.as_str(),
+        "The query crosses 16 relationships (lookup paths, lambdas and link-entities); at most 15 are allowed.",
+    )];
+    let filters = cases
+        .iter()
+        .chain(deep.iter())
+        .map(|(set, filter, message)| {
+            (
+                *set,
+                format!("$filter={}", percent_encode(filter)),
+                *message,
+            )
+        });
     let order = order
         .iter()
         .map(|(set, query, message)| (*set, query.to_string(), *message));
@@ -562,7 +572,18 @@ async fn fetchxml_links_the_server_does_not_run_are_refused_by_name() {
     let outer_condition = "<fetch><entity name='msdyn_smsengagementctx'><filter><condition entityname='conv' attribute='subject' operator='null'/></filter>\
         <link-entity name='msdyn_ocliveworkitem' from='activityid' to='msdyn_liveworkitemid' alias='conv' link-type='outer'/></entity></fetch>";
     let unknown_alias = outer_condition.replace("entityname='conv'", "entityname='nosuch'");
-    let cases: [(&str, String, &str, &str); 6] = [
+    let any_link = "<link-entity name='msdyn_smsengagementctx' from='msdyn_liveworkitemid' to='activityid' link-type='any'/>";
+    let many_links = format!(
+        "<fetch><entity name='msdyn_ocliveworkitem'><filter type='or'>{}</filter></entity></fetch>",
+        any_link.repeat(16)
+    );
+    let cases: [(&str, String, &str, &str); 7] = [
+        (
+            CONVERSATIONS,
+            many_links,
+            "0x0",
+            "The query crosses 16 relationships",
+        ),
         (
             CTX,
             outer_condition.to_string(),

@@ -240,6 +240,7 @@ pub fn query_code(e: &QueryError) -> &'static str {
         | Q::UnknownOption { .. }
         | Q::Unsupported { .. }
         | Q::LambdaNotOnCollection
+        | Q::TooManyRelationships { .. }
         | Q::DuplicateOption { .. }
         | Q::InvalidApply { .. }
         | Q::FetchXmlSchema { .. } => "0x0",

@@ -438,6 +438,19 @@ impl Expr {
         out
     }
 
+    /// How many relationships the expression crosses (each lookup hop and each lambda).
+    pub fn relationship_count(&self) -> usize {
+        match self {
+            Expr::And(operands) | Expr::Or(operands) => {
+                operands.iter().map(Expr::relationship_count).sum()
+            }
+            Expr::Not(inner) => inner.relationship_count(),
+            Expr::Related { inner, .. } => 1 + inner.relationship_count(),
+            Expr::Lambda { inner, .. } => 1 + inner.as_ref().map_or(0, |e| e.relationship_count()),
+            _ => 0,
+        }
+    }
+
     fn collect_tables(&self, out: &mut Vec<Arc<Entity>>) {
         let add = |table: &Table, out: &mut Vec<Arc<Entity>>| {
             if !out.iter().any(|t| t.logical_name == table.0.logical_name) {

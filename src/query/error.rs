@@ -97,6 +97,11 @@ pub enum QueryError {
     #[error("{what} is not supported.")]
     Unsupported { what: String },
 
+    /// A query crossing more relationships than Dataverse's limit on the tables one query
+    /// joins.
+    #[error("The query crosses {count} relationships (lookup paths, lambdas and link-entities); at most {limit} are allowed.")]
+    TooManyRelationships { count: usize, limit: usize },
+
     /// `any`/`all` after a property that is not a collection-valued navigation property.
     #[error("Any/All may only be used following a collection.")]
     LambdaNotOnCollection,

@@ -75,7 +75,23 @@ pub fn parse_in(
     parser.catalog = Some(catalog);
     let expr = parser.or_expr()?;
     parser.expect_end("'and', 'or' or the end of the filter")?;
+    check_relationships(expr.relationship_count())?;
     Ok(expr)
+}
+
+/// Dataverse's limit on the tables one query joins (15 link-entities), applied to the
+/// relationships a filter crosses.
+pub const MAX_RELATIONSHIPS: usize = 15;
+
+/// Refuses more than [`MAX_RELATIONSHIPS`] relationships in one query.
+pub(crate) fn check_relationships(count: usize) -> Result<(), QueryError> {
+    if count > MAX_RELATIONSHIPS {
+        return Err(QueryError::TooManyRelationships {
+            count,
+            limit: MAX_RELATIONSHIPS,
+        });
+    }
+    Ok(())
 }
 
 const KEYWORDS: [&str; 9] = ["eq", "ne", "gt", "ge", "lt", "le", "and", "or", "not"];

@@ -274,6 +274,15 @@ impl Binder<'_> {
                 link.order = plain_order(link_body)?;
             }
         }
+        let crossed = query.filter.as_ref().map_or(0, Expr::relationship_count)
+            + query.links.len()
+            + query
+                .links
+                .iter()
+                .filter_map(|l| l.filter.as_ref())
+                .map(Expr::relationship_count)
+                .sum::<usize>();
+        super::super::filter::check_relationships(crossed)?;
         Ok(query)
     }
 
