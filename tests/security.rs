@@ -10,26 +10,17 @@ use std::time::Duration;
 use common::*;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
-use smsctx::security::jwt;
 use smsctx::security::privilege_id;
 use uuid::Uuid;
 
 const READ: &str = "prvReadmsdyn_smsengagementctx";
 
 /// A signed-in user.
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
-}
+type User = SignedIn;
 
 struct Org {
     app: TestApp,
     root: String,
-}
-
-fn token_for(oid: Uuid) -> String {
-    jwt::mint(JWT_SECRET.as_bytes(), oid, Duration::from_secs(600))
 }
 
 impl Org {
@@ -107,29 +98,7 @@ impl Org {
     }
 
     async fn user(&self, name: &str, unit: &str, roles: &[&str]) -> User {
-        let oid = Uuid::new_v4();
-        let id = self
-            .app
-            .create(
-                "systemusers",
-                &json!({
-                    "firstname": name, "lastname": "Test", "domainname": format!("{name}@example.com"),
-                    "azureactivedirectoryobjectid": oid.to_string(),
-                    "businessunitid@odata.bind": format!("/businessunits({unit})"),
-                }),
-            )
-            .await;
-        for role in roles {
-            self.associate(
-                &format!("systemusers({id})/systemuserroles_association"),
-                &format!("roles({role})"),
-            )
-            .await;
-        }
-        User {
-            id,
-            token: token_for(oid),
-        }
+        signed_in_user(&self.app, name, unit, roles).await
     }
 
     async fn team(&self, name: &str, unit: &str, members: &[&User]) -> String {

@@ -146,6 +146,30 @@ impl Guard<'_> {
         }
     }
 
+    /// The row scope of every table `filter` reaches through a relationship: a related row the
+    /// caller may not read is as absent as one that does not exist, and so is every row of a
+    /// table it holds no Read privilege on (as an expanded or linked row is).
+    fn related_scopes(
+        &self,
+        filter: Option<&crate::query::Expr>,
+    ) -> Result<Vec<(String, Option<Scope>)>, StoreError> {
+        filter
+            .map(|f| f.related_tables())
+            .unwrap_or_default()
+            .iter()
+            .map(|table| Ok((table.logical_name.clone(), self.related_scope(table)?)))
+            .collect()
+    }
+
+    /// The row scope of a table reached through a relationship: none of its rows without the
+    /// Read privilege on it.
+    fn related_scope(&self, table: &Entity) -> Result<Option<Scope>, StoreError> {
+        if check_privilege(self.ctx(), &table.logical_name, Privilege::Read).is_err() {
+            return Ok(Some(Scope::nothing(table)));
+        }
+        self.scope(table)
+    }
+
     /// The row scope of a read of `entity`, after the Read privilege check.
     fn scope(&self, entity: &Entity) -> Result<Option<Scope>, StoreError> {
         check_privilege(self.ctx(), &entity.logical_name, Privilege::Read).map_err(denied)?;
@@ -221,11 +245,13 @@ impl Access for Guard<'_> {
 
     async fn query(&self, mut query: Query) -> Result<Vec<Record>, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.query(query).await
     }
 
     async fn count(&self, mut query: Query, cap: usize) -> Result<u64, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.count(query, cap).await
     }
 
@@ -235,6 +261,14 @@ impl Access for Guard<'_> {
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         plan.scope = self.scope(&plan.entity)?;
+        let mut related = self.related_scopes(plan.filter.as_ref())?;
+        for hop in plan.through.iter().flatten() {
+            let table = &hop.target.0;
+            if !related.iter().any(|(name, _)| *name == table.logical_name) {
+                related.push((table.logical_name.clone(), self.related_scope(table)?));
+            }
+        }
+        plan.related = Some(related);
         self.inner.aggregate(plan, context).await
     }
 

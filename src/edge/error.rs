@@ -239,6 +239,8 @@ pub fn query_code(e: &QueryError) -> &'static str {
         | Q::InvalidCount { .. }
         | Q::UnknownOption { .. }
         | Q::Unsupported { .. }
+        | Q::LambdaNotOnCollection
+        | Q::TooManyRelationships { .. }
         | Q::DuplicateOption { .. }
         | Q::InvalidApply { .. }
         | Q::FetchXmlSchema { .. } => "0x0",

@@ -95,12 +95,16 @@ impl QueryOptions {
         for (name, value) in system {
             match name {
                 "$select" => options.select = parse_select(entity, value)?,
-                "$filter" => options.filter = Some(filter::parse(entity, value, &aliases)?),
+                "$filter" => {
+                    options.filter = Some(filter::parse_in(catalog, entity, value, &aliases)?)
+                }
                 "$orderby" => options.orderby = parse_orderby(entity, value)?,
                 "$top" => options.top = Some(parse_top(value)?),
                 "$count" => options.count = parse_count(value)?,
                 "$expand" => options.expand = parse_expand(catalog, entity, value)?,
-                "$apply" => options.apply = Some(apply::parse(entity, value, &aliases)?),
+                "$apply" => {
+                    options.apply = Some(apply::parse_in(catalog, entity, value, &aliases)?)
+                }
                 "$skiptoken" => skiptoken = Some(value),
                 "$skip" => {
                     return Err(QueryError::Unsupported {
@@ -150,6 +154,14 @@ pub fn parse_orderby(entity: &Entity, text: &str) -> Result<Vec<OrderBy>, QueryE
                 let offset = item.rfind(extra).unwrap_or_default();
                 let at = position + item[..offset].chars().count();
                 return Err(syntax(text, at, format!("'{extra}'"), "',' or the end"));
+            }
+            // Dataverse's Web API orders by the table's own columns only (a lookup sorts by
+            // its target's primary name); ordering by a related row's column is FetchXML's
+            // `order` inside a `link-entity`.
+            if name.contains('/') && entity.property_position(name).is_none() {
+                return Err(QueryError::Unsupported {
+                    what: format!("Ordering by the navigation path '{name}'"),
+                });
             }
             Ok(OrderBy {
                 prop: bind(entity, name)?,
