@@ -928,6 +928,7 @@ impl Sms {
                         limit: Some(batch.max(1)),
                         after: None,
                         scope: None,
+                        related: None,
                     },
                     context: no_context(),
                     with_names: false,
