@@ -413,9 +413,26 @@ fn write_expanded(
                 reference.string("@odata.id", &record_url(root, entity, *id));
                 reference.close();
             }
-            Expanded::Record(related, select) => {
+            Expanded::Record(related, select, nested) => {
                 let out = object.raw_key(name);
-                record(out, related, select.as_deref(), annotations);
+                let mut child = ObjectWriter::open(out);
+                record_members(&mut child, related, select.as_deref(), annotations);
+                write_expanded(root, &mut child, nested, annotations);
+                child.close();
+            }
+            Expanded::Collection(rows, select) => {
+                let out = object.raw_key(name);
+                out.push(b'[');
+                for (i, (related, nested)) in rows.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let mut child = ObjectWriter::open(out);
+                    record_members(&mut child, related, select.as_deref(), annotations);
+                    write_expanded(root, &mut child, nested, annotations);
+                    child.close();
+                }
+                out.push(b']');
             }
         }
     }

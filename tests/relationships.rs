@@ -1,0 +1,281 @@
+//! Collection-valued navigation (one-to-many relationships) over HTTP: `$expand` of a
+//! collection with nested `$select`, `$filter`, `$orderby` and `$top` on Retrieve and
+//! RetrieveMultiple, nested `$expand` in both directions, Dataverse's limits, and the row
+//! scope of a Basic-depth user on every row an expansion reaches.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use smsctx::security::{jwt, privilege_id};
+use uuid::Uuid;
+
+const CONVERSATIONS: &str = "msdyn_ocliveworkitems";
+/// The contexts of a conversation, as `$metadata` declares them.
+const CONTEXTS: &str = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+
+async fn conversation(app: &TestApp, subject: &str) -> String {
+    app.create(CONVERSATIONS, &json!({ "subject": subject }))
+        .await
+}
+
+async fn context_in(app: &TestApp, name: &str, conversation: &str, owner: Option<&str>) -> String {
+    let mut body = json!({
+        "msdyn_name": name,
+        "msdyn_liveworkitemid@odata.bind": format!("/{CONVERSATIONS}({conversation})"),
+    });
+    if let Some(owner) = owner {
+        body["ownerid@odata.bind"] = json!(format!("/systemusers({owner})"));
+    }
+    app.create(CTX, &body).await
+}
+
+fn names(rows: &Value) -> Vec<&str> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("an array, not {rows}"))
+        .iter()
+        .map(|r| r["msdyn_name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_collection_expands_with_its_nested_options_on_retrieve_and_retrieve_multiple() {
+    let app = spawn_app().await;
+    let first = conversation(&app, "first").await;
+    let second = conversation(&app, "second").await;
+    for name in ["a", "b", "c", "d"] {
+        context_in(&app, name, &first, None).await;
+    }
+    context_in(&app, "z", &second, None).await;
+
+    // Retrieve: filter, order and top apply to the conversation's own contexts.
+    let one = app
+        .get_json(&format!(
+            "{CONVERSATIONS}({first})?$select=subject&$expand={CONTEXTS}($select=msdyn_name;$filter=msdyn_name ne 'b';$orderby=msdyn_name desc;$top=2)"
+        ))
+        .await;
+    assert_eq!(one["subject"], "first");
+    assert_eq!(names(&one[CONTEXTS]), ["d", "c"], "{one}");
+    let row = one[CONTEXTS][0].as_object().unwrap();
+    assert!(row.contains_key("msdyn_smsengagementctxid"), "{row:?}");
+    assert!(
+        !row.contains_key("statecode"),
+        "only the selected columns: {row:?}"
+    );
+
+    // RetrieveMultiple: each conversation gets its own rows, an empty one an empty array.
+    let empty = conversation(&app, "empty").await;
+    let list = app
+        .get_json(&format!(
+            "{CONVERSATIONS}?$select=subject&$orderby=subject&$expand={CONTEXTS}($select=msdyn_name;$orderby=msdyn_name)"
+        ))
+        .await;
+    let rows = list["value"].as_array().unwrap();
+    let by_subject = |s: &str| {
+        rows.iter()
+            .find(|r| r["subject"] == s)
+            .unwrap_or_else(|| panic!("{s} in {list}"))
+    };
+    assert_eq!(names(&by_subject("first")[CONTEXTS]), ["a", "b", "c", "d"]);
+    assert_eq!(names(&by_subject("second")[CONTEXTS]), ["z"]);
+    assert_eq!(names(&by_subject("empty")[CONTEXTS]), Vec::<&str>::new());
+    assert!(rows.iter().any(|r| r["activityid"] == empty.as_str()));
+
+    // A filter inside the expansion never filters the parents.
+    let filtered = app
+        .get_json(&format!(
+            "{CONVERSATIONS}?$select=subject&$expand={CONTEXTS}($filter=msdyn_name eq 'nothing')"
+        ))
+        .await;
+    assert_eq!(filtered["value"].as_array().unwrap().len(), 3);
+    for row in filtered["value"].as_array().unwrap() {
+        assert_eq!(row[CONTEXTS], json!([]), "{row}");
+    }
+}
+
+#[tokio::test]
+async fn expansions_nest_in_both_directions() {
+    let app = spawn_app().await;
+    let talk = conversation(&app, "talk").await;
+    let mine = context_in(&app, "mine", &talk, None).await;
+    context_in(&app, "sibling", &talk, None).await;
+
+    // Context → its conversation → the conversation's contexts.
+    let record = app
+        .get_json(&format!(
+            "{}?$select=msdyn_name&$expand=msdyn_liveworkitemid($select=subject;$expand={CONTEXTS}($select=msdyn_name))",
+            ctx(&mine)
+        ))
+        .await;
+    let conversation = &record["msdyn_liveworkitemid"];
+    assert_eq!(conversation["subject"], "talk", "{record}");
+    let mut siblings = names(&conversation[CONTEXTS]);
+    siblings.sort_unstable();
+    assert_eq!(siblings, ["mine", "sibling"]);
+
+    // Conversation → contexts → each context's creator (single-valued inside a collection).
+    let list = app
+        .get_json(&format!(
+            "{CONVERSATIONS}?$select=subject&$expand={CONTEXTS}($select=msdyn_name;$expand=createdby($select=fullname),msdyn_liveworkitemid($select=subject))"
+        ))
+        .await;
+    let contexts = list["value"][0][CONTEXTS].as_array().unwrap().clone();
+    assert_eq!(contexts.len(), 2, "{list}");
+    for context in &contexts {
+        assert!(context["createdby"]["fullname"].is_string(), "{context}");
+        assert_eq!(context["msdyn_liveworkitemid"]["subject"], "talk");
+    }
+}
+
+/// The answer to a GET that must be refused.
+async fn refused(app: &TestApp, path: &str, code: &str, message_part: &str) {
+    let response = app.get(path).send().await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, code, message_part).await;
+}
+
+#[tokio::test]
+async fn the_limits_of_expand_are_dataverse_s() {
+    let app = spawn_app().await;
+    let talk = conversation(&app, "limits").await;
+    // $orderby and $top are not supported beside a nested $expand of a collection.
+    for nested in ["$orderby=msdyn_name", "$top=1"] {
+        let path =
+            format!("{CONVERSATIONS}({talk})?$expand={CONTEXTS}({nested};$expand=createdby)");
+        refused(
+            &app,
+            &path,
+            "0x80060888",
+            "not supported with a nested $expand",
+        )
+        .await;
+    }
+    // At most 15 $expand options in one query, nested ones counted (here 17).
+    let mut expand = "createdby".to_string();
+    for _ in 0..8 {
+        expand = format!("msdyn_liveworkitemid($expand={CONTEXTS}($expand={expand}))");
+    }
+    refused(
+        &app,
+        &format!("{CTX}?$expand={expand}"),
+        "0x80060888",
+        "at most 15",
+    )
+    .await;
+    // A name that is no navigation property of the table.
+    let path = format!("{CONVERSATIONS}?$expand=nosuch_collection");
+    refused(&app, &path, "0x0", "nosuch_collection").await;
+    // Options that only collections take are refused on a lookup, `$ref` on a collection.
+    let path = format!("{CTX}?$expand=msdyn_liveworkitemid($top=1)");
+    refused(&app, &path, "0x0", "$top").await;
+    let path = format!("{CONVERSATIONS}?$expand={CONTEXTS}/$ref");
+    refused(&app, &path, "0x0", "$ref").await;
+}
+
+/// A user with Basic-depth Read on the contexts (Organization on conversations and users).
+async fn basic_user(app: &TestApp) -> (String, String) {
+    let root = root_unit(app).await;
+    let role = app
+        .create(
+            "roles",
+            &json!({"name": "basic reader", "businessunitid@odata.bind": format!("/businessunits({root})")}),
+        )
+        .await;
+    for (privilege, mask) in [
+        ("prvReadmsdyn_smsengagementctx", 1),
+        ("prvReadmsdyn_ocliveworkitem", 8),
+        ("prvReadUser", 8),
+        ("prvReadTeam", 8),
+        ("prvReadBusinessUnit", 8),
+    ] {
+        app.create(
+            "roleprivilegescollection",
+            &json!({
+                "roleid@odata.bind": format!("/roles({role})"),
+                "privilegeid": privilege_id(privilege).to_string(),
+                "privilegedepthmask": mask,
+            }),
+        )
+        .await;
+    }
+    let oid = Uuid::new_v4();
+    let user = app
+        .create(
+            "systemusers",
+            &json!({
+                "firstname": "basic", "lastname": "Reader", "domainname": "basic@example.com",
+                "azureactivedirectoryobjectid": oid.to_string(),
+                "businessunitid@odata.bind": format!("/businessunits({root})"),
+            }),
+        )
+        .await;
+    let response = app
+        .post(
+            &format!("systemusers({user})/systemuserroles_association/$ref"),
+            &json!({"@odata.id": app.url(&format!("roles({role})"))}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let token = jwt::mint(JWT_SECRET.as_bytes(), oid, Duration::from_secs(600));
+    (user, token)
+}
+
+#[tokio::test]
+async fn a_basic_depth_user_sees_only_their_own_children_in_every_expansion() {
+    let app = spawn_app().await;
+    let (user, token) = basic_user(&app).await;
+    let talk = conversation(&app, "shared talk").await;
+    let own = context_in(&app, "own", &talk, Some(&user)).await;
+    context_in(&app, "admin's", &talk, None).await;
+
+    let as_user = |path: String| {
+        let request = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(&token)
+            .header("Accept", "application/json");
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    // The administrator sees both.
+    let all = app
+        .get_json(&format!(
+            "{CONVERSATIONS}({talk})?$expand={CONTEXTS}($select=msdyn_name)"
+        ))
+        .await;
+    assert_eq!(all[CONTEXTS].as_array().unwrap().len(), 2);
+
+    let (status, one) = as_user(format!(
+        "{CONVERSATIONS}({talk})?$expand={CONTEXTS}($select=msdyn_name)"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(names(&one[CONTEXTS]), ["own"], "{one}");
+
+    let (status, list) = as_user(format!(
+        "{CONVERSATIONS}?$expand={CONTEXTS}($select=msdyn_name;$filter=msdyn_name ne 'x')"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(names(&list["value"][0][CONTEXTS]), ["own"], "{list}");
+
+    // Nested: own context → conversation → its contexts: still only the user's own.
+    let (status, nested) = as_user(format!(
+        "{}?$expand=msdyn_liveworkitemid($expand={CONTEXTS}($select=msdyn_name))",
+        ctx(&own)
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{nested}");
+    assert_eq!(
+        names(&nested["msdyn_liveworkitemid"][CONTEXTS]),
+        ["own"],
+        "{nested}"
+    );
+}
