@@ -363,6 +363,9 @@ pub struct Request<'a> {
     pub root: &'a str,
     /// The decoded query-string pairs, for the nextLink.
     pub pairs: &'a [(String, String)],
+    /// The path below the root that a nextLink repeats, when it is not the entity set (a
+    /// collection-valued navigation: `{set}({id})/{collection}`).
+    pub path: Option<&'a str>,
     pub annotations: &'a Annotations,
 }
 
@@ -608,7 +611,7 @@ fn next_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
     format!(
         "{}{}?{}",
         request.root,
-        entity.entity_set_name,
+        request.path.unwrap_or(&entity.entity_set_name),
         query.join("&")
     )
 }

@@ -266,6 +266,27 @@ async fn a_basic_depth_user_sees_only_their_own_children_in_every_expansion() {
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(names(&list["value"][0][CONTEXTS]), ["own"], "{list}");
 
+    // The collection's path: the same rows; the user may read but not write contexts, so
+    // associating one is refused and changes nothing.
+    let (status, path) = as_user(format!(
+        "{CONVERSATIONS}({talk})/{CONTEXTS}?$select=msdyn_name"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{path}");
+    assert_eq!(names(&path["value"]), ["own"], "{path}");
+    let loose = app.create(CTX, &json!({"msdyn_name": "loose"})).await;
+    let response = app
+        .client
+        .post(app.url(&format!("{CONVERSATIONS}({talk})/{CONTEXTS}/$ref")))
+        .bearer_auth(&token)
+        .json(&json!({"@odata.id": app.url(&ctx(&loose))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let loose_row = app.get_json(&ctx(&loose)).await;
+    assert_eq!(loose_row["_msdyn_liveworkitemid_value"], Value::Null);
+
     // Nested: own context → conversation → its contexts: still only the user's own.
     let (status, nested) = as_user(format!(
         "{}?$expand=msdyn_liveworkitemid($expand={CONTEXTS}($select=msdyn_name))",
@@ -278,4 +299,169 @@ async fn a_basic_depth_user_sees_only_their_own_children_in_every_expansion() {
         ["own"],
         "{nested}"
     );
+}
+
+/// One page of at most two rows of a list URL.
+async fn page_of_two(app: &TestApp, url: &str) -> Value {
+    let response = app
+        .client
+        .get(url)
+        .bearer_auth(TOKEN)
+        .header("Prefer", "odata.maxpagesize=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_collection_is_a_path_with_every_list_option_and_paging() {
+    let app = spawn_app().await;
+    let talk = conversation(&app, "paged").await;
+    let other = conversation(&app, "other").await;
+    for name in ["e", "a", "d", "c", "b"] {
+        context_in(&app, name, &talk, None).await;
+    }
+    context_in(&app, "elsewhere", &other, None).await;
+    let path = format!(
+        "{CONVERSATIONS}({talk})/{CONTEXTS}?$select=msdyn_name&$filter=msdyn_name ne 'c'&$orderby=msdyn_name&$count=true"
+    );
+    let first = page_of_two(&app, &app.url(&path)).await;
+    assert_eq!(names(&first["value"]), ["a", "b"], "{first}");
+    assert_eq!(first["@odata.count"], 4);
+    let next = first["@odata.nextLink"].as_str().expect("a nextLink");
+    assert!(next.contains(&format!("({talk})/{CONTEXTS}?")), "{next}");
+    let second = page_of_two(&app, next).await;
+    assert_eq!(names(&second["value"]), ["d", "e"], "{second}");
+    assert!(second.get("@odata.nextLink").is_none(), "{second}");
+
+    // $top, and an expand on the children.
+    let top = app
+        .get_json(&format!(
+            "{CONVERSATIONS}({talk})/{CONTEXTS}?$top=1&$orderby=msdyn_name desc&$expand=msdyn_liveworkitemid($select=subject)"
+        ))
+        .await;
+    assert_eq!(names(&top["value"]), ["e"]);
+    assert_eq!(top["value"][0]["msdyn_liveworkitemid"]["subject"], "paged");
+
+    // A missing parent is 404; a bad option is a 400.
+    let missing = format!("{CONVERSATIONS}({})/{CONTEXTS}", Uuid::new_v4());
+    let response = app.get(&missing).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let path = format!("{CONVERSATIONS}({talk})/{CONTEXTS}?$filter=nosuch eq 1");
+    refused(&app, &path, "0x0", "nosuch").await;
+}
+
+/// The lookup of a context, as its `_x_value` property.
+async fn conversation_of(app: &TestApp, context: &str) -> Value {
+    app.get_json(&format!(
+        "{}?$select=_msdyn_liveworkitemid_value",
+        ctx(context)
+    ))
+    .await["_msdyn_liveworkitemid_value"]
+        .clone()
+}
+
+async fn send_ref(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    target: Option<&str>,
+) -> StatusCode {
+    let mut request = app.request(method, path);
+    if let Some(target) = target {
+        request = request.json(&json!({ "@odata.id": app.url(target) }));
+    }
+    request.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn references_associate_and_disassociate_both_ways_and_in_batch() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let talk = conversation(&app, "refs").await;
+    let loose = app.create(CTX, &json!({"msdyn_name": "loose"})).await;
+    let collection = format!("{CONVERSATIONS}({talk})/{CONTEXTS}");
+
+    // Associate through the collection, disassociate by key.
+    let status = send_ref(
+        &app,
+        Method::POST,
+        &format!("{collection}/$ref"),
+        Some(&ctx(&loose)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(conversation_of(&app, &loose).await, talk.as_str());
+    let listed = app
+        .get_json(&format!("{collection}?$select=msdyn_name"))
+        .await;
+    assert_eq!(names(&listed["value"]), ["loose"]);
+    let by_key = format!("{collection}({loose})/$ref");
+    assert_eq!(
+        send_ref(&app, Method::DELETE, &by_key, None).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(conversation_of(&app, &loose).await, Value::Null);
+    // Not (any longer) a child of this conversation.
+    assert_eq!(
+        send_ref(&app, Method::DELETE, &by_key, None).await,
+        StatusCode::BAD_REQUEST
+    );
+    // A record of another table is no member of the collection.
+    let creator = app.get_json(&format!("{CONVERSATIONS}({talk})")).await;
+    let admin = creator["_createdby_value"].as_str().unwrap().to_string();
+    let status = send_ref(
+        &app,
+        Method::POST,
+        &format!("{collection}/$ref"),
+        Some(&format!("systemusers({admin})")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The single-valued side: PUT and DELETE of the lookup's $ref.
+    let lookup = format!("{}/msdyn_liveworkitemid/$ref", ctx(&loose));
+    let conversation_path = format!("{CONVERSATIONS}({talk})");
+    assert_eq!(
+        send_ref(&app, Method::PUT, &lookup, Some(&conversation_path)).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(conversation_of(&app, &loose).await, talk.as_str());
+    let status = send_ref(
+        &app,
+        Method::PUT,
+        &lookup,
+        Some(&format!("systemusers({admin})")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        send_ref(&app, Method::DELETE, &lookup, None).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(conversation_of(&app, &loose).await, Value::Null);
+
+    // Inside a $batch change set, then read back through the collection in the same batch.
+    let mut lines: Vec<String> = [
+        "--batch_A",
+        "Content-Type: multipart/mixed; boundary=changeset_B",
+        "",
+        "--changeset_B",
+    ]
+    .map(String::from)
+    .to_vec();
+    let reference = json!({"@odata.id": app.url(&ctx(&loose))});
+    let post = format!("POST /api/data/v9.2/{collection}/$ref");
+    lines.extend(batch_part(Some("1"), &post, Some(&reference)));
+    lines.extend(["--changeset_B--".to_string(), "--batch_A".to_string()]);
+    let get = format!("GET /api/data/v9.2/{collection}?$select=msdyn_name");
+    lines.extend(batch_part(None, &get, None));
+    lines.extend(["--batch_A--".to_string(), String::new()]);
+    let (status, text) = post_batch(&app, &lines).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("HTTP/1.1 204"), "{text}");
+    assert!(text.contains("\"msdyn_name\":\"loose\""), "{text}");
+    assert_eq!(conversation_of(&app, &loose).await, talk.as_str());
 }
