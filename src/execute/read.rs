@@ -3,8 +3,9 @@
 //!
 //! A rows request is one keyset query for the page (`size + 1` rows, so that one more row
 //! tells whether more follow), one count when a total is asked for, and one batched
-//! `id IN (...)` query per `$expand` node and per FetchXML `link-entity`, whatever the number
-//! of rows: no read per row. Aggregations are ordered and limited in SQL.
+//! `IN (...)` query per `$expand` node (a lookup's targets by id, a collection's rows by their
+//! lookup; nested nodes on the rows their level found) and per FetchXML `link-entity`,
+//! whatever the number of rows: no read per row. Aggregations are ordered and limited in SQL.
 //!
 //! **Architecture invariant:** the number of store reads of a request depends on its shape
 //! (expand nodes, links, a total), never on the number of rows it returns (the tests count).

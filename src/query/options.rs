@@ -208,7 +208,8 @@ pub fn parse_count(text: &str) -> Result<bool, QueryError> {
 }
 
 /// `$expand=nav,nav($select=a,b),nav/$ref`: navigation properties are the logical names of the
-/// entity's lookup columns.
+/// entity's lookup columns or the collection-valued partners `$metadata` declares on it (which
+/// also take `$filter`, `$orderby` and `$top`); both take a nested `$expand`.
 pub fn parse_expand(
     catalog: &Catalog,
     entity: &Entity,
