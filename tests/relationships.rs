@@ -167,6 +167,12 @@ async fn the_limits_of_expand_are_dataverse_s() {
     // A name that is no navigation property of the table.
     let path = format!("{CONVERSATIONS}?$expand=nosuch_collection");
     refused(&app, &path, "0x0", "nosuch_collection").await;
+    // Dataverse takes no $count, $skip, $search or $levels inside $expand.
+    for nested in ["$count=true", "$skip=1", "$levels=2"] {
+        let path = format!("{CONVERSATIONS}?$expand={CONTEXTS}({nested})");
+        let option = nested.split('=').next().unwrap();
+        refused(&app, &path, "0x0", option).await;
+    }
     // Options that only collections take are refused on a lookup, `$ref` on a collection.
     let path = format!("{CTX}?$expand=msdyn_liveworkitemid($top=1)");
     refused(&app, &path, "0x0", "$top").await;
@@ -286,6 +292,24 @@ async fn a_basic_depth_user_sees_only_their_own_children_in_every_expansion() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let loose_row = app.get_json(&ctx(&loose)).await;
     assert_eq!(loose_row["_msdyn_liveworkitemid_value"], Value::Null);
+
+    // Inside $batch, the same.
+    let get = format!("GET /api/data/v9.2/{CONVERSATIONS}({talk})/{CONTEXTS}?$select=msdyn_name");
+    let mut lines = vec!["--batch_A".to_string()];
+    lines.extend(batch_part(None, &get, None));
+    lines.extend(["--batch_A--".to_string(), String::new()]);
+    let response = app
+        .client
+        .post(app.url("$batch"))
+        .bearer_auth(&token)
+        .header("Content-Type", "multipart/mixed; boundary=batch_A")
+        .body(lines.join("\r\n"))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("\"msdyn_name\":\"own\""), "{text}");
+    assert!(!text.contains("admin's"), "{text}");
 
     // Nested: own context → conversation → its contexts: still only the user's own.
     let (status, nested) = as_user(format!(
