@@ -87,6 +87,10 @@ pub enum Expanded {
 /// A related row and what its nested expand nodes found.
 pub type ExpandedRow = (Record, Vec<(String, Expanded)>);
 
+/// The most rows one collection-valued expand node reads for all its parents (as many as an
+/// aggregation may read); beyond it the request is refused, never silently cut.
+pub const MAX_EXPANDED_ROWS: usize = 50_000;
+
 type ExpandFuture<'a> = std::pin::Pin<
     Box<
         dyn std::future::Future<Output = Result<Vec<Vec<(String, Expanded)>>, ExecError>>
@@ -363,6 +367,7 @@ impl Service {
             };
             let mut plan = Plan::filtered(target, Some(filter));
             plan.order = node.order.clone();
+            plan.limit = Some(MAX_EXPANDED_ROWS + 1);
             match db
                 .query(Query {
                     plan,
@@ -376,6 +381,12 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         };
+        if children.len() > MAX_EXPANDED_ROWS {
+            return Err(ExecError::InvalidArgument(format!(
+                "The $expand of '{}' reaches more than {MAX_EXPANDED_ROWS} rows; narrow it with $filter or fewer parent rows.",
+                node.navigation.name
+            )));
+        }
         let nested = self
             .expand(db, context, &children, &node.children, with_names)
             .await?;
@@ -746,6 +757,46 @@ mod tests {
             }
         }
         reads
+    }
+
+    #[tokio::test]
+    async fn a_collection_beyond_the_row_limit_is_refused_not_cut() {
+        let (_dir, catalog, store, entity) = unit_store();
+        let (root, root_row) = unit(&entity, "root", None);
+        let (parent, parent_row) = unit(&entity, "parent", Some(root));
+        let mut ops = vec![WriteOp::Insert(root_row), WriteOp::Insert(parent_row)];
+        for k in 0..=MAX_EXPANDED_ROWS {
+            ops.push(WriteOp::Insert(
+                unit(&entity, &format!("c{k}"), Some(parent)).1,
+            ));
+        }
+        store.write_all(ops).await.unwrap();
+        let attribute = &entity.attributes[lookup_to_own_table(&entity)];
+        let collection = crate::schema::navigations(&catalog, &entity)
+            .into_iter()
+            .find(|nav| nav.attribute.logical_name == attribute.logical_name)
+            .unwrap()
+            .partner;
+        let pairs = vec![
+            ("$expand".to_string(), format!("{collection}($top=1)")),
+            (
+                "$filter".to_string(),
+                format!("{} eq {root}", attribute.property_name()),
+            ),
+        ];
+        let options = QueryOptions::parse(&catalog, &entity, &pairs).unwrap();
+        let request = ReadRequest::list(&entity, options, None, false).unwrap();
+        let service = Service::new(Arc::clone(&catalog), store.clone());
+        let caller = Caller {
+            user_id: Uuid::nil(),
+            business_unit_id: Uuid::nil(),
+            on_behalf_of: None,
+        };
+        let refused = service.run_read(store.as_ref(), &caller, request).await;
+        assert!(
+            matches!(&refused, Err(ExecError::InvalidArgument(m)) if m.contains("more than")),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]
