@@ -391,14 +391,18 @@ fn context_names(
         return None;
     }
     let mut names = select.map(|s| select_names(entity, s)).unwrap_or_default();
-    for item in expand {
-        let nested = match &item.select {
-            ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
-            ExpandSelect::Raw(raw) => raw.clone(),
-        };
-        names.push(format!("{}({})", item.navigation.name, nested.join(",")));
-    }
+    names.extend(expand.iter().map(expand_context));
     Some(names)
+}
+
+/// One expand node in `@odata.context`: `nav(a,b,child(c))`, nested nodes inside.
+fn expand_context(item: &ExpandNode) -> String {
+    let mut nested: Vec<String> = match &item.select {
+        ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
+        ExpandSelect::Raw(raw) => raw.clone(),
+    };
+    nested.extend(item.children.iter().map(expand_context));
+    format!("{}({})", item.navigation.name, nested.join(","))
 }
 
 fn write_expanded(

@@ -110,6 +110,13 @@ async fn expansions_nest_in_both_directions() {
             ctx(&mine)
         ))
         .await;
+    let context = record["@odata.context"].as_str().unwrap();
+    assert!(
+        context.ends_with(&format!(
+            "(msdyn_name,msdyn_liveworkitemid(subject,{CONTEXTS}(msdyn_name)))/$entity"
+        )),
+        "{context}"
+    );
     let conversation = &record["msdyn_liveworkitemid"];
     assert_eq!(conversation["subject"], "talk", "{record}");
     let mut siblings = names(&conversation[CONTEXTS]);
