@@ -84,6 +84,26 @@ async fn a_collection_expands_with_its_nested_options_on_retrieve_and_retrieve_m
     assert_eq!(names(&by_subject("empty")[CONTEXTS]), Vec::<&str>::new());
     assert!(rows.iter().any(|r| r["activityid"] == empty.as_str()));
 
+    // The owning user's contexts (the partner of `owninguser`), and the lookup as a path.
+    let admin = app.get_json(&format!("{CONVERSATIONS}({first})")).await["_owninguser_value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let user = app
+        .get_json(&format!(
+            "systemusers({admin})?$select=fullname&$expand=user_msdyn_smsengagementctx($select=msdyn_name;$orderby=msdyn_name)"
+        ))
+        .await;
+    assert_eq!(
+        names(&user["user_msdyn_smsengagementctx"]),
+        ["a", "b", "c", "d", "z"]
+    );
+    let some = row["msdyn_smsengagementctxid"].as_str().unwrap();
+    let lookup = app
+        .get_json(&format!("{}/msdyn_liveworkitemid", ctx(some)))
+        .await;
+    assert_eq!(lookup["activityid"], first.as_str(), "{lookup}");
+
     // A filter inside the expansion never filters the parents.
     let filtered = app
         .get_json(&format!(
@@ -187,7 +207,7 @@ async fn the_limits_of_expand_are_dataverse_s() {
     refused(&app, &path, "0x0", "$ref").await;
 }
 
-/// A user with Basic-depth Read on the contexts (Organization on conversations and users).
+/// A user with Basic-depth Read on the contexts and the conversations (Organization on users).
 async fn basic_user(app: &TestApp) -> (String, String) {
     let root = root_unit(app).await;
     let role = app
@@ -198,7 +218,7 @@ async fn basic_user(app: &TestApp) -> (String, String) {
         .await;
     for (privilege, mask) in [
         ("prvReadmsdyn_smsengagementctx", 1),
-        ("prvReadmsdyn_ocliveworkitem", 8),
+        ("prvReadmsdyn_ocliveworkitem", 1),
         ("prvReadUser", 8),
         ("prvReadTeam", 8),
         ("prvReadBusinessUnit", 8),
@@ -241,9 +261,18 @@ async fn basic_user(app: &TestApp) -> (String, String) {
 async fn a_basic_depth_user_sees_only_their_own_children_in_every_expansion() {
     let app = spawn_app().await;
     let (user, token) = basic_user(&app).await;
-    let talk = conversation(&app, "shared talk").await;
+    // The user's conversation, with the user's context and the administrator's; and the
+    // administrator's conversation (unreadable to the user) with another of the user's.
+    let talk = app
+        .create(
+            CONVERSATIONS,
+            &json!({"subject": "shared talk", "ownerid@odata.bind": format!("/systemusers({user})")}),
+        )
+        .await;
     let own = context_in(&app, "own", &talk, Some(&user)).await;
     context_in(&app, "admin's", &talk, None).await;
+    let hidden = conversation(&app, "hidden talk").await;
+    let stray = context_in(&app, "stray", &hidden, Some(&user)).await;
 
     let as_user = |path: String| {
         let request = app
@@ -317,6 +346,29 @@ async fn a_basic_depth_user_sees_only_their_own_children_in_every_expansion() {
     let text = response.text().await.unwrap();
     assert!(text.contains("\"msdyn_name\":\"own\""), "{text}");
     assert!(!text.contains("admin's"), "{text}");
+
+    // An unreadable parent answers as its Retrieve does (403, Dataverse's SecLib code, and
+    // nothing of its children) on every path; as a lookup it expands to null.
+    for path in [
+        format!("{CONVERSATIONS}({hidden})"),
+        format!("{CONVERSATIONS}({hidden})/{CONTEXTS}"),
+        format!("{CONVERSATIONS}({hidden})?$expand={CONTEXTS}"),
+    ] {
+        let (status, body) = as_user(path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "0x80048306", "{body}");
+        assert!(!body.to_string().contains("stray"), "{body}");
+    }
+    let (status, list) = as_user(format!("{CONVERSATIONS}?$select=subject")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+    let (status, stray) = as_user(format!(
+        "{}?$expand=msdyn_liveworkitemid($expand={CONTEXTS})",
+        ctx(&stray)
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{stray}");
+    assert_eq!(stray["msdyn_liveworkitemid"], Value::Null, "{stray}");
 
     // Nested: own context → conversation → its contexts: still only the user's own.
     let (status, nested) = as_user(format!(

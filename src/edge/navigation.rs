@@ -24,7 +24,7 @@ fn bad(message: impl Into<String>) -> ApiError {
     ParseError::InvalidArgument(message.into()).into()
 }
 
-/// The record as the caller may read it; 404 when it is missing or unreadable.
+/// The record as the caller may read it; refused as a Retrieve when missing or unreadable.
 async fn readable(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Record, ApiError> {
     Ok(call
         .state
@@ -33,8 +33,9 @@ async fn readable(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Rec
         .await?)
 }
 
-/// `GET {set}({id})/{collection}`: a list of `source` under the record. A record the caller
-/// may not read is 404, as a missing one; its children are read with the caller's row scope.
+/// `GET {set}({id})/{collection}`: a list of `source` under the record. A record that is
+/// missing or that the caller may not read is refused as its Retrieve is; its children are
+/// read with the caller's row scope.
 pub(super) async fn related_rows(
     call: &Call<'_>,
     entity: &Arc<Entity>,
