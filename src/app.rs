@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -26,6 +27,15 @@ use crate::store::postgres::{PostgresStore, DEFAULT_POOL_SIZE};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError, Value};
 
+/// How long inbound deliveries are kept for replay detection, by default.
+pub const DEFAULT_DELIVERY_RETENTION_DAYS: u32 = 30;
+
+/// How often the deliveries past their retention are looked for.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deliveries deleted per transaction by the retention task.
+const RETENTION_BATCH: usize = 500;
+
 /// What `smsctx serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -38,6 +48,9 @@ pub struct ServeConfig {
     pub pool_size: usize,
     /// SMS webhook requests per second per peer address; 0: no limit.
     pub sms_rate_limit: u32,
+    /// Inbound deliveries (the replay-detection rows) older than this many days are deleted in
+    /// the background; 0 keeps them forever.
+    pub sms_delivery_retention_days: u32,
     /// Bearer JWTs: the shared HS256 secret, the RS256/ES256 key set (a JWKS document's
     /// text), and the `iss`/`aud` they must carry when set.
     pub jwt: JwtConfig,
@@ -111,6 +124,7 @@ impl Default for ServeConfig {
             max_body_bytes: 1024 * 1024,
             pool_size: DEFAULT_POOL_SIZE,
             sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
+            sms_delivery_retention_days: DEFAULT_DELIVERY_RETENTION_DAYS,
             jwt: JwtConfig::default(),
             limits: LimitConfig::default(),
             capacity: CapacityConfig::default(),
@@ -166,6 +180,7 @@ pub struct Application {
     token_generated: bool,
     tls: Option<tokio_rustls::TlsAcceptor>,
     connections: crate::listen::ConnectionLimits,
+    retention_days: u32,
 }
 
 impl Application {
@@ -217,6 +232,7 @@ impl Application {
             token_generated,
             tls,
             connections: config.connections,
+            retention_days: config.sms_delivery_retention_days,
         })
     }
 
@@ -254,11 +270,42 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = router(Arc::clone(&self.state));
+        let retention = (self.retention_days > 0).then(|| {
+            tokio::spawn(purge_deliveries(
+                Arc::clone(&self.state),
+                self.retention_days,
+            ))
+        });
         let result =
             crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
+        if let Some(task) = retention {
+            task.abort();
+            let _ = task.await;
+        }
         drop(self.state);
         self.store.close();
         result
+    }
+}
+
+/// Deletes the inbound deliveries older than `days`, at start and then every
+/// [`RETENTION_INTERVAL`], until the server stops. Deliveries inside the window stay, so a
+/// provider's retry of a message inside it is still recognised as a replay.
+async fn purge_deliveries(state: Arc<AppState>, days: u32) {
+    loop {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp() - i64::from(days) * 86_400;
+        let store = state.service.system().store();
+        match state
+            .sms
+            .sms
+            .purge_deliveries(store, before, RETENTION_BATCH)
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, days, "deleted inbound deliveries past retention"),
+            Err(e) => tracing::warn!("deleting deliveries past retention failed: {e}"),
+        }
+        tokio::time::sleep(RETENTION_INTERVAL).await;
     }
 }
 

@@ -184,6 +184,9 @@ pub struct ServeArgs {
     /// SMS webhook requests per second per peer address (0: no limit).
     #[arg(long, env = "SMSCTX_SMS_RATE_LIMIT", default_value_t = crate::edge::sms::DEFAULT_RATE_LIMIT)]
     pub sms_rate_limit: u32,
+    /// Days inbound SMS deliveries are kept for replay detection (0: forever).
+    #[arg(long, env = "SMSCTX_SMS_DELIVERY_RETENTION_DAYS", default_value_t = crate::app::DEFAULT_DELIVERY_RETENTION_DAYS)]
+    pub sms_delivery_retention_days: u32,
     /// Accept HS256 bearer JWTs signed with this secret (`oid` names the user).
     #[arg(long, env = "SMSCTX_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -475,6 +478,7 @@ async fn serve(args: ServeArgs) -> i32 {
         max_body_bytes: args.max_body_bytes,
         pool_size: args.pool_size,
         sms_rate_limit: args.sms_rate_limit,
+        sms_delivery_retention_days: args.sms_delivery_retention_days,
         jwt: crate::app::JwtConfig {
             secret: args.jwt_secret.filter(|s| !s.is_empty()),
             jwks: match args.jwks.filter(|s| !s.is_empty()) {

@@ -156,6 +156,7 @@ fn all_rows(entity: &Arc<Entity>, limit: Option<usize>, after: Option<Uuid>) -> 
                 values: vec![Value::Guid(id)],
             }),
             scope: None,
+            related: None,
         },
         context: Context {
             now: 0,

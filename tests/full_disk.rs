@@ -99,8 +99,8 @@ async fn a_full_disk_is_a_503_and_the_server_recovers_when_space_returns() {
     assert_error(
         refused,
         StatusCode::SERVICE_UNAVAILABLE,
-        "0x80040216",
-        "no space left",
+        "0x80072325",
+        "the disk is full",
     )
     .await;
     // Reads still answer, and every acknowledged write is there, nothing more.

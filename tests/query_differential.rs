@@ -1,5 +1,7 @@
 //! RetrieveMultiple checked against a straightforward scan: random filters (fixed seed) over
-//! random rows must return exactly the rows a three-valued Rust evaluation selects; user values
+//! random rows must return exactly the rows a three-valued Rust evaluation selects (on the
+//! contexts, with lookup paths to their conversations; on the conversations, with `any`/`all`
+//! over their contexts); user values
 //! never act as SQL; and a 100,000-row paging walk returns every row once under inserts.
 
 mod common;
@@ -25,55 +27,76 @@ struct Row {
     code: Option<String>,
     provider: Option<i64>,
     sequence: Option<i64>,
+    /// The subject of the row's conversation: `None` without one, `Some(None)` for a
+    /// conversation without a subject.
+    conversation: Option<Option<String>>,
+}
+
+/// A conversation and its contexts.
+#[derive(Debug, Clone)]
+struct Conversation {
+    id: String,
+    subject: Option<String>,
+    contexts: Vec<Row>,
 }
 
 /// A row's truth under a filter: `None` is SQL's unknown.
-type Eval = Box<dyn Fn(&Row) -> Option<bool>>;
+type Eval<T> = Box<dyn Fn(&T) -> Option<bool>>;
 
 /// A filter with its OData text and its evaluation (three-valued, as SQL).
-struct Filter {
+struct Filter<T> {
     text: String,
-    eval: Eval,
+    eval: Eval<T>,
 }
 
-fn leaf(rng: &mut Rng) -> Filter {
-    match rng.below(9) {
-        0 => {
-            let w = rng.pick(WORDS).to_string();
-            let lower = w.to_lowercase();
-            Filter {
-                text: format!("msdyn_name eq '{w}'"),
-                eval: Box::new(move |r| r.name.as_ref().map(|n| n.to_lowercase() == lower)),
-            }
-        }
-        1 => {
-            let w = rng.pick(WORDS).to_string();
-            let lower = w.to_lowercase();
-            let part: String = lower.chars().take(3).collect();
-            let (f, t): (fn(&str, &str) -> bool, &str) = match rng.below(3) {
-                0 => (|n, p| n.contains(p), "contains"),
-                1 => (|n, p| n.starts_with(p), "startswith"),
-                _ => (|n, p| n.ends_with(p), "endswith"),
-            };
-            let text = format!("{t}(msdyn_name,'{part}')");
-            Filter {
-                text,
-                eval: Box::new(move |r| r.name.as_ref().map(|n| f(&n.to_lowercase(), &part))),
-            }
-        }
+const CONTEXTS_OF: &str = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+
+/// A string comparison on `property` (its value given by `value`): `eq`, or one of the
+/// three string functions, case-insensitive.
+fn text_leaf<T: 'static>(
+    rng: &mut Rng,
+    property: String,
+    value: fn(&T) -> Option<&String>,
+) -> Filter<T> {
+    let w = rng.pick(WORDS).to_string();
+    let lower = w.to_lowercase();
+    if rng.below(2) == 0 {
+        return Filter {
+            text: format!("{property} eq '{w}'"),
+            eval: Box::new(move |r| value(r).map(|n| n.to_lowercase() == lower)),
+        };
+    }
+    let part: String = lower.chars().take(3).collect();
+    let (f, t): (fn(&str, &str) -> bool, &str) = match rng.below(3) {
+        0 => (|n, p| n.contains(p), "contains"),
+        1 => (|n, p| n.starts_with(p), "startswith"),
+        _ => (|n, p| n.ends_with(p), "endswith"),
+    };
+    Filter {
+        text: format!("{t}({property},'{part}')"),
+        eval: Box::new(move |r| value(r).map(|n| f(&n.to_lowercase(), &part))),
+    }
+}
+
+/// A condition on a context; inside a lambda every property starts with `prefix` (`c/`).
+fn leaf(rng: &mut Rng, prefix: &str) -> Filter<Row> {
+    match rng.below(11) {
+        0 | 1 => text_leaf(rng, format!("{prefix}msdyn_name"), |r: &Row| {
+            r.name.as_ref()
+        }),
         2 => {
             let c = rng.pick(CODES).to_string();
             Filter {
-                text: format!("msdyn_countrycode ne '{c}'"),
+                text: format!("{prefix}msdyn_countrycode ne '{c}'"),
                 eval: Box::new(move |r| r.code.as_ref().map(|x| *x != c)),
             }
         }
         3 => Filter {
-            text: "msdyn_countrycode eq null".into(),
+            text: format!("{prefix}msdyn_countrycode eq null"),
             eval: Box::new(|r| Some(r.code.is_none())),
         },
         4 => Filter {
-            text: "msdyn_smsprovider ne null".into(),
+            text: format!("{prefix}msdyn_smsprovider ne null"),
             eval: Box::new(|r| Some(r.provider.is_some())),
         },
         5 => {
@@ -87,14 +110,14 @@ fn leaf(rng: &mut Rng) -> Filter {
                 ("ne", |a, b| a != b),
             ]);
             Filter {
-                text: format!("importsequencenumber {op} {n}"),
+                text: format!("{prefix}importsequencenumber {op} {n}"),
                 eval: Box::new(move |r| r.sequence.map(|s| f(s, n))),
             }
         }
         6 => {
             let p = *rng.pick(&[192350000i64, 192350001]);
             Filter {
-                text: format!("msdyn_smsprovider eq {p}"),
+                text: format!("{prefix}msdyn_smsprovider eq {p}"),
                 eval: Box::new(move |r| r.provider.map(|x| x == p)),
             }
         }
@@ -103,17 +126,41 @@ fn leaf(rng: &mut Rng) -> Filter {
             let b = rng.pick(CODES).to_string();
             Filter {
                 text: format!(
-                    "Microsoft.Dynamics.CRM.In(PropertyName='msdyn_countrycode',PropertyValues=['{a}','{b}'])"
+                    "Microsoft.Dynamics.CRM.In(PropertyName='{prefix}msdyn_countrycode',PropertyValues=['{a}','{b}'])"
                 ),
                 eval: Box::new(move |r| r.code.as_ref().map(|c| *c == a || *c == b)),
             }
         }
+        8 => {
+            // A lookup path: true only when the conversation exists and its subject matches
+            // (no conversation, or one without a subject, is false, never unknown).
+            let inner = text_leaf(
+                rng,
+                format!("{prefix}msdyn_liveworkitemid/subject"),
+                |subject: &Option<String>| subject.as_ref(),
+            );
+            let eval = inner.eval;
+            Filter {
+                text: inner.text,
+                eval: Box::new(move |r| {
+                    Some(
+                        r.conversation
+                            .as_ref()
+                            .is_some_and(|s| eval(s) == Some(true)),
+                    )
+                }),
+            }
+        }
+        9 => Filter {
+            text: format!("{prefix}msdyn_liveworkitemid/subject eq null"),
+            eval: Box::new(|r| Some(matches!(r.conversation, Some(None)))),
+        },
         _ => {
             let lo = rng.below(50) as i64;
             let hi = lo + rng.below(50) as i64;
             Filter {
                 text: format!(
-                    "Microsoft.Dynamics.CRM.Between(PropertyName='importsequencenumber',PropertyValues=['{lo}','{hi}'])"
+                    "Microsoft.Dynamics.CRM.Between(PropertyName='{prefix}importsequencenumber',PropertyValues=['{lo}','{hi}'])"
                 ),
                 eval: Box::new(move |r| r.sequence.map(|s| s >= lo && s <= hi)),
             }
@@ -121,13 +168,49 @@ fn leaf(rng: &mut Rng) -> Filter {
     }
 }
 
-fn filter(rng: &mut Rng, depth: u32) -> Filter {
+/// A condition on a conversation: its subject, or `any`/`all` over its contexts with a
+/// random context filter (counting a context whose filter is unknown as not matching).
+fn conversation_leaf(rng: &mut Rng) -> Filter<Conversation> {
+    match rng.below(4) {
+        0 => text_leaf(rng, "subject".into(), |c: &Conversation| c.subject.as_ref()),
+        1 if rng.below(4) == 0 => Filter {
+            text: format!("{CONTEXTS_OF}/any()"),
+            eval: Box::new(|c| Some(!c.contexts.is_empty())),
+        },
+        kind => {
+            let inner = filter(rng, 2, &mut |rng| leaf(rng, "c/"));
+            let eval = inner.eval;
+            let all = kind == 3;
+            Filter {
+                text: format!(
+                    "{CONTEXTS_OF}/{}(c:{})",
+                    if all { "all" } else { "any" },
+                    inner.text
+                ),
+                eval: Box::new(move |c| {
+                    let mut matches = c.contexts.iter().map(|r| eval(r) == Some(true));
+                    Some(if all {
+                        matches.all(|m| m)
+                    } else {
+                        matches.any(|m| m)
+                    })
+                }),
+            }
+        }
+    }
+}
+
+fn filter<T: 'static>(
+    rng: &mut Rng,
+    depth: u32,
+    leaf: &mut dyn FnMut(&mut Rng) -> Filter<T>,
+) -> Filter<T> {
     if depth == 0 || rng.below(3) == 0 {
         return leaf(rng);
     }
     match rng.below(3) {
         0 => {
-            let inner = filter(rng, depth - 1);
+            let inner = filter(rng, depth - 1, leaf);
             let eval = inner.eval;
             Filter {
                 text: format!("not ({})", inner.text),
@@ -135,7 +218,7 @@ fn filter(rng: &mut Rng, depth: u32) -> Filter {
             }
         }
         kind => {
-            let (a, b) = (filter(rng, depth - 1), filter(rng, depth - 1));
+            let (a, b) = (filter(rng, depth - 1, leaf), filter(rng, depth - 1, leaf));
             let (ea, eb) = (a.eval, b.eval);
             let and = kind == 1;
             Filter {
@@ -158,66 +241,98 @@ fn filter(rng: &mut Rng, depth: u32) -> Filter {
     }
 }
 
+/// GET `set?$filter=text&$count=true`: the `key` values returned, after checking the count.
+async fn filtered(
+    app: &TestApp,
+    set: &str,
+    key: &str,
+    text: &str,
+    round: usize,
+) -> BTreeSet<String> {
+    let response = app
+        .get(&format!(
+            "{set}?$select={key}&$count=true&$filter={}",
+            encode(text)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "round {round}: {text}: {body}");
+    let got: BTreeSet<String> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[key].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(body["@odata.count"], got.len(), "round {round}: {text}");
+    got
+}
+
 #[tokio::test]
 async fn random_filters_select_what_a_scan_selects() {
     let app = spawn_app().await;
     let mut rng = Rng(0x5eed_1234_abcd_0001);
+    // Twelve conversations (some without a subject); each context in one of them or none.
+    let mut conversations = Vec::new();
+    for _ in 0..12 {
+        let subject = (rng.below(5) != 0).then(|| rng.pick(WORDS).to_string());
+        let id = app
+            .create("msdyn_ocliveworkitems", &json!({"subject": subject}))
+            .await;
+        conversations.push(Conversation {
+            id,
+            subject,
+            contexts: Vec::new(),
+        });
+    }
     let mut rows = Vec::new();
     for _ in 0..150 {
         let name = (rng.below(8) != 0).then(|| rng.pick(WORDS).to_string());
         let code = (rng.below(3) != 0).then(|| rng.pick(CODES).to_string());
         let provider = (rng.below(3) != 0).then(|| *rng.pick(&[192350000i64, 192350001]));
         let sequence = (rng.below(4) != 0).then(|| rng.below(100) as i64);
-        let id = app
-            .create(
-                CTX,
-                &json!({"msdyn_name": name, "msdyn_countrycode": code, "msdyn_smsprovider": provider,
-                        "importsequencenumber": sequence}),
-            )
-            .await;
-        rows.push(Row {
+        let conversation = (rng.below(4) != 0).then(|| rng.below(conversations.len()));
+        let mut body = json!({"msdyn_name": name, "msdyn_countrycode": code, "msdyn_smsprovider": provider,
+                              "importsequencenumber": sequence});
+        if let Some(c) = conversation {
+            body["msdyn_liveworkitemid@odata.bind"] =
+                json!(format!("/msdyn_ocliveworkitems({})", conversations[c].id));
+        }
+        let id = app.create(CTX, &body).await;
+        let row = Row {
             id,
             name,
             code,
             provider,
             sequence,
-        });
+            conversation: conversation.map(|c| conversations[c].subject.clone()),
+        };
+        if let Some(c) = conversation {
+            conversations[c].contexts.push(row.clone());
+        }
+        rows.push(row);
     }
     for round in 0..300 {
-        let f = filter(&mut rng, 3);
+        let f = filter(&mut rng, 3, &mut |rng| leaf(rng, ""));
         let expected: BTreeSet<String> = rows
             .iter()
             .filter(|r| (f.eval)(r) == Some(true))
             .map(|r| r.id.clone())
             .collect();
-        let response = app
-            .get(&format!(
-                "{CTX}?$select=msdyn_name&$count=true&$filter={}",
-                encode(&f.text)
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "round {round}: {}",
-            f.text
-        );
-        let body: Value = response.json().await.unwrap();
-        let got: BTreeSet<String> = body["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["msdyn_smsengagementctxid"].as_str().unwrap().to_string())
-            .collect();
+        let got = filtered(&app, CTX, "msdyn_smsengagementctxid", &f.text, round).await;
         assert_eq!(got, expected, "round {round}: {}", f.text);
-        assert_eq!(
-            body["@odata.count"],
-            expected.len(),
-            "round {round}: {}",
-            f.text
-        );
+    }
+    for round in 0..150 {
+        let f = filter(&mut rng, 2, &mut conversation_leaf);
+        let expected: BTreeSet<String> = conversations
+            .iter()
+            .filter(|c| (f.eval)(c) == Some(true))
+            .map(|c| c.id.clone())
+            .collect();
+        let got = filtered(&app, "msdyn_ocliveworkitems", "activityid", &f.text, round).await;
+        assert_eq!(got, expected, "round {round}: {}", f.text);
     }
 }
 

@@ -10,26 +10,17 @@ use std::time::Duration;
 use common::*;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
-use smsctx::security::jwt;
 use smsctx::security::privilege_id;
 use uuid::Uuid;
 
 const READ: &str = "prvReadmsdyn_smsengagementctx";
 
 /// A signed-in user.
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
-}
+type User = SignedIn;
 
 struct Org {
     app: TestApp,
     root: String,
-}
-
-fn token_for(oid: Uuid) -> String {
-    jwt::mint(JWT_SECRET.as_bytes(), oid, Duration::from_secs(600))
 }
 
 impl Org {
@@ -61,12 +52,15 @@ impl Org {
             .await
     }
 
-    /// A role of the root unit, by name.
+    /// A built-in role of the root unit, by name.
     async fn role_named(&self, name: &str) -> String {
-        let path = format!(
-            "roles?$filter=name eq '{name}' and _businessunitid_value eq {}",
-            self.root
-        );
+        self.role_named_in(name, &self.root).await
+    }
+
+    /// A built-in role of `unit` (each unit has its own copy: a role is assigned only to the
+    /// users and teams of its unit).
+    async fn role_named_in(&self, name: &str, unit: &str) -> String {
+        let path = format!("roles?$filter=name eq '{name}' and _businessunitid_value eq {unit}");
         let roles = self.app.get_json(&path).await;
         roles["value"][0]["roleid"]
             .as_str()
@@ -76,11 +70,16 @@ impl Org {
 
     /// A custom role of the root unit with privileges at depth masks (1, 2, 4, 8).
     async fn role(&self, name: &str, grants: &[(&str, i64)]) -> String {
+        self.role_in(&self.root, name, grants).await
+    }
+
+    /// The same, in `unit`.
+    async fn role_in(&self, unit: &str, name: &str, grants: &[(&str, i64)]) -> String {
         let id = self
             .app
             .create(
                 "roles",
-                &json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({})", self.root)}),
+                &json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({unit})")}),
             )
             .await;
         for (privilege, mask) in grants {
@@ -99,29 +98,7 @@ impl Org {
     }
 
     async fn user(&self, name: &str, unit: &str, roles: &[&str]) -> User {
-        let oid = Uuid::new_v4();
-        let id = self
-            .app
-            .create(
-                "systemusers",
-                &json!({
-                    "firstname": name, "lastname": "Test", "domainname": format!("{name}@example.com"),
-                    "azureactivedirectoryobjectid": oid.to_string(),
-                    "businessunitid@odata.bind": format!("/businessunits({unit})"),
-                }),
-            )
-            .await;
-        for role in roles {
-            self.associate(
-                &format!("systemusers({id})/systemuserroles_association"),
-                &format!("roles({role})"),
-            )
-            .await;
-        }
-        User {
-            id,
-            token: token_for(oid),
-        }
+        signed_in_user(&self.app, name, unit, roles).await
     }
 
     async fn team(&self, name: &str, unit: &str, members: &[&User]) -> String {
@@ -327,12 +304,14 @@ async fn principals_by_depth_read_and_write_exactly_the_rows_their_roles_reach()
     let child = org.unit("child", &root).await;
     let other = org.unit("other", &root).await;
     let basic = org.role_named("Basic User").await;
+    let child_basic = org.role_named_in("Basic User", &child).await;
+    let other_basic = org.role_named_in("Basic User", &other).await;
 
     let owner = org.user("owner", &root, &[&basic]).await;
-    let child_owner = org.user("childowner", &child, &[&basic]).await;
-    let other_owner = org.user("otherowner", &other, &[&basic]).await;
-    let member = org.user("member", &other, &[&basic]).await;
-    let shared_with = org.user("sharedwith", &other, &[&basic]).await;
+    let child_owner = org.user("childowner", &child, &[&child_basic]).await;
+    let other_owner = org.user("otherowner", &other, &[&other_basic]).await;
+    let member = org.user("member", &other, &[&other_basic]).await;
+    let shared_with = org.user("sharedwith", &other, &[&other_basic]).await;
     let no_role = org.user("norole", &root, &[]).await;
     let team = org.team("team", &other, &[&member]).await;
 
@@ -395,10 +374,18 @@ async fn principals_by_depth_read_and_write_exactly_the_rows_their_roles_reach()
         ),
     ];
     for (depth, mask) in [("Basic", 1), ("Local", 2), ("Deep", 4), ("Global", 8)] {
-        let role = org.role(&format!("ctx {depth}"), &grants(mask)).await;
+        // The same privileges in a role of each unit (a role is assigned in its own unit).
+        let name = format!("ctx {depth}");
+        let role = org.role(&name, &grants(mask)).await;
+        let child_role = org.role_in(&child, &name, &grants(mask)).await;
+        let other_role = org.role_in(&other, &name, &grants(mask)).await;
         let same = org.user(&format!("same{depth}"), &root, &[&role]).await;
-        let in_child = org.user(&format!("child{depth}"), &child, &[&role]).await;
-        let in_other = org.user(&format!("other{depth}"), &other, &[&role]).await;
+        let in_child = org
+            .user(&format!("child{depth}"), &child, &[&child_role])
+            .await;
+        let in_other = org
+            .user(&format!("other{depth}"), &other, &[&other_role])
+            .await;
         let (same_rows, child_rows, other_rows) = match depth {
             "Basic" => (set(&[]), set(&[]), set(&[])),
             "Local" => (
@@ -752,9 +739,10 @@ async fn the_sharing_messages_grant_modify_revoke_and_report_access() {
     let root = org.root.clone();
     let other_unit = org.unit("other", &root).await;
     let basic = org.role_named("Basic User").await;
+    let other_basic = org.role_named_in("Basic User", &other_unit).await;
     let owner = org.user("owner", &root, &[&basic]).await;
-    let reader = org.user("reader", &other_unit, &[&basic]).await;
-    let member = org.user("member", &other_unit, &[&basic]).await;
+    let reader = org.user("reader", &other_unit, &[&other_basic]).await;
+    let member = org.user("member", &other_unit, &[&other_basic]).await;
     let team = org.team("sharers", &other_unit, &[&member]).await;
     let response = org
         .request(&owner, Method::POST, CTX)
@@ -884,7 +872,7 @@ async fn the_sharing_messages_grant_modify_revoke_and_report_access() {
     );
     org.associate(
         &format!("teams({team})/teamroles_association"),
-        &format!("roles({basic})"),
+        &format!("roles({other_basic})"),
     )
     .await;
     assert_eq!(
@@ -1103,6 +1091,137 @@ async fn roles_are_listed_and_assigned_through_ref() {
 }
 
 #[tokio::test]
+async fn a_role_is_assigned_only_in_its_own_business_unit() {
+    let org = Org::new().await;
+    let east = org.unit("east", &org.root).await;
+    let root_basic = org.role_named("Basic User").await;
+    let east_basic = org.role_named_in("Basic User", &east).await;
+    let user = org.user("easterner", &east, &[]).await;
+    let team = org.team("east team", &east, &[&user]).await;
+    for (path, kind) in [
+        (
+            format!("systemusers({})/systemuserroles_association/$ref", user.id),
+            "0x80041409",
+        ),
+        (
+            format!("teams({team})/teamroles_association/$ref"),
+            "0x8004140d",
+        ),
+    ] {
+        let response = org
+            .app
+            .post(
+                &path,
+                &json!({"@odata.id": org.app.url(&format!("roles({root_basic})"))}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_error(
+            response,
+            StatusCode::BAD_REQUEST,
+            kind,
+            "is not the same as the",
+        )
+        .await;
+        assert_eq!(
+            org.status(&user, Method::GET, CTX, None).await,
+            StatusCode::FORBIDDEN,
+            "{kind}: nothing assigned"
+        );
+    }
+    // The unit's own copy of the role is assigned, and works.
+    org.associate(
+        &format!("systemusers({})/systemuserroles_association", user.id),
+        &format!("roles({east_basic})"),
+    )
+    .await;
+    assert_eq!(
+        org.status(&user, Method::GET, CTX, None).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_system_administrator_role_and_its_privileges_are_read_only() {
+    let org = Org::new().await;
+    let admin_role = org.role_named("System Administrator").await;
+    let privileges_of = |role: String| {
+        format!("roleprivilegescollection?$filter=_roleid_value eq {role}&$count=true&$select=privilegedepthmask")
+    };
+    let before = org.app.get_json(&privileges_of(admin_role.clone())).await;
+    let count = before["@odata.count"].as_i64().unwrap();
+    assert!(count > 10, "{before}");
+    let privilege_row = before["value"][0]["roleprivilegeid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let modified = ("0x80041d31", "cannot be modified");
+    let attempts = [
+        (
+            org.app.patch(
+                &format!("roles({admin_role})"),
+                &json!({"name": "Not an admin"}),
+            ),
+            modified,
+        ),
+        (
+            org.app.delete(&format!("roles({admin_role})")),
+            ("0x80041d2e", "cannot be deleted"),
+        ),
+        (
+            org.app.post(
+                "roleprivilegescollection",
+                &json!({
+                    "roleid@odata.bind": format!("/roles({admin_role})"),
+                    "privilegeid": Uuid::new_v4().to_string(),
+                    "privilegedepthmask": 1,
+                }),
+            ),
+            modified,
+        ),
+        (
+            org.app.patch(
+                &format!("roleprivilegescollection({privilege_row})"),
+                &json!({"privilegedepthmask": 1}),
+            ),
+            modified,
+        ),
+        (
+            org.app
+                .delete(&format!("roleprivilegescollection({privilege_row})")),
+            modified,
+        ),
+    ];
+    for (attempt, (code, text)) in attempts {
+        let response = attempt.send().await.unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, code, text).await;
+    }
+    let after = org.app.get_json(&privileges_of(admin_role.clone())).await;
+    assert_eq!(after["@odata.count"], count);
+    assert_eq!(after["value"], before["value"]);
+    let role = org
+        .app
+        .get_json(&format!("roles({admin_role})?$select=name"))
+        .await;
+    assert_eq!(role["name"], "System Administrator");
+
+    // Other roles stay editable, as in Dataverse.
+    let basic = org.role_named("Basic User").await;
+    let renamed = org
+        .app
+        .patch(
+            &format!("roles({basic})"),
+            &json!({"name": "Basic User (edited)"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
 async fn impersonation_needs_the_privilege_and_records_the_real_caller() {
     let org = Org::new().await;
     let basic = org.role_named("Basic User").await;
@@ -1240,6 +1359,123 @@ async fn batch_parts_run_as_the_caller() {
     assert_eq!(org.readable(&user).await, set(&[]));
     let record = org.app.get_json(&ctx(&theirs)).await;
     assert_eq!(record["msdyn_name"], "theirs");
+}
+
+/// One `application/http` part of a batch (inside a change set when `content_id` is set).
+fn batch_part(
+    boundary: &str,
+    content_id: Option<&str>,
+    request_line: String,
+    headers: &[String],
+    body: Option<&str>,
+) -> Vec<String> {
+    let mut lines = vec![
+        format!("--{boundary}"),
+        "Content-Type: application/http".to_string(),
+        "Content-Transfer-Encoding: binary".to_string(),
+    ];
+    if let Some(id) = content_id {
+        lines.push(format!("Content-ID: {id}"));
+    }
+    lines.push(String::new());
+    lines.push(request_line);
+    lines.push("Accept: application/json".into());
+    lines.extend(headers.iter().cloned());
+    if body.is_some() {
+        lines.push("Content-Type: application/json".into());
+    }
+    lines.push(String::new());
+    lines.extend(body.map(str::to_string));
+    lines
+}
+
+#[tokio::test]
+async fn batch_parts_honour_their_own_impersonation_headers() {
+    let org = Org::new().await;
+    let basic = org.role_named("Basic User").await;
+    let user = org.user("impersonated", &org.root, &[&basic]).await;
+    let other = org.user("other", &org.root, &[&basic]).await;
+    let theirs = org
+        .context("theirs", &format!("/systemusers({})", other.id))
+        .await;
+    let as_user = format!("MSCRMCallerID: {}", user.id);
+    let theirs_url = org.app.url(&ctx(&theirs));
+    // Signed in as the administrator (who may act on behalf of others): the first part runs
+    // as the user and may not read another user's record, the second as the administrator;
+    // in the change set, a create as the user is owned by the user and records the real caller.
+    let mut lines = Vec::new();
+    lines.extend(batch_part(
+        "batch_A",
+        None,
+        format!("GET {theirs_url} HTTP/1.1"),
+        std::slice::from_ref(&as_user),
+        None,
+    ));
+    lines.extend(batch_part(
+        "batch_A",
+        None,
+        format!("GET {theirs_url} HTTP/1.1"),
+        &[],
+        None,
+    ));
+    lines.push("--batch_A".into());
+    lines.push("Content-Type: multipart/mixed; boundary=changeset_B".into());
+    lines.push(String::new());
+    lines.extend(batch_part(
+        "changeset_B",
+        Some("1"),
+        format!("POST {} HTTP/1.1", org.app.url(CTX)),
+        std::slice::from_ref(&as_user),
+        Some(r#"{"msdyn_name":"made on behalf"}"#),
+    ));
+    lines.push("--changeset_B--".into());
+    lines.push("--batch_A--".into());
+    let mut body = lines.join("\r\n");
+    body.push_str("\r\n");
+    let (status, text) = org.batch(None, body, true).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let statuses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 403 Forbidden",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 204 No Content"
+        ],
+        "{text}"
+    );
+    assert!(text.contains("0x80048306"), "{text}");
+    let made = org.readable(&user).await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    let id = made.iter().next().unwrap();
+    let record = org
+        .app
+        .get_json(&format!(
+            "{}?$select=_ownerid_value,_createdby_value,_createdonbehalfby_value",
+            ctx(id)
+        ))
+        .await;
+    assert_eq!(record["_ownerid_value"], user.id.as_str());
+    assert_eq!(record["_createdby_value"], user.id.as_str());
+    assert_ne!(record["_createdonbehalfby_value"], Value::Null, "{record}");
+
+    // A caller without prvActOnBehalfOfAnotherUser cannot impersonate in a part either.
+    let mut lines = batch_part(
+        "batch_A",
+        None,
+        format!("GET {theirs_url} HTTP/1.1"),
+        &[format!("MSCRMCallerID: {}", other.id)],
+        None,
+    );
+    lines.push("--batch_A--".into());
+    let mut body = lines.join("\r\n");
+    body.push_str("\r\n");
+    let (status, text) = org.batch(Some(&user), body, false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("0x8004A110"), "{text}");
 }
 
 fn now() -> i64 {

@@ -1484,3 +1484,85 @@ async fn duplicates_racing_on_two_nodes_land_once() {
     let _ = stop.send(());
     app.stop().await;
 }
+
+/// Sets when the delivery of `message_id` was recorded, `days` ago.
+async fn age_delivery(db: &TestDatabase, message_id: &str, days: i64) {
+    let when = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - days * 86_400)
+        .to_string();
+    let statement = if db.is_postgres() {
+        "UPDATE smsctx_smsdelivery SET createdon = to_timestamp(?1::text::bigint) WHERE smsctx_messageid = ?2"
+    } else {
+        "UPDATE smsctx_smsdelivery SET createdon = ?1 WHERE smsctx_messageid = ?2"
+    };
+    assert_eq!(execute_sql(db, statement, &[&when, message_id]).await, 1);
+}
+
+async fn deliveries(db: &TestDatabase, message_id: &str) -> u64 {
+    // An UPDATE that changes nothing counts the matching rows on both backends.
+    execute_sql(
+        db,
+        "UPDATE smsctx_smsdelivery SET smsctx_messageid = smsctx_messageid WHERE smsctx_messageid = ?1",
+        &[message_id],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn deliveries_past_retention_are_deleted_and_replays_inside_it_still_land_once() {
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    for n in [1, 2] {
+        let response = text_message(&app, CUSTOMER, ORG, &sid(n)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The channel's public URL (what Twilio signs) names the first server's port.
+    let public_url = twilio_url(&app);
+    let db = app.stop().await;
+    // One delivery from 40 days ago, one from 20: the default retention is 30 days.
+    age_delivery(&db, &sid(1), 40).await;
+    age_delivery(&db, &sid(2), 20).await;
+    let app = spawn_app_in(db).await;
+    // The retention task runs at start, in the background.
+    let mut left = 1;
+    for _ in 0..100 {
+        left = deliveries(&app.db, &sid(1)).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the delivery past retention is deleted");
+    assert_eq!(
+        deliveries(&app.db, &sid(2)).await,
+        1,
+        "the one inside it stays"
+    );
+    // A provider's retry of the message inside the window is still a replay.
+    let contexts_before = contexts(&app).await.len();
+    let replayed = sid(2);
+    let params = twilio_params(CUSTOMER, ORG, &replayed, "Hello, I need help");
+    let again = app
+        .client
+        .post(twilio_url(&app))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header(
+            "X-Twilio-Signature",
+            twilio_signature(TOKEN_TWILIO, &public_url, &params),
+        )
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(deliveries(&app.db, &sid(2)).await, 1);
+    assert_eq!(contexts(&app).await.len(), contexts_before);
+    app.stop().await;
+}

@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use smsctx::security::jwt;
 use uuid::Uuid;
 
 async fn seed(app: &TestApp) {
@@ -131,14 +128,6 @@ async fn user(app: &TestApp, name: &str) -> (String, String) {
         .as_str()
         .unwrap()
         .to_string();
-    let oid = Uuid::new_v4();
-    let id = app
-        .create(
-            "systemusers",
-            &json!({"firstname": name, "lastname": "Test", "azureactivedirectoryobjectid": oid.to_string(),
-                    "businessunitid@odata.bind": format!("/businessunits({root})")}),
-        )
-        .await;
     let role = app
         .get_json(&format!(
             "roles?$filter=name eq 'Basic User' and _businessunitid_value eq {root}"
@@ -147,19 +136,8 @@ async fn user(app: &TestApp, name: &str) -> (String, String) {
         .as_str()
         .unwrap()
         .to_string();
-    let response = app
-        .post(
-            &format!("systemusers({id})/systemuserroles_association/$ref"),
-            &json!({"@odata.id": app.url(&format!("roles({role})"))}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    (
-        id,
-        jwt::mint(JWT_SECRET.as_bytes(), oid, Duration::from_secs(600)),
-    )
+    let user = signed_in_user(app, name, &root, &[&role]).await;
+    (user.id, user.token)
 }
 
 async fn as_user(

@@ -179,6 +179,7 @@ impl Directory {
                 limit: None,
                 after: None,
                 scope: None,
+                related: None,
             },
             context: Context {
                 now: 0,

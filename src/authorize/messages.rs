@@ -13,7 +13,9 @@ use uuid::Uuid;
 use super::{facts, Guard, Relationship, UserFacts};
 use crate::metadata::system::{BUSINESS_UNIT_ID, SYSTEM_USER, TEAM};
 use crate::metadata::Entity;
-use crate::security::{access_rights, AccessRights, Membership, Privilege, SecurityContext, Share};
+use crate::security::{
+    access_rights, AccessRights, Denied, Membership, Privilege, SecurityContext, Share,
+};
 use crate::store::{Access, Record, StoreError};
 
 /// Why a security message failed.
@@ -189,12 +191,21 @@ impl Guard<'_> {
             Relationship::TeamMembership => (right_entity, right, left_entity, left),
             _ => (left_entity, left, right_entity, right),
         };
-        self.get_for(written, written_id, false, Privilege::Write)
+        let principal = self
+            .get_for(written, written_id, false, Privilege::Write)
             .await?
             .ok_or_else(|| Self::not_found(written, written_id))?;
-        self.get_for(read, read_id, false, Privilege::Read)
+        let role = self
+            .get_for(read, read_id, false, Privilege::Read)
             .await?
             .ok_or_else(|| Self::not_found(read, read_id))?;
+        let assigns_role = matches!(
+            relationship,
+            Relationship::UserRoles | Relationship::TeamRoles
+        );
+        if add && assigns_role {
+            same_business_unit(&role, &principal, relationship == Relationship::TeamRoles)?;
+        }
         if add {
             self.directory
                 .associate(self.inner, relationship, left, right)
@@ -206,4 +217,22 @@ impl Guard<'_> {
         }
         Ok(())
     }
+}
+
+/// A role is assigned only to users and teams of its own business unit.
+fn same_business_unit(role: &Record, principal: &Record, team: bool) -> Result<(), MessageError> {
+    let unit = |r: &Record| r.get(BUSINESS_UNIT_ID).as_guid().unwrap_or_default();
+    let (role_business_unit, principal_business_unit) = (unit(role), unit(principal));
+    if role_business_unit == principal_business_unit {
+        return Ok(());
+    }
+    Err(MessageError::Store(StoreError::Denied(Box::new(
+        Denied::RoleOfAnotherBusinessUnit {
+            team,
+            role_id: role.id().unwrap_or_default(),
+            role_business_unit,
+            principal_id: principal.id().unwrap_or_default(),
+            principal_business_unit,
+        },
+    ))))
 }

@@ -35,6 +35,7 @@ pub use system::{ChangeSet, SystemAccess};
 
 use crate::metadata::system::*;
 use crate::metadata::{AttributeType, Entity};
+use crate::security::role::{is_builtin_role_id, is_system_administrator_role};
 use crate::security::{
     check, check_create, check_privilege, read_scope, AccessRights, Denied, Depth, Privilege,
     RecordFacts, RowScope,
@@ -145,6 +146,30 @@ impl Guard<'_> {
         }
     }
 
+    /// The row scope of every table `filter` reaches through a relationship: a related row the
+    /// caller may not read is as absent as one that does not exist, and so is every row of a
+    /// table it holds no Read privilege on (as an expanded or linked row is).
+    fn related_scopes(
+        &self,
+        filter: Option<&crate::query::Expr>,
+    ) -> Result<Vec<(String, Option<Scope>)>, StoreError> {
+        filter
+            .map(|f| f.related_tables())
+            .unwrap_or_default()
+            .iter()
+            .map(|table| Ok((table.logical_name.clone(), self.related_scope(table)?)))
+            .collect()
+    }
+
+    /// The row scope of a table reached through a relationship: none of its rows without the
+    /// Read privilege on it.
+    fn related_scope(&self, table: &Entity) -> Result<Option<Scope>, StoreError> {
+        if check_privilege(self.ctx(), &table.logical_name, Privilege::Read).is_err() {
+            return Ok(Some(Scope::nothing(table)));
+        }
+        self.scope(table)
+    }
+
     /// The row scope of a read of `entity`, after the Read privilege check.
     fn scope(&self, entity: &Entity) -> Result<Option<Scope>, StoreError> {
         check_privilege(self.ctx(), &entity.logical_name, Privilege::Read).map_err(denied)?;
@@ -220,11 +245,13 @@ impl Access for Guard<'_> {
 
     async fn query(&self, mut query: Query) -> Result<Vec<Record>, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.query(query).await
     }
 
     async fn count(&self, mut query: Query, cap: usize) -> Result<u64, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.count(query, cap).await
     }
 
@@ -234,6 +261,14 @@ impl Access for Guard<'_> {
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         plan.scope = self.scope(&plan.entity)?;
+        let mut related = self.related_scopes(plan.filter.as_ref())?;
+        for hop in plan.through.iter().flatten() {
+            let table = &hop.target.0;
+            if !related.iter().any(|(name, _)| *name == table.logical_name) {
+                related.push((table.logical_name.clone(), self.related_scope(table)?));
+            }
+        }
+        plan.related = Some(related);
         self.inner.aggregate(plan, context).await
     }
 
@@ -254,8 +289,12 @@ impl Access for Guard<'_> {
                 self.check_new_lookups(record, &lookups).await?;
                 let id = record.id();
                 let is_unit = entity.logical_name == BUSINESS_UNIT;
+                if entity.logical_name == ROLE {
+                    refuse_builtin_role_id(record)?;
+                }
                 if entity.logical_name == ROLE_PRIVILEGES {
                     let roles: Vec<Uuid> = record.get(ROLE_ID).as_guid().into_iter().collect();
+                    self.refuse_system_administrator_roles(&roles).await?;
                     return self.write_role_privilege(op, &roles).await;
                 }
                 let outcome = self.inner.write(op).await?;
@@ -273,6 +312,7 @@ impl Access for Guard<'_> {
                 let Some(current) = self.inner.get(entity, *id, false).await? else {
                     return self.inner.write(op).await;
                 };
+                refuse_system_administrator_role(&current, false)?;
                 let owner = entity.position(OWNER_ID);
                 let owner_changed = owner.is_some_and(|p| {
                     changes
@@ -304,6 +344,7 @@ impl Access for Guard<'_> {
                         .filter_map(|r| r.get(ROLE_ID).as_guid())
                         .collect();
                     roles.dedup();
+                    self.refuse_system_administrator_roles(&roles).await?;
                     return self.write_role_privilege(op, &roles).await;
                 }
                 self.inner.write(op).await
@@ -319,6 +360,7 @@ impl Access for Guard<'_> {
                         return self.inner.write(op).await;
                     };
                     self.check_row(Privilege::Delete, &current).await?;
+                    refuse_system_administrator_role(&current, true)?;
                     let checked = match expect {
                         Expect::Any => Expect::Version(current.version().unwrap_or_default()),
                         given => *given,
@@ -330,6 +372,7 @@ impl Access for Guard<'_> {
                     };
                     let result = if entity.logical_name == ROLE_PRIVILEGES {
                         let roles: Vec<Uuid> = current.get(ROLE_ID).as_guid().into_iter().collect();
+                        self.refuse_system_administrator_roles(&roles).await?;
                         self.write_role_privilege(attempt, &roles).await
                     } else {
                         self.inner.write(attempt).await
@@ -356,7 +399,43 @@ impl Access for Guard<'_> {
     }
 }
 
+/// A stored role row that is a System Administrator role: no client writes it (`delete`: the
+/// write deletes the role itself).
+fn refuse_system_administrator_role(current: &Record, delete: bool) -> Result<(), StoreError> {
+    if current.entity.logical_name != ROLE {
+        return Ok(());
+    }
+    match (current.id(), current.get(BUSINESS_UNIT_ID).as_guid()) {
+        (Some(id), Some(unit)) if is_system_administrator_role(id, unit) => {
+            Err(denied(Denied::SystemAdministratorRoleReadOnly {
+                role_id: id,
+                delete,
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A new role under the id a built-in role of its unit has (or will have once seeded).
+fn refuse_builtin_role_id(record: &Record) -> Result<(), StoreError> {
+    match (record.id(), record.get(BUSINESS_UNIT_ID).as_guid()) {
+        (Some(id), Some(unit)) if is_builtin_role_id(id, unit) => Err(StoreError::Duplicate),
+        _ => Ok(()),
+    }
+}
+
 impl Guard<'_> {
+    /// Refuses a write to the privileges of a System Administrator role.
+    async fn refuse_system_administrator_roles(&self, roles: &[Uuid]) -> Result<(), StoreError> {
+        let table = self.directory.table(ROLE)?;
+        for &role in roles {
+            if let Some(row) = self.inner.get(table, role, false).await? {
+                refuse_system_administrator_role(&row, false)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A write to a role's privileges, with the role's version bumped in the same transaction:
     /// the version is what every node's role cache checks ([`Directory::roles`]).
     async fn write_role_privilege(

@@ -49,10 +49,20 @@ struct Cached {
 /// The most principals a node keeps; past it the cache starts again.
 const CACHE_CAPACITY: usize = 10_000;
 
-/// Who a request runs as.
+/// Who a request runs as, and who signed it in.
 pub struct Authenticated {
     pub caller: Caller,
     pub principal: Arc<Principal>,
+    signed_in: SignedIn,
+}
+
+/// The user a bearer token names (never an impersonated one), and the security epoch their
+/// principal was read under: what a `$batch` part's own impersonation headers start from.
+#[derive(Clone)]
+struct SignedIn {
+    user: UserFacts,
+    principal: Arc<Principal>,
+    epoch: i64,
 }
 
 impl Authenticator {
@@ -149,10 +159,44 @@ impl Authenticator {
         let identity = self.identity(headers)?;
         let epoch = store.security_epoch().await?;
         let db: &dyn Access = store;
-        let (user, principal) = match self.resolve(identity, db, epoch).await? {
-            Some((user, principal)) if !user.disabled => (user, principal),
+        let signed_in = match self.resolve(identity, db, epoch).await? {
+            Some((user, principal)) if !user.disabled => SignedIn {
+                user,
+                principal,
+                epoch,
+            },
             _ => return Err(ApiError::unauthorized()),
         };
+        self.act_as(signed_in, headers, db).await
+    }
+
+    /// A `$batch` part that carries its own impersonation header (`MSCRMCallerID`,
+    /// `CallerObjectId`) runs as that user, checked against the user who signed the batch in
+    /// (the batch's own impersonation does not carry over to it); `None` when it carries none.
+    pub async fn for_part(
+        &self,
+        batch: &Authenticated,
+        part_headers: &HeaderMap,
+        store: &dyn Store,
+    ) -> Result<Option<Authenticated>, ApiError> {
+        if impersonated(part_headers)?.is_none() {
+            return Ok(None);
+        }
+        let db: &dyn Access = store;
+        self.act_as(batch.signed_in.clone(), part_headers, db)
+            .await
+            .map(Some)
+    }
+
+    /// The signed-in user, or the user the impersonation headers name if the signed-in user
+    /// may act on their behalf.
+    async fn act_as(
+        &self,
+        signed_in: SignedIn,
+        headers: &HeaderMap,
+        db: &dyn Access,
+    ) -> Result<Authenticated, ApiError> {
+        let (user, principal, epoch) = (signed_in.user, &signed_in.principal, signed_in.epoch);
         let target = match impersonated(headers)? {
             None => None,
             Some(Impersonate::ObjectId(oid)) => {
@@ -169,7 +213,8 @@ impl Authenticator {
                     business_unit_id: user.business_unit_id,
                     on_behalf_of: None,
                 },
-                principal,
+                principal: Arc::clone(principal),
+                signed_in,
             });
         };
         if !principal.context.can_act_on_behalf {
@@ -194,6 +239,7 @@ impl Authenticator {
                 context,
                 tree: Arc::clone(&target_principal.tree),
             }),
+            signed_in,
         })
     }
 }

@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::{run, AppState, CreatedEntity, Inner};
+use crate::authorize::ChangeSet;
 use crate::authorize::Guard;
 use crate::batch::{
     parse_batch_with, resolve_body_references, resolve_reference, write_batch_response, BatchError,
     BatchItem, Limits, Part, PartResponse, ResponseItem, MAX_OPERATIONS,
 };
 use crate::edge::auth::Authenticated;
-use crate::execute::Caller;
 
 /// A `$batch` body may be this many times larger than a single request's body limit.
 pub const BODY_LIMIT_FACTOR: usize = 32;
@@ -51,15 +51,12 @@ pub async fn execute(
     };
     let items = parse_batch_with(content_type, body, &limits).map_err(batch_error)?;
     let continue_on_error = super::prefer_of(headers)?.continue_on_error;
-    let caller = &who.caller;
-    let guard = state.service.guard(&state.auth.directory, &who.principal);
-    let store = &guard;
     let mut responses = Vec::with_capacity(items.len());
     for item in items {
         match item {
             BatchItem::Request(part) => {
                 let (response, _) =
-                    run_part(state, store, caller, root, &part, &HashMap::new()).await?;
+                    run_part(state, who, None, root, &part, &HashMap::new()).await?;
                 if response.status >= 400 && !continue_on_error {
                     let status = response.status;
                     return Ok(respond(status, &[ResponseItem::Single(response)]));
@@ -68,13 +65,12 @@ pub async fn execute(
             }
             BatchItem::ChangeSet { parts, .. } => {
                 let transaction = state.service.begin_change_set().await?;
-                let guarded = transaction.guard(&state.auth.directory, &who.principal);
                 let mut created: HashMap<String, String> = HashMap::new();
                 let mut done = Vec::with_capacity(parts.len());
                 let mut failure = None;
                 for part in &parts {
                     let (response, url) =
-                        run_part(state, &guarded, caller, root, part, &created).await?;
+                        run_part(state, who, Some(&transaction), root, part, &created).await?;
                     if response.status >= 400 {
                         failure = Some(response);
                         break;
@@ -114,28 +110,46 @@ fn respond(status: u16, items: &[ResponseItem]) -> Response {
     response
 }
 
-/// Runs one part; returns its response and, when it created a record, that record's URL.
+/// Runs one part, in `change_set` when it belongs to one, as the batch's caller or as the user
+/// its own impersonation header names; returns its response and, when it created a record,
+/// that record's URL.
 async fn run_part(
     state: &AppState,
-    db: &Guard<'_>,
-    caller: &Caller,
+    batch: &Authenticated,
+    change_set: Option<&ChangeSet>,
     root: &str,
     part: &Part,
     created: &HashMap<String, String>,
 ) -> Result<(PartResponse, Option<String>), ApiError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &part.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let own = match state
+        .auth
+        .for_part(batch, &headers, state.service.system().store())
+        .await
+    {
+        Ok(own) => own,
+        Err(e) => return part_response(part, e.into_response()).await,
+    };
+    let who = own.as_ref().unwrap_or(batch);
+    let directory = &state.auth.directory;
+    let guard: Guard<'_> = match change_set {
+        Some(transaction) => transaction.guard(directory, &who.principal),
+        None => state.service.guard(directory, &who.principal),
+    };
+    let db = &guard;
+    let caller = &who.caller;
     let resolved = resolve_reference(&part.target, created)
         .and_then(|target| Ok((target, resolve_body_references(&part.body, created)?)));
     let response = match resolved {
         Ok((target, body)) => {
-            let mut headers = HeaderMap::new();
-            for (name, value) in &part.headers {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(value),
-                ) {
-                    headers.append(name, value);
-                }
-            }
             let (path, query) = relative_target(&target, root);
             let inner = Inner {
                 method: part.method.clone(),
@@ -152,6 +166,14 @@ async fn run_part(
         }
         Err(e) => batch_error(e).into_response(),
     };
+    part_response(part, response).await
+}
+
+/// A part's response as the batch response writes it, and the URL of what it created.
+async fn part_response(
+    part: &Part,
+    response: Response,
+) -> Result<(PartResponse, Option<String>), ApiError> {
     let url = response
         .extensions()
         .get::<CreatedEntity>()

@@ -239,6 +239,8 @@ pub fn query_code(e: &QueryError) -> &'static str {
         | Q::InvalidCount { .. }
         | Q::UnknownOption { .. }
         | Q::Unsupported { .. }
+        | Q::LambdaNotOnCollection
+        | Q::TooManyRelationships { .. }
         | Q::DuplicateOption { .. }
         | Q::InvalidApply { .. }
         | Q::FetchXmlSchema { .. } => "0x0",
@@ -257,6 +259,10 @@ pub fn denied_code(d: &Denied) -> &'static str {
         Denied::MissingPrivilege { .. } => "0x80040220",
         Denied::NoAccess { .. } => "0x80048306",
         Denied::CannotActOnBehalfOfAnotherUser { .. } => "0x8004A110",
+        Denied::SystemAdministratorRoleReadOnly { delete: false, .. } => "0x80041d31",
+        Denied::SystemAdministratorRoleReadOnly { delete: true, .. } => "0x80041d2e",
+        Denied::RoleOfAnotherBusinessUnit { team: false, .. } => "0x80041409",
+        Denied::RoleOfAnotherBusinessUnit { team: true, .. } => "0x8004140d",
     }
 }
 
@@ -298,13 +304,15 @@ impl From<ExecError> for ApiError {
             E::Store(StoreError::Full) => {
                 return ApiError {
                     retry_after: Some(30),
+                    // AzureSqlDatabaseStorageQuotaExceededError: "The storage limit for the
+                    // database has been met."
                     ..ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "0x80040216",
-                        "The database has no space left for this write; nothing was written. \
-                         Retry once space has been freed.",
+                        "0x80072325",
+                        "The storage limit for the database has been met: the disk is full and \
+                         nothing was written. Retry once space has been freed.",
                     )
-                }
+                };
             }
             E::Store(StoreError::Rule(rule)) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())
@@ -374,7 +382,12 @@ impl From<crate::authorize::MessageError> for ApiError {
 
 impl From<Denied> for ApiError {
     fn from(e: Denied) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, denied_code(&e), e.to_string())
+        let status = match e {
+            Denied::SystemAdministratorRoleReadOnly { .. }
+            | Denied::RoleOfAnotherBusinessUnit { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        };
+        ApiError::new(status, denied_code(&e), e.to_string())
     }
 }
 

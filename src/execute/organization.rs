@@ -284,6 +284,7 @@ pub async fn total_record_count(
             limit: None,
             after: None,
             scope: None,
+            related: None,
         };
         let total = service.count(db, caller, plan, usize::MAX).await?;
         out.push((entity.logical_name.clone(), total));

@@ -126,6 +126,8 @@ impl Service {
                     entity: Arc::clone(&request.entity),
                     filter: request.filter.clone(),
                     scope: None,
+                    related: None,
+                    through: request.through.clone(),
                     group_by: request.group_by.clone(),
                     aggregates: request.aggregates.clone(),
                     order: request.order.clone(),
@@ -179,6 +181,7 @@ impl Service {
             limit: Some(size + 1),
             after: request.page.after.as_deref().map(keyset),
             scope: None,
+            related: None,
         };
         let mut records = db
             .query(Query {

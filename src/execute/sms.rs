@@ -461,6 +461,7 @@ impl Sms {
                     limit: None,
                     after: None,
                     scope: None,
+                    related: None,
                 },
                 context: no_context(),
                 with_names: false,
@@ -734,6 +735,7 @@ impl Sms {
                     limit: Some(1),
                     after: None,
                     scope: None,
+                    related: None,
                 },
                 context: no_context(),
                 with_names: false,
@@ -899,6 +901,59 @@ impl Sms {
             .build_new(store, admin, x, context, Some(context_id))
             .await?;
         Ok((conversation, context))
+    }
+
+    /// Deletes delivery rows recorded before `before` (Unix seconds), at most `batch` per
+    /// transaction, until none is left; returns how many went. A delivery inside the window
+    /// is kept, so a replay of it is still recognised.
+    pub async fn purge_deliveries(
+        &self,
+        store: &dyn Store,
+        before: i64,
+        batch: usize,
+    ) -> Result<usize, SmsError> {
+        let d = &self.delivery;
+        let mut purged = 0;
+        loop {
+            let rows = store
+                .query(Query {
+                    plan: Plan {
+                        entity: Arc::clone(d),
+                        filter: Some(Expr::Compare {
+                            prop: self.prop(d, CREATED_ON),
+                            op: CmpOp::Lt,
+                            value: Literal::DateTime(before),
+                        }),
+                        order: Vec::new(),
+                        limit: Some(batch.max(1)),
+                        after: None,
+                        scope: None,
+                        related: None,
+                    },
+                    context: no_context(),
+                    with_names: false,
+                })
+                .await?;
+            if rows.is_empty() {
+                return Ok(purged);
+            }
+            let ops: Vec<WriteOp> = rows
+                .iter()
+                .filter_map(Record::id)
+                .map(|id| WriteOp::Delete {
+                    entity: Arc::clone(d),
+                    id,
+                    expect: Expect::Any,
+                })
+                .collect();
+            let count = ops.len();
+            match store.write_all(ops).await {
+                Ok(_) => purged += count,
+                // Another node purged some of them first: read again.
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

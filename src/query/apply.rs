@@ -16,10 +16,12 @@
 //! not group by date-time columns, and sums and averages only numbers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::ast::PropertyRef;
+use super::ast::{Hop, PropertyRef, Table};
 use super::{filter, Expr, QueryError};
-use crate::metadata::{AttributeType, Entity};
+use crate::metadata::{AttributeType, Catalog, Entity};
+use crate::schema::{navigations, Target};
 
 /// An aggregate function of `$apply` (and of FetchXML's `aggregate=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +79,11 @@ pub struct Aggregate {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Apply {
     pub filter: Option<Expr>,
+    /// Each bound against its table: this one, or the target of the lookup of the same
+    /// position in `group_through`.
     pub group_by: Vec<PropertyRef>,
+    /// Per group, the lookup crossed (`groupby((msdyn_liveworkitemid/subject))`), if any.
+    pub group_through: Vec<Option<Hop>>,
     pub aggregates: Vec<Aggregate>,
 }
 
@@ -87,8 +93,27 @@ fn invalid(reason: impl Into<String>) -> QueryError {
     }
 }
 
-/// Parses and binds a `$apply` value.
+/// Parses and binds a `$apply` value; its `filter()` takes no relationship paths.
 pub fn parse(
+    entity: &Entity,
+    text: &str,
+    aliases: &HashMap<String, String>,
+) -> Result<Apply, QueryError> {
+    parse_with(None, entity, text, aliases)
+}
+
+/// [`parse`], with lookup paths and lambdas in `filter()` resolved in `catalog`.
+pub fn parse_in(
+    catalog: &Catalog,
+    entity: &Entity,
+    text: &str,
+    aliases: &HashMap<String, String>,
+) -> Result<Apply, QueryError> {
+    parse_with(Some(catalog), entity, text, aliases)
+}
+
+fn parse_with(
+    catalog: Option<&Catalog>,
     entity: &Entity,
     text: &str,
     aliases: &HashMap<String, String>,
@@ -103,7 +128,10 @@ pub fn parse(
                     "filter() must come before groupby() or aggregate().",
                 ));
             }
-            let expr = filter::parse(entity, inner, aliases)?;
+            let expr = match catalog {
+                Some(catalog) => filter::parse_in(catalog, entity, inner, aliases)?,
+                None => filter::parse(entity, inner, aliases)?,
+            };
             apply.filter = Some(match apply.filter.take() {
                 Some(previous) => Expr::and(vec![previous, expr]),
                 None => expr,
@@ -121,14 +149,15 @@ pub fn parse(
                 .and_then(|p| p.strip_suffix(')'))
                 .ok_or_else(|| invalid("groupby() takes a parenthesised list of properties."))?;
             for name in split_top_level(columns, ',')? {
-                let prop = bind(entity, name.trim())?;
-                if entity.attributes[prop.index].attribute_type == AttributeType::DateTime {
+                let (hop, column_type, prop) = group_column(catalog, entity, name.trim())?;
+                if column_type == AttributeType::DateTime {
                     return Err(invalid(format!(
                         "Grouping by the date-time property '{}' is not supported.",
                         prop.name
                     )));
                 }
                 apply.group_by.push(prop);
+                apply.group_through.push(hop);
             }
             match parts.len() {
                 1 => {}
@@ -218,6 +247,51 @@ fn alias_name(alias: &str) -> Result<String, QueryError> {
     } else {
         Err(invalid(format!("'{alias}' is not a valid alias.")))
     }
+}
+
+/// A `groupby` column: a property of `entity`, or `lookup/property` of the lookup's one
+/// target table (one hop, as Dataverse documents it).
+fn group_column(
+    catalog: Option<&Catalog>,
+    entity: &Entity,
+    name: &str,
+) -> Result<(Option<Hop>, AttributeType, PropertyRef), QueryError> {
+    let Some((navigation, column)) = name.split_once('/') else {
+        let prop = bind(entity, name)?;
+        return Ok((None, entity.attributes[prop.index].attribute_type, prop));
+    };
+    let unsupported = || QueryError::Unsupported {
+        what: format!("Grouping by the navigation path '{name}'"),
+    };
+    let catalog = catalog.ok_or_else(unsupported)?;
+    let found = navigations(catalog, entity)
+        .into_iter()
+        .find(|n| n.name == navigation)
+        .ok_or_else(|| QueryError::UnknownProperty {
+            name: navigation.to_string(),
+            type_name: entity.edm_type_name(),
+        })?;
+    let (Target::Entity(target), Some(lookup)) =
+        (found.target, entity.position(&found.attribute.logical_name))
+    else {
+        return Err(unsupported());
+    };
+    let target = catalog
+        .entity(&target.logical_name)
+        .ok_or_else(unsupported)?;
+    if column.contains('/') {
+        return Err(unsupported());
+    }
+    let prop = bind(target, column)?;
+    let hop = Hop {
+        lookup: PropertyRef {
+            index: lookup,
+            name: navigation.to_string(),
+        },
+        target: Table(Arc::clone(target)),
+    };
+    let column_type = target.attributes[prop.index].attribute_type;
+    Ok((Some(hop), column_type, prop))
 }
 
 fn bind(entity: &Entity, name: &str) -> Result<PropertyRef, QueryError> {

@@ -11,6 +11,9 @@
 //! tree the OData side can produce and nothing more.
 
 use std::fmt;
+use std::sync::Arc;
+
+use crate::metadata::Entity;
 
 /// A column of the entity, as the query named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,7 +350,52 @@ pub enum Expr {
         prop: PropertyRef,
         values: Vec<Literal>,
     },
+    /// A lookup path (`msdyn_liveworkitemid/statecode eq 1`): the row the lookup column
+    /// `lookup` points at exists, the caller may read it, and it satisfies `inner`, which is
+    /// bound against `target` (its property names keep the whole path as written, so the
+    /// tree prints back as it was read).
+    Related {
+        lookup: PropertyRef,
+        target: Table,
+        inner: Box<Expr>,
+    },
+    /// `nav/any(v:inner)` (`all: false`) or `nav/all(v:inner)` over a one-to-many
+    /// collection: the rows of `child` whose lookup column `child_lookup` points at this row,
+    /// counting only the rows the caller may read. `any` without a predicate (`nav/any()`) is
+    /// `inner: None`. `inner` is bound against `child`, its names prefixed with `variable/`.
+    Lambda {
+        /// The collection-valued navigation property as written (with an outer variable's
+        /// prefix inside another lambda).
+        navigation: String,
+        all: bool,
+        variable: String,
+        child: Table,
+        child_lookup: usize,
+        inner: Option<Box<Expr>>,
+    },
 }
+
+/// One lookup crossed to read a column of its target (a `$apply` group `lookup/column`, a
+/// FetchXML aggregate column of a many-to-one link): the target's row, when the caller may read
+/// it; its columns are NULL otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The lookup column of the table queried.
+    pub lookup: PropertyRef,
+    pub target: Table,
+}
+
+/// A table reached through a relationship: its metadata, compared by logical name.
+#[derive(Debug, Clone)]
+pub struct Table(pub Arc<Entity>);
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.logical_name == other.0.logical_name
+    }
+}
+
+impl Eq for Table {}
 
 impl Expr {
     /// `operands` joined with `and`, flattening nested `And`s; a single operand is returned as
@@ -379,6 +427,52 @@ impl Expr {
             Expr::And(flat)
         } else {
             Expr::Or(flat)
+        }
+    }
+
+    /// Every table a relationship in the expression reaches (not the table it is bound
+    /// against), each once, in first-reached order.
+    pub fn related_tables(&self) -> Vec<Arc<Entity>> {
+        let mut out = Vec::new();
+        self.collect_tables(&mut out);
+        out
+    }
+
+    /// How many relationships the expression crosses (each lookup hop and each lambda).
+    pub fn relationship_count(&self) -> usize {
+        match self {
+            Expr::And(operands) | Expr::Or(operands) => {
+                operands.iter().map(Expr::relationship_count).sum()
+            }
+            Expr::Not(inner) => inner.relationship_count(),
+            Expr::Related { inner, .. } => 1 + inner.relationship_count(),
+            Expr::Lambda { inner, .. } => 1 + inner.as_ref().map_or(0, |e| e.relationship_count()),
+            _ => 0,
+        }
+    }
+
+    fn collect_tables(&self, out: &mut Vec<Arc<Entity>>) {
+        let add = |table: &Table, out: &mut Vec<Arc<Entity>>| {
+            if !out.iter().any(|t| t.logical_name == table.0.logical_name) {
+                out.push(Arc::clone(&table.0));
+            }
+        };
+        match self {
+            Expr::And(operands) | Expr::Or(operands) => {
+                operands.iter().for_each(|e| e.collect_tables(out))
+            }
+            Expr::Not(inner) => inner.collect_tables(out),
+            Expr::Related { target, inner, .. } => {
+                add(target, out);
+                inner.collect_tables(out);
+            }
+            Expr::Lambda { child, inner, .. } => {
+                add(child, out);
+                if let Some(inner) = inner {
+                    inner.collect_tables(out);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -463,6 +557,20 @@ impl fmt::Display for Expr {
                     }
                 }
                 f.write_str(")")
+            }
+            Expr::Related { inner, .. } => write!(f, "{inner}"),
+            Expr::Lambda {
+                navigation,
+                all,
+                variable,
+                inner,
+                ..
+            } => {
+                let word = if *all { "all" } else { "any" };
+                match inner {
+                    Some(inner) => write!(f, "{navigation}/{word}({variable}:{inner})"),
+                    None => write!(f, "{navigation}/{word}()"),
+                }
             }
         }
     }

@@ -91,10 +91,20 @@ pub enum QueryError {
     #[error("The query parameter {name} is not supported")]
     UnknownOption { name: String },
 
-    /// A known OData option or construct that Dataverse does not support (`$skip`, navigation
-    /// paths in `$filter`, options other than `$select` inside `$expand`).
+    /// A known OData option or construct that Dataverse does not support (`$skip`, ordering
+    /// by a navigation path, a collection behind a lookup in `$filter`, options other than
+    /// `$select` inside `$expand`).
     #[error("{what} is not supported.")]
     Unsupported { what: String },
+
+    /// A query crossing more relationships than Dataverse's limit on the tables one query
+    /// joins.
+    #[error("The query crosses {count} relationships (lookup paths, lambdas and link-entities); at most {limit} are allowed.")]
+    TooManyRelationships { count: usize, limit: usize },
+
+    /// `any`/`all` after a property that is not a collection-valued navigation property.
+    #[error("Any/All may only be used following a collection.")]
+    LambdaNotOnCollection,
 
     #[error(
         "Query option '{name}' was specified more than once, but it must be specified at most once."
@@ -175,8 +185,8 @@ pub enum QueryError {
     #[error("{what} is not supported in the sql query option.")]
     SqlUnsupported { what: String },
 
-    /// A FetchXML link-entity with a `link-type` other than `inner` or `outer`.
-    #[error("Invalid link-type '{link_type}': only 'inner' and 'outer' are supported.")]
+    /// A FetchXML link-entity with a `link-type` smsctx does not know.
+    #[error("Invalid link-type '{link_type}': only 'inner', 'outer', 'exists', 'in', 'any', 'not any', 'all' and 'not all' are supported.")]
     InvalidLinkType { link_type: String },
 
     /// A `$skiptoken` that is not one this server issued for the request's order.

@@ -30,21 +30,26 @@
 //! are converted to the column's type. Parentheses and `not` may nest [`MAX_DEPTH`] deep.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::ast::{
-    CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn, QUERY_FUNCTION_NAMESPACE,
+    CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn, Table,
+    QUERY_FUNCTION_NAMESPACE,
 };
 use super::error::QueryError;
 use super::lexer::{self, syntax, Token, TokenKind};
 use super::MAX_OPTION_LENGTH;
 use crate::metadata::system::{BUSINESS_UNIT, SYSTEM_USER};
-use crate::metadata::{Attribute, AttributeType, Entity};
+use crate::metadata::{Attribute, AttributeType, Catalog, Entity};
+use crate::schema::{navigations, Target};
 
 /// How deep parentheses and `not` may nest.
 pub const MAX_DEPTH: usize = 64;
 
 /// Parses and binds a `$filter` value. `aliases` maps parameter aliases (`@p1`, as they appear
 /// in the query string; a key without `@` is accepted too) to their raw text.
+/// Relationship paths and lambdas are refused: binding them needs the catalog
+/// ([`parse_in`]).
 pub fn parse(
     entity: &Entity,
     text: &str,
@@ -54,6 +59,39 @@ pub fn parse(
     let expr = parser.or_expr()?;
     parser.expect_end("'and', 'or' or the end of the filter")?;
     Ok(expr)
+}
+
+/// [`parse`], with lookup paths (`msdyn_liveworkitemid/statecode eq 1`, several hops) and
+/// `any`/`all` lambdas over the collection-valued navigation properties of `catalog`'s
+/// one-to-many relationships (nested lambdas too; a collection behind a lookup, as in
+/// Dataverse, is refused).
+pub fn parse_in(
+    catalog: &Catalog,
+    entity: &Entity,
+    text: &str,
+    aliases: &HashMap<String, String>,
+) -> Result<Expr, QueryError> {
+    let mut parser = Parser::new(entity, text, Some(aliases), "$filter")?;
+    parser.catalog = Some(catalog);
+    let expr = parser.or_expr()?;
+    parser.expect_end("'and', 'or' or the end of the filter")?;
+    check_relationships(expr.relationship_count())?;
+    Ok(expr)
+}
+
+/// Dataverse's limit on the tables one query joins (15 link-entities), applied to the
+/// relationships a filter crosses.
+pub const MAX_RELATIONSHIPS: usize = 15;
+
+/// Refuses more than [`MAX_RELATIONSHIPS`] relationships in one query.
+pub(crate) fn check_relationships(count: usize) -> Result<(), QueryError> {
+    if count > MAX_RELATIONSHIPS {
+        return Err(QueryError::TooManyRelationships {
+            count,
+            limit: MAX_RELATIONSHIPS,
+        });
+    }
+    Ok(())
 }
 
 const KEYWORDS: [&str; 9] = ["eq", "ne", "gt", "ge", "lt", "le", "and", "or", "not"];
@@ -66,6 +104,13 @@ enum Value {
 
 struct Parser<'a> {
     entity: &'a Entity,
+    /// Where relationship paths are resolved; `None`: paths are refused.
+    catalog: Option<&'a Catalog>,
+    /// The variables of the enclosing lambdas, innermost last; inside one, every property
+    /// starts with the innermost variable and `entity` is the collection's table.
+    variables: Vec<String>,
+    /// Inside the leaf of a lookup path (bound against the path's last table).
+    in_path: bool,
     /// `None` while reading the text of an alias: aliases do not nest.
     aliases: Option<&'a HashMap<String, String>>,
     text: &'a str,
@@ -91,6 +136,9 @@ impl<'a> Parser<'a> {
         }
         Ok(Parser {
             entity,
+            catalog: None,
+            variables: Vec::new(),
+            in_path: false,
             aliases,
             text,
             tokens: lexer::tokenize(text)?,
@@ -207,7 +255,9 @@ impl<'a> Parser<'a> {
             TokenKind::Word(name) if *self.peek_second() == TokenKind::LParen => {
                 self.advance();
                 self.advance();
-                if let Some(func) = StringFn::parse(name) {
+                if let Some((path, word @ ("any" | "all"))) = name.rsplit_once('/') {
+                    self.lambda(path, word == "all")
+                } else if let Some(func) = StringFn::parse(name) {
                     self.string_function(func)
                 } else if let Some(query_fn) = name
                     .strip_prefix(QUERY_FUNCTION_NAMESPACE)
@@ -220,8 +270,7 @@ impl<'a> Parser<'a> {
             }
             TokenKind::Word(name) if !KEYWORDS.contains(&name.as_str()) => {
                 self.advance();
-                let prop = self.bind_property(name)?;
-                self.comparison(prop)
+                self.at_path(name, |p, prop| p.comparison(prop))
             }
             _ => Err(self.error_here(EXPECTED)),
         }
@@ -239,7 +288,16 @@ impl<'a> Parser<'a> {
             if !KEYWORDS.contains(&name.as_str()) {
                 let name = name.clone();
                 self.advance();
-                let right = self.bind_property(&name)?;
+                let (hops, _, index) = self.resolve(&name)?;
+                if self.in_path || !hops.is_empty() {
+                    return Err(QueryError::Unsupported {
+                        what: format!(
+                            "Comparing '{}' with '{name}' through a navigation path",
+                            prop.name
+                        ),
+                    });
+                }
+                let right = PropertyRef { index, name };
                 let right_type = self.entity.attributes[right.index]
                     .attribute_type
                     .edm_type();
@@ -330,19 +388,201 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn bind_property(&self, name: &str) -> Result<PropertyRef, QueryError> {
-        if name.contains('/') {
+    /// Binds `name` (a property, `lookup/.../property`, or inside a lambda `v/...`), runs
+    /// `leaf` on its last table with the bound property, and wraps the result in one
+    /// [`Expr::Related`] per lookup crossed.
+    fn at_path(
+        &mut self,
+        name: &str,
+        leaf: impl FnOnce(&mut Self, PropertyRef) -> Result<Expr, QueryError>,
+    ) -> Result<Expr, QueryError> {
+        let (hops, entity, index) = self.resolve(name)?;
+        let prop = PropertyRef {
+            index,
+            name: name.to_string(),
+        };
+        let (saved_entity, saved_in_path) = (self.entity, self.in_path);
+        self.entity = entity;
+        self.in_path = saved_in_path || !hops.is_empty();
+        let result = leaf(self, prop);
+        self.entity = saved_entity;
+        self.in_path = saved_in_path;
+        let mut expr = result?;
+        for (lookup, target) in hops.into_iter().rev() {
+            expr = Expr::Related {
+                lookup,
+                target: Table(target),
+                inner: Box::new(expr),
+            };
+        }
+        Ok(expr)
+    }
+
+    /// The lookups `name` crosses (each with its target), the table of its last segment and
+    /// that segment's column position.
+    #[allow(clippy::type_complexity)]
+    fn resolve(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<(PropertyRef, Arc<Entity>)>, &'a Entity, usize), QueryError> {
+        let mut segments: Vec<&str> = name.split('/').collect();
+        if let Some(variable) = self.variables.last() {
+            if segments.len() < 2 || segments[0] != variable {
+                return Err(QueryError::Unsupported {
+                    what: format!(
+                        "The property '{name}' inside a lambda expression over '{variable}'"
+                    ),
+                });
+            }
+            segments.remove(0);
+        }
+        let Some((last, lookups)) = segments.split_last() else {
+            return Err(self.unknown_property(name));
+        };
+        let mut entity = self.entity;
+        let mut hops = Vec::with_capacity(lookups.len());
+        for segment in lookups {
+            let (lookup, target) = self.lookup_navigation(entity, segment, name)?;
+            hops.push((lookup, Arc::clone(target)));
+            entity = target;
+        }
+        let index = entity
+            .property_position(last)
+            .ok_or_else(|| QueryError::UnknownProperty {
+                name: (*last).to_string(),
+                type_name: entity.edm_type_name(),
+            })?;
+        Ok((hops, entity, index))
+    }
+
+    /// The single-valued navigation property `segment` of `entity`: the lookup column and
+    /// its one target table.
+    fn lookup_navigation(
+        &self,
+        entity: &'a Entity,
+        segment: &str,
+        path: &str,
+    ) -> Result<(PropertyRef, &'a Arc<Entity>), QueryError> {
+        let Some(catalog) = self.catalog else {
             return Err(QueryError::Unsupported {
-                what: format!("The navigation path '{name}' in $filter"),
+                what: format!("The navigation path '{path}' in this query option"),
+            });
+        };
+        let unknown = || QueryError::UnknownProperty {
+            name: segment.to_string(),
+            type_name: entity.edm_type_name(),
+        };
+        let Some(navigation) = navigations(catalog, entity)
+            .into_iter()
+            .find(|n| n.name == segment)
+        else {
+            if collection(catalog, entity, segment).is_some() {
+                return Err(QueryError::Unsupported {
+                    what: format!(
+                        "The collection-valued navigation property '{segment}' outside any/all in '{path}'"
+                    ),
+                });
+            }
+            return Err(unknown());
+        };
+        let target = match navigation.target {
+            Target::Entity(target) => catalog.entity(&target.logical_name),
+            Target::Principal => None,
+        };
+        let (Some(target), Some(index)) =
+            (target, entity.position(&navigation.attribute.logical_name))
+        else {
+            return Err(QueryError::Unsupported {
+                what: format!("The navigation path '{path}' through '{segment}' in $filter"),
+            });
+        };
+        Ok((
+            PropertyRef {
+                index,
+                name: segment.to_string(),
+            },
+            target,
+        ))
+    }
+
+    /// `path/any(v:...)` or `path/all(v:...)`, after the `(`.
+    fn lambda(&mut self, path: &str, all: bool) -> Result<Expr, QueryError> {
+        let mut segments: Vec<&str> = path.split('/').collect();
+        if let Some(variable) = self.variables.last() {
+            if segments.first() == Some(&variable.as_str()) {
+                segments.remove(0);
+            }
+        }
+        let Some(catalog) = self.catalog else {
+            return Err(QueryError::Unsupported {
+                what: format!("The lambda expression '{path}' in this query option"),
+            });
+        };
+        let [segment] = segments.as_slice() else {
+            return Err(match segments.first() {
+                Some(first)
+                    if navigations(catalog, self.entity)
+                        .iter()
+                        .any(|n| n.name == *first) =>
+                {
+                    QueryError::Unsupported {
+                        what: format!(
+                            "A collection-valued navigation property behind the lookup '{first}' in '{path}'"
+                        ),
+                    }
+                }
+                _ => self.unknown_property(path),
+            });
+        };
+        let Some((child, child_lookup)) = collection(catalog, self.entity, segment) else {
+            if self.entity.property_position(segment).is_some()
+                || navigations(catalog, self.entity)
+                    .iter()
+                    .any(|n| n.name == *segment)
+            {
+                return Err(QueryError::LambdaNotOnCollection);
+            }
+            return Err(self.unknown_property(segment));
+        };
+        let navigation = path.to_string();
+        if self.peek().kind == TokenKind::RParen && !all {
+            self.advance();
+            return Ok(Expr::Lambda {
+                navigation,
+                all,
+                variable: String::new(),
+                child: Table(Arc::clone(child)),
+                child_lookup,
+                inner: None,
             });
         }
-        self.entity
-            .property_position(name)
-            .map(|index| PropertyRef {
-                index,
-                name: name.to_string(),
-            })
-            .ok_or_else(|| self.unknown_property(name))
+        let variable = match self.peek().kind.clone() {
+            TokenKind::Word(word)
+                if !KEYWORDS.contains(&word.as_str()) && !word.contains(['/', '.']) =>
+            {
+                word
+            }
+            _ => return Err(self.error_here("a lambda variable")),
+        };
+        self.advance();
+        self.expect(TokenKind::Colon, "':'")?;
+        let saved = (self.entity, self.in_path);
+        self.entity = child;
+        self.in_path = false;
+        self.variables.push(variable.clone());
+        let inner = self.nested(|p| p.or_expr());
+        self.variables.pop();
+        (self.entity, self.in_path) = saved;
+        let inner = inner?;
+        self.expect(TokenKind::RParen, "')'")?;
+        Ok(Expr::Lambda {
+            navigation,
+            all,
+            variable,
+            child: Table(Arc::clone(child)),
+            child_lookup,
+            inner: Some(Box::new(inner)),
+        })
     }
 
     fn unknown_property(&self, name: &str) -> QueryError {
@@ -357,11 +597,18 @@ impl<'a> Parser<'a> {
         let mismatch = || QueryError::NoFunctionSignature {
             name: func.name().to_string(),
         };
-        let prop = match self.advance().kind {
+        match self.advance().kind {
             TokenKind::Word(name) if !KEYWORDS.contains(&name.as_str()) => {
-                self.bind_property(&name)?
+                self.at_path(&name, |p, prop| p.string_arguments(func, prop))
             }
-            _ => return Err(mismatch()),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// The rest of `contains(prop,'x')` after `prop`.
+    fn string_arguments(&mut self, func: StringFn, prop: PropertyRef) -> Result<Expr, QueryError> {
+        let mismatch = || QueryError::NoFunctionSignature {
+            name: func.name().to_string(),
         };
         self.expect(TokenKind::Comma, "','")?;
         let value = match self.value(false)? {
@@ -479,8 +726,20 @@ impl<'a> Parser<'a> {
         Ok(Expr::QueryFn { name, prop, values })
     }
 
-    /// A query function's `PropertyName`: an EDM property name or a column's logical name.
-    fn bind_function_property(&self, name: &str) -> Result<PropertyRef, QueryError> {
+    /// A query function's `PropertyName`: an EDM property name or a column's logical name
+    /// (inside a lambda, after the lambda's variable: `'c/statecode'`).
+    fn bind_function_property(&self, written: &str) -> Result<PropertyRef, QueryError> {
+        let name = match self.variables.last() {
+            Some(variable) => written
+                .strip_prefix(variable.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .ok_or_else(|| QueryError::Unsupported {
+                    what: format!(
+                        "The property '{written}' inside a lambda expression over '{variable}'"
+                    ),
+                })?,
+            None => written,
+        };
         let index = self.entity.property_position(name).or_else(|| {
             self.entity
                 .position(name)
@@ -489,10 +748,34 @@ impl<'a> Parser<'a> {
         index
             .map(|index| PropertyRef {
                 index,
-                name: name.to_string(),
+                name: written.to_string(),
             })
             .ok_or_else(|| self.unknown_property(name))
     }
+}
+
+/// The table and lookup column of the one-to-many relationship whose collection-valued
+/// navigation property on `entity` is `name`.
+fn collection<'a>(
+    catalog: &'a Catalog,
+    entity: &Entity,
+    name: &str,
+) -> Option<(&'a Arc<Entity>, usize)> {
+    // An owner column points at a principal: a user's or a team's collection.
+    let principal = crate::schema::is_principal(entity);
+    catalog.entities().iter().find_map(|child| {
+        navigations(catalog, child)
+            .into_iter()
+            .find(|n| {
+                n.partner == name
+                    && match n.target {
+                        Target::Entity(t) => t.logical_name == entity.logical_name,
+                        Target::Principal => principal,
+                    }
+            })
+            .and_then(|n| child.position(&n.attribute.logical_name))
+            .map(|position| (child, position))
+    })
 }
 
 /// Whether `literal` may be compared with `attribute`.
@@ -1097,8 +1380,113 @@ mod tests {
         );
         check_error(
             "msdyn_liveworkitemid/subject eq 'x'",
-            "The navigation path 'msdyn_liveworkitemid/subject' in $filter is not supported.",
+            "The navigation path 'msdyn_liveworkitemid/subject' in this query option is not supported.",
         );
+    }
+
+    fn parse_in_catalog(entity: &str, input: &str) -> Result<Expr, QueryError> {
+        let catalog = Catalog::builtin().expect("the built-in pages import");
+        let entity = catalog.entity(entity).expect("a built-in table").clone();
+        parse_in(&catalog, &entity, input, &HashMap::new())
+    }
+
+    /// Paths and lambdas bind against the tables they reach, print back as written (without
+    /// blanks) and parse again to the same tree.
+    #[test]
+    fn relationship_paths_and_lambdas_bind_and_round_trip() {
+        let cases = [
+            (
+                "msdyn_smsengagementctx",
+                "msdyn_liveworkitemid/statecode eq 1",
+                "msdyn_liveworkitemid/statecode eq 1",
+            ),
+            (
+                "msdyn_smsengagementctx",
+                "not startswith(msdyn_liveworkitemid/owninguser/domainname,'a')",
+                "not startswith(msdyn_liveworkitemid/owninguser/domainname,'a')",
+            ),
+            (
+                "msdyn_ocliveworkitem",
+                "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c: c/statecode eq 0 and c/msdyn_name ne null)",
+                "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c:c/statecode eq 0 and c/msdyn_name ne null)",
+            ),
+            (
+                "msdyn_ocliveworkitem",
+                "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any()",
+                "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any()",
+            ),
+            (
+                "systemuser",
+                "user_msdyn_smsengagementctx/all(x:x/msdyn_liveworkitemid/statecode eq 1)",
+                "user_msdyn_smsengagementctx/all(x:x/msdyn_liveworkitemid/statecode eq 1)",
+            ),
+            (
+                "systemuser",
+                "user_msdyn_smsengagementctx/any(c:Microsoft.Dynamics.CRM.In(PropertyName='c/statecode',PropertyValues=['0','1']))",
+                r#"user_msdyn_smsengagementctx/any(c:Microsoft.Dynamics.CRM.In(PropertyName='c/statecode',PropertyValues=["0","1"]))"#,
+            ),
+        ];
+        for (table, input, printed) in cases {
+            let expr = parse_in_catalog(table, input)
+                .unwrap_or_else(|e| panic!("{input:?} should parse: {e}"));
+            assert_eq!(expr.to_string(), printed);
+            assert_eq!(parse_in_catalog(table, printed).unwrap(), expr, "{printed}");
+        }
+        // The path's column is the target's; the lookup is the context's.
+        let Expr::Related {
+            lookup,
+            target,
+            inner,
+        } = parse_in_catalog(
+            "msdyn_smsengagementctx",
+            "msdyn_liveworkitemid/statecode eq 1",
+        )
+        .unwrap()
+        else {
+            panic!("a related expression");
+        };
+        let context = ctx();
+        assert_eq!(
+            context.attributes[lookup.index].logical_name,
+            "msdyn_liveworkitemid"
+        );
+        assert_eq!(target.0.logical_name, "msdyn_ocliveworkitem");
+        let Expr::Compare { prop, .. } = *inner else {
+            panic!("a comparison")
+        };
+        assert_eq!(target.0.attributes[prop.index].logical_name, "statecode");
+        // The tables reached, once each.
+        let expr = parse_in_catalog(
+            "msdyn_ocliveworkitem",
+            "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c:c/owninguser/domainname eq 'a') or msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any()",
+        )
+        .unwrap();
+        let tables: Vec<String> = expr
+            .related_tables()
+            .iter()
+            .map(|t| t.logical_name.clone())
+            .collect();
+        assert_eq!(tables, ["msdyn_smsengagementctx", "systemuser"]);
+    }
+
+    #[test]
+    fn bad_relationship_filters_name_what_is_wrong() {
+        let cases = [
+            ("msdyn_smsengagementctx", "msdyn_liveworkitemid/any(c:c/statecode eq 0)", "Any/All may only be used following a collection."),
+            ("msdyn_smsengagementctx", "msdyn_liveworkitemid/nosuch eq 0", "Could not find a property named 'nosuch' on type 'Microsoft.Dynamics.CRM.msdyn_ocliveworkitem'."),
+            ("msdyn_smsengagementctx", "nosuch/statecode eq 0", "Could not find a property named 'nosuch' on type 'Microsoft.Dynamics.CRM.msdyn_smsengagementctx'."),
+            ("msdyn_ocliveworkitem", "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/statecode eq 0", "outside any/all"),
+            ("msdyn_ocliveworkitem", "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c:statecode eq 0)", "inside a lambda expression"),
+            ("msdyn_ocliveworkitem", "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any(c:c/statecode eq statecode)", "inside a lambda expression"),
+            ("msdyn_smsengagementctx", "msdyn_liveworkitemid/statecode eq statecode", "through a navigation path"),
+            ("msdyn_smsengagementctx", "msdyn_liveworkitemid/msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid/any()", "behind the lookup"),
+            ("msdyn_smsengagementctx", "ownerid/fullname eq 'a'", "through 'ownerid'"),
+            ("systemuser", "user_msdyn_smsengagementctx/any(c:Microsoft.Dynamics.CRM.Today(PropertyName='createdon'))", "inside a lambda expression"),
+        ];
+        for (table, input, message) in cases {
+            let error = parse_in_catalog(table, input).expect_err(input);
+            assert!(error.to_string().contains(message), "{input}: {error}");
+        }
     }
 
     #[test]

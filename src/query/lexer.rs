@@ -28,6 +28,8 @@ pub enum TokenKind {
     RBracket,
     Comma,
     Equals,
+    /// The `:` after a lambda variable (`any(c:c/statecode eq 0)`).
+    Colon,
     End,
 }
 
@@ -65,6 +67,7 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
             ']' => Some(TokenKind::RBracket),
             ',' => Some(TokenKind::Comma),
             '=' => Some(TokenKind::Equals),
+            ':' => Some(TokenKind::Colon),
             _ => None,
         };
         let kind = if c.is_ascii_whitespace() {
@@ -94,7 +97,9 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
             }
             TokenKind::Alias(chars[start..i].iter().collect())
         } else if is_word_char(c) {
-            while i < chars.len() && is_word_char(chars[i]) {
+            // A name ends at a `:` (a lambda variable); a date-time keeps its colons.
+            let name = c.is_ascii_alphabetic() || c == '_';
+            while i < chars.len() && is_word_char(chars[i]) && !(name && chars[i] == ':') {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();

@@ -111,7 +111,9 @@ impl QueryOptions {
         for (name, value) in system {
             match name {
                 "$select" => options.select = parse_select(entity, value)?,
-                "$filter" => options.filter = Some(filter::parse(entity, value, &aliases)?),
+                "$filter" => {
+                    options.filter = Some(filter::parse_in(catalog, entity, value, &aliases)?)
+                }
                 "$orderby" => options.orderby = parse_orderby(entity, value)?,
                 "$top" => options.top = Some(parse_top(value)?),
                 "$count" => options.count = parse_count(value)?,
@@ -126,7 +128,9 @@ impl QueryOptions {
                         });
                     }
                 }
-                "$apply" => options.apply = Some(apply::parse(entity, value, &aliases)?),
+                "$apply" => {
+                    options.apply = Some(apply::parse_in(catalog, entity, value, &aliases)?)
+                }
                 "$skiptoken" => skiptoken = Some(value),
                 "$skip" => {
                     return Err(QueryError::Unsupported {
@@ -176,6 +180,14 @@ pub fn parse_orderby(entity: &Entity, text: &str) -> Result<Vec<OrderBy>, QueryE
                 let offset = item.rfind(extra).unwrap_or_default();
                 let at = position + item[..offset].chars().count();
                 return Err(syntax(text, at, format!("'{extra}'"), "',' or the end"));
+            }
+            // Dataverse's Web API orders by the table's own columns only (a lookup sorts by
+            // its target's primary name); ordering by a related row's column is FetchXML's
+            // `order` inside a `link-entity`.
+            if name.contains('/') && entity.property_position(name).is_none() {
+                return Err(QueryError::Unsupported {
+                    what: format!("Ordering by the navigation path '{name}'"),
+                });
             }
             Ok(OrderBy {
                 prop: bind(entity, name)?,
@@ -273,7 +285,7 @@ fn expand_item(
             ("$select", _) => select_text = value,
             ("$expand", Some(target)) => expand = parse_expand(catalog, target, value)?,
             ("$filter", Some(target)) if many => {
-                collection.filter = Some(filter::parse(target, value, &HashMap::new())?)
+                collection.filter = Some(filter::parse_in(catalog, target, value, &HashMap::new())?)
             }
             ("$orderby", Some(target)) if many => {
                 collection.orderby = parse_orderby(target, value)?

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::apply::{Aggregate as AggregateValue, AggregateFn};
-use super::ast::{Expr, PropertyRef};
+use super::ast::{Expr, Hop, PropertyRef, Table};
 use super::error::QueryError;
 use super::fetchxml::{AggregateKind, FetchQuery, MAX_PAGE_SIZE};
 use super::options::{Expand, ExpandSelect, OrderBy, QueryOptions};
@@ -135,6 +135,29 @@ impl ExpandNode {
     }
 }
 
+/// The condition a FetchXML join link puts on the root's rows: an inner link keeps a row only
+/// when the row its lookup points at exists, the caller may read it, and it matches the link's
+/// filter (the guard scopes the linked table in the same query); an outer link keeps every
+/// row and takes no filter.
+fn link_filter(link: &super::fetchxml::LinkEntity) -> Result<Option<Expr>, QueryError> {
+    if link.outer {
+        return match link.filter {
+            Some(_) => Err(fetch_unsupported("A filter inside an outer link-entity")),
+            None => Ok(None),
+        };
+    }
+    let key = link.entity.primary_id_position();
+    let always = Expr::NotNull(PropertyRef {
+        index: key,
+        name: link.entity.attributes[key].property_name().to_string(),
+    });
+    Ok(Some(Expr::Related {
+        lookup: link.to.clone(),
+        target: Table(Arc::clone(&link.entity)),
+        inner: Box::new(link.filter.clone().unwrap_or(always)),
+    }))
+}
+
 /// The columns a FetchXML `link-entity` adds to each row, from the row its lookup points at.
 #[derive(Debug, Clone)]
 pub struct LinkColumns {
@@ -154,6 +177,9 @@ pub struct AggregateRead {
     pub filter: Option<Expr>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<AggregateValue>,
+    /// Per output column (groups, then aggregates), the lookup crossed to read it, if any;
+    /// empty: none.
+    pub through: Vec<Option<Hop>>,
     /// The output names: group columns, then aggregate aliases.
     pub names: Vec<String>,
     /// Output column positions to sort by, and whether descending.
@@ -219,18 +245,29 @@ impl ReadRequest {
                 (Some(a), Some(b)) => Some(Expr::and(vec![b, a])),
                 (a, b) => a.or(b),
             };
+            // A group through a lookup is named `{target}_{column}`, as Dataverse names it.
             let names = apply
                 .group_by
                 .iter()
-                .map(|p| p.name.clone())
+                .zip(&apply.group_through)
+                .map(|(p, hop)| match hop {
+                    Some(hop) => format!(
+                        "{}_{}",
+                        hop.target.0.logical_name, hop.target.0.attributes[p.index].logical_name
+                    ),
+                    None => p.name.clone(),
+                })
                 .chain(apply.aggregates.iter().map(|a| a.alias.clone()))
                 .collect();
+            let mut through = apply.group_through;
+            through.resize(apply.group_by.len() + apply.aggregates.len(), None);
             return Ok(ReadRequest::Aggregate(AggregateRead {
                 front: Front::OData,
                 entity: Arc::clone(entity),
                 filter,
                 group_by: apply.group_by,
                 aggregates: apply.aggregates,
+                through,
                 names,
                 order: Vec::new(),
                 limit: None,
@@ -350,12 +387,10 @@ impl ReadRequest {
         let mut filters: Vec<Expr> = query.filter.clone().into_iter().collect();
         let mut links = Vec::with_capacity(query.links.len());
         for link in &query.links {
-            if link.filter.is_some() || !link.order.is_empty() {
-                return Err(fetch_unsupported("A filter or order inside link-entity"));
+            if !link.order.is_empty() {
+                return Err(fetch_unsupported("An order inside link-entity"));
             }
-            if !link.outer {
-                filters.push(Expr::NotNull(link.to.clone()));
-            }
+            filters.extend(link_filter(link)?);
             links.push(LinkColumns {
                 entity: Arc::clone(&link.entity),
                 to: link.to.clone(),
@@ -420,32 +455,48 @@ impl ReadRequest {
                 "An aggregate query without aggregate columns",
             ));
         };
-        if !query.links.is_empty() {
-            return Err(fetch_unsupported("link-entity in an aggregate query"));
+        // A link's columns are read through its lookup; an inner link also filters the rows.
+        let mut filters: Vec<Expr> = query.filter.clone().into_iter().collect();
+        for link in &query.links {
+            filters.extend(link_filter(link)?);
         }
-        let mut group_by: Vec<(String, PropertyRef)> = Vec::new();
-        let mut aggregates: Vec<AggregateValue> = Vec::new();
+        let hop_of = |link: Option<usize>| {
+            link.and_then(|i| query.links.get(i)).map(|link| Hop {
+                lookup: link.to.clone(),
+                target: Table(Arc::clone(&link.entity)),
+            })
+        };
+        let mut group_by: Vec<(String, PropertyRef, Option<Hop>)> = Vec::new();
+        let mut aggregates: Vec<(AggregateValue, Option<Hop>)> = Vec::new();
         for column in &spec.columns {
-            if column.link.is_some() {
-                return Err(fetch_unsupported("A linked column in an aggregate query"));
-            }
             match column.kind {
                 AggregateKind::GroupBy { date: Some(_) } => {
                     return Err(fetch_unsupported("dategrouping"));
                 }
-                AggregateKind::GroupBy { date: None } => {
-                    group_by.push((column.alias.clone(), column.prop.clone()))
-                }
-                AggregateKind::Function { function } => aggregates.push(AggregateValue {
-                    function,
-                    prop: (function != AggregateFn::Count).then(|| column.prop.clone()),
-                    alias: column.alias.clone(),
-                }),
+                AggregateKind::GroupBy { date: None } => group_by.push((
+                    column.alias.clone(),
+                    column.prop.clone(),
+                    hop_of(column.link),
+                )),
+                AggregateKind::Function { function } => aggregates.push((
+                    AggregateValue {
+                        function,
+                        prop: (function != AggregateFn::Count).then(|| column.prop.clone()),
+                        alias: column.alias.clone(),
+                    },
+                    hop_of(column.link).filter(|_| function != AggregateFn::Count),
+                )),
             }
         }
+        let through: Vec<Option<Hop>> = group_by
+            .iter()
+            .map(|(_, _, hop)| hop.clone())
+            .chain(aggregates.iter().map(|(_, hop)| hop.clone()))
+            .collect();
+        let aggregates: Vec<AggregateValue> = aggregates.into_iter().map(|(a, _)| a).collect();
         let names: Vec<String> = group_by
             .iter()
-            .map(|(alias, _)| alias.clone())
+            .map(|(alias, _, _)| alias.clone())
             .chain(aggregates.iter().map(|a| a.alias.clone()))
             .collect();
         // An order naming an alias that is not an output column orders nothing.
@@ -460,9 +511,14 @@ impl ReadRequest {
         Ok(ReadRequest::Aggregate(AggregateRead {
             front: Front::FetchXml,
             entity: Arc::clone(entity),
-            filter: query.filter,
-            group_by: group_by.into_iter().map(|(_, p)| p).collect(),
+            filter: match filters.len() {
+                0 => None,
+                1 => filters.pop(),
+                _ => Some(Expr::and(filters)),
+            },
+            group_by: group_by.into_iter().map(|(_, p, _)| p).collect(),
             aggregates,
+            through,
             names,
             order,
             limit: spec.limit.map(|l| l as usize),

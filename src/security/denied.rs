@@ -1,5 +1,5 @@
-//! Denials, with the message Dataverse answers them with (their codes, all HTTP 403, are chosen
-//! in `edge/error.rs`).
+//! Denials, with the message Dataverse answers them with (their codes and statuses, 403 but
+//! for the two role faults below, are chosen in `edge/error.rs`).
 //!
 //! The texts follow what Dataverse returns, as seen in public reports of real errors:
 //! - missing privilege, `0x80040220` (PrivilegeDenied): `Principal user (Id=…, type=8,
@@ -13,7 +13,11 @@
 //!   (HAS-CRM/IssueTracker issue 34; -2147187962 is 0x80048306 as a signed 32-bit number);
 //! - impersonation without `prvActOnBehalfOfAnotherUser`, `0x8004A110`
 //!   (CannotActOnBehalfOfAnotherUser): `User does not have the privilege to act on behalf
-//!   another user.` (Dataverse's published web service error codes).
+//!   another user.` (Dataverse's published web service error codes);
+//! - a change to the System Administrator role, `0x80041d31` (CannotModifySysAdmin) and
+//!   `0x80041d2e` (CannotDeleteSysAdmin), and a role of another business unit,
+//!   `0x80041409` (UserInWrongBusiness) / `0x8004140d` (TeamInWrongBusiness), with the texts
+//!   of the same published list; these two are faults, not privilege checks: HTTP 400.
 //!
 //! `OwnerIdType` is the owner's object type code: 8 for a user, 9 for a team.
 
@@ -47,6 +51,17 @@ pub enum Denied {
     },
     /// Impersonation by a caller without `prvActOnBehalfOfAnotherUser`.
     CannotActOnBehalfOfAnotherUser { user_id: Uuid },
+    /// A write to the System Administrator role of a business unit, or to its privileges:
+    /// that role always holds every privilege, whoever asks.
+    SystemAdministratorRoleReadOnly { role_id: Uuid, delete: bool },
+    /// A role assigned to a user or team of another business unit than the role's.
+    RoleOfAnotherBusinessUnit {
+        team: bool,
+        role_id: Uuid,
+        role_business_unit: Uuid,
+        principal_id: Uuid,
+        principal_business_unit: Uuid,
+    },
 }
 
 impl Denied {
@@ -112,6 +127,25 @@ impl fmt::Display for Denied {
             Denied::CannotActOnBehalfOfAnotherUser { .. } => {
                 f.write_str("User does not have the privilege to act on behalf another user.")
             }
+            Denied::SystemAdministratorRoleReadOnly { delete: true, .. } => {
+                f.write_str("The System Administrator Role cannot be deleted.")
+            }
+            Denied::SystemAdministratorRoleReadOnly { delete: false, .. } => {
+                f.write_str("The System Administrator Role cannot be modified.")
+            }
+            Denied::RoleOfAnotherBusinessUnit {
+                team,
+                role_id,
+                role_business_unit,
+                principal_id,
+                principal_business_unit,
+            } => write!(
+                f,
+                "Cannot associate security role because the security role's Business Unit is \
+                 not the same as the {}'s Business Unit. Details: userid={principal_id}, \
+                 userBU={principal_business_unit}, roleId={role_id}, roleBU={role_business_unit}",
+                if *team { "team" } else { "user" }
+            ),
         }
     }
 }

@@ -154,6 +154,20 @@ pub fn builtin_role_id(name: &str, business_unit: Uuid) -> Uuid {
     name_based_id(ROLE, &format!("{name}@{business_unit}"))
 }
 
+/// Whether `id` is the System Administrator role of `business_unit` (read-only: it always
+/// holds every privilege).
+pub fn is_system_administrator_role(id: Uuid, business_unit: Uuid) -> bool {
+    id == builtin_role_id(SYSTEM_ADMINISTRATOR, business_unit)
+}
+
+/// Whether `id` is the id one of the built-in roles of `business_unit` has (or will have once
+/// seeded): a client may not create a role under such an id.
+pub fn is_builtin_role_id(id: Uuid, business_unit: Uuid) -> bool {
+    BUILTIN_ROLE_NAMES
+        .iter()
+        .any(|name| id == builtin_role_id(name, business_unit))
+}
+
 /// One built-in role, by its exact name, for a business unit.
 pub fn builtin_role(name: &str, business_unit: Uuid) -> Option<Role> {
     use Privilege::*;

@@ -491,15 +491,13 @@ impl Executor<'_> {
         for row in &rows {
             let mut values = Vec::with_capacity(plan.group_by.len() + plan.aggregates.len());
             for (column, prop) in plan.group_by.iter().enumerate() {
-                let attribute_type = plan.entity.attributes[prop.index].attribute_type;
-                values.push(from_row(row, column, attribute_type)?);
+                values.push(from_row(row, column, plan.column_type(column, prop))?);
             }
             for (k, aggregate) in plan.aggregates.iter().enumerate() {
                 let column = plan.group_by.len() + k;
                 values.push(match (aggregate.function, &aggregate.prop) {
                     (AggregateFn::Min | AggregateFn::Max, Some(prop)) => {
-                        let attribute_type = plan.entity.attributes[prop.index].attribute_type;
-                        from_row(row, column, attribute_type)?
+                        from_row(row, column, plan.column_type(column, prop))?
                     }
                     (AggregateFn::Average, _) => row
                         .try_get::<_, Option<f64>>(column)?
@@ -1089,6 +1087,7 @@ mod tests {
                     limit: None,
                     after: None,
                     scope: None,
+                    related: None,
                 },
                 context: sql::Context {
                     now: 0,

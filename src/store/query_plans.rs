@@ -79,7 +79,17 @@ fn plan_of(catalog: &Catalog, shape: &Shape) -> (Plan, Arc<Entity>) {
     let options = QueryOptions::parse(catalog, &entity, &pairs)
         .unwrap_or_else(|e| panic!("query_shapes.txt:{}: {e}", shape.line));
     let limit = options.top.map_or(5_000, |t| t as usize) + 1;
-    let scope = (shape.expect == Expect::Scoped).then(|| scope_of(&entity));
+    let scoped = shape.expect == Expect::Scoped;
+    let scope = scoped.then(|| scope_of(&entity));
+    // Every table a relationship filter reaches gets the same kind of scope, as the guard
+    // gives it.
+    let related = options.filter.as_ref().map(|filter| {
+        filter
+            .related_tables()
+            .iter()
+            .map(|table| (table.logical_name.clone(), scoped.then(|| scope_of(table))))
+            .collect()
+    });
     let plan = Plan {
         entity: Arc::clone(&entity),
         filter: options.filter.clone(),
@@ -87,6 +97,7 @@ fn plan_of(catalog: &Catalog, shape: &Shape) -> (Plan, Arc<Entity>) {
         limit: Some(limit),
         after: None,
         scope,
+        related,
     };
     (plan, entity)
 }

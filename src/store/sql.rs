@@ -72,7 +72,7 @@ use uuid::Uuid;
 use super::Value;
 use crate::metadata::{Attribute, AttributeType, Entity};
 use crate::query::apply::{Aggregate, AggregateFn};
-use crate::query::{CmpOp, Expr, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
+use crate::query::{CmpOp, Expr, Hop, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
 
 const SECONDS_PER_HOUR: i64 = 3_600;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -89,6 +89,10 @@ pub struct Plan {
     pub after: Option<Keyset>,
     /// Only the rows the caller may read (added by the authorize layer).
     pub scope: Option<Scope>,
+    /// The row scope of each table the filter reaches through a relationship (added by the
+    /// authorize layer, `None` in a scope: every row); `None` for an unguarded plan. A
+    /// guarded plan whose filter reaches a table missing here is not lowered.
+    pub related: Option<Vec<(String, Option<Scope>)>>,
 }
 
 /// The rows a caller may read, as the authorize layer computed them, in the store's terms:
@@ -150,6 +154,7 @@ impl Plan {
             limit: None,
             after: None,
             scope: None,
+            related: None,
         }
     }
 }
@@ -177,6 +182,9 @@ pub struct Context {
 /// built by hand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
+    /// A guarded plan's filter reaches a table the authorize layer gave no row scope for.
+    #[error("no row scope for the related table {0}")]
+    MissingScope(String),
     #[error("the property '{name}' is not a stored column of {entity}")]
     NotStored { entity: String, name: String },
     #[error("'{0}' is not a plain SQL identifier")]
@@ -716,6 +724,12 @@ pub struct AggregatePlan {
     pub filter: Option<Expr>,
     /// Only the rows the caller may read (added by the authorize layer).
     pub scope: Option<Scope>,
+    /// As [`Plan::related`]; it also holds the scope of every table in `through`.
+    pub related: Option<Vec<(String, Option<Scope>)>>,
+    /// Per output column (groups, then aggregates), the lookup crossed to read it: `LEFT JOIN
+    /// target AS g<k> ON g<k>.id = t.lookup AND <scope of target>`, so an unreadable or
+    /// missing row reads as NULL. Empty: none.
+    pub through: Vec<Option<Hop>>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<Aggregate>,
     /// Output columns (group values, then aggregates) to sort by first, and whether
@@ -723,6 +737,18 @@ pub struct AggregatePlan {
     pub order: Vec<(usize, bool)>,
     /// At most this many groups.
     pub limit: Option<usize>,
+}
+
+impl AggregatePlan {
+    /// The type of `prop`, the column of output column `output` (groups, then aggregates):
+    /// a column of the plan's table, or of the table its lookup in `through` reaches.
+    pub fn column_type(&self, output: usize, prop: &PropertyRef) -> AttributeType {
+        let table = match self.through.get(output) {
+            Some(Some(hop)) => &hop.target.0,
+            _ => &self.entity,
+        };
+        table.attributes[prop.index].attribute_type
+    }
 }
 
 /// `SELECT <groups>, <aggregates> FROM t WHERE ... GROUP BY <groups> ORDER BY <order>, <groups>
@@ -733,18 +759,40 @@ pub fn aggregate_sql(
     plan: &AggregatePlan,
     ctx: &Context,
 ) -> Result<(String, Vec<Value>), SqlError> {
-    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
-    let table = ident(&plan.entity.logical_name)?;
     let filter_plan = Plan {
         scope: plan.scope.clone(),
+        related: plan.related.clone(),
         ..Plan::filtered(&plan.entity, plan.filter.clone())
     };
+    let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let table = ident(&plan.entity.logical_name)?;
     let condition = lowering.condition(&filter_plan, false)?;
+    // One LEFT JOIN per lookup crossed, under the caller's scope of its target.
+    let mut hops: Vec<&Hop> = Vec::new();
+    let mut joins = String::new();
+    for hop in plan.through.iter().flatten() {
+        if hops.iter().any(|h| h.lookup.index == hop.lookup.index) {
+            continue;
+        }
+        hops.push(hop);
+        joins.push_str(&lowering.join(hop, hops.len())?);
+    }
+    let through = |output: usize| {
+        plan.through
+            .get(output)
+            .and_then(Option::as_ref)
+            .and_then(|hop| {
+                let k = hops
+                    .iter()
+                    .position(|h| h.lookup.index == hop.lookup.index)?;
+                Some((&*hop.target.0, format!("g{}", k + 1)))
+            })
+    };
     // Text groups are case-insensitive, like every text comparison.
     let mut groups = Vec::with_capacity(plan.group_by.len());
     let mut select = Vec::with_capacity(plan.group_by.len() + plan.aggregates.len());
-    for prop in &plan.group_by {
-        let column = lowering.column(prop)?;
+    for (output, prop) in plan.group_by.iter().enumerate() {
+        let column = lowering.column_through(prop, through(output))?;
         select.push(if column.is_text() {
             dialect.group_text_value(&column.sql)
         } else {
@@ -754,10 +802,10 @@ pub fn aggregate_sql(
     }
     // What each output column sorts by: a group's operand, an aggregate's expression.
     let mut sort_operands = groups.clone();
-    for aggregate in &plan.aggregates {
+    for (i, aggregate) in plan.aggregates.iter().enumerate() {
         let (column, distinct) = match &aggregate.prop {
             Some(prop) => {
-                let column = lowering.column(prop)?;
+                let column = lowering.column_through(prop, through(plan.group_by.len() + i))?;
                 let distinct = lowering.operand(&column);
                 (Some(column.sql), distinct)
             }
@@ -775,7 +823,10 @@ pub fn aggregate_sql(
         });
         sort_operands.push(select.last().cloned().unwrap_or_default());
     }
-    let mut sql = format!("SELECT {} FROM {table} AS t{condition}", select.join(", "));
+    let mut sql = format!(
+        "SELECT {} FROM {table} AS t{joins}{condition}",
+        select.join(", ")
+    );
     let mut order: Vec<String> = Vec::with_capacity(plan.order.len() + groups.len());
     for &(column, descending) in &plan.order {
         let operand = sort_operands
@@ -897,7 +948,14 @@ struct DateRange {
 
 struct Lowering<'a> {
     dialect: &'a dyn Dialect,
+    /// The table the expression being lowered is bound against, and its alias (`t` for the
+    /// plan's, `r1`, `r2`, ... inside relationship subqueries).
     entity: &'a Entity,
+    alias: String,
+    /// How many relationship subqueries enclose the current expression.
+    depth: usize,
+    /// The plan's [`Plan::related`].
+    related: Option<&'a [(String, Option<Scope>)]>,
     ctx: &'a Context,
     params: Vec<Value>,
 }
@@ -907,8 +965,109 @@ impl<'a> Lowering<'a> {
         Lowering {
             dialect,
             entity,
+            alias: "t".to_string(),
+            depth: 0,
+            related: None,
             ctx,
             params: Vec::new(),
+        }
+    }
+
+    /// `SELECT r<n>.{column} FROM {table} AS r<n> WHERE r<n>.{column} IS NOT NULL AND {inner}
+    /// AND {scope}` over `table` as reached through a relationship: `inner` is lowered against
+    /// `table` (when `negate`, as `(inner) IS NOT TRUE`), and the caller's row scope of `table`
+    /// applies. The selected values are never NULL, so an `IN` over them is true or false.
+    fn subquery(
+        &mut self,
+        table: &'a Entity,
+        column: usize,
+        inner: Option<&'a Expr>,
+        negate: bool,
+    ) -> Result<String, SqlError> {
+        let scope = self.related_scope(table)?;
+        let name = ident(&table.logical_name)?;
+        let saved_entity = std::mem::replace(&mut self.entity, table);
+        self.depth += 1;
+        let alias = format!("r{}", self.depth);
+        let saved_alias = std::mem::replace(&mut self.alias, alias.clone());
+        let result = (|| {
+            let selected = self.column_at(column, "related column")?.sql;
+            let mut parts = vec![format!("{selected} IS NOT NULL")];
+            if let Some(inner) = inner {
+                let text = self.expr(inner)?.text;
+                parts.push(if negate {
+                    format!("({text}) IS NOT TRUE")
+                } else {
+                    format!("({text})")
+                });
+            }
+            if let Some(scope) = scope {
+                parts.push(self.scope(scope)?.text);
+            }
+            Ok(format!(
+                "SELECT {selected} FROM {name} AS {alias} WHERE {}",
+                parts.join(" AND ")
+            ))
+        })();
+        self.alias = saved_alias;
+        self.depth -= 1;
+        self.entity = saved_entity;
+        result
+    }
+
+    /// ` LEFT JOIN {target} AS g<k> ON g<k>.{id} = t.{lookup} AND <scope of target>`.
+    fn join(&mut self, hop: &'a Hop, k: usize) -> Result<String, SqlError> {
+        let target: &'a Entity = &hop.target.0;
+        let scope = self.related_scope(target)?;
+        let lookup = self.column(&hop.lookup)?.sql;
+        let name = ident(&target.logical_name)?;
+        let alias = format!("g{k}");
+        let id = ident(&target.attributes[target.primary_id_position()].logical_name)?;
+        let saved_entity = std::mem::replace(&mut self.entity, target);
+        let saved_alias = std::mem::replace(&mut self.alias, alias.clone());
+        let scope = scope.map(|scope| self.scope(scope)).transpose();
+        self.alias = saved_alias;
+        self.entity = saved_entity;
+        let mut on = format!("{alias}.{id} = {lookup}");
+        if let Some(scope) = scope? {
+            on.push_str(&format!(" AND {}", scope.text));
+        }
+        Ok(format!(" LEFT JOIN {name} AS {alias} ON {on}"))
+    }
+
+    /// `prop` of the plan's table, or (with `through`) of a joined table under its alias.
+    fn column_through(
+        &self,
+        prop: &PropertyRef,
+        through: Option<(&'a Entity, String)>,
+    ) -> Result<Column<'a>, SqlError> {
+        let Some((entity, alias)) = through else {
+            return self.column(prop);
+        };
+        let attribute = entity
+            .attributes
+            .get(prop.index)
+            .filter(|a| a.is_stored())
+            .ok_or_else(|| SqlError::NotStored {
+                entity: entity.logical_name.clone(),
+                name: prop.name.clone(),
+            })?;
+        Ok(Column {
+            sql: format!("{alias}.{}", ident(&attribute.logical_name)?),
+            attribute,
+        })
+    }
+
+    /// The caller's row scope of a table reached through a relationship (`None`: every row,
+    /// or an unguarded plan); a guarded plan without one for `table` is not lowered.
+    fn related_scope(&self, table: &Entity) -> Result<Option<&'a Scope>, SqlError> {
+        match self.related {
+            None => Ok(None),
+            Some(related) => related
+                .iter()
+                .find(|(name, _)| *name == table.logical_name)
+                .map(|(_, scope)| scope.as_ref())
+                .ok_or_else(|| SqlError::MissingScope(table.logical_name.clone())),
         }
     }
 
@@ -943,7 +1102,7 @@ impl<'a> Lowering<'a> {
                 name: name.to_string(),
             })?;
         Ok(Column {
-            sql: format!("t.{}", ident(&attribute.logical_name)?),
+            sql: format!("{}.{}", self.alias, ident(&attribute.logical_name)?),
             attribute,
         })
     }
@@ -980,7 +1139,8 @@ impl<'a> Lowering<'a> {
     }
 
     /// ` WHERE ...` for the plan's filter and (when `with_cursor`) its cursor, or nothing.
-    fn condition(&mut self, plan: &Plan, with_cursor: bool) -> Result<String, SqlError> {
+    fn condition(&mut self, plan: &'a Plan, with_cursor: bool) -> Result<String, SqlError> {
+        self.related = plan.related.as_deref();
         let mut parts = Vec::new();
         if let Some(filter) = &plan.filter {
             parts.push(self.expr(filter)?);
@@ -1037,7 +1197,11 @@ impl<'a> Lowering<'a> {
             ));
         }
         if !ids.is_empty() {
-            parts.push(format!("t.{id_name} IN ({})", ids.join(" UNION ALL ")));
+            let alias = &self.alias;
+            parts.push(format!(
+                "{alias}.{id_name} IN ({})",
+                ids.join(" UNION ALL ")
+            ));
         }
         Ok(match parts.len() {
             0 => Sql::atom("1 = 0".to_string()),
@@ -1056,7 +1220,7 @@ impl<'a> Lowering<'a> {
             .join(", ")
     }
 
-    fn expr(&mut self, expr: &Expr) -> Result<Sql, SqlError> {
+    fn expr(&mut self, expr: &'a Expr) -> Result<Sql, SqlError> {
         Ok(match expr {
             Expr::Compare { prop, op, value } => {
                 let column = self.column(prop)?;
@@ -1088,6 +1252,41 @@ impl<'a> Lowering<'a> {
             }
             Expr::Like { prop, pattern } => self.pattern_match(prop, &Pattern::parse(pattern))?,
             Expr::QueryFn { name, prop, values } => self.query_function(*name, prop, values)?,
+            Expr::Related {
+                lookup,
+                target,
+                inner,
+            } => {
+                // `lookup IN (ids of the readable related rows that match)`: uncorrelated, so
+                // the lookup's index drives it. Only a NULL lookup could make the `IN` NULL:
+                // it is false, and `not` of the path is true (no related row).
+                let column = self.column(lookup)?.sql;
+                let target: &'a Entity = &target.0;
+                let id = target.primary_id_position();
+                let subquery = self.subquery(target, id, Some(inner), false)?;
+                Sql {
+                    text: format!("{column} IS NOT NULL AND {column} IN ({subquery})"),
+                    binding: Binding::And,
+                }
+            }
+            Expr::Lambda {
+                all,
+                child,
+                child_lookup,
+                inner,
+                ..
+            } => {
+                // any: `id IN (lookups of the readable children that match)`; all: `id NOT IN
+                // (lookups of the readable children that do not)`. Uncorrelated, so nested
+                // lambdas need no outer alias.
+                let own_id = self
+                    .column_at(self.entity.primary_id_position(), "primary id")?
+                    .sql;
+                let child: &'a Entity = &child.0;
+                let subquery = self.subquery(child, *child_lookup, inner.as_deref(), *all)?;
+                let operator = if *all { "NOT IN" } else { "IN" };
+                Sql::atom(format!("{own_id} {operator} ({subquery})"))
+            }
         })
     }
 
@@ -1102,7 +1301,7 @@ impl<'a> Lowering<'a> {
         Ok(Sql::atom(text))
     }
 
-    fn junction(&mut self, operands: &[Expr], binding: Binding) -> Result<Sql, SqlError> {
+    fn junction(&mut self, operands: &'a [Expr], binding: Binding) -> Result<Sql, SqlError> {
         let (keyword, empty) = match binding {
             Binding::And => (" AND ", "1 = 1"),
             _ => (" OR ", "1 = 0"),

@@ -651,14 +651,13 @@ fn read_aggregate(
         let mut values = Vec::with_capacity(width);
         for column in 0..width {
             let attribute_type = if column < plan.group_by.len() {
-                Some(plan.entity.attributes[plan.group_by[column].index].attribute_type)
+                Some(plan.column_type(column, &plan.group_by[column]))
             } else {
                 let aggregate = &plan.aggregates[column - plan.group_by.len()];
                 match aggregate.function {
-                    AggregateFn::Min | AggregateFn::Max => aggregate
-                        .prop
-                        .as_ref()
-                        .map(|p| plan.entity.attributes[p.index].attribute_type),
+                    AggregateFn::Min | AggregateFn::Max => {
+                        aggregate.prop.as_ref().map(|p| plan.column_type(column, p))
+                    }
                     _ => None,
                 }
             };
@@ -1101,6 +1100,7 @@ mod tests {
                 limit: None,
                 after: None,
                 scope: None,
+                related: None,
             },
             context: sql::Context {
                 now: 0,

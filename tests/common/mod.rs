@@ -102,6 +102,33 @@ pub async fn postgres_client(url: &str) -> tokio_postgres::Client {
 }
 
 /// `url` with its database name replaced by `name`.
+/// Runs one statement on the test's database, either backend, outside the server (to set up a
+/// state no request can make, such as rows recorded long ago). `?1`, `?2` … are the
+/// parameters on SQLite; the statement is rewritten to `$1`, `$2` … for PostgreSQL.
+pub async fn execute_sql(db: &TestDatabase, statement: &str, params: &[&str]) -> u64 {
+    if db.is_postgres() {
+        let client = postgres_client(&db.url).await;
+        let statement = statement.replace('?', "$");
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client
+            .execute(&statement, &params)
+            .await
+            .expect("the statement runs")
+    } else {
+        let path = db.url.trim_start_matches("sqlite://");
+        let connection = rusqlite::Connection::open(path).expect("the database opens");
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        connection
+            .execute(statement, rusqlite::params_from_iter(params.iter()))
+            .expect("the statement runs") as u64
+    }
+}
+
 pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
     let (rest, query) = match rest.split_once('?') {
@@ -136,6 +163,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         max_body_bytes: 64 * 1024,
         pool_size: 8,
         sms_rate_limit: smsctx::edge::sms::DEFAULT_RATE_LIMIT,
+        sms_delivery_retention_days: smsctx::app::DEFAULT_DELIVERY_RETENTION_DAYS,
         jwt: smsctx::app::JwtConfig {
             secret: Some(JWT_SECRET.into()),
             ..Default::default()
@@ -328,6 +356,100 @@ pub const CTX: &str = "msdyn_smsengagementctxes";
 
 pub fn ctx(id: &str) -> String {
     format!("{CTX}({id})")
+}
+
+/// A user created through the API, with a bearer token the test server accepts.
+#[derive(Clone)]
+pub struct SignedIn {
+    pub id: String,
+    pub token: String,
+}
+
+/// Creates the user `name` (domain name `name@example.com`) in `unit`, assigns it the roles
+/// (ids) through `$ref`, and mints its token.
+pub async fn signed_in_user(app: &TestApp, name: &str, unit: &str, roles: &[&str]) -> SignedIn {
+    let oid = uuid::Uuid::new_v4();
+    let id = app
+        .create(
+            "systemusers",
+            &serde_json::json!({
+                "firstname": name, "lastname": "Test", "domainname": format!("{name}@example.com"),
+                "azureactivedirectoryobjectid": oid.to_string(),
+                "businessunitid@odata.bind": format!("/businessunits({unit})"),
+            }),
+        )
+        .await;
+    for role in roles {
+        let response = app
+            .post(
+                &format!("systemusers({id})/systemuserroles_association/$ref"),
+                &serde_json::json!({"@odata.id": app.url(&format!("roles({role})"))}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "role {role}");
+    }
+    let token = smsctx::security::jwt::mint(
+        JWT_SECRET.as_bytes(),
+        oid,
+        std::time::Duration::from_secs(600),
+    );
+    SignedIn { id, token }
+}
+
+/// A GET of `path` as the bearer of `token` (the harness's own requests carry the admin's).
+pub fn get_as(app: &TestApp, token: &str, path: &str) -> RequestBuilder {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .header("Accept", "application/json")
+}
+
+/// `text` percent-encoded for a query string (every byte but `A-Za-z0-9-_.`).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A custom role of `unit` named `name` with each privilege (by name) at its depth mask (1
+/// Basic, 2 Local, 4 Deep, 8 Global): the role's id.
+pub async fn custom_role(app: &TestApp, unit: &str, name: &str, grants: &[(&str, i64)]) -> String {
+    let id = app
+        .create(
+            "roles",
+            &serde_json::json!({"name": name, "businessunitid@odata.bind": format!("/businessunits({unit})")}),
+        )
+        .await;
+    for (privilege, mask) in grants {
+        app.create(
+            "roleprivilegescollection",
+            &serde_json::json!({
+                "roleid@odata.bind": format!("/roles({id})"),
+                "privilegeid": smsctx::security::privilege_id(privilege).to_string(),
+                "privilegedepthmask": mask,
+            }),
+        )
+        .await;
+    }
+    id
+}
+
+/// A role of `unit` reading contexts and conversations at Basic depth (and the principal
+/// tables at Global, so lookups resolve).
+pub async fn basic_role(app: &TestApp, unit: &str) -> String {
+    let grants = [
+        ("prvReadmsdyn_smsengagementctx", 1),
+        ("prvReadmsdyn_ocliveworkitem", 1),
+        ("prvReadUser", 8),
+        ("prvReadTeam", 8),
+        ("prvReadBusinessUnit", 8),
+    ];
+    custom_role(app, unit, "basic reader", &grants).await
 }
 
 /// One request of a `$batch` body: its MIME part headers (with a `Content-ID` inside a change

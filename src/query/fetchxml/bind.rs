@@ -143,6 +143,18 @@ pub(super) struct Body<'e> {
 
 pub(super) struct Binder<'c> {
     pub(super) catalog: &'c Catalog,
+    /// The root's many-to-one join links, found before its filter is bound, so that a
+    /// condition's `entityname` can name one: (root table, alias, linked table, lookup, outer).
+    pub(super) joined: std::cell::RefCell<Vec<JoinedLink>>,
+}
+
+/// A join link of the root, as a condition's `entityname` refers to it.
+pub(super) struct JoinedLink {
+    root: String,
+    alias: String,
+    entity: Arc<Entity>,
+    lookup: usize,
+    outer: bool,
 }
 
 impl Binder<'_> {
@@ -217,6 +229,7 @@ impl Binder<'_> {
             &["name", "enableprefiltering", "prefilterparametername"],
         )?;
         let entity = self.entity(ea.required("name")?)?;
+        self.find_joined_links(&entity, entity_element);
         let body = self.body(&entity, entity_element, true)?;
 
         let mut links = Vec::new();
@@ -261,6 +274,15 @@ impl Binder<'_> {
                 link.order = plain_order(link_body)?;
             }
         }
+        let crossed = query.filter.as_ref().map_or(0, Expr::relationship_count)
+            + query.links.len()
+            + query
+                .links
+                .iter()
+                .filter_map(|l| l.filter.as_ref())
+                .map(Expr::relationship_count)
+                .sum::<usize>();
+        super::super::filter::check_relationships(crossed)?;
         Ok(query)
     }
 
@@ -302,6 +324,9 @@ impl Binder<'_> {
                 }
                 "order" => body.orders.push(self.order(entity, child)?),
                 "filter" => filters.extend(self.filter(entity, child)?),
+                "link-entity" if root && is_filter_link(child) => {
+                    filters.push(self.link_filter(entity, child)?)
+                }
                 "link-entity" if root => body.links.push(child),
                 "link-entity" => {
                     return Err(unsupported("A link-entity inside a link-entity".into()))
@@ -315,35 +340,83 @@ impl Binder<'_> {
         Ok(body)
     }
 
-    /// A `<link-entity>` of `root`; its columns and order are filled in by the caller.
-    pub(super) fn link<'e>(
+    /// Records the many-to-one join links of the root (what `link` accepts; the others fail
+    /// there with their own error) under the alias `link` gives them.
+    fn find_joined_links(&self, root: &Entity, element: &Element) {
+        let mut joined = Vec::new();
+        let links = element
+            .children
+            .iter()
+            .filter(|c| c.name == "link-entity" && !is_filter_link(c));
+        for child in links {
+            let Ok(a) = Attrs::new(child, LINK_ATTRIBUTES) else {
+                continue;
+            };
+            let Some(entity) = a.get("name").and_then(|n| self.entity(n).ok()) else {
+                continue;
+            };
+            let Ok(lookup) = self.many_to_one(root, &entity, &a) else {
+                continue;
+            };
+            let alias = match a.get("alias") {
+                Some(alias) => alias.to_string(),
+                None => {
+                    let same = joined
+                        .iter()
+                        .filter(|l: &&JoinedLink| l.entity.logical_name == entity.logical_name)
+                        .count();
+                    format!("{}{}", entity.logical_name, same + 1)
+                }
+            };
+            joined.push(JoinedLink {
+                root: root.logical_name.clone(),
+                alias,
+                outer: a.get("link-type") == Some("outer"),
+                entity,
+                lookup,
+            });
+        }
+        *self.joined.borrow_mut() = joined;
+    }
+
+    /// A condition with `entityname`: the same condition on the inner link's table, as a
+    /// lookup path from `entity` (the root).
+    fn linked_condition(
         &self,
-        root: &Entity,
-        element: &'e Element,
-        earlier: &[LinkEntity],
-    ) -> Result<(LinkEntity, Body<'e>), QueryError> {
-        let a = Attrs::new(
-            element,
-            &[
-                "name",
-                "from",
-                "to",
-                "alias",
-                "link-type",
-                "visible",
-                "intersect",
-            ],
-        )?;
-        let entity = self.entity(a.required("name")?)?;
-        let outer = match a.get("link-type").unwrap_or("inner") {
-            "inner" => false,
-            "outer" => true,
-            other => {
-                return Err(QueryError::InvalidLinkType {
-                    link_type: other.to_string(),
-                })
-            }
+        entity: &Entity,
+        element: &Element,
+        alias: &str,
+    ) -> Result<Expr, QueryError> {
+        let found = self
+            .joined
+            .borrow()
+            .iter()
+            .find(|l| l.alias == alias && l.root == entity.logical_name)
+            .map(|l| (Arc::clone(&l.entity), l.lookup, l.outer));
+        let Some((target, lookup, outer)) = found else {
+            return Err(invalid_fetch(format!(
+                "The condition's entityname '{alias}' names no link-entity of '{}'.",
+                entity.logical_name
+            )));
         };
+        if outer {
+            return Err(unsupported(format!(
+                "A condition on the outer link-entity '{alias}' in the root entity's filter"
+            )));
+        }
+        let mut plain = element.clone();
+        plain.attributes.retain(|(name, _)| name != "entityname");
+        let inner = self.condition(&target, &plain)?;
+        Ok(Expr::Related {
+            lookup: column_ref(entity, lookup),
+            target: Table(target),
+            inner: Box::new(inner),
+        })
+    }
+
+    /// The lookup of `root` a many-to-one link joins on (`to`, or the one lookup of `root` to
+    /// the linked table); `from`, when given, must be the linked table's primary key.
+    fn many_to_one(&self, root: &Entity, entity: &Entity, a: &Attrs) -> Result<usize, QueryError> {
         let points_here = |index: usize| {
             let attribute = &root.attributes[index];
             attribute.attribute_type.is_lookup()
@@ -376,18 +449,129 @@ impl Binder<'_> {
                 }
             }
         };
-        let from_index = entity.primary_id_position();
         if let Some(from) = a.get("from") {
             let index = entity
                 .position(from)
-                .ok_or_else(|| unknown_attribute(&entity, from))?;
-            if index != from_index {
+                .ok_or_else(|| unknown_attribute(entity, from))?;
+            if index != entity.primary_id_position() {
                 return Err(unsupported(format!(
                     "A link to '{from}', which is not the primary key of '{}',",
                     entity.logical_name
                 )));
             }
         }
+        Ok(to_index)
+    }
+
+    /// The lookup of the linked table a one-to-many link joins on: `from` is a lookup of the
+    /// linked table to `root`, and `to` (when given) is `root`'s primary key. `None`: the link
+    /// is not one-to-many.
+    fn one_to_many(
+        &self,
+        root: &Entity,
+        entity: &Entity,
+        a: &Attrs,
+    ) -> Result<Option<usize>, QueryError> {
+        let Some(from) = a.get("from") else {
+            return Ok(None);
+        };
+        let Some(index) = entity.position(from) else {
+            return Ok(None);
+        };
+        let attribute = &entity.attributes[index];
+        let to_key = a
+            .get("to")
+            .is_none_or(|to| root.position(to) == Some(root.primary_id_position()));
+        let links_here = attribute.attribute_type.is_lookup()
+            && attribute.is_stored()
+            && attribute.targets.contains(&root.logical_name);
+        Ok((to_key && links_here && index != entity.primary_id_position()).then_some(index))
+    }
+
+    /// A `link-entity` of a filter link type (`exists`, `in`, `any`, `not any`, `all`, `not
+    /// all`): a condition on `root`'s rows, bound to the same trees as OData's lookup paths
+    /// and lambdas. It returns no columns.
+    pub(super) fn link_filter(&self, root: &Entity, element: &Element) -> Result<Expr, QueryError> {
+        let a = Attrs::new(element, LINK_ATTRIBUTES)?;
+        let link_type = a.get("link-type").unwrap_or("inner");
+        let entity = self.entity(a.required("name")?)?;
+        if let Some(alias) = a.get("alias") {
+            check_alias(alias)?;
+        }
+        let body = self.body(&entity, element, false)?;
+        if !body.attributes.is_empty() || body.all_attributes || !body.orders.is_empty() {
+            return Err(invalid_fetch(format!(
+                "A link-entity of link-type '{link_type}' returns no columns and has no order."
+            )));
+        }
+        let always = Expr::NotNull(column_ref(root, root.primary_id_position()));
+        let negated = matches!(link_type, "not any" | "not all");
+        let expr = if let Some(child_lookup) = self.one_to_many(root, &entity, &a)? {
+            let lambda = |all: bool, inner: Option<Expr>| Expr::Lambda {
+                navigation: crate::schema::partner_name(
+                    &entity,
+                    &entity.attributes[child_lookup],
+                    &root.logical_name,
+                ),
+                all,
+                variable: a.get("alias").unwrap_or("x").to_string(),
+                child: Table(Arc::clone(&entity)),
+                child_lookup,
+                inner: inner.map(Box::new),
+            };
+            match (link_type, body.filter) {
+                ("all" | "not all", None) => always,
+                ("all" | "not all", Some(filter)) => lambda(true, Some(filter)),
+                (_, filter) => lambda(false, filter),
+            }
+        } else {
+            if matches!(link_type, "all" | "not all") {
+                return Err(unsupported(format!(
+                    "A many-to-one link-entity of link-type '{link_type}'"
+                )));
+            }
+            let to = self.many_to_one(root, &entity, &a)?;
+            Expr::Related {
+                lookup: column_ref(root, to),
+                inner: Box::new(body.filter.unwrap_or_else(|| {
+                    Expr::NotNull(column_ref(&entity, entity.primary_id_position()))
+                })),
+                target: Table(entity),
+            }
+        };
+        Ok(if negated {
+            Expr::Not(Box::new(expr))
+        } else {
+            expr
+        })
+    }
+
+    /// A `<link-entity>` of `root`; its columns and order are filled in by the caller.
+    pub(super) fn link<'e>(
+        &self,
+        root: &Entity,
+        element: &'e Element,
+        earlier: &[LinkEntity],
+    ) -> Result<(LinkEntity, Body<'e>), QueryError> {
+        let a = Attrs::new(element, LINK_ATTRIBUTES)?;
+        let entity = self.entity(a.required("name")?)?;
+        let outer = match a.get("link-type").unwrap_or("inner") {
+            "inner" => false,
+            "outer" => true,
+            other => {
+                return Err(QueryError::InvalidLinkType {
+                    link_type: other.to_string(),
+                })
+            }
+        };
+        if self.one_to_many(root, &entity, &a)?.is_some() {
+            return Err(unsupported(format!(
+                "A one-to-many link-entity of link-type '{}' (use 'exists', 'in', 'any', 'not any', 'all' or 'not all')",
+                a.get("link-type").unwrap_or("inner")
+            )));
+        }
+        let to_index = self.many_to_one(root, &entity, &a)?;
+        let from_index = entity.primary_id_position();
         let alias = match a.get("alias") {
             Some(alias) => {
                 check_alias(alias)?;
@@ -547,6 +731,9 @@ impl Binder<'_> {
             match child.name.as_str() {
                 "condition" => operands.push(self.condition(entity, child)?),
                 "filter" => operands.extend(self.filter(entity, child)?),
+                "link-entity" if is_filter_link(child) => {
+                    operands.push(self.link_filter(entity, child)?)
+                }
                 _ => return Err(invalid_child(element, child)),
             }
         }
@@ -572,10 +759,8 @@ impl Binder<'_> {
             ],
         )?;
         no_text(element)?;
-        if a.get("entityname").is_some() {
-            return Err(unsupported(
-                "A condition on a linked table's column in the root entity's filter".into(),
-            ));
+        if let Some(alias) = a.get("entityname") {
+            return self.linked_condition(entity, element, alias);
         }
         let name = a.required("attribute")?;
         let operator = Operator::parse(a.required("operator")?)?;
@@ -788,6 +973,26 @@ pub(super) fn negate(expr: Expr, negated: bool) -> Expr {
     } else {
         expr
     }
+}
+
+/// The attributes a `link-entity` may carry.
+const LINK_ATTRIBUTES: &[&str] = &[
+    "name",
+    "from",
+    "to",
+    "alias",
+    "link-type",
+    "visible",
+    "intersect",
+];
+
+/// Whether a `link-entity` is a filter (its `link-type` one of `exists`, `in`, `any`, `not
+/// any`, `all`, `not all`) rather than a join that returns columns.
+fn is_filter_link(element: &Element) -> bool {
+    matches!(
+        element.attribute("link-type"),
+        Some("exists" | "in" | "any" | "not any" | "all" | "not all")
+    )
 }
 
 pub(super) fn unknown_attribute(entity: &Entity, name: &str) -> QueryError {

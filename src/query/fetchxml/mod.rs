@@ -19,10 +19,12 @@
 //!     all-attributes
 //!     order attribute|alias [descending]                                            *
 //!     filter [type=and|or]                                                          *
-//!       condition attribute operator [value valueof uiname uitype uihidden]        *
+//!       condition [entityname] attribute operator [value valueof uiname uitype uihidden] *
 //!         value [uiname uitype]  text                                               *
 //!       filter ...                                                                  *
-//!     link-entity name [from to alias link-type=inner|outer visible intersect]      *
+//!       link-entity name [from to alias] link-type=any|not any|all|not all|exists|in *
+//!         filter: as above, on the linked table
+//!     link-entity name [from to alias link-type=inner|outer|exists|in visible intersect] *
 //!       attribute, all-attributes, order, filter: as above, on the linked table
 //! ```
 //!
@@ -41,9 +43,16 @@
 //!   [`Expr::QueryFn`]. `neq` is `ne`; `older-x-days` is accepted for `olderthan-x-days`.
 //! - An empty `value` attribute is ignored when the operator takes no value or when `<value>`
 //!   children are given (tools write `value=''` next to `<value>` lists).
-//! - Links: single hop, from a lookup of the root table (`to`) to the primary key (`from`) of
-//!   the table it points at; `from` defaults to that key, `to` to the only lookup pointing at
-//!   the table. A missing alias becomes `<table><n>`, as Dataverse names it.
+//! - Join links (`inner`, `outer`): single hop, from a lookup of the root table (`to`) to the
+//!   primary key (`from`) of the table it points at; `from` defaults to that key, `to` to the
+//!   only lookup pointing at the table. A missing alias becomes `<table><n>`, as Dataverse
+//!   names it. An inner link is also a filter ([`Expr::Related`]) of the root's rows, with the
+//!   link's `<filter>` inside; a condition's `entityname` names an inner link, and binds as a
+//!   [`Expr::Related`] through it.
+//! - Filter links (`exists`, `in`, `any`, `not any`, `all`, `not all`) return no columns: a
+//!   one-to-many one (`from` a lookup of the linked table to the root, `to` the root's key)
+//!   binds as an [`Expr::Lambda`], a many-to-one one (`any`, `exists`, `in`, `not any`) as an
+//!   [`Expr::Related`]; `not` negates. `all` holds for a parent without related rows.
 //! - `aggregate='true'`: every `<attribute>` has `aggregate` (with an `alias`) or
 //!   `groupby='true'` (alias defaults to the column name); `sum`/`avg` take number columns,
 //!   `min`/`max` number and date columns; grouping by a date column needs `dategrouping`;
@@ -57,7 +66,7 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::apply::AggregateFn;
-use super::ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn};
+use super::ast::{CmpOp, Expr, FnValues, Literal, PropertyRef, QueryFnName, StringFn, Table};
 use super::error::QueryError;
 use super::filter;
 use super::options::OrderBy;
@@ -190,7 +199,11 @@ pub struct AggregateOrder {
 /// [`FetchQuery::entity`] is the table of the entity set the query was sent to.
 pub fn parse(catalog: &Catalog, text: &str) -> Result<FetchQuery, QueryError> {
     let root = read(text)?;
-    Binder { catalog }.fetch(&root)
+    Binder {
+        catalog,
+        joined: Default::default(),
+    }
+    .fetch(&root)
 }
 
 /// Reads the keyset of a paging cookie: `(column, last value)` for each column element of

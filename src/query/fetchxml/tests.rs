@@ -669,9 +669,9 @@ fn links_that_are_not_single_hop_lookups_are_refused() {
         "The entity with a name = 'nosuch' with namemapping = 'Logical' was not found in the MetadataCache.",
     );
     check_error(
-        &on_ctx("<link-entity name='team' to='ownerid' link-type='exists'/>"),
+        &on_ctx("<link-entity name='team' to='ownerid' link-type='sideways'/>"),
         "0x80041117",
-        "Invalid link-type 'exists': only 'inner' and 'outer' are supported.",
+        "Invalid link-type 'sideways': only 'inner', 'outer', 'exists', 'in', 'any', 'not any', 'all' and 'not all' are supported.",
     );
     check_error(
         &on_ctx("<link-entity name='team' to='ownerid' alias='a'/><link-entity name='systemuser' to='ownerid' alias='a'/>"),
