@@ -363,6 +363,9 @@ pub struct Request<'a> {
     pub root: &'a str,
     /// The decoded query-string pairs, for the nextLink.
     pub pairs: &'a [(String, String)],
+    /// The path below the root that a nextLink repeats, when it is not the entity set (a
+    /// collection-valued navigation: `{set}({id})/{collection}`).
+    pub path: Option<&'a str>,
     pub annotations: &'a Annotations,
 }
 
@@ -388,14 +391,18 @@ fn context_names(
         return None;
     }
     let mut names = select.map(|s| select_names(entity, s)).unwrap_or_default();
-    for item in expand {
-        let nested = match &item.select {
-            ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
-            ExpandSelect::Raw(raw) => raw.clone(),
-        };
-        names.push(format!("{}({})", item.navigation.name, nested.join(",")));
-    }
+    names.extend(expand.iter().map(expand_context));
     Some(names)
+}
+
+/// One expand node in `@odata.context`: `nav(a,b,child(c))`, nested nodes inside.
+fn expand_context(item: &ExpandNode) -> String {
+    let mut nested: Vec<String> = match &item.select {
+        ExpandSelect::Bound(props) => props.iter().map(|p| p.name.clone()).collect(),
+        ExpandSelect::Raw(raw) => raw.clone(),
+    };
+    nested.extend(item.children.iter().map(expand_context));
+    format!("{}({})", item.navigation.name, nested.join(","))
 }
 
 fn write_expanded(
@@ -413,9 +420,26 @@ fn write_expanded(
                 reference.string("@odata.id", &record_url(root, entity, *id));
                 reference.close();
             }
-            Expanded::Record(related, select) => {
+            Expanded::Record(related, select, nested) => {
                 let out = object.raw_key(name);
-                record(out, related, select.as_deref(), annotations);
+                let mut child = ObjectWriter::open(out);
+                record_members(&mut child, related, select.as_deref(), annotations);
+                write_expanded(root, &mut child, nested, annotations);
+                child.close();
+            }
+            Expanded::Collection(rows, select) => {
+                let out = object.raw_key(name);
+                out.push(b'[');
+                for (i, (related, nested)) in rows.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let mut child = ObjectWriter::open(out);
+                    record_members(&mut child, related, select.as_deref(), annotations);
+                    write_expanded(root, &mut child, nested, annotations);
+                    child.close();
+                }
+                out.push(b']');
             }
         }
     }
@@ -591,7 +615,7 @@ fn next_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
     format!(
         "{}{}?{}",
         request.root,
-        entity.entity_set_name,
+        request.path.unwrap_or(&entity.entity_set_name),
         query.join("&")
     )
 }

@@ -43,18 +43,6 @@ impl Fixture {
     }
 }
 
-/// A role reading contexts and conversations at Basic depth (and the principal tables).
-async fn basic_role(app: &TestApp, unit: &str) -> String {
-    let grants = [
-        ("prvReadmsdyn_smsengagementctx", 1),
-        ("prvReadmsdyn_ocliveworkitem", 1),
-        ("prvReadUser", 8),
-        ("prvReadTeam", 8),
-        ("prvReadBusinessUnit", 8),
-    ];
-    custom_role(app, unit, "basic reader", &grants).await
-}
-
 async fn fixture() -> Fixture {
     let app = spawn_app().await;
     let root = root_unit(&app).await;

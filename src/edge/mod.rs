@@ -10,6 +10,7 @@ pub mod auth;
 mod batch;
 pub mod error;
 pub mod limits;
+mod navigation;
 mod options;
 mod organization;
 mod sharing;
@@ -318,6 +319,34 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
                 reference: true,
             },
         ) => clear_reference(&call, &entity, id, position).await,
+        (
+            Method::PUT,
+            Resource::Navigation {
+                entity,
+                id,
+                position,
+                reference: true,
+            },
+        ) => navigation::set_reference(&call, &entity, id, position).await,
+        (
+            Method::GET,
+            Resource::RelatedRows {
+                entity,
+                id,
+                source,
+                lookup,
+            },
+        ) => navigation::related_rows(&call, &entity, id, &source, lookup).await,
+        (
+            Method::POST | Method::DELETE,
+            Resource::RelatedReference {
+                entity,
+                id,
+                source,
+                lookup,
+                key,
+            },
+        ) => navigation::related_reference(&call, &entity, id, &source, lookup, key).await,
         (Method::GET, Resource::Function { name, arguments })
             if name == "IsValidStateTransition" =>
         {
@@ -493,6 +522,7 @@ fn serialize_request<'a>(
     serialize::Request {
         root: &call.root,
         pairs: &call.pairs,
+        path: None,
         annotations,
     }
 }
@@ -825,12 +855,24 @@ async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiErro
             ReadRequest::list(entity, options, max_page_size, with_names)?
         }
     };
+    rows_response(call, request, None).await
+}
+
+/// Runs a list read and writes its page (or its aggregation); `path` is the collection's path
+/// when it is not the entity set (for the nextLink).
+async fn rows_response(
+    call: &Call<'_>,
+    request: ReadRequest,
+    path: Option<&str>,
+) -> Result<Response, ApiError> {
+    let annotations = call.prefer.annotations();
     let result = call
         .state
         .service
         .read(call.db, &call.caller, request)
         .await?;
-    let frame = serialize_request(call, &annotations);
+    let mut frame = serialize_request(call, &annotations);
+    frame.path = path;
     let mut applied = Vec::new();
     let body = match &result {
         ReadResult::Rows(rows) => {

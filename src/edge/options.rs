@@ -50,7 +50,10 @@ pub(crate) fn check(
         Resource::Count(_) => (Dollar::Only(&["$filter"]), false, &[]),
         Resource::Schema(_) => (Dollar::Handler, false, &[]),
         Resource::Metadata => (Dollar::Only(&[]), false, &["annotations"]),
-        Resource::Association { .. } => (Dollar::Only(&["$id"]), false, &[]),
+        Resource::Association { .. } | Resource::RelatedReference { .. } => {
+            (Dollar::Only(&["$id"]), false, &[])
+        }
+        Resource::RelatedRows { .. } if get => (Dollar::Handler, false, &[]),
         _ => (Dollar::Only(&[]), false, &[]),
     };
     let mut chosen: Option<&str> = None;

@@ -209,6 +209,33 @@ pub(super) async fn shared_principals(
     Ok(json_response(StatusCode::OK, &body))
 }
 
+/// The record a `$ref` body names: `{"@odata.id": "<set>(<id>)"}` (a URL or a path).
+pub(super) fn reference_body(
+    call: &Call<'_>,
+    entity: &Entity,
+) -> Result<(Arc<Entity>, Uuid), ApiError> {
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
+    let body: Json = serde_json::from_slice(&call.body).map_err(|e| ParseError::Payload {
+        entity_set: entity.entity_set_name.clone(),
+        detail: e.to_string(),
+    })?;
+    let url = body
+        .get("@odata.id")
+        .and_then(Json::as_str)
+        .ok_or_else(|| bad("The body of a $ref request is {\"@odata.id\": \"<set>(<id>)\"}."))?;
+    parse_reference(&call.state.service.catalog, url)
+        .ok_or_else(|| bad(format!("'{url}' is not a record reference.")))
+}
+
+/// The record a `$ref` DELETE names in its query: `$id=<url>`.
+pub(super) fn reference_query(call: &Call<'_>) -> Result<(Arc<Entity>, Uuid), ApiError> {
+    let url = option(&call.pairs, "$id").ok_or_else(|| {
+        bad("A $ref DELETE names the record: .../{navigation}(<id>)/$ref or $id=<url>.")
+    })?;
+    parse_reference(&call.state.service.catalog, url)
+        .ok_or_else(|| bad(format!("'{url}' is not a record reference.")))
+}
+
 /// `POST .../{relationship}/$ref` with `{"@odata.id": ...}` (204), and `DELETE
 /// .../{relationship}({key})/$ref` or `.../{relationship}/$ref?$id=...` (204).
 pub(super) async fn association(
@@ -231,20 +258,7 @@ pub(super) async fn association(
     let catalog = &call.state.service.catalog;
     let (other, other_id, add) = match (&call.method, key) {
         (&Method::POST, None) => {
-            check_content_type(header_str(&call.headers, "Content-Type")?)?;
-            let body: Json =
-                serde_json::from_slice(&call.body).map_err(|e| ParseError::Payload {
-                    entity_set: entity.entity_set_name.clone(),
-                    detail: e.to_string(),
-                })?;
-            let url = body
-                .get("@odata.id")
-                .and_then(Json::as_str)
-                .ok_or_else(|| {
-                    bad("The body of a $ref request is {\"@odata.id\": \"<set>(<id>)\"}.")
-                })?;
-            let (other, other_id) = parse_reference(catalog, url)
-                .ok_or_else(|| bad(format!("'{url}' is not a record reference.")))?;
+            let (other, other_id) = reference_body(call, entity)?;
             (other, other_id, true)
         }
         (&Method::DELETE, Some(key)) => {
@@ -255,11 +269,7 @@ pub(super) async fn association(
             (other, key, false)
         }
         (&Method::DELETE, None) => {
-            let url = option(&call.pairs, "$id").ok_or_else(|| {
-                bad("A $ref DELETE names the record: .../{relationship}(<id>)/$ref or $id=<url>.")
-            })?;
-            let (other, other_id) = parse_reference(catalog, url)
-                .ok_or_else(|| bad(format!("'{url}' is not a record reference.")))?;
+            let (other, other_id) = reference_query(call)?;
             (other, other_id, false)
         }
         _ => return Err(ApiError::no_resource(&call.uri)),

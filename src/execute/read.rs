@@ -3,8 +3,9 @@
 //!
 //! A rows request is one keyset query for the page (`size + 1` rows, so that one more row
 //! tells whether more follow), one count when a total is asked for, and one batched
-//! `id IN (...)` query per `$expand` node and per FetchXML `link-entity`, whatever the number
-//! of rows: no read per row. Aggregations are ordered and limited in SQL.
+//! `IN (...)` query per `$expand` node (a lookup's targets by id, a collection's rows by their
+//! lookup; nested nodes on the rows their level found) and per FetchXML `link-entity`,
+//! whatever the number of rows: no read per row. Aggregations are ordered and limited in SQL.
 //!
 //! **Architecture invariant:** the number of store reads of a request depends on its shape
 //! (expand nodes, links, a total), never on the number of rows it returns (the tests count).
@@ -70,15 +71,33 @@ pub struct RecordResult {
 }
 
 /// What one expand node found for one row.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Expanded {
     /// No related row, or one the caller may not read.
     Null,
     /// `nav/$ref`.
     Reference(Arc<Entity>, Uuid),
-    /// The related row, and the columns to write (`None`: every column).
-    Record(Record, Option<Vec<usize>>),
+    /// The related row, the columns to write (`None`: every column) and its nested expands.
+    Record(Record, Option<Vec<usize>>, Vec<(String, Expanded)>),
+    /// A collection-valued navigation: the related rows, each with its nested expands, and
+    /// the columns to write.
+    Collection(Vec<ExpandedRow>, Option<Vec<usize>>),
 }
+
+/// A related row and what its nested expand nodes found.
+pub type ExpandedRow = (Record, Vec<(String, Expanded)>);
+
+/// The most rows one collection-valued expand node reads for all its parents (as many as an
+/// aggregation may read); beyond it the request is refused, never silently cut.
+pub const MAX_EXPANDED_ROWS: usize = 50_000;
+
+type ExpandFuture<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Vec<Vec<(String, Expanded)>>, ExecError>>
+            + Send
+            + 'a,
+    >,
+>;
 
 impl Service {
     /// Runs one read as the caller, through the caller's guard.
@@ -203,80 +222,197 @@ impl Service {
         })
     }
 
-    /// The expand nodes of every parent row: per node, one read of all the related rows.
-    async fn expand(
+    /// The expand nodes of every parent row: per node, one read of all the related rows (of
+    /// every parent at once), then the node's children on those rows, level by level.
+    fn expand<'a>(
+        &'a self,
+        db: &'a dyn Access,
+        context: Context,
+        parents: &'a [Record],
+        nodes: &'a [ExpandNode],
+        with_names: bool,
+    ) -> ExpandFuture<'a> {
+        Box::pin(async move {
+            let mut out: Vec<Vec<(String, Expanded)>> = parents
+                .iter()
+                .map(|_| Vec::with_capacity(nodes.len()))
+                .collect();
+            for node in nodes {
+                let items = match node.relation {
+                    Relation::ManyToOne => {
+                        self.expand_lookup(db, context, parents, node, with_names)
+                            .await?
+                    }
+                    Relation::OneToMany => {
+                        self.expand_collection(db, context, parents, node, with_names)
+                            .await?
+                    }
+                };
+                for (slot, item) in out.iter_mut().zip(items) {
+                    slot.push((node.navigation.name.clone(), item));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// A many-to-one node: the row each parent's lookup points at, in one read per table.
+    async fn expand_lookup(
         &self,
         db: &dyn Access,
         context: Context,
         parents: &[Record],
-        nodes: &[ExpandNode],
+        node: &ExpandNode,
         with_names: bool,
-    ) -> Result<Vec<Vec<(String, Expanded)>>, ExecError> {
-        let mut out: Vec<Vec<(String, Expanded)>> = parents
+    ) -> Result<Vec<Expanded>, ExecError> {
+        let attribute = parents
+            .first()
+            .map(|p| &p.entity.attributes[node.navigation.index]);
+        // The target table and id of each parent's lookup.
+        let targets: Vec<Option<(Arc<Entity>, Uuid)>> = parents
             .iter()
-            .map(|_| Vec::with_capacity(nodes.len()))
+            .map(|parent| {
+                let id = parent.values[node.navigation.index].as_guid()?;
+                let target_name = match &node.target {
+                    Some(t) => t.clone(),
+                    None => crate::serialize::lookup_target(parent, attribute?)?,
+                };
+                let target = self.catalog.entity(&target_name)?;
+                Some((Arc::clone(target), id))
+            })
             .collect();
-        for node in nodes {
-            match node.relation {
-                Relation::ManyToOne => {}
-            }
-            let name = node.navigation.name.clone();
-            let attribute = parents
-                .first()
-                .map(|p| &p.entity.attributes[node.navigation.index]);
-            // The target table and id of each parent's lookup.
-            let targets: Vec<Option<(Arc<Entity>, Uuid)>> = parents
-                .iter()
-                .map(|parent| {
-                    let id = parent.values[node.navigation.index].as_guid()?;
-                    let target_name = match &node.target {
-                        Some(t) => t.clone(),
-                        None => crate::serialize::lookup_target(parent, attribute?)?,
-                    };
-                    let target = self.catalog.entity(&target_name)?;
-                    Some((Arc::clone(target), id))
+        if node.reference_only {
+            return Ok(targets
+                .into_iter()
+                .map(|target| match target {
+                    Some((entity, id)) => Expanded::Reference(entity, id),
+                    None => Expanded::Null,
                 })
-                .collect();
-            if node.reference_only {
-                for (slot, target) in out.iter_mut().zip(targets) {
-                    let item = match target {
-                        Some((entity, id)) => Expanded::Reference(entity, id),
-                        None => Expanded::Null,
-                    };
-                    slot.push((name.clone(), item));
+                .collect());
+        }
+        let mut by_table: HashMap<String, (Arc<Entity>, Vec<Uuid>)> = HashMap::new();
+        for (entity, id) in targets.iter().flatten() {
+            by_table
+                .entry(entity.logical_name.clone())
+                .or_insert_with(|| (Arc::clone(entity), Vec::new()))
+                .1
+                .push(*id);
+        }
+        let mut found: HashMap<(String, Uuid), ExpandedRow> = HashMap::new();
+        let mut selects: HashMap<String, Option<Vec<usize>>> = HashMap::new();
+        for (table, (entity, ids)) in by_table {
+            selects.insert(table.clone(), expand_select(&entity, &node.select)?);
+            let records = read_ids(db, context, &entity, ids, with_names).await?;
+            let nested = self
+                .expand(db, context, &records, &node.children, with_names)
+                .await?;
+            for (record, nested) in records.into_iter().zip(nested) {
+                if let Some(id) = record.id() {
+                    found.insert((table.clone(), id), (record, nested));
                 }
-                continue;
-            }
-            let mut by_table: HashMap<String, (Arc<Entity>, Vec<Uuid>)> = HashMap::new();
-            for (entity, id) in targets.iter().flatten() {
-                by_table
-                    .entry(entity.logical_name.clone())
-                    .or_insert_with(|| (Arc::clone(entity), Vec::new()))
-                    .1
-                    .push(*id);
-            }
-            let mut found: HashMap<(String, Uuid), Record> = HashMap::new();
-            let mut selects: HashMap<String, Option<Vec<usize>>> = HashMap::new();
-            for (table, (entity, ids)) in by_table {
-                selects.insert(table.clone(), expand_select(&entity, &node.select)?);
-                for record in read_ids(db, context, &entity, ids, with_names).await? {
-                    if let Some(id) = record.id() {
-                        found.insert((table.clone(), id), record);
-                    }
-                }
-            }
-            for (slot, target) in out.iter_mut().zip(targets) {
-                let item = target
-                    .and_then(|(entity, id)| {
-                        let record = found.get(&(entity.logical_name.clone(), id))?.clone();
-                        let select = selects.get(&entity.logical_name).cloned().flatten();
-                        Some(Expanded::Record(record, select))
-                    })
-                    .unwrap_or(Expanded::Null);
-                slot.push((name.clone(), item));
             }
         }
-        Ok(out)
+        Ok(targets
+            .into_iter()
+            .map(|target| {
+                target
+                    .and_then(|(entity, id)| {
+                        let (record, nested) =
+                            found.get(&(entity.logical_name.clone(), id))?.clone();
+                        let select = selects.get(&entity.logical_name).cloned().flatten();
+                        Some(Expanded::Record(record, select, nested))
+                    })
+                    .unwrap_or(Expanded::Null)
+            })
+            .collect())
+    }
+
+    /// A one-to-many node: the rows of the target whose lookup points at any parent, in one
+    /// read (the node's filter and order in its SQL, the caller's row scope from the guard),
+    /// then grouped by parent and cut at the node's `$top`.
+    async fn expand_collection(
+        &self,
+        db: &dyn Access,
+        context: Context,
+        parents: &[Record],
+        node: &ExpandNode,
+        with_names: bool,
+    ) -> Result<Vec<Expanded>, ExecError> {
+        let target = node
+            .target
+            .as_deref()
+            .and_then(|t| self.catalog.entity(t))
+            .ok_or_else(|| {
+                ExecError::InvalidArgument(format!(
+                    "The navigation property '{}' has no table.",
+                    node.navigation.name
+                ))
+            })?;
+        let select = expand_select(target, &node.select)?;
+        let ids: Vec<Uuid> = parents.iter().filter_map(|p| p.id()).collect();
+        let children = if ids.is_empty() {
+            Vec::new()
+        } else {
+            let lookup = PropertyRef {
+                index: node.navigation.index,
+                name: target.attributes[node.navigation.index]
+                    .property_name()
+                    .to_string(),
+            };
+            let within = Expr::QueryFn {
+                name: QueryFnName::In,
+                prop: lookup,
+                values: ids.into_iter().map(Literal::Guid).collect(),
+            };
+            let filter = match &node.filter {
+                Some(f) => Expr::and(vec![within, f.clone()]),
+                None => within,
+            };
+            let mut plan = Plan::filtered(target, Some(filter));
+            plan.order = node.order.clone();
+            plan.limit = Some(MAX_EXPANDED_ROWS + 1);
+            match db
+                .query(Query {
+                    plan,
+                    context,
+                    with_names,
+                })
+                .await
+            {
+                Ok(records) => records,
+                Err(StoreError::Denied(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if children.len() > MAX_EXPANDED_ROWS {
+            return Err(ExecError::InvalidArgument(format!(
+                "The $expand of '{}' reaches more than {MAX_EXPANDED_ROWS} rows; narrow it with $filter or fewer parent rows.",
+                node.navigation.name
+            )));
+        }
+        let nested = self
+            .expand(db, context, &children, &node.children, with_names)
+            .await?;
+        let mut by_parent: HashMap<Uuid, Vec<ExpandedRow>> = HashMap::new();
+        for (child, nested) in children.into_iter().zip(nested) {
+            let Some(parent) = child.values[node.navigation.index].as_guid() else {
+                continue;
+            };
+            let rows = by_parent.entry(parent).or_default();
+            if node.top.is_none_or(|top| rows.len() < top) {
+                rows.push((child, nested));
+            }
+        }
+        Ok(parents
+            .iter()
+            .map(|parent| {
+                let rows = parent
+                    .id()
+                    .and_then(|id| by_parent.remove(&id))
+                    .unwrap_or_default();
+                Expanded::Collection(rows, select.clone())
+            })
+            .collect())
     }
 
     /// FetchXML linked columns of every row: per link, one read of all the linked rows.
@@ -470,13 +606,51 @@ mod tests {
             .expect("the table has a lookup to itself")
     }
 
-    /// Lists `n` child units with `$expand` of their parent (each a different unit) and
-    /// returns the store reads it took.
-    async fn expand_reads(n: usize) -> usize {
+    /// A fresh store and the business-unit table (its directory lives as long as the store).
+    fn unit_store() -> (
+        tempfile::TempDir,
+        Arc<Catalog>,
+        Arc<SqliteStore>,
+        Arc<Entity>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Arc::new(Catalog::builtin().unwrap());
         let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap());
         let entity = Arc::clone(catalog.entity("businessunit").unwrap());
+        (dir, catalog, store, entity)
+    }
+
+    /// Runs a list of `entity` with these query pairs as the nil caller, counting the store
+    /// reads: the result and the reads it took.
+    async fn counted_list(
+        catalog: &Arc<Catalog>,
+        store: Arc<SqliteStore>,
+        entity: &Arc<Entity>,
+        pairs: &[(String, String)],
+    ) -> (RowsResult, usize) {
+        let options = QueryOptions::parse(catalog, entity, pairs).unwrap();
+        let request = ReadRequest::list(entity, options, None, false).unwrap();
+        let service = Service::new(Arc::clone(catalog), store.clone());
+        let counting = Counting {
+            inner: store,
+            reads: AtomicUsize::new(0),
+        };
+        let caller = Caller {
+            user_id: Uuid::nil(),
+            business_unit_id: Uuid::nil(),
+            on_behalf_of: None,
+        };
+        let ReadResult::Rows(result) = service.run_read(&counting, &caller, request).await.unwrap()
+        else {
+            panic!("a rows result");
+        };
+        (result, counting.reads.load(Ordering::SeqCst))
+    }
+
+    /// Lists `n` child units with `$expand` of their parent (each a different unit) and
+    /// returns the store reads it took.
+    async fn expand_reads(n: usize) -> usize {
+        let (_dir, catalog, store, entity) = unit_store();
         // One unit tree: a root, `n` parent units under it, a child under each.
         let (root, root_row) = unit(&entity, "root", None);
         let mut ops = vec![WriteOp::Insert(root_row)];
@@ -503,35 +677,20 @@ mod tests {
             ),
             ("$count".to_string(), "true".to_string()),
         ];
-        let options = QueryOptions::parse(&catalog, &entity, &pairs).unwrap();
-        let request = ReadRequest::list(&entity, options, None, false).unwrap();
-        let service = Service::new(Arc::clone(&catalog), store.clone());
-        let counting = Counting {
-            inner: store,
-            reads: AtomicUsize::new(0),
-        };
-        let caller = Caller {
-            user_id: Uuid::nil(),
-            business_unit_id: Uuid::nil(),
-            on_behalf_of: None,
-        };
-        let ReadResult::Rows(result) = service.run_read(&counting, &caller, request).await.unwrap()
-        else {
-            panic!("a rows result");
-        };
+        let (result, reads) = counted_list(&catalog, store, &entity, &pairs).await;
         assert_eq!(result.rows.len(), n);
         assert_eq!(result.total, Some(n as u64));
         for row in &result.rows {
             let child = row.record.id().unwrap();
             match &row.expanded[..] {
-                [(_, Expanded::Record(parent, Some(select)))] => {
+                [(_, Expanded::Record(parent, Some(select), _))] => {
                     assert_eq!(parent.id(), Some(parents[&child]));
                     assert_eq!(select.len(), 1);
                 }
                 other => panic!("the parent unit, not {other:?}"),
             }
         }
-        counting.reads.load(Ordering::SeqCst)
+        reads
     }
 
     #[tokio::test]
@@ -539,5 +698,114 @@ mod tests {
         // The page, the count, and one read for every parent unit at once.
         assert_eq!(expand_reads(3).await, 3);
         assert_eq!(expand_reads(60).await, 3);
+    }
+
+    /// Lists `n` parent units with `$expand` of their child units (a collection, two each),
+    /// and inside it each child's parent again; returns the store reads it took.
+    async fn collection_reads(n: usize) -> usize {
+        let (_dir, catalog, store, entity) = unit_store();
+        let (root, root_row) = unit(&entity, "root", None);
+        let mut ops = vec![WriteOp::Insert(root_row)];
+        let mut children: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for k in 0..n {
+            let (parent, parent_row) = unit(&entity, &format!("parent {k}"), Some(root));
+            ops.push(WriteOp::Insert(parent_row));
+            for j in 0..2 {
+                let (child, child_row) = unit(&entity, &format!("child {k}.{j}"), Some(parent));
+                children.entry(parent).or_default().push(child);
+                ops.push(WriteOp::Insert(child_row));
+            }
+        }
+        store.write_all(ops).await.unwrap();
+
+        let lookup = lookup_to_own_table(&entity);
+        let attribute = &entity.attributes[lookup];
+        let collection = crate::schema::navigations(&catalog, &entity)
+            .into_iter()
+            .find(|nav| nav.attribute.logical_name == attribute.logical_name)
+            .expect("the parent lookup is a navigation")
+            .partner;
+        let pairs = vec![
+            (
+                "$expand".to_string(),
+                format!(
+                    "{collection}($select={};$expand={}($select={}))",
+                    entity.primary_name, attribute.logical_name, entity.primary_name
+                ),
+            ),
+            (
+                "$filter".to_string(),
+                format!("{} eq {root}", attribute.property_name()),
+            ),
+            ("$count".to_string(), "true".to_string()),
+        ];
+        let (result, reads) = counted_list(&catalog, store, &entity, &pairs).await;
+        assert_eq!(result.rows.len(), n);
+        for row in &result.rows {
+            let parent = row.record.id().unwrap();
+            let [(_, Expanded::Collection(rows, Some(select)))] = &row.expanded[..] else {
+                panic!("the child units, not {:?}", row.expanded);
+            };
+            assert_eq!(select.len(), 1);
+            let mut found: Vec<Uuid> = rows.iter().filter_map(|(r, _)| r.id()).collect();
+            let mut expected = children[&parent].clone();
+            found.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(found, expected);
+            for (_, nested) in rows {
+                match &nested[..] {
+                    [(_, Expanded::Record(back, _, _))] => assert_eq!(back.id(), Some(parent)),
+                    other => panic!("the child's parent, not {other:?}"),
+                }
+            }
+        }
+        reads
+    }
+
+    #[tokio::test]
+    async fn a_collection_beyond_the_row_limit_is_refused_not_cut() {
+        let (_dir, catalog, store, entity) = unit_store();
+        let (root, root_row) = unit(&entity, "root", None);
+        let (parent, parent_row) = unit(&entity, "parent", Some(root));
+        let mut ops = vec![WriteOp::Insert(root_row), WriteOp::Insert(parent_row)];
+        for k in 0..=MAX_EXPANDED_ROWS {
+            ops.push(WriteOp::Insert(
+                unit(&entity, &format!("c{k}"), Some(parent)).1,
+            ));
+        }
+        store.write_all(ops).await.unwrap();
+        let attribute = &entity.attributes[lookup_to_own_table(&entity)];
+        let collection = crate::schema::navigations(&catalog, &entity)
+            .into_iter()
+            .find(|nav| nav.attribute.logical_name == attribute.logical_name)
+            .unwrap()
+            .partner;
+        let pairs = vec![
+            ("$expand".to_string(), format!("{collection}($top=1)")),
+            (
+                "$filter".to_string(),
+                format!("{} eq {root}", attribute.property_name()),
+            ),
+        ];
+        let options = QueryOptions::parse(&catalog, &entity, &pairs).unwrap();
+        let request = ReadRequest::list(&entity, options, None, false).unwrap();
+        let service = Service::new(Arc::clone(&catalog), store.clone());
+        let caller = Caller {
+            user_id: Uuid::nil(),
+            business_unit_id: Uuid::nil(),
+            on_behalf_of: None,
+        };
+        let refused = service.run_read(store.as_ref(), &caller, request).await;
+        assert!(
+            matches!(&refused, Err(ExecError::InvalidArgument(m)) if m.contains("more than")),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn collection_and_nested_expand_reads_do_not_grow_with_the_rows() {
+        // The page, the count, one read of every child at once, one of their parents.
+        assert_eq!(collection_reads(3).await, 4);
+        assert_eq!(collection_reads(40).await, 4);
     }
 }

@@ -66,6 +66,23 @@ pub enum Resource {
     /// `/smsctx_smschannels` and `/smsctx_smschannels({id})`: the SMS channel's configuration,
     /// an internal table the channel API serves.
     SmsChannels(Option<Uuid>),
+    /// `/{set}({id})/{collection}`: the rows of `source` whose lookup at `lookup` points at the
+    /// record (a one-to-many relationship's collection-valued navigation property).
+    RelatedRows {
+        entity: Arc<Entity>,
+        id: Uuid,
+        source: Arc<Entity>,
+        lookup: usize,
+    },
+    /// `/{set}({id})/{collection}/$ref` (associate) and `/{set}({id})/{collection}({key})/$ref`
+    /// (disassociate): a one-to-many association, which sets or clears the child's lookup.
+    RelatedReference {
+        entity: Arc<Entity>,
+        id: Uuid,
+        source: Arc<Entity>,
+        lookup: usize,
+        key: Option<Uuid>,
+    },
     /// A collection-valued navigation's references: `/{set}({id})/{relationship}/$ref` and
     /// `/{set}({id})/{relationship}({key})/$ref`.
     Association {
@@ -128,7 +145,7 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
         let id = parse_key(key)?;
         return match rest {
             [] => Ok(Resource::Record(entity, id)),
-            [property, tail @ ..] => record_member(entity, id, property, tail),
+            [property, tail @ ..] => record_member(catalog, entity, id, property, tail),
         };
     }
     if name == sms::CHANNEL_SET && segments.len() == 1 {
@@ -151,6 +168,7 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
 }
 
 fn record_member(
+    catalog: &Catalog,
     entity: Arc<Entity>,
     id: Uuid,
     property: &str,
@@ -229,6 +247,25 @@ fn record_member(
                 reference: true,
             }),
             [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
+        };
+    }
+    let (name, key) = split_call(property)?;
+    if let Some((source, lookup)) = crate::schema::collection_navigation(catalog, &entity, name) {
+        return match (tail, key) {
+            ([], None) => Ok(Resource::RelatedRows {
+                entity,
+                id,
+                source,
+                lookup,
+            }),
+            ([r], key) if r == "$ref" => Ok(Resource::RelatedReference {
+                entity,
+                id,
+                source,
+                lookup,
+                key: key.map(parse_key).transpose()?,
+            }),
+            _ => Err(ParseError::ResourceNotFound(property.to_string())),
         };
     }
     Err(ParseError::ResourceNotFound(property.to_string()))
@@ -390,6 +427,18 @@ mod tests {
                 key,
                 ..
             }) => format!("association {}.{relationship} {key:?}", entity.logical_name),
+            Ok(Resource::RelatedRows { entity, source, .. }) => {
+                format!("related {}->{}", entity.logical_name, source.logical_name)
+            }
+            Ok(Resource::RelatedReference {
+                entity,
+                source,
+                key,
+                ..
+            }) => format!(
+                "related ref {}->{} {key:?}",
+                entity.logical_name, source.logical_name
+            ),
             Err(e) => format!("error {e}"),
         };
         assert_eq!(got, expected, "{path}");
@@ -400,6 +449,23 @@ mod tests {
     #[test]
     fn resources() {
         check("", "service");
+        let contexts = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+        check(
+            &format!("msdyn_ocliveworkitems({ID})/{contexts}"),
+            "related msdyn_ocliveworkitem->msdyn_smsengagementctx",
+        );
+        check(
+            &format!("msdyn_ocliveworkitems({ID})/{contexts}/$ref"),
+            "related ref msdyn_ocliveworkitem->msdyn_smsengagementctx None",
+        );
+        check(
+            &format!("systemusers({ID})/user_msdyn_smsengagementctx({ID})/$ref"),
+            &format!("related ref systemuser->msdyn_smsengagementctx Some({ID})"),
+        );
+        check(
+            &format!("msdyn_ocliveworkitems({ID})/{contexts}({ID})"),
+            &format!("error Resource not found for the segment '{contexts}({ID})'."),
+        );
         check(
             "msdyn_smsengagementctxes",
             "collection msdyn_smsengagementctx",

@@ -27,7 +27,7 @@ pub mod sql;
 
 pub use ast::{CmpOp, Expr, FnValues, Hop, Literal, PropertyRef, QueryFnName, StringFn, Table};
 pub use error::QueryError;
-pub use options::{Expand, ExpandSelect, OrderBy, QueryOptions};
+pub use options::{CollectionOptions, Expand, ExpandSelect, OrderBy, QueryOptions};
 
 /// The longest option value (in characters) the parsers read; Dataverse URLs are limited to
 /// about 32 KB anyway.

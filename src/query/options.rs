@@ -44,7 +44,23 @@ pub struct Expand {
     pub select: ExpandSelect,
     /// `nav/$ref`: only the `@odata.id` of the related record.
     pub reference_only: bool,
+    /// A collection-valued navigation property (one-to-many): `navigation` is then the lookup
+    /// column of `target` that points back at the parent, and `name` the collection's name.
+    pub collection: Option<CollectionOptions>,
+    /// Nested `$expand` on the related rows.
+    pub expand: Vec<Expand>,
 }
+
+/// What a collection-valued `$expand` item asks of its rows beyond `$select`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CollectionOptions {
+    pub filter: Option<Expr>,
+    pub orderby: Vec<OrderBy>,
+    pub top: Option<u32>,
+}
+
+/// Dataverse's limit on the `$expand` options of one query, nested ones included.
+pub const MAX_EXPANDS: usize = 15;
 
 /// The parsed and bound query options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,7 +117,17 @@ impl QueryOptions {
                 "$orderby" => options.orderby = parse_orderby(entity, value)?,
                 "$top" => options.top = Some(parse_top(value)?),
                 "$count" => options.count = parse_count(value)?,
-                "$expand" => options.expand = parse_expand(catalog, entity, value)?,
+                "$expand" => {
+                    options.expand = parse_expand(catalog, entity, value)?;
+                    let total = count_expands(&options.expand);
+                    if total > MAX_EXPANDS {
+                        return Err(QueryError::BadCombination {
+                            detail: format!(
+                                "The query has {total} $expand options; at most {MAX_EXPANDS} are allowed."
+                            ),
+                        });
+                    }
+                }
                 "$apply" => {
                     options.apply = Some(apply::parse_in(catalog, entity, value, &aliases)?)
                 }
@@ -194,7 +220,8 @@ pub fn parse_count(text: &str) -> Result<bool, QueryError> {
 }
 
 /// `$expand=nav,nav($select=a,b),nav/$ref`: navigation properties are the logical names of the
-/// entity's lookup columns.
+/// entity's lookup columns or the collection-valued partners `$metadata` declares on it (which
+/// also take `$filter`, `$orderby` and `$top`); both take a nested `$expand`.
 pub fn parse_expand(
     catalog: &Catalog,
     entity: &Entity,
@@ -204,6 +231,11 @@ pub fn parse_expand(
         .into_iter()
         .map(|(position, item)| expand_item(catalog, entity, text, position, item))
         .collect()
+}
+
+/// Every `$expand` item of a tree, nested ones included.
+fn count_expands(items: &[Expand]) -> usize {
+    items.iter().map(|e| 1 + count_expands(&e.expand)).sum()
 }
 
 fn expand_item(
@@ -225,28 +257,56 @@ fn expand_item(
         (item, None, false)
     };
     let name = name.trim_end();
-    let index = entity
+    let lookup = entity
         .position(name)
         .filter(|&i| entity.attributes[i].attribute_type.is_lookup())
-        .filter(|&i| entity.attributes[i].is_stored())
-        .ok_or_else(|| unknown_property(entity, name))?;
-    let attribute = &entity.attributes[index];
-    let target = match attribute.targets.as_slice() {
-        [only] => catalog.entity(only),
-        _ => None,
+        .filter(|&i| entity.attributes[i].is_stored());
+    let (index, target, many) = match lookup {
+        Some(index) => {
+            let target = match entity.attributes[index].targets.as_slice() {
+                [only] => catalog.entity(only),
+                _ => None,
+            };
+            (index, target, false)
+        }
+        None => {
+            let (source, index) = crate::schema::collection_navigation(catalog, entity, name)
+                .ok_or_else(|| unknown_property(entity, name))?;
+            (index, catalog.entity(&source.logical_name), true)
+        }
     };
 
     let mut select_text = "";
+    let mut collection = CollectionOptions::default();
+    let mut expand = Vec::new();
     for (_, option) in items(nested.unwrap_or_default(), ';')? {
-        match option.split_once('=') {
-            Some((key, value)) if key.trim() == "$select" => select_text = value,
-            _ => {
-                let key = option.split('=').next().unwrap_or_default().trim();
+        let (key, value) = option.split_once('=').unwrap_or((option, ""));
+        match (key.trim(), target) {
+            ("$select", _) => select_text = value,
+            ("$expand", Some(target)) => expand = parse_expand(catalog, target, value)?,
+            ("$filter", Some(target)) if many => {
+                collection.filter = Some(filter::parse_in(catalog, target, value, &HashMap::new())?)
+            }
+            ("$orderby", Some(target)) if many => {
+                collection.orderby = parse_orderby(target, value)?
+            }
+            ("$top", _) if many => collection.top = Some(parse_top(value)?),
+            (key, _) => {
                 return Err(QueryError::Unsupported {
                     what: format!("The option '{key}' inside $expand"),
                 });
             }
         }
+    }
+    if many && !expand.is_empty() && (!collection.orderby.is_empty() || collection.top.is_some()) {
+        return Err(QueryError::BadCombination {
+            detail: "$orderby and $top are not supported with a nested $expand of a collection-valued navigation property.".into(),
+        });
+    }
+    if reference_only && many {
+        return Err(QueryError::Unsupported {
+            what: format!("The option '/$ref' on the collection '{name}' inside $expand"),
+        });
     }
     let select = match target {
         Some(target) => ExpandSelect::Bound(parse_select(target, select_text)?),
@@ -265,6 +325,8 @@ fn expand_item(
         target: target.map(|t| t.logical_name.clone()),
         select,
         reference_only,
+        collection: many.then_some(collection),
+        expand,
     })
 }
 

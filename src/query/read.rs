@@ -8,9 +8,8 @@
 //! **Architecture invariant:** a read request holds only bound, typed parts (column positions,
 //! [`Expr`] trees, a typed [`Cursor`]); nothing downstream parses query text again.
 //!
-//! The `$expand` part is a tree ([`ExpandNode::children`]) so that nested and one-to-many
-//! expansions can be added to the planner; today every node is a many-to-one lookup without
-//! children.
+//! The `$expand` part is a tree ([`ExpandNode::children`]): each node is a many-to-one lookup
+//! or a one-to-many collection (with its own filter, order and top), and may hold nested nodes.
 
 use std::sync::Arc;
 
@@ -91,6 +90,9 @@ pub struct Page {
 pub enum Relation {
     /// A lookup of the parent row (`_x_value`) points at one row of the target.
     ManyToOne,
+    /// A lookup of the target's rows points at the parent row (a collection-valued
+    /// navigation property): `navigation.index` is that lookup's column on the target.
+    OneToMany,
 }
 
 /// One `$expand` item, a node of the expand tree.
@@ -104,19 +106,31 @@ pub struct ExpandNode {
     pub select: ExpandSelect,
     /// `nav/$ref`: only the `@odata.id`.
     pub reference_only: bool,
-    /// Nested `$expand` (not served yet: always empty).
+    /// One-to-many only: the related rows' filter, order and count per parent.
+    pub filter: Option<Expr>,
+    pub order: Vec<OrderBy>,
+    pub top: Option<usize>,
+    /// Nested `$expand`, on the related rows.
     pub children: Vec<ExpandNode>,
 }
 
 impl ExpandNode {
-    fn many_to_one(item: Expand) -> ExpandNode {
+    /// The node of one bound `$expand` item, and its nested items below it.
+    pub fn new(item: Expand) -> ExpandNode {
+        let (relation, collection) = match item.collection {
+            Some(c) => (Relation::OneToMany, c),
+            None => (Relation::ManyToOne, Default::default()),
+        };
         ExpandNode {
-            relation: Relation::ManyToOne,
+            relation,
             navigation: item.navigation,
             target: item.target,
             select: item.select,
             reference_only: item.reference_only,
-            children: Vec::new(),
+            filter: collection.filter,
+            order: collection.orderby,
+            top: collection.top.map(|t| t as usize),
+            children: item.expand.into_iter().map(ExpandNode::new).collect(),
         }
     }
 }
@@ -276,11 +290,7 @@ impl ReadRequest {
             filter: options.filter,
             order: options.orderby,
             columns: positions(&options.select),
-            expand: options
-                .expand
-                .into_iter()
-                .map(ExpandNode::many_to_one)
-                .collect(),
+            expand: options.expand.into_iter().map(ExpandNode::new).collect(),
             links: Vec::new(),
             page: Page {
                 size,
@@ -345,11 +355,7 @@ impl ReadRequest {
             entity: Arc::clone(entity),
             id,
             columns: positions(&options.select),
-            expand: options
-                .expand
-                .into_iter()
-                .map(ExpandNode::many_to_one)
-                .collect(),
+            expand: options.expand.into_iter().map(ExpandNode::new).collect(),
             with_names,
         })
     }

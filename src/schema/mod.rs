@@ -159,6 +159,27 @@ pub fn navigations<'a>(catalog: &'a Catalog, entity: &'a Entity) -> Vec<Navigati
     out
 }
 
+/// A collection-valued navigation property of `entity`: the table whose lookup mirrors it and
+/// that lookup's column position. The partners of owner columns are declared on `principal`
+/// and so belong to users and teams.
+pub fn collection_navigation(
+    catalog: &Catalog,
+    entity: &Entity,
+    name: &str,
+) -> Option<(std::sync::Arc<Entity>, usize)> {
+    catalog.entities().iter().find_map(|source| {
+        let nav = navigations(catalog, source).into_iter().find(|n| {
+            n.partner == name
+                && match n.target {
+                    Target::Entity(target) => target.logical_name == entity.logical_name,
+                    Target::Principal => is_principal(entity),
+                }
+        })?;
+        let index = source.position(&nav.attribute.logical_name)?;
+        Some((std::sync::Arc::clone(source), index))
+    })
+}
+
 /// The partner (collection-valued) navigation property name of a lookup.
 ///
 /// A relationship listed on the table's page wins when its schema name names both tables and

@@ -1,5 +1,6 @@
 // npm dynamics-web-api 2.5.0, unchanged: WhoAmI, CRUD, retrieveMultiple with paging, FetchXML,
-// $batch, metadata.
+// $batch, metadata, associate / disassociate (one-to-many and single-valued) and a nested
+// expand of a collection-valued navigation property.
 import { ORG_URL, TAG, TOKEN, check, outcome, require, results, step } from "./harness.mjs";
 
 const { DynamicsWebApi } = require("dynamics-web-api");
@@ -81,6 +82,56 @@ await step("retrieveEntities with filter (metadata)", async () => {
   const entities = await api.retrieveEntities({ select: ["LogicalName"], filter: "LogicalName eq 'msdyn_smsengagementctx'" });
   check(entities.value.length === 1, entities);
 });
+
+const conversations = "msdyn_ocliveworkitems";
+const contexts = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+const conversationOf = async (key) =>
+  (await api.retrieve({ collection, key, select: ["_msdyn_liveworkitemid_value"] }))._msdyn_liveworkitemid_value;
+
+await step("associate", async () => {
+  const conversation = await api.create({ collection: conversations, data: { subject: `${name}-talk` } });
+  await api.associate({
+    collection: conversations, primaryKey: conversation, relationshipName: contexts,
+    relatedCollection: collection, relatedKey: results.create,
+  });
+  check((await conversationOf(results.create)) === conversation, "the context's conversation");
+  return conversation;
+}, ["create"]);
+
+await step("nested expand", async () => {
+  const row = await api.retrieve({
+    collection: conversations, key: results.associate, select: ["subject"],
+    expand: [{
+      property: contexts, select: ["msdyn_name"], filter: `msdyn_name eq '${name}-kept'`,
+      expand: [{ property: "msdyn_liveworkitemid", select: ["subject"] }],
+    }],
+  });
+  const children = row[contexts];
+  check(children.length === 1 && children[0].msdyn_name === `${name}-kept`, row);
+  check(children[0].msdyn_liveworkitemid.subject === `${name}-talk`, row);
+  const ordered = await api.retrieveMultiple({
+    collection: conversations, select: ["subject"], filter: `subject eq '${name}-talk'`,
+    expand: [{ property: contexts, select: ["msdyn_name"], orderBy: ["msdyn_name desc"], top: 1 }],
+  });
+  check(ordered.value[0][contexts].length === 1, ordered);
+}, ["associate"]);
+
+await step("disassociate", async () => {
+  await api.disassociate({
+    collection: conversations, primaryKey: results.associate, relationshipName: contexts, relatedKey: results.create,
+  });
+  check((await conversationOf(results.create)) === null, "no conversation");
+}, ["associate", "nested expand"]);
+
+await step("associateSingleValued", async () => {
+  await api.associateSingleValued({
+    collection, primaryKey: results.create, navigationProperty: "msdyn_liveworkitemid",
+    relatedCollection: conversations, relatedKey: results.associate,
+  });
+  check((await conversationOf(results.create)) === results.associate, "the conversation again");
+  await api.disassociateSingleValued({ collection, primaryKey: results.create, navigationProperty: "msdyn_liveworkitemid" });
+  check((await conversationOf(results.create)) === null, "cleared again");
+}, ["associate", "disassociate"]);
 
 outcome({
   kept: results.create ?? null,

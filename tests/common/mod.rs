@@ -438,3 +438,58 @@ pub async fn custom_role(app: &TestApp, unit: &str, name: &str, grants: &[(&str,
     }
     id
 }
+
+/// A role of `unit` reading contexts and conversations at Basic depth (and the principal
+/// tables at Global, so lookups resolve).
+pub async fn basic_role(app: &TestApp, unit: &str) -> String {
+    let grants = [
+        ("prvReadmsdyn_smsengagementctx", 1),
+        ("prvReadmsdyn_ocliveworkitem", 1),
+        ("prvReadUser", 8),
+        ("prvReadTeam", 8),
+        ("prvReadBusinessUnit", 8),
+    ];
+    custom_role(app, unit, "basic reader", &grants).await
+}
+
+/// One request of a `$batch` body: its MIME part headers (with a `Content-ID` inside a change
+/// set), the request line, headers and body, as CRLF-separated lines.
+pub fn batch_part(
+    content_id: Option<&str>,
+    request_line: &str,
+    json_body: Option<&Value>,
+) -> Vec<String> {
+    let mut lines = vec![
+        "Content-Type: application/http".to_string(),
+        "Content-Transfer-Encoding: binary".to_string(),
+    ];
+    lines.extend(content_id.map(|id| format!("Content-ID: {id}")));
+    lines.push(String::new());
+    lines.push(format!("{request_line} HTTP/1.1"));
+    match json_body {
+        Some(body) => {
+            lines.push("Content-Type: application/json".into());
+            lines.push(String::new());
+            lines.push(body.to_string());
+        }
+        None => {
+            lines.push("Accept: application/json".into());
+            lines.push(String::new());
+            lines.push(String::new());
+        }
+    }
+    lines
+}
+
+/// Posts a `$batch` body (boundary `batch_A`): the status and the response text.
+pub async fn post_batch(app: &TestApp, lines: &[String]) -> (StatusCode, String) {
+    let response = app
+        .request(Method::POST, "$batch")
+        .header("Content-Type", "multipart/mixed; boundary=batch_A")
+        .body(lines.join("\r\n"))
+        .send()
+        .await
+        .expect("the request is sent");
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
