@@ -496,6 +496,11 @@ impl Catalog {
             .iter()
             .find(|e| e.entity_set_name == entity_set)
     }
+
+    /// Whether `name` is the primary id column of one of the tables.
+    pub fn has_primary_id(&self, name: &str) -> bool {
+        self.entities.iter().any(|e| e.primary_id == name)
+    }
 }
 
 #[cfg(test)]
