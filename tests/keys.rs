@@ -8,6 +8,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
+/// The Basic User role of `unit`.
+async fn basic_user_role(app: &TestApp, unit: &str) -> String {
+    app.get_json(&format!(
+        "roles?$select=roleid&$filter=name eq 'Basic User' and _businessunitid_value eq {unit}"
+    ))
+    .await["value"][0]["roleid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// `msdyn_smsengagementctxes(msdyn_smsengagementctxid=<id>)`.
 fn named(id: &str) -> String {
     format!("{CTX}(msdyn_smsengagementctxid={id})")
@@ -114,14 +125,7 @@ async fn the_named_primary_key_works_in_binds_refs_batches_and_bound_calls() {
     // $ref by the named form, both in the body and as the path key.
     let unit = root_unit(&app).await;
     let user = signed_in_user(&app, "keyed", &unit, &[]).await;
-    let role = app
-        .get_json(&format!(
-            "roles?$select=roleid&$filter=name eq 'Basic User' and _businessunitid_value eq {unit}"
-        ))
-        .await["value"][0]["roleid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let role = basic_user_role(&app, &unit).await;
     let privileges_of = format!(
         "systemusers(systemuserid={})/Microsoft.Dynamics.CRM.RetrieveUserPrivileges()",
         user.id
@@ -225,5 +229,233 @@ async fn key_segments_that_are_not_keys_are_refused() {
         }
     }
     assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], "kept");
+    app.stop().await;
+}
+
+const KEYS: &str = "EntityDefinitions(LogicalName='msdyn_smsengagementctx')/Keys";
+
+fn name_key(attributes: &[&str]) -> serde_json::Value {
+    let schema = format!("smsctx_{}_Key", attributes.join("_").replace("msdyn_", ""));
+    json!({
+        "SchemaName": schema,
+        "DisplayName": {"LocalizedLabels": [{"Label": "By name", "LanguageCode": 1033}]},
+        "KeyAttributes": attributes,
+    })
+}
+
+async fn key_names(app: &TestApp) -> Vec<(String, Vec<String>)> {
+    let body = app.get_json(KEYS).await;
+    body["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|k| {
+            let attributes = k["KeyAttributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            (k["LogicalName"].as_str().unwrap().to_string(), attributes)
+        })
+        .collect()
+}
+
+/// Dataverse's DuplicateRecordEntityKey.
+async fn assert_duplicate_key(response: reqwest::Response) {
+    assert_error(
+        response,
+        StatusCode::PRECONDITION_FAILED,
+        "0x80060892",
+        "unique",
+    )
+    .await;
+}
+
+async fn count_named(app: &TestApp, name: &str) -> usize {
+    app.get_json(&format!("{CTX}?$filter=msdyn_name eq '{name}'"))
+        .await["value"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn alternate_keys_are_stored_enforced_reported_and_removed() {
+    let app = spawn_app().await;
+    app.create(CTX, &json!({"msdyn_name": "a"})).await;
+    let second_a = app.create(CTX, &json!({"msdyn_name": "a"})).await;
+    let b = app.create(CTX, &json!({"msdyn_name": "b"})).await;
+
+    // Over rows that already repeat the value: refused, nothing left behind.
+    let response = app
+        .post(KEYS, &name_key(&["msdyn_name"]))
+        .send()
+        .await
+        .unwrap();
+    assert_duplicate_key(response).await;
+    assert!(key_names(&app).await.is_empty());
+    assert_eq!(
+        count_named(&app, "a").await,
+        2,
+        "the duplicates are still writable"
+    );
+
+    let response = app.delete(&ctx(&second_a)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = app
+        .post(KEYS, &name_key(&["msdyn_name"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let location = response.headers()["OData-EntityId"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(location.contains("EntityDefinitions(LogicalName='msdyn_smsengagementctx')/Keys("));
+    assert_eq!(
+        key_names(&app).await,
+        vec![(
+            "smsctx_name_key".to_string(),
+            vec!["msdyn_name".to_string()]
+        )]
+    );
+    let expanded = app
+        .get_json("EntityDefinitions(LogicalName='msdyn_smsengagementctx')?$select=LogicalName&$expand=Keys($select=LogicalName,KeyAttributes,DisplayName)")
+        .await;
+    assert_eq!(
+        expanded["Keys"][0]["LogicalName"], "smsctx_name_key",
+        "{expanded}"
+    );
+    assert_eq!(
+        expanded["Keys"][0]["DisplayName"]["UserLocalizedLabel"]["Label"], "By name",
+        "{expanded}"
+    );
+    let by_name = app
+        .get_json(&format!("{KEYS}(LogicalName='smsctx_name_key')"))
+        .await;
+    assert_eq!(by_name["KeyAttributes"], json!(["msdyn_name"]));
+    // A second, composite key over a string and a choice column.
+    let composite = json!({
+        "SchemaName": "smsctx_Phone_Provider",
+        "KeyAttributes": ["msdyn_customerphonenumber", "msdyn_smsprovider"],
+    });
+    let response = app.post(KEYS, &composite).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(key_names(&app).await.len(), 2);
+
+    // A create or an update that would repeat a key's values is refused and writes nothing.
+    let response = app
+        .post(CTX, &json!({"msdyn_name": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_duplicate_key(response).await;
+    assert_eq!(count_named(&app, "a").await, 1);
+    let response = app
+        .patch(
+            &ctx(&b),
+            &json!({"msdyn_name": "a", "msdyn_customerphonenumber": "1"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_duplicate_key(response).await;
+    let row = app.get_json(&ctx(&b)).await;
+    assert_eq!(row["msdyn_name"], "b");
+    assert!(row["msdyn_customerphonenumber"].is_null(), "{row}");
+    let phone = |name: &str, provider: i64| json!({"msdyn_name": name, "msdyn_customerphonenumber": "14255550100", "msdyn_smsprovider": provider});
+    app.create(CTX, &phone("p1", 192350000)).await;
+    app.create(CTX, &phone("p2", 192350001)).await;
+    let response = app.post(CTX, &phone("p3", 192350001)).send().await.unwrap();
+    assert_duplicate_key(response).await;
+    assert_eq!(count_named(&app, "p3").await, 0);
+
+    // Removing the key (by name, and the other by MetadataId) allows duplicates again.
+    let response = app
+        .delete(&format!("{KEYS}(LogicalName='smsctx_name_key')"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    app.create(CTX, &json!({"msdyn_name": "a"})).await;
+    assert_eq!(count_named(&app, "a").await, 2);
+    let keys = app.get_json(KEYS).await;
+    let id = keys["value"][0]["MetadataId"].as_str().unwrap().to_string();
+    let response = app.delete(&format!("{KEYS}({id})")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(key_names(&app).await.is_empty());
+    app.create(CTX, &phone("p3", 192350001)).await;
+    let response = app
+        .delete(&format!("{KEYS}(LogicalName='smsctx_name_key')"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_key_definitions_and_callers_are_refused() {
+    let app = spawn_app().await;
+    for (body, status, code) in [
+        (
+            json!({"KeyAttributes": ["msdyn_name"]}),
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+        ),
+        (name_key(&[]), StatusCode::BAD_REQUEST, "0x80040203"),
+        (
+            name_key(&["msdyn_nosuch"]),
+            StatusCode::BAD_REQUEST,
+            "0x80041103",
+        ),
+        (
+            name_key(&["statecode"]),
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+        ),
+        (
+            name_key(&["msdyn_name", "msdyn_name"]),
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+        ),
+        (
+            json!({"SchemaName": "Bad Name", "KeyAttributes": ["msdyn_name"]}),
+            StatusCode::BAD_REQUEST,
+            "0x80040203",
+        ),
+    ] {
+        let response = app.post(KEYS, &body).send().await.unwrap();
+        assert_error(response, status, code, "").await;
+    }
+    assert!(key_names(&app).await.is_empty());
+
+    let unit = root_unit(&app).await;
+    let basic = basic_user_role(&app, &unit).await;
+    let user = signed_in_user(&app, "basic", &unit, &[&basic]).await;
+    let response = app
+        .client
+        .post(app.url(KEYS))
+        .bearer_auth(&user.token)
+        .json(&name_key(&["msdyn_name"]))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::FORBIDDEN,
+        "0x80040220",
+        "System Administrator",
+    )
+    .await;
+    assert!(key_names(&app).await.is_empty());
+    let response = get_as(&app, &user.token, KEYS).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "anyone reads the metadata"
+    );
     app.stop().await;
 }
