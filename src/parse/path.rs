@@ -264,7 +264,7 @@ fn parse_named_key(key: &str, is_primary_id: impl Fn(&str) -> bool) -> Result<Uu
     };
     if !is_primary_id(name.trim()) {
         return Err(ParseError::BadKey(format!(
-            "The key '{key}' is not valid: '{}' is not a key of this table; address a record by its id.",
+            "The key '{key}' is not valid: '{}' is not a key of this table (addressing by alternate keys is not served); address a record by its id.",
             name.trim()
         )));
     }
@@ -583,7 +583,7 @@ mod tests {
         );
         check(
             "msdyn_smsengagementctxes(msdyn_name='x')",
-            "error The key 'msdyn_name='x'' is not valid: 'msdyn_name' is not a key of this table; address a record by its id.",
+            "error The key 'msdyn_name='x'' is not valid: 'msdyn_name' is not a key of this table (addressing by alternate keys is not served); address a record by its id.",
         );
         check(
             "msdyn_smsengagementctxes(msdyn_smsengagementctxid=42)",
@@ -592,7 +592,7 @@ mod tests {
         // Another table's primary id is no key of this one.
         check(
             &format!("msdyn_smsengagementctxes(systemuserid={ID})"),
-            &format!("error The key 'systemuserid={ID}' is not valid: 'systemuserid' is not a key of this table; address a record by its id."),
+            &format!("error The key 'systemuserid={ID}' is not valid: 'systemuserid' is not a key of this table (addressing by alternate keys is not served); address a record by its id."),
         );
         check(
             &format!("msdyn_smsengagementctxes({ID}"),
