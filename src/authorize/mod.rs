@@ -131,6 +131,37 @@ impl Guard<'_> {
         &self.principal.context
     }
 
+    /// Defines an alternate key (its unique index with it): a System Administrator's change,
+    /// made on the store itself, never inside a change set.
+    pub async fn create_entity_key(&self, key: &crate::store::StoredKey) -> Result<(), StoreError> {
+        self.schema_store()?.create_entity_key(key).await
+    }
+
+    /// Removes an alternate key and its index (`false`: there was none); as for creation.
+    pub async fn delete_entity_key(&self, entity: &str, name: &str) -> Result<bool, StoreError> {
+        self.schema_store()?.delete_entity_key(entity, name).await
+    }
+
+    /// The alternate keys as stored (anyone may read the metadata); `None` inside a change
+    /// set, where they cannot change.
+    pub async fn entity_keys(&self) -> Result<Option<Vec<crate::store::StoredKey>>, StoreError> {
+        match self.store {
+            Some(store) => store.entity_keys().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn schema_store(&self) -> Result<&dyn Store, StoreError> {
+        if !self.ctx().is_system_administrator {
+            return Err(denied(Denied::NotSystemAdministrator {
+                user_id: self.ctx().user_id,
+            }));
+        }
+        self.store.ok_or_else(|| {
+            StoreError::Database("alternate keys cannot change inside a change set".into())
+        })
+    }
+
     /// `privilege` on a stored row: the roles' depths, then the row's shares.
     pub async fn check_row(&self, privilege: Privilege, record: &Record) -> Result<(), StoreError> {
         let entity = &record.entity.logical_name;

@@ -263,6 +263,7 @@ pub fn denied_code(d: &Denied) -> &'static str {
         Denied::SystemAdministratorRoleReadOnly { delete: true, .. } => "0x80041d2e",
         Denied::RoleOfAnotherBusinessUnit { team: false, .. } => "0x80041409",
         Denied::RoleOfAnotherBusinessUnit { team: true, .. } => "0x8004140d",
+        Denied::NotSystemAdministrator { .. } => "0x80040220",
     }
 }
 
@@ -313,6 +314,17 @@ impl From<ExecError> for ApiError {
                          nothing was written. Retry once space has been freed.",
                     )
                 };
+            }
+            E::Store(StoreError::DuplicateKey(detail)) => {
+                return ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "0x80060892",
+                    format!(
+                        "A record that has the attribute values of an alternate key already \
+                         exists: the entity key requires that this set of attributes contains \
+                         unique values ({detail})."
+                    ),
+                )
             }
             E::Store(StoreError::Rule(rule)) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())

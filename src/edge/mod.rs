@@ -9,6 +9,7 @@
 pub mod auth;
 mod batch;
 pub mod error;
+mod keys;
 pub mod limits;
 mod navigation;
 mod options;
@@ -267,7 +268,15 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
     match (method, resource) {
         (Method::GET, Resource::ServiceDocument) => Ok(service_document(&call)),
         (Method::GET, Resource::Metadata) => metadata_document(&call),
-        (Method::GET, Resource::Schema(segments)) => schema_request(&call, &segments),
+        (Method::GET, Resource::Schema(segments)) => {
+            keys::refresh(&call).await?;
+            schema_request(&call, &segments)
+        }
+        (Method::POST | Method::DELETE, Resource::Schema(segments))
+            if keys::addresses_keys(&segments) =>
+        {
+            keys::keys_request(&call, &segments).await
+        }
         (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
         (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
         (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,

@@ -431,10 +431,26 @@ impl StateModel<'_> {
     }
 }
 
+/// An alternate key of a table: defined through the metadata API, kept in the store
+/// (`smsctx_entitykeys`) and enforced there by a unique index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlternateKey {
+    /// The table's logical name.
+    pub entity: String,
+    pub logical_name: String,
+    pub schema_name: String,
+    pub display_name: String,
+    /// The key's columns (logical names), in key order.
+    pub attributes: Vec<String>,
+}
+
 /// Every table smsctx serves.
 #[derive(Debug)]
 pub struct Catalog {
     entities: Vec<Arc<Entity>>,
+    /// The alternate keys as last read from the store: the edge replaces them from the store
+    /// before it answers a metadata request and after it creates or deletes a key.
+    alternate_keys: std::sync::RwLock<Vec<AlternateKey>>,
 }
 
 impl Catalog {
@@ -444,7 +460,10 @@ impl Catalog {
             .iter()
             .map(|(_, text)| markdown::import(text).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let catalog = Catalog { entities };
+        let catalog = Catalog {
+            entities,
+            alternate_keys: Default::default(),
+        };
         catalog.check_targets()?;
         Ok(catalog)
     }
@@ -457,7 +476,10 @@ impl Catalog {
             .chain(CHANNEL_PAGES)
             .map(|(_, text)| markdown::import(text).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let catalog = Catalog { entities };
+        let catalog = Catalog {
+            entities,
+            alternate_keys: Default::default(),
+        };
         catalog.check_targets()?;
         Ok(catalog)
     }
@@ -495,6 +517,31 @@ impl Catalog {
         self.entities
             .iter()
             .find(|e| e.entity_set_name == entity_set)
+    }
+
+    /// Replaces the alternate keys with the store's.
+    pub fn set_alternate_keys(&self, keys: Vec<AlternateKey>) {
+        if let Ok(mut current) = self.alternate_keys.write() {
+            *current = keys;
+        }
+    }
+
+    /// The alternate keys of `entity` (a logical name), in definition order.
+    pub fn alternate_keys(&self, entity: &str) -> Vec<AlternateKey> {
+        self.alternate_keys
+            .read()
+            .map(|keys| {
+                keys.iter()
+                    .filter(|k| k.entity == entity)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `name` is the primary id column of one of the tables.
+    pub fn has_primary_id(&self, name: &str) -> bool {
+        self.entities.iter().any(|e| e.primary_id == name)
     }
 }
 

@@ -142,7 +142,7 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
                 [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
             };
         };
-        let id = parse_key(key)?;
+        let id = parse_record_key(&entity, key)?;
         return match rest {
             [] => Ok(Resource::Record(entity, id)),
             [property, tail @ ..] => record_member(catalog, entity, id, property, tail),
@@ -224,7 +224,9 @@ fn record_member(
                 entity,
                 id,
                 relationship: name.to_string(),
-                key: key.map(parse_key).transpose()?,
+                key: key
+                    .map(|key| parse_named_key(key, |n| catalog.has_primary_id(n)))
+                    .transpose()?,
             }),
             _ => Err(ParseError::ResourceNotFound(property.to_string())),
         };
@@ -284,7 +286,28 @@ fn split_call(segment: &str) -> Result<(&str, Option<&str>), ParseError> {
     }
 }
 
-/// A key is a bare GUID; this table defines no alternate keys.
+/// A record's key: a bare GUID, or Dataverse's named form of the primary key,
+/// `{primaryid}=<guid>`.
+pub fn parse_record_key(entity: &Entity, key: &str) -> Result<Uuid, ParseError> {
+    parse_named_key(key, |name| name == entity.primary_id)
+}
+
+/// A bare GUID, or `name=<guid>` where `is_primary_id(name)`.
+fn parse_named_key(key: &str, is_primary_id: impl Fn(&str) -> bool) -> Result<Uuid, ParseError> {
+    let key = key.trim();
+    let Some((name, value)) = key.split_once('=') else {
+        return parse_key(key);
+    };
+    if !is_primary_id(name.trim()) {
+        return Err(ParseError::BadKey(format!(
+            "The key '{key}' is not valid: '{}' is not a key of this table (addressing by alternate keys is not served); address a record by its id.",
+            name.trim()
+        )));
+    }
+    parse_key(value)
+}
+
+/// A key that is a bare GUID.
 pub fn parse_key(key: &str) -> Result<Uuid, ParseError> {
     let key = key.trim();
     if key.contains('=') {
@@ -367,7 +390,7 @@ pub fn parse_reference(catalog: &Catalog, text: &str) -> Option<(Arc<Entity>, Uu
     };
     let (name, key) = split_call(tail).ok()?;
     let entity = catalog.by_entity_set(name)?;
-    let id = parse_guid(key?)?;
+    let id = parse_record_key(entity, key?).ok()?;
     Some((Arc::clone(entity), id))
 }
 
@@ -547,6 +570,34 @@ mod tests {
     }
 
     #[test]
+    fn the_named_primary_key() {
+        check(
+            &format!("msdyn_smsengagementctxes(msdyn_smsengagementctxid={ID})"),
+            &format!("record msdyn_smsengagementctx {ID}"),
+        );
+        check(
+            &format!("msdyn_smsengagementctxes(msdyn_smsengagementctxid={ID})/msdyn_name/$value"),
+            "property msdyn_name raw=true",
+        );
+        check(
+            &format!("systemusers(systemuserid={ID})/RetrieveUserPrivileges"),
+            "bound function systemuser.RetrieveUserPrivileges []",
+        );
+        check(
+            &format!(
+                "msdyn_smsengagementctxes(msdyn_smsengagementctxid={ID})/Microsoft.Dynamics.CRM.smsctx_SendSms"
+            ),
+            &format!("bound action msdyn_smsengagementctx.smsctx_SendSms {ID}"),
+        );
+        check(
+            &format!(
+                "systemusers(systemuserid={ID})/systemuserroles_association(roleid={ID})/$ref"
+            ),
+            &format!("association systemuser.systemuserroles_association Some({ID})"),
+        );
+    }
+
+    #[test]
     fn the_sms_channel_resources() {
         check("smsctx_smschannels", "channels None");
         check(
@@ -597,7 +648,16 @@ mod tests {
         );
         check(
             "msdyn_smsengagementctxes(msdyn_name='x')",
-            "error The key 'msdyn_name='x'' is not valid: this table defines no alternate keys; address a record by its id.",
+            "error The key 'msdyn_name='x'' is not valid: 'msdyn_name' is not a key of this table (addressing by alternate keys is not served); address a record by its id.",
+        );
+        check(
+            "msdyn_smsengagementctxes(msdyn_smsengagementctxid=42)",
+            "error Bad Request - Error in query syntax: '42' is not a valid key. A key is a GUID such as 00000000-0000-0000-0000-000000000000.",
+        );
+        // Another table's primary id is no key of this one.
+        check(
+            &format!("msdyn_smsengagementctxes(systemuserid={ID})"),
+            &format!("error The key 'systemuserid={ID}' is not valid: 'systemuserid' is not a key of this table (addressing by alternate keys is not served); address a record by its id."),
         );
         check(
             &format!("msdyn_smsengagementctxes({ID}"),
@@ -617,6 +677,13 @@ mod tests {
             assert_eq!(entity.logical_name, "systemuser");
             assert_eq!(id.to_string(), ID);
         }
+        let named = format!("/systemusers(systemuserid={ID})");
+        let (entity, id) = parse_reference(&catalog, &named).unwrap();
+        assert_eq!(
+            (entity.logical_name.as_str(), id.to_string()),
+            ("systemuser", ID.into())
+        );
+        assert!(parse_reference(&catalog, &format!("/systemusers(teamid={ID})")).is_none());
         assert!(parse_reference(&catalog, "/nothing(1)").is_none());
         assert!(parse_reference(&catalog, "/systemusers(1)").is_none());
     }

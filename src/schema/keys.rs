@@ -1,25 +1,18 @@
 //! Alternate keys as `EntityKeyMetadata`: the one place the metadata API learns a table's keys.
 //!
-//! [`entity_keys`] is the single source the `Keys` path and `$expand=Keys` read; the catalog
-//! defines no alternate key today, so it returns none. Stored keys (defined with
-//! `POST EntityDefinitions(...)/Keys`) plug in here and appear everywhere at once.
+//! [`entity_keys`] is the single source the `Keys` path and `$expand=Keys` read: the keys an
+//! administrator defined with `POST EntityDefinitions(...)/Keys`, kept in the store and handed
+//! to the catalog by the edge before each metadata request.
 
 use serde_json::{json, Map, Value};
 
 use super::definitions::label;
 use super::filter::Shape;
 use super::metadata_id;
-use crate::metadata::Entity;
+use crate::metadata::{Catalog, Entity};
 
 /// One alternate key of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntityKey {
-    pub schema_name: String,
-    pub logical_name: String,
-    pub display_name: String,
-    /// The logical names of the key's columns, in key order.
-    pub key_attributes: Vec<String>,
-}
+pub use crate::metadata::AlternateKey as EntityKey;
 
 /// The properties of `EntityKeyMetadata`, in the order they are written (the key last).
 const KEY_PROPERTIES: &[&str] = &[
@@ -49,9 +42,8 @@ pub fn shape() -> Shape<'static> {
 }
 
 /// The alternate keys of a table, in definition order.
-pub fn entity_keys(entity: &Entity) -> Vec<EntityKey> {
-    let _ = entity;
-    Vec::new()
+pub fn entity_keys(catalog: &Catalog, entity: &Entity) -> Vec<EntityKey> {
+    catalog.alternate_keys(&entity.logical_name)
 }
 
 /// A key as `EntityKeyMetadata`, every property.
@@ -63,7 +55,7 @@ pub fn key_object(entity: &Entity, key: &EntityKey) -> Map<String, Value> {
             "LogicalName" => json!(key.logical_name),
             "DisplayName" => label(&key.display_name),
             "EntityLogicalName" => json!(entity.logical_name),
-            "KeyAttributes" => json!(key.key_attributes),
+            "KeyAttributes" => json!(key.attributes),
             "EntityKeyIndexStatus" => json!("Active"),
             "IsCustomizable" => json!({
                 "Value": true,

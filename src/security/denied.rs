@@ -62,6 +62,9 @@ pub enum Denied {
         principal_id: Uuid,
         principal_business_unit: Uuid,
     },
+    /// A schema change (an alternate key's creation or removal) by a caller without the
+    /// System Administrator role.
+    NotSystemAdministrator { user_id: Uuid },
 }
 
 impl Denied {
@@ -145,6 +148,11 @@ impl fmt::Display for Denied {
                  not the same as the {}'s Business Unit. Details: userid={principal_id}, \
                  userBU={principal_business_unit}, roleId={role_id}, roleBU={role_business_unit}",
                 if *team { "team" } else { "user" }
+            ),
+            Denied::NotSystemAdministrator { user_id } => write!(
+                f,
+                "Principal user (Id={user_id}, type=8) is missing the System Administrator role: \
+                 only a System Administrator may create or delete alternate keys."
             ),
         }
     }

@@ -234,6 +234,9 @@ pub struct SecurityContext {
     /// How many distinct roles the user holds, directly or through teams (Dataverse's
     /// `roleCount`).
     pub role_count: usize,
+    /// Whether the user holds the System Administrator role, directly or through a team: what
+    /// schema changes (alternate keys) require.
+    pub is_system_administrator: bool,
     /// The real caller, when this context is an impersonated user's (see
     /// [`super::impersonate`]).
     pub on_behalf_of: Option<Uuid>,
@@ -250,6 +253,10 @@ impl SecurityContext {
         let mut privileges = EffectivePrivileges::new();
         let mut role_ids = HashSet::new();
         let mut can_act_on_behalf = false;
+        let is_system_administrator = roles
+            .iter()
+            .chain(teams.iter().flat_map(|t| t.roles.iter()))
+            .any(Role::is_system_administrator);
         for role in roles {
             privileges.add_role(role, business_unit_id);
             role_ids.insert(role.id);
@@ -273,6 +280,7 @@ impl SecurityContext {
             privileges,
             can_act_on_behalf,
             role_count: role_ids.len(),
+            is_system_administrator,
             on_behalf_of: None,
         }
     }

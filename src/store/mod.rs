@@ -153,6 +153,10 @@ pub struct Query {
 pub enum StoreError {
     #[error("a row with this key already exists")]
     Duplicate,
+    /// A write would give two rows the same values of an alternate key (its unique index
+    /// refused it), or a key cannot be created over rows that already repeat its values.
+    #[error("the values of an alternate key are already used by another row ({0})")]
+    DuplicateKey(String),
     #[error("the row does not exist")]
     NotFound,
     #[error("the row's version is {actual}, not the expected {expected}")]
@@ -220,6 +224,11 @@ impl From<rusqlite::Error> for StoreError {
                 return StoreError::Full;
             }
             match failure.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE
+                    if message.as_deref().is_some_and(is_alternate_key_violation) =>
+                {
+                    return StoreError::DuplicateKey(message.clone().unwrap_or_default())
+                }
                 ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
                     return StoreError::Duplicate
                 }
@@ -232,6 +241,47 @@ impl From<rusqlite::Error> for StoreError {
             }
         }
         StoreError::Database(e.to_string())
+    }
+}
+
+/// The unique indexes the schema's own migrations create, as SQLite names their columns in a
+/// violation (`UNIQUE constraint failed: table.column, ...`); any other unique index of a
+/// table is an alternate key's (`smsctx_key_*`, see [`sql::key_index`]).
+const SCHEMA_UNIQUE_INDEXES: &[&str] = &[
+    "systemuserroles.",
+    "teamroles.",
+    "teammembership.",
+    "principalobjectaccess.",
+    "systemuser.azureactivedirectoryobjectid",
+];
+
+/// Whether SQLite's message of a unique violation names an alternate key's columns.
+fn is_alternate_key_violation(message: &str) -> bool {
+    let columns = message
+        .strip_prefix("UNIQUE constraint failed: ")
+        .unwrap_or(message);
+    !SCHEMA_UNIQUE_INDEXES
+        .iter()
+        .any(|index| columns.starts_with(index))
+}
+
+/// An alternate key as the store keeps it (`smsctx_entitykeys`).
+pub use crate::metadata::AlternateKey as StoredKey;
+
+/// A row of `smsctx_entitykeys`.
+pub(crate) fn stored_key(
+    entity: String,
+    logical_name: String,
+    schema_name: String,
+    display_name: String,
+    attributes: String,
+) -> StoredKey {
+    StoredKey {
+        entity,
+        logical_name,
+        schema_name,
+        display_name,
+        attributes: attributes.split(',').map(str::to_string).collect(),
     }
 }
 
@@ -340,6 +390,18 @@ pub trait Store: Access + 'static {
     /// built from has incremented (triggers of migration 4), so an unchanged epoch means an
     /// unchanged principal, whichever node wrote.
     async fn security_epoch(&self) -> Result<i64, StoreError>;
+
+    /// Every alternate key, by table and then name.
+    async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Stores `key` and creates its unique index in one transaction: rows that already repeat
+    /// the key's values fail it with [`StoreError::DuplicateKey`], a key of that name with
+    /// [`StoreError::Duplicate`], and nothing is left behind.
+    async fn create_entity_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// Drops the key and its index; `false` when there was no such key.
+    async fn delete_entity_key(&self, entity: &str, logical_name: &str)
+        -> Result<bool, StoreError>;
 }
 
 /// Contract checks both backends run.

@@ -42,8 +42,8 @@ use uuid::Uuid;
 
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
-    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    migration_check_failed, sql, stored_key, Access, Expect, Query, Record, Store, StoreError,
+    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -75,6 +75,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../migrations/postgres/0009_identity_and_unit_tree.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_entity_keys.sql"),
     ),
 ];
 
@@ -214,6 +218,16 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_unique_violation(&e) {
+            let db = e.as_db_error();
+            let on_key = db.is_some_and(|db| {
+                db.constraint()
+                    .is_some_and(|c| c.starts_with(sql::KEY_INDEX_PREFIX))
+                    || db.message().contains(sql::KEY_INDEX_PREFIX)
+            });
+            if on_key {
+                let detail = db.map(|db| db.detail().unwrap_or(db.message()).to_string());
+                return StoreError::DuplicateKey(detail.unwrap_or_default());
+            }
             return StoreError::Duplicate;
         }
         if e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL) {
@@ -544,7 +558,6 @@ impl Executor<'_> {
                     Ok(row) => Ok(WriteOutcome::Written {
                         version: row.get(0),
                     }),
-                    Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate),
                     Err(e) => Err(e.into()),
                 }
             }
@@ -666,6 +679,66 @@ impl Store for PostgresStore {
             .query_one("SELECT value FROM smsctx_settings WHERE key = $1", &[&key])
             .await?
             .get(0))
+    }
+
+    async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let client = self.connection().await?;
+        let rows = client
+            .query(
+                "SELECT entity, logicalname, schemaname, displayname, keyattributes \
+                 FROM smsctx_entitykeys ORDER BY entity, logicalname",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| stored_key(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+
+    async fn create_entity_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let (create, _) = sql::key_index(key)?;
+        let mut client = self.connection().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO smsctx_entitykeys (entity, logicalname, schemaname, displayname, keyattributes) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &key.entity,
+                &key.logical_name,
+                &key.schema_name,
+                &key.display_name,
+                &key.attributes.join(","),
+            ],
+        )
+        .await?;
+        tx.batch_execute(&create).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_entity_key(
+        &self,
+        entity: &str,
+        logical_name: &str,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.connection().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "DELETE FROM smsctx_entitykeys WHERE entity = $1 AND logicalname = $2 \
+                 RETURNING entity, logicalname, schemaname, displayname, keyattributes",
+                &[&entity, &logical_name],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let key = stored_key(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let (_, drop) = sql::key_index(&key)?;
+        tx.batch_execute(&drop).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn security_epoch(&self) -> Result<i64, StoreError> {

@@ -869,6 +869,34 @@ fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The prefix of every alternate key's unique index.
+pub const KEY_INDEX_PREFIX: &str = "smsctx_key_";
+
+/// An alternate key's unique index over its columns, `smsctx_key_<key>_<table hash>` (index
+/// names are global to the database; the table's part is hashed to stay within PostgreSQL's 63
+/// bytes): the statement that creates it and the one that drops it (the same text on both
+/// backends). Every name must be a plain identifier, so nothing a client sent is spliced in
+/// unchecked.
+pub fn key_index(key: &super::StoredKey) -> Result<(String, String), SqlError> {
+    let table = ident(&key.entity)?;
+    let hash = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, table.as_bytes()).simple();
+    let name = format!(
+        "{KEY_INDEX_PREFIX}{}_{}",
+        ident(&key.logical_name)?,
+        &hash.to_string()[..8]
+    );
+    let columns = key
+        .attributes
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", ");
+    Ok((
+        format!("CREATE UNIQUE INDEX {name} ON {table} ({columns})"),
+        format!("DROP INDEX {name}"),
+    ))
+}
+
 /// `name` when it is a plain lowercase identifier (what the metadata's logical names are).
 fn ident(name: &str) -> Result<&str, SqlError> {
     let plain = name

@@ -25,8 +25,8 @@ use uuid::Uuid;
 use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, Access, Expect, Query, Record, Store, StoreError, Transaction,
-    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    migration_check_failed, sql, stored_key, Access, Expect, Query, Record, Store, StoreError,
+    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../migrations/sqlite/0009_identity_and_unit_tree.sql"),
+    ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_entity_keys.sql"),
     ),
 ];
 
@@ -917,6 +921,96 @@ impl Store for SqliteStore {
     async fn security_epoch(&self) -> Result<i64, StoreError> {
         Ok(self.security_epoch.load(Ordering::Acquire))
     }
+
+    async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.with_reader(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT entity, logicalname, schemaname, displayname, keyattributes \
+                 FROM smsctx_entitykeys ORDER BY entity, logicalname",
+            )?;
+            let rows = statement.query_map([], key_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_entity_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let (create, _) = sql::key_index(key)?;
+        let key = key.clone();
+        schema_change(&self.readers.path, move |tx| {
+            tx.execute(
+                "INSERT INTO smsctx_entitykeys (entity, logicalname, schemaname, displayname, keyattributes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                [
+                    &key.entity,
+                    &key.logical_name,
+                    &key.schema_name,
+                    &key.display_name,
+                    &key.attributes.join(","),
+                ],
+            )?;
+            tx.execute_batch(&create).map_err(|e| match StoreError::from(e) {
+                StoreError::Duplicate => StoreError::DuplicateKey(key.attributes.join(", ")),
+                other => other,
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_entity_key(
+        &self,
+        entity: &str,
+        logical_name: &str,
+    ) -> Result<bool, StoreError> {
+        let (entity, logical_name) = (entity.to_string(), logical_name.to_string());
+        schema_change(&self.readers.path, move |tx| {
+            let key = tx
+                .query_row(
+                    "DELETE FROM smsctx_entitykeys WHERE entity = ?1 AND logicalname = ?2 \
+                     RETURNING entity, logicalname, schemaname, displayname, keyattributes",
+                    [&entity, &logical_name],
+                    key_row,
+                )
+                .optional()?;
+            let Some(key) = key else {
+                return Ok(false);
+            };
+            let (_, drop) = sql::key_index(&key)?;
+            tx.execute_batch(&drop)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// A row of `smsctx_entitykeys` (its five columns in table order).
+fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
+    Ok(stored_key(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+    ))
+}
+
+/// Runs `change` in an IMMEDIATE transaction on a connection of its own (a schema change:
+/// IMMEDIATE waits for the writer's commit) and commits it when `change` succeeds.
+async fn schema_change<T: Send + 'static>(
+    path: &Path,
+    change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = open_connection(&path, false)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = change(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    })
+    .await
+    .map_err(|e| StoreError::Database(e.to_string()))?
 }
 
 /// A transaction served by the writer thread; dropping it rolls back.

@@ -72,7 +72,7 @@ impl Member {
     fn objects(self, catalog: &Catalog, entity: &Entity) -> Vec<Map<String, Value>> {
         let table = entity.logical_name.as_str();
         match self {
-            Member::Keys => keys::entity_keys(entity)
+            Member::Keys => keys::entity_keys(catalog, entity)
                 .iter()
                 .map(|key| keys::key_object(entity, key))
                 .collect(),

@@ -1,0 +1,247 @@
+//! Alternate keys through the metadata API: `POST EntityDefinitions(<key>)/Keys` with an
+//! `EntityKeyMetadata` body (SchemaName, LogicalName?, DisplayName?, KeyAttributes) and
+//! `DELETE EntityDefinitions(<key>)/Keys(<key>)`. The key's row and its unique index are made
+//! by the store in one transaction (through the Guard: System Administrators only); the catalog's
+//! key list is then read back from the store.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value as Json;
+
+use super::{header_str, ApiError, Call};
+use crate::metadata::{AttributeType, Entity};
+use crate::parse::body::check_content_type;
+use crate::parse::ParseError;
+use crate::schema::definitions::Member;
+use crate::schema::{metadata_id, DefinitionsRequest, MetadataKey};
+use crate::store::StoredKey;
+
+/// Dataverse's limits: five keys per table, sixteen columns per key.
+const MAX_KEYS: usize = 5;
+const MAX_KEY_ATTRIBUTES: usize = 16;
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ParseError::InvalidArgument(message.into()).into()
+}
+
+/// Whether `segments` address a table's `Keys` (with or without a key of its own).
+pub(super) fn addresses_keys(segments: &[String]) -> bool {
+    matches!(
+        crate::schema::parse_definitions_path(segments, &[]),
+        Ok(DefinitionsRequest::Members {
+            member: Member::Keys,
+            ..
+        })
+    )
+}
+
+/// Reads the stored keys into the catalog, the one list the metadata API reports.
+pub(super) async fn refresh(call: &Call<'_>) -> Result<(), ApiError> {
+    if let Some(keys) = call.db.entity_keys().await? {
+        call.state.service.catalog.set_alternate_keys(keys);
+    }
+    Ok(())
+}
+
+/// `POST .../Keys` (204 + OData-EntityId) and `DELETE .../Keys(<key>)` (204).
+pub(super) async fn keys_request(
+    call: &Call<'_>,
+    segments: &[String],
+) -> Result<Response, ApiError> {
+    let request = crate::schema::parse_definitions_path(segments, &[])?;
+    let DefinitionsRequest::Members {
+        entity,
+        member: Member::Keys,
+        key,
+        ..
+    } = request
+    else {
+        return Err(ApiError::no_resource(&call.uri));
+    };
+    let entity = resolve(call, &entity)?;
+    refresh(call).await?;
+    match (&call.method, key) {
+        (&Method::POST, None) => create(call, &entity).await,
+        (&Method::DELETE, Some(key)) => {
+            let existing = call
+                .state
+                .service
+                .catalog
+                .alternate_keys(&entity.logical_name);
+            let found = existing.iter().find(|k| match &key {
+                MetadataKey::LogicalName(name) => k.logical_name.eq_ignore_ascii_case(name),
+                MetadataKey::MetadataId(id) => key_metadata_id(&entity, k) == *id,
+            });
+            let Some(found) = found else {
+                return Err(crate::schema::SchemaError::UnknownMember {
+                    collection: "Keys",
+                    key: match key {
+                        MetadataKey::LogicalName(name) => name,
+                        MetadataKey::MetadataId(id) => id.to_string(),
+                    },
+                }
+                .into());
+            };
+            call.db
+                .delete_entity_key(&entity.logical_name, &found.logical_name)
+                .await?;
+            refresh(call).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(ApiError::no_resource(&call.uri)),
+    }
+}
+
+fn resolve(call: &Call<'_>, key: &MetadataKey) -> Result<Arc<Entity>, ApiError> {
+    let catalog = &call.state.service.catalog;
+    let found = match key {
+        MetadataKey::LogicalName(name) => catalog.entity(name).cloned(),
+        MetadataKey::MetadataId(id) => catalog
+            .entities()
+            .iter()
+            .find(|e| crate::schema::entity_metadata_id(e) == *id)
+            .cloned(),
+    };
+    found.ok_or_else(|| {
+        crate::schema::SchemaError::UnknownEntity(match key {
+            MetadataKey::LogicalName(name) => name.clone(),
+            MetadataKey::MetadataId(id) => id.to_string(),
+        })
+        .into()
+    })
+}
+
+fn key_metadata_id(entity: &Entity, key: &StoredKey) -> uuid::Uuid {
+    metadata_id(&["key", &entity.logical_name, &key.logical_name])
+}
+
+async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
+    let body: Json = serde_json::from_slice(&call.body)
+        .map_err(|e| bad(format!("The EntityKeyMetadata body is not JSON: {e}")))?;
+    let key = read_key(entity, &body)?;
+    let existing = call
+        .state
+        .service
+        .catalog
+        .alternate_keys(&entity.logical_name);
+    if existing.len() >= MAX_KEYS {
+        return Err(bad(format!(
+            "The table {} already has {MAX_KEYS} alternate keys, the most a table may have.",
+            entity.logical_name
+        )));
+    }
+    if existing
+        .iter()
+        .any(|k| k.logical_name == key.logical_name || k.attributes == key.attributes)
+    {
+        return Err(bad(format!(
+            "The table {} already has a key named {} or over the columns {}.",
+            entity.logical_name,
+            key.logical_name,
+            key.attributes.join(", ")
+        )));
+    }
+    call.db.create_entity_key(&key).await?;
+    refresh(call).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let url = format!(
+        "{}EntityDefinitions(LogicalName='{}')/Keys({})",
+        call.root,
+        entity.logical_name,
+        key_metadata_id(entity, &key)
+    );
+    if let Ok(value) = HeaderValue::from_str(&url) {
+        response
+            .headers_mut()
+            .insert("OData-EntityId", value.clone());
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// The body's `EntityKeyMetadata`, checked against the table.
+fn read_key(entity: &Entity, body: &Json) -> Result<StoredKey, ApiError> {
+    let schema_name = body
+        .get("SchemaName")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("An EntityKeyMetadata needs a SchemaName."))?;
+    let logical_name = match body.get("LogicalName") {
+        None | Some(Json::Null) => schema_name.to_ascii_lowercase(),
+        Some(Json::String(name)) => name.clone(),
+        Some(other) => return Err(bad(format!("LogicalName must be a string, not {other}."))),
+    };
+    let plain = logical_name.len() <= 40
+        && logical_name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase())
+        && logical_name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !plain || !schema_name.eq_ignore_ascii_case(&logical_name) {
+        return Err(bad(format!(
+            "The key name '{logical_name}' is not valid: a LogicalName is the SchemaName in \
+             lowercase, letters, digits and underscores, at most 40 characters."
+        )));
+    }
+    let display_name = body
+        .pointer("/DisplayName/LocalizedLabels/0/Label")
+        .or_else(|| body.pointer("/DisplayName/UserLocalizedLabel/Label"))
+        .and_then(Json::as_str)
+        .unwrap_or(schema_name)
+        .to_string();
+    let attributes: Vec<String> = body
+        .get("KeyAttributes")
+        .and_then(Json::as_array)
+        .ok_or_else(|| bad("An EntityKeyMetadata needs KeyAttributes, an array of column names."))?
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("KeyAttributes holds column names, not {a}.")))
+        })
+        .collect::<Result<_, _>>()?;
+    if attributes.is_empty() || attributes.len() > MAX_KEY_ATTRIBUTES {
+        return Err(bad(format!(
+            "A key has 1 to {MAX_KEY_ATTRIBUTES} columns, not {}.",
+            attributes.len()
+        )));
+    }
+    for (i, name) in attributes.iter().enumerate() {
+        if attributes[..i].contains(name) {
+            return Err(bad(format!(
+                "The column {name} is named twice in KeyAttributes."
+            )));
+        }
+        let attribute = entity
+            .attribute(name)
+            .filter(|a| a.is_stored())
+            .ok_or_else(|| crate::schema::SchemaError::UnknownAttribute {
+                entity: entity.logical_name.clone(),
+                attribute: name.clone(),
+            })?;
+        use AttributeType as T;
+        let allowed = matches!(
+            attribute.attribute_type,
+            T::String | T::Integer | T::BigInt | T::DateTime | T::Picklist | T::Lookup
+        );
+        if !allowed || name == &entity.primary_id {
+            return Err(bad(format!(
+                "The column {name} ({}) cannot be part of a key: a key is made of string, \
+                 whole number, date and time, lookup and choice columns.",
+                attribute.attribute_type.name()
+            )));
+        }
+    }
+    Ok(StoredKey {
+        entity: entity.logical_name.clone(),
+        logical_name,
+        schema_name: schema_name.to_string(),
+        display_name,
+        attributes,
+    })
+}
