@@ -127,6 +127,21 @@ impl<'a> Guard<'a> {
 }
 
 impl Guard<'_> {
+    /// A transaction of its own for a message that writes several rows as one (the bulk
+    /// messages), when this guard is on the store; `None` inside a change set, whose
+    /// transaction already holds them. Use it through [`Guard::within`].
+    pub async fn own_transaction(&self) -> Result<Option<ChangeSet>, StoreError> {
+        match self.store {
+            Some(store) => Ok(Some(ChangeSet::begin(store).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `change_set` as this guard's principal may use it.
+    pub fn within<'b>(&'b self, change_set: &'b ChangeSet) -> Guard<'b> {
+        change_set.guard(self.directory, self.principal)
+    }
+
     fn ctx(&self) -> &crate::security::SecurityContext {
         &self.principal.context
     }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod batch;
+mod bulk;
 pub mod error;
 pub mod limits;
 mod options;
@@ -182,7 +183,15 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         let body = read_body(body, limit, state.body_timeout).await?;
         return batch::execute(state, &who, &root, &parts.headers, &body).await;
     }
-    let body = read_body(body, state.max_body_bytes, state.body_timeout).await?;
+    // A bulk message carries up to 1000 records, as a `$batch` carries 1000 requests.
+    let limit = if path::is_collection_action(rest) {
+        state
+            .max_body_bytes
+            .saturating_mul(batch::BODY_LIMIT_FACTOR)
+    } else {
+        state.max_body_bytes
+    };
+    let body = read_body(body, limit, state.body_timeout).await?;
     let request = Inner {
         method: parts.method,
         uri: parts.uri.to_string(),
@@ -270,6 +279,9 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
         (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
         (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
         (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,
+        (Method::POST, Resource::CollectionAction { entity, name }) => {
+            bulk::run(&call, &entity, &name).await
+        }
         (Method::GET, Resource::Record(entity, id)) => retrieve(&call, &entity, id).await,
         (Method::PATCH, Resource::Record(entity, id)) => upsert(&call, &entity, id).await,
         (Method::DELETE, Resource::Record(entity, id)) => delete(&call, &entity, id).await,
