@@ -41,9 +41,14 @@ fn refused_at(outcome: (StatusCode, Value), status: StatusCode, index: usize) {
 
 /// The names of the contexts whose name starts with `prefix`, sorted.
 async fn names(app: &TestApp, prefix: &str) -> Vec<String> {
+    names_where(app, &format!("startswith(msdyn_name,'{prefix}')")).await
+}
+
+/// The names of the contexts `filter` selects, sorted.
+async fn names_where(app: &TestApp, filter: &str) -> Vec<String> {
     let body = app
         .get_json(&format!(
-            "{CTX}?$select=msdyn_name&$filter=startswith(msdyn_name,'{prefix}')&$orderby=msdyn_name"
+            "{CTX}?$select=msdyn_name&$filter={filter}&$orderby=msdyn_name"
         ))
         .await;
     body["value"]
@@ -360,4 +365,70 @@ async fn the_catalog_and_metadata_declare_the_bulk_messages() {
         );
     }
     assert!(csdl.contains("<ComplexType Name=\"CreateMultipleResponse\">"));
+}
+
+const CONVERSATIONS: &str = "msdyn_ocliveworkitems";
+const CONTEXTS_OF: &str = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+
+/// The names of the contexts bound to conversation `id`, sorted.
+async fn contexts_of(app: &TestApp, id: &str) -> Vec<String> {
+    names_where(app, &format!("_msdyn_liveworkitemid_value eq {id}")).await
+}
+
+#[tokio::test]
+async fn deep_insert_of_a_conversation_with_its_contexts() {
+    let app = spawn_app().await;
+    let body = json!({
+        "subject": "deep conversation",
+        CONTEXTS_OF: [{"msdyn_name": "deep-a"}, {"msdyn_name": "deep-b"}],
+    });
+    let conversation = app.create(CONVERSATIONS, &body).await;
+    assert_eq!(contexts_of(&app, &conversation).await, ["deep-a", "deep-b"]);
+
+    // A failing nested context writes neither the conversation nor the contexts before it.
+    let body = json!({
+        "subject": "deep failing",
+        CONTEXTS_OF: [{"msdyn_name": "deep-c"}, {"msdyn_name": "x".repeat(5000)}],
+    });
+    let response = app.post(CONVERSATIONS, &body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(names(&app, "deep-c").await.is_empty());
+    let failed = app
+        .get_json(&format!(
+            "{CONVERSATIONS}?$filter=subject eq 'deep failing'"
+        ))
+        .await;
+    assert_eq!(failed["value"], json!([]));
+}
+
+#[tokio::test]
+async fn deep_insert_of_a_context_with_a_new_conversation() {
+    let app = spawn_app().await;
+    let body = json!({
+        "msdyn_name": "deep-ctx",
+        "msdyn_liveworkitemid": {"subject": "deep parent"},
+    });
+    let id = app.create(CTX, &body).await;
+    let row = app
+        .get_json(&format!("{}?$select=_msdyn_liveworkitemid_value", ctx(&id)))
+        .await;
+    let conversation = row["_msdyn_liveworkitemid_value"].as_str().unwrap();
+    let parent = app
+        .get_json(&format!("{CONVERSATIONS}({conversation})?$select=subject"))
+        .await;
+    assert_eq!(parent["subject"], "deep parent");
+
+    // A context that fails after its new conversation: neither is written.
+    let body = json!({
+        "msdyn_name": "deep-ctx-bad",
+        "msdyn_smsprovider": 12345,
+        "msdyn_liveworkitemid": {"subject": "deep orphan"},
+    });
+    let response = app.post(CTX, &body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let orphans = app
+        .get_json(&format!("{CONVERSATIONS}?$filter=subject eq 'deep orphan'"))
+        .await;
+    assert_eq!(orphans["value"], json!([]));
+    assert!(names(&app, "deep-ctx-bad").await.is_empty());
 }

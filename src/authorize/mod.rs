@@ -128,8 +128,8 @@ impl<'a> Guard<'a> {
 
 impl Guard<'_> {
     /// A transaction of its own for a message that writes several rows as one (the bulk
-    /// messages), when this guard is on the store; `None` inside a change set, whose
-    /// transaction already holds them. Use it through [`Guard::within`].
+    /// messages, a deep insert), when this guard is on the store; `None` inside a change set,
+    /// whose transaction already holds them. Use it through [`Guard::scoped`].
     pub async fn own_transaction(&self) -> Result<Option<ChangeSet>, StoreError> {
         match self.store {
             Some(store) => Ok(Some(ChangeSet::begin(store).await?)),
@@ -137,9 +137,12 @@ impl Guard<'_> {
         }
     }
 
-    /// `change_set` as this guard's principal may use it.
-    pub fn within<'b>(&'b self, change_set: &'b ChangeSet) -> Guard<'b> {
-        change_set.guard(self.directory, self.principal)
+    /// `change_set` (when there is one) as this guard's principal may use it; else this guard.
+    pub fn scoped<'b>(&'b self, change_set: Option<&'b ChangeSet>) -> Guard<'b> {
+        match change_set {
+            Some(change_set) => change_set.guard(self.directory, self.principal),
+            None => Guard::new(self.inner, self.store, self.directory, self.principal),
+        }
     }
 
     fn ctx(&self) -> &crate::security::SecurityContext {

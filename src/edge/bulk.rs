@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{header_str, json_response, Call};
-use crate::authorize::Guard;
+use crate::authorize::{ChangeSet, Guard};
 use crate::execute::{Preconditions, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{check_content_type, parse_object, parse_payload};
@@ -34,30 +34,24 @@ pub(super) async fn run(
 ) -> Result<Response, ApiError> {
     let targets = targets(call, entity, name)?;
     let own = call.db.own_transaction().await?;
-    let scoped;
-    let db: &Guard<'_> = match &own {
-        Some(change_set) => {
-            scoped = call.db.within(change_set);
-            &scoped
-        }
-        None => call.db,
-    };
+    let db = call.db.scoped(own.as_ref());
     let mut ids = Vec::with_capacity(targets.len());
+    let mut failure = None;
     for (index, target) in targets.iter().enumerate() {
-        match write(call, db, entity, name, target).await {
+        match write(call, &db, entity, name, target).await {
             Ok(id) => ids.push(id),
             Err(mut e) => {
-                if let Some(change_set) = own {
-                    change_set.rollback().await?;
-                }
                 e.message = format!("Targets[{index}]: {}", e.message);
-                return Err(e);
+                failure = Some(e);
+                break;
             }
         }
     }
-    if let Some(change_set) = own {
-        change_set.commit().await?;
-    }
+    let outcome = match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    };
+    finish(own, outcome).await?;
     if name == "UpdateMultiple" {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -72,6 +66,21 @@ pub(super) async fn run(
         Json::Array(ids.iter().map(|id| json!(id.to_string())).collect()),
     );
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Commits `own` (a message's own transaction, when it has one) after `outcome` succeeded,
+/// else rolls it back and hands the failure on.
+pub(super) async fn finish<T>(
+    own: Option<ChangeSet>,
+    outcome: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if let Some(change_set) = own {
+        match &outcome {
+            Ok(_) => change_set.commit().await?,
+            Err(_) => change_set.rollback().await?,
+        }
+    }
+    outcome
 }
 
 /// The request's `Targets`, each a JSON object of `entity`'s type, at most [`MAX_TARGETS`].

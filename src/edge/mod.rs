@@ -9,6 +9,7 @@
 pub mod auth;
 mod batch;
 mod bulk;
+mod deep;
 pub mod error;
 pub mod limits;
 mod options;
@@ -565,12 +566,18 @@ fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
 
 async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     let query = record_query(call, entity)?;
-    let payload = read_payload(call, entity)?;
-    let (id, version) = call
-        .state
-        .service
-        .create(call.db, &call.caller, entity, payload, None)
-        .await?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
+    let object = parse_object(entity, &call.body)?;
+    let catalog = &call.state.service.catalog;
+    let (id, version) = if deep::is_deep(catalog, entity, &object) {
+        deep::create(call, entity, object).await?
+    } else {
+        let payload = parse_payload(catalog, entity, &object)?;
+        call.state
+            .service
+            .create(call.db, &call.caller, entity, payload, None)
+            .await?
+    };
     let url = record_url(&call.root, entity, id);
     if call.prefer.return_representation {
         let mut response = representation(call, id, query, StatusCode::CREATED).await?;
