@@ -22,16 +22,11 @@ use serde_json::Value;
 
 /// (script, step, what it waits for). The lead removes a line once that feature is merged.
 const WAITING: &[(&str, &str, &str)] = &[
-    // The bulk messages of issue 11 (relationships and bulk).
+    // BulkDelete of issue 11 (relationships and bulk, part 5).
     (
         "powerplatform_sdk.py",
-        "records.create list (CreateMultiple)",
-        "CreateMultiple (issue 11)",
-    ),
-    (
-        "pypi_dataverse_api.py",
-        "create multiple (CreateMultiple)",
-        "CreateMultiple (issue 11)",
+        "records.delete list (BulkDelete)",
+        "BulkDelete (issue 11)",
     ),
 ];
 

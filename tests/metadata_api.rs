@@ -198,10 +198,13 @@ async fn dataverse_api_reads_keys_relationships_and_messages() {
     );
     assert_eq!(keys["value"], json!([]));
 
-    // __get_entity_sdk_messages: CreateMultiple and UpdateMultiple are not served.
+    // __get_entity_sdk_messages: CreateMultiple and UpdateMultiple are served.
     let filter = "%24select=sdkmessagefilterid&%24expand=sdkmessageid%28%24select%3Dname%29&%24filter=%28sdkmessageid%2Fname+eq+%27CreateMultiple%27+or+sdkmessageid%2Fname+eq+%27UpdateMultiple%27%29+and+primaryobjecttypecode+eq+%27msdyn_smsengagementctx%27";
     let messages = app.get_json(&format!("sdkmessagefilters?{filter}")).await;
-    assert_eq!(messages["value"], json!([]));
+    assert_eq!(
+        message_names(&messages),
+        ["CreateMultiple", "UpdateMultiple"]
+    );
     let served = filter
         .replace("CreateMultiple", "Create")
         .replace("UpdateMultiple", "Update");
@@ -495,10 +498,13 @@ async fn the_message_catalog_lists_what_each_table_supports() {
         .get_json("sdkmessagefilters?$filter=primaryobjecttypecode eq 'teammembership'&$expand=sdkmessageid($select=name)")
         .await;
     assert_eq!(message_names(&filters), ["Retrieve", "RetrieveMultiple"]);
-    let none = app
-        .get_json("sdkmessagefilters?$filter=sdkmessageid/name eq 'CreateMultiple'")
+    // A bulk message applies to the tables of its single message.
+    let bulk = app
+        .get_json("sdkmessagefilters?$filter=sdkmessageid/name eq 'CreateMultiple'&$select=primaryobjecttypecode")
         .await;
-    assert_eq!(none["value"], json!([]));
+    let tables = strings(&bulk, "primaryobjecttypecode");
+    assert!(tables.contains(&SEED), "{tables:?}");
+    assert!(!tables.contains(&"teammembership"), "{tables:?}");
     let bound = app
         .get_json("sdkmessagefilters?$filter=sdkmessageid/name eq 'RetrieveUserPrivileges'&$select=primaryobjecttypecode")
         .await;

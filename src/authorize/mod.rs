@@ -127,6 +127,24 @@ impl<'a> Guard<'a> {
 }
 
 impl Guard<'_> {
+    /// A transaction of its own for a message that writes several rows as one (the bulk
+    /// messages, a deep insert), when this guard is on the store; `None` inside a change set,
+    /// whose transaction already holds them. Use it through [`Guard::scoped`].
+    pub async fn own_transaction(&self) -> Result<Option<ChangeSet>, StoreError> {
+        match self.store {
+            Some(store) => Ok(Some(ChangeSet::begin(store).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `change_set` (when there is one) as this guard's principal may use it; else this guard.
+    pub fn scoped<'b>(&'b self, change_set: Option<&'b ChangeSet>) -> Guard<'b> {
+        match change_set {
+            Some(change_set) => change_set.guard(self.directory, self.principal),
+            None => Guard::new(self.inner, self.store, self.directory, self.principal),
+        }
+    }
+
     fn ctx(&self) -> &crate::security::SecurityContext {
         &self.principal.context
     }

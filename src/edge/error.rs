@@ -87,6 +87,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)
     }
 
+    /// A bulk message with more `Targets` than it takes. Dataverse's own code for this fault
+    /// was not found in its published lists; InvalidArgument, with the limit named.
+    pub fn too_many_targets(message: &str, count: usize, limit: usize) -> ApiError {
+        ApiError::invalid_argument(format!(
+            "The '{message}' request has {count} records in 'Targets'; at most {limit} are allowed in one request."
+        ))
+    }
+
     /// A body member or a part that the message does not declare.
     pub fn bad_payload(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "0x80048d19", message)

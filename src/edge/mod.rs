@@ -8,6 +8,8 @@
 
 pub mod auth;
 mod batch;
+mod bulk;
+mod deep;
 pub mod error;
 mod keys;
 pub mod limits;
@@ -184,7 +186,15 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
         let body = read_body(body, limit, state.body_timeout).await?;
         return batch::execute(state, &who, &root, &parts.headers, &body).await;
     }
-    let body = read_body(body, state.max_body_bytes, state.body_timeout).await?;
+    // A bulk message carries up to 1000 records, as a `$batch` carries 1000 requests.
+    let limit = if path::is_collection_action(rest) {
+        state
+            .max_body_bytes
+            .saturating_mul(batch::BODY_LIMIT_FACTOR)
+    } else {
+        state.max_body_bytes
+    };
+    let body = read_body(body, limit, state.body_timeout).await?;
     let request = Inner {
         method: parts.method,
         uri: parts.uri.to_string(),
@@ -280,6 +290,9 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
         (Method::GET, Resource::Collection(entity)) => list(&call, &entity).await,
         (Method::POST, Resource::Collection(entity)) => create(&call, &entity).await,
         (Method::GET, Resource::Count(entity)) => count(&call, &entity).await,
+        (Method::POST, Resource::CollectionAction { entity, name }) => {
+            bulk::run(&call, &entity, &name).await
+        }
         (Method::GET, Resource::Record(entity, id)) => retrieve(&call, &entity, id).await,
         (Method::PATCH, Resource::Record(entity, id)) => upsert(&call, &entity, id).await,
         (Method::DELETE, Resource::Record(entity, id)) => delete(&call, &entity, id).await,
@@ -592,12 +605,18 @@ fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
 
 async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     let query = record_query(call, entity)?;
-    let payload = read_payload(call, entity)?;
-    let (id, version) = call
-        .state
-        .service
-        .create(call.db, &call.caller, entity, payload, None)
-        .await?;
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
+    let object = parse_object(entity, &call.body)?;
+    let catalog = &call.state.service.catalog;
+    let (id, version) = if deep::is_deep(catalog, entity, &object) {
+        deep::create(call, entity, object).await?
+    } else {
+        let payload = parse_payload(catalog, entity, &object)?;
+        call.state
+            .service
+            .create(call.db, &call.caller, entity, payload, None)
+            .await?
+    };
     let url = record_url(&call.root, entity, id);
     if call.prefer.return_representation {
         let mut response = representation(call, id, query, StatusCode::CREATED).await?;

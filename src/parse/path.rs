@@ -26,6 +26,9 @@ pub enum Resource {
     Collection(Arc<Entity>),
     /// `/{set}/$count`.
     Count(Arc<Entity>),
+    /// An action bound to an entity set: `POST /{set}/Microsoft.Dynamics.CRM.{name}` (one of
+    /// [`COLLECTION_ACTIONS`], the prefix optional).
+    CollectionAction { entity: Arc<Entity>, name: String },
     /// `/{set}({id})`.
     Record(Arc<Entity>, Uuid),
     /// `/{set}({id})/{property}` and `.../{property}/$value` (`raw`).
@@ -96,6 +99,9 @@ pub enum Resource {
 /// The unbound actions served.
 pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess"];
 
+/// The actions bound to an entity set (the bulk messages), served for every table.
+pub const COLLECTION_ACTIONS: &[&str] = &["CreateMultiple", "UpdateMultiple", "UpsertMultiple"];
+
 /// The bound actions served: (the table they are bound to, the action).
 pub const BOUND_ACTIONS: &[(&str, &str)] = &[(sms::CONTEXT, sms::SEND_SMS)];
 
@@ -139,6 +145,12 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
             return match rest {
                 [] => Ok(Resource::Collection(entity)),
                 [count] if count == "$count" => Ok(Resource::Count(entity)),
+                [action] if COLLECTION_ACTIONS.contains(&unqualified(action)) => {
+                    Ok(Resource::CollectionAction {
+                        entity,
+                        name: unqualified(action).to_string(),
+                    })
+                }
                 [other, ..] => Err(ParseError::ResourceNotFound(other.clone())),
             };
         };
@@ -165,6 +177,18 @@ pub fn parse(catalog: &Catalog, segments: &[String]) -> Result<Resource, ParseEr
         });
     }
     Err(ParseError::ResourceNotFound(name.to_string()))
+}
+
+/// Whether a raw path below the service root ends in one of [`COLLECTION_ACTIONS`] (the body
+/// limit of a bulk message is chosen before the path is parsed).
+pub fn is_collection_action(raw: &str) -> bool {
+    let last = raw.rsplit('/').next().unwrap_or_default();
+    COLLECTION_ACTIONS.contains(&unqualified(last))
+}
+
+/// An operation's name without the `Microsoft.Dynamics.CRM.` prefix.
+fn unqualified(name: &str) -> &str {
+    name.strip_prefix(NAMESPACE).unwrap_or(name)
 }
 
 fn record_member(
@@ -444,6 +468,9 @@ mod tests {
                 format!("bound action {}.{name} {id}", entity.logical_name)
             }
             Ok(Resource::SmsChannels(id)) => format!("channels {id:?}"),
+            Ok(Resource::CollectionAction { entity, name }) => {
+                format!("collection action {}.{name}", entity.logical_name)
+            }
             Ok(Resource::Association {
                 entity,
                 relationship,
@@ -468,6 +495,22 @@ mod tests {
     }
 
     const ID: &str = "3c6e4b5f-86f6-e411-80dd-00155d2a68cb";
+
+    #[test]
+    fn collection_actions() {
+        for name in COLLECTION_ACTIONS {
+            let expected = format!("collection action msdyn_smsengagementctx.{name}");
+            check(&format!("msdyn_smsengagementctxes/{name}"), &expected);
+            check(
+                &format!("msdyn_smsengagementctxes/Microsoft.Dynamics.CRM.{name}"),
+                &expected,
+            );
+        }
+        check(
+            "msdyn_smsengagementctxes/DeleteMultiple",
+            "error Resource not found for the segment 'DeleteMultiple'.",
+        );
+    }
 
     #[test]
     fn resources() {

@@ -756,7 +756,7 @@ impl<'a> Parser<'a> {
 
 /// The table and lookup column of the one-to-many relationship whose collection-valued
 /// navigation property on `entity` is `name`.
-fn collection<'a>(
+pub(crate) fn collection<'a>(
     catalog: &'a Catalog,
     entity: &Entity,
     name: &str,

@@ -315,6 +315,9 @@ fn operation_types(xml: &mut Xml) {
             ("Provider", "Edm.String", true),
         ],
     );
+    for name in ["CreateMultipleResponse", "UpsertMultipleResponse"] {
+        complex(xml, name, &[("Ids", "Collection(Edm.Guid)", true)]);
+    }
     complex(
         xml,
         "RetrieveSharedPrincipalsAndAccessResponse",
@@ -405,6 +408,19 @@ fn operations(xml: &mut Xml, catalog: &Catalog) {
         &[("Target", &base, &[]), ("Revokee", &principal, &[])],
         None,
     );
+    // The bulk messages, bound to any entity set (`crate::parse::path::COLLECTION_ACTIONS`).
+    let records = format!("Collection({base})");
+    for name in crate::parse::path::COLLECTION_ACTIONS {
+        let returns = (*name != "UpdateMultiple").then(|| qualified(&format!("{name}Response")));
+        operation(
+            xml,
+            "Action",
+            name,
+            true,
+            &[("entityset", &records, &[]), ("Targets", &records, &[])],
+            returns.as_deref(),
+        );
+    }
     // The SMS channel's bound action: send `Message` to the context's customer.
     if catalog.entity(crate::metadata::sms::CONTEXT).is_some() {
         let bound = qualified(crate::metadata::sms::CONTEXT);

@@ -69,6 +69,18 @@ pub const SERVED_MESSAGES: &[ServedMessage] = &[
         applies: Applies::With("Update"),
     },
     ServedMessage {
+        name: "CreateMultiple",
+        applies: Applies::With("Create"),
+    },
+    ServedMessage {
+        name: "UpdateMultiple",
+        applies: Applies::With("Update"),
+    },
+    ServedMessage {
+        name: "UpsertMultiple",
+        applies: Applies::With("Update"),
+    },
+    ServedMessage {
         name: "RetrieveUserPrivileges",
         applies: Applies::Table(crate::metadata::system::SYSTEM_USER),
     },

@@ -146,6 +146,30 @@ def _():
 def _():
     ids = client.records.create(TABLE, [{"msdyn_name": f"{name}-multi-a"}, {"msdyn_name": f"{name}-multi-b"}])
     check(len(ids) == 2, f"got {ids}")
+    names = [client.records.get(TABLE, i, select=["msdyn_name"])["msdyn_name"] for i in ids]
+    check(names == [f"{name}-multi-a", f"{name}-multi-b"], f"got {names}")
+    return ids
+
+
+@step("records.update list (UpdateMultiple)", needs=["records.create list (CreateMultiple)"])
+def _():
+    ids = results["records.create list (CreateMultiple)"]
+    client.records.update(TABLE, ids, [{"msdyn_name": f"{name}-multi-a2"}, {"msdyn_name": f"{name}-multi-b2"}])
+    names = [client.records.get(TABLE, i, select=["msdyn_name"])["msdyn_name"] for i in ids]
+    check(names == [f"{name}-multi-a2", f"{name}-multi-b2"], f"got {names}")
+    client.records.update(TABLE, ids, {"msdyn_customerphonenumber": "14255550177"})
+    phones = [client.records.get(TABLE, i, select=["msdyn_customerphonenumber"])["msdyn_customerphonenumber"] for i in ids]
+    check(phones == ["14255550177"] * 2, f"got {phones}")
+
+
+@step("records.delete list (BulkDelete)", needs=["records.update list (UpdateMultiple)"])
+def _():
+    ids = results["records.create list (CreateMultiple)"]
+    client.records.delete(TABLE, ids)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(client.records.retrieve(TABLE, i) is not None for i in ids):
+        time.sleep(0.5)
+    check(all(client.records.retrieve(TABLE, i) is None for i in ids), "the listed records are still there")
 
 
 emit_outcome(

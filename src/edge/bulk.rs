@@ -1,0 +1,212 @@
+//! The bulk messages bound to an entity set: `CreateMultiple`, `UpdateMultiple` and
+//! `UpsertMultiple` (`POST /{set}/Microsoft.Dynamics.CRM.{name}` with `{"Targets":[...]}`).
+//!
+//! Each target goes through the single message's own path (the body parser, then
+//! [`Service::create`](crate::execute::Service::create), `update` or `upsert` through the
+//! caller's guard), all of them in one transaction: the request's own, or its `$batch` change
+//! set's. The first failing target rolls back every one before it, and its error names its
+//! index in `Targets`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value as Json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::{header_str, json_response, Call};
+use crate::authorize::{ChangeSet, Guard};
+use crate::execute::{Preconditions, Upserted};
+use crate::metadata::Entity;
+use crate::parse::body::{check_content_type, parse_object, parse_payload};
+use crate::parse::path::parse_reference;
+
+/// The most targets one request may carry, as in Dataverse.
+pub const MAX_TARGETS: usize = 1000;
+
+/// The namespace of a target's `@odata.type`.
+const NAMESPACE: &str = "Microsoft.Dynamics.CRM.";
+
+/// Runs the bulk message `name` (one of [`crate::parse::path::COLLECTION_ACTIONS`]).
+pub(super) async fn run(
+    call: &Call<'_>,
+    entity: &std::sync::Arc<Entity>,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let targets = targets(call, entity, name)?;
+    let own = call.db.own_transaction().await?;
+    let db = call.db.scoped(own.as_ref());
+    let mut ids = Vec::with_capacity(targets.len());
+    let mut failure = None;
+    for (index, target) in targets.iter().enumerate() {
+        match write(call, &db, entity, name, target).await {
+            Ok(id) => ids.push(id),
+            Err(mut e) => {
+                e.message = format!("Targets[{index}]: {}", e.message);
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let outcome = match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    };
+    finish(own, outcome).await?;
+    if name == "UpdateMultiple" {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let context = format!(
+        "{}$metadata#Microsoft.Dynamics.CRM.{name}Response",
+        call.root
+    );
+    let mut body = Map::new();
+    body.insert("@odata.context".into(), Json::String(context));
+    body.insert(
+        "Ids".into(),
+        Json::Array(ids.iter().map(|id| json!(id.to_string())).collect()),
+    );
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Commits `own` (a message's own transaction, when it has one) after `outcome` succeeded,
+/// else rolls it back and hands the failure on.
+pub(super) async fn finish<T>(
+    own: Option<ChangeSet>,
+    outcome: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    if let Some(change_set) = own {
+        match &outcome {
+            Ok(_) => change_set.commit().await?,
+            Err(_) => change_set.rollback().await?,
+        }
+    }
+    outcome
+}
+
+/// The request's `Targets`, each a JSON object of `entity`'s type, at most [`MAX_TARGETS`].
+fn targets(
+    call: &Call<'_>,
+    entity: &Entity,
+    name: &str,
+) -> Result<Vec<Map<String, Json>>, ApiError> {
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
+    let mut body = parse_object(entity, &call.body)?;
+    if let Some(other) = body.keys().find(|k| *k != "Targets" && !k.starts_with('@')) {
+        return Err(ApiError::bad_payload(format!(
+            "The parameter '{other}' is not declared by the action '{name}'; it takes 'Targets'."
+        )));
+    }
+    let Some(Json::Array(items)) = body.remove("Targets") else {
+        return Err(ApiError::bad_payload(format!(
+            "The action '{name}' needs the parameter 'Targets', an array of {} records.",
+            entity.logical_name
+        )));
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid_argument(format!(
+            "The action '{name}' needs at least one record in 'Targets'."
+        )));
+    }
+    if items.len() > MAX_TARGETS {
+        return Err(ApiError::too_many_targets(name, items.len(), MAX_TARGETS));
+    }
+    let expected = format!("{NAMESPACE}{}", entity.logical_name);
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let Json::Object(object) = item else {
+                return Err(ApiError::bad_payload(format!(
+                    "Targets[{index}]: a JSON object was expected."
+                )));
+            };
+            let type_name = object
+                .get("@odata.type")
+                .and_then(Json::as_str)
+                .map(|t| t.trim_start_matches('#'));
+            if type_name != Some(expected.as_str()) {
+                return Err(ApiError::bad_payload(format!(
+                    "Targets[{index}]: '@odata.type' must be '{expected}', the type of the entity set '{}'.",
+                    entity.entity_set_name
+                )));
+            }
+            Ok(object)
+        })
+        .collect()
+}
+
+/// Writes one target through the single message's path; returns the record's id.
+async fn write(
+    call: &Call<'_>,
+    db: &Guard<'_>,
+    entity: &std::sync::Arc<Entity>,
+    name: &str,
+    target: &Map<String, Json>,
+) -> Result<Uuid, ApiError> {
+    let service = &call.state.service;
+    let mut payload = parse_payload(&service.catalog, entity, target)?;
+    if name == "CreateMultiple" {
+        let (id, _) = service
+            .create(db, &call.caller, entity, payload, None)
+            .await?;
+        return Ok(id);
+    }
+    let from_body = payload
+        .remove(entity.primary_id_position())
+        .and_then(|v| v.as_guid());
+    let from_reference = match target.get("@odata.id") {
+        None => None,
+        Some(json) => Some(reference(call, entity, json)?),
+    };
+    let id = match (from_body, from_reference) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::invalid_argument(format!(
+                "'{}' and '@odata.id' name different records.",
+                entity.attributes[entity.primary_id_position()].logical_name
+            )))
+        }
+        (Some(id), _) | (None, Some(id)) => id,
+        (None, None) => {
+            return Err(ApiError::invalid_argument(format!(
+                "The record has no '{}' (or '@odata.id') naming the record to {}.",
+                entity.attributes[entity.primary_id_position()].logical_name,
+                if name == "UpdateMultiple" {
+                    "update"
+                } else {
+                    "upsert"
+                }
+            )))
+        }
+    };
+    if name == "UpdateMultiple" {
+        service
+            .update(db, &call.caller, entity, id, payload)
+            .await?;
+    } else {
+        let outcome: Upserted = service
+            .upsert(
+                db,
+                &call.caller,
+                entity,
+                id,
+                payload,
+                &Preconditions::default(),
+            )
+            .await?;
+        let _ = outcome;
+    }
+    Ok(id)
+}
+
+/// The record an `@odata.id` names: `{set}({id})`, relative or absolute, of `entity`'s set.
+fn reference(call: &Call<'_>, entity: &Entity, json: &Json) -> Result<Uuid, ApiError> {
+    let text = json.as_str().unwrap_or_default();
+    let relative = text.strip_prefix(call.root.as_str()).unwrap_or(text);
+    match parse_reference(&call.state.service.catalog, relative) {
+        Some((target, id)) if target.logical_name == entity.logical_name => Ok(id),
+        _ => Err(ApiError::invalid_argument(format!(
+            "'@odata.id' is not a record of '{}': {json}",
+            entity.entity_set_name
+        ))),
+    }
+}
