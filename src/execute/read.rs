@@ -519,7 +519,7 @@ fn expand_select(target: &Entity, select: &ExpandSelect) -> Result<Option<Vec<us
 }
 
 /// A cursor's typed values as the store's keyset.
-fn keyset(values: &[Literal]) -> Keyset {
+pub(crate) fn keyset(values: &[Literal]) -> Keyset {
     Keyset {
         values: values
             .iter()

@@ -80,6 +80,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../migrations/postgres/0010_entity_keys.sql"),
     ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_state_id_index.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
@@ -470,14 +474,23 @@ impl Executor<'_> {
         } else {
             (&table.columns, "")
         };
-        let (text, values) =
-            sql::select_sql(&sql::Postgres, &query.plan, &query.context, columns, joins)?;
-        let statement = prepare(self.client, &text).await?;
-        let params = params(&values);
-        let rows = self.client.query(&statement, &refs(&params)).await?;
-        rows.iter()
-            .map(|row| read_row(table, &query.plan.entity, row, query.with_names))
-            .collect()
+        let (plan, context) = (&query.plan, &query.context);
+        let first = sql::select_sql(&sql::Postgres, plan, context, columns, joins)?;
+        let tail = sql::select_tail_sql(&sql::Postgres, plan, context, columns, joins)?;
+        let limit = plan.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for (text, values) in std::iter::once(first).chain(tail) {
+            if out.len() >= limit {
+                break;
+            }
+            let statement = prepare(self.client, &text).await?;
+            let params = params(&values);
+            for row in self.client.query(&statement, &refs(&params)).await? {
+                out.push(read_row(table, &plan.entity, &row, query.with_names)?);
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn count(&self, query: &Query, cap: usize) -> Result<u64, StoreError> {
@@ -873,12 +886,16 @@ impl PostgresStore {
         params: &[Value],
     ) -> Result<Vec<String>, StoreError> {
         let client = self.connection().await?;
-        client.batch_execute("SET enable_seqscan = off").await?;
+        client
+            .batch_execute("SET enable_seqscan = off; SET enable_sort = off")
+            .await?;
         let params: Vec<Param<'_>> = params.iter().map(Param).collect();
         let rows = client
             .query(&format!("EXPLAIN {text}"), &refs(&params))
             .await?;
-        client.batch_execute("RESET enable_seqscan").await?;
+        client
+            .batch_execute("RESET enable_seqscan; RESET enable_sort")
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

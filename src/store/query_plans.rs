@@ -27,6 +27,10 @@ enum Expect {
     InOrder,
     /// As `Indexed`, with a non-administrator's row scope added.
     Scoped,
+    /// A later page of a walk (`$skiptoken`): in order, and the index is entered at the cursor
+    /// (SQLite `SEARCH`, a PostgreSQL `Index Cond`), not walked from its start past the
+    /// earlier pages.
+    Resumes,
 }
 
 struct Shape {
@@ -50,6 +54,7 @@ fn shapes() -> Vec<Shape> {
                 "indexed" => Expect::Indexed,
                 "in order" => Expect::InOrder,
                 "scoped" => Expect::Scoped,
+                "resumes" => Expect::Resumes,
                 other => panic!("query_shapes.txt:{}: unknown expectation {other}", n + 1),
             };
             Shape {
@@ -95,7 +100,11 @@ fn plan_of(catalog: &Catalog, shape: &Shape) -> (Plan, Arc<Entity>) {
         filter: options.filter.clone(),
         order: options.orderby.clone(),
         limit: Some(limit),
-        after: None,
+        // A later page of a walk resumes after its cursor, as the list handler reads it.
+        after: options
+            .skiptoken
+            .as_ref()
+            .map(|cursor| crate::execute::read::keyset(&cursor.keyset)),
         scope,
         related,
     };
@@ -125,9 +134,10 @@ fn scope_of(entity: &Entity) -> Scope {
     }
 }
 
-/// The SQL of `shape` in `dialect`, selecting the primary id only (the select list does not
-/// change how rows are found), and its parameters.
-fn lowered(dialect: &dyn Dialect, catalog: &Catalog, shape: &Shape) -> (String, Vec<Value>) {
+/// The statements of `shape` in `dialect` (one, or a split cursor's range and NULL tail),
+/// selecting the primary id only (the select list does not change how rows are found), and
+/// their parameters.
+fn lowered(dialect: &dyn Dialect, catalog: &Catalog, shape: &Shape) -> Vec<(String, Vec<Value>)> {
     let (plan, entity) = plan_of(catalog, shape);
     let context = Context {
         now: 1_700_000_000,
@@ -135,8 +145,11 @@ fn lowered(dialect: &dyn Dialect, catalog: &Catalog, shape: &Shape) -> (String, 
         business_unit_id: Uuid::new_v4(),
     };
     let columns = format!("t.{}", entity.primary_id);
-    sql::select_sql(dialect, &plan, &context, &columns, "")
-        .unwrap_or_else(|e| panic!("query_shapes.txt:{}: {e}", shape.line))
+    let fail = |e: sql::SqlError| -> ! { panic!("query_shapes.txt:{}: {e}", shape.line) };
+    let first = sql::select_sql(dialect, &plan, &context, &columns, "").unwrap_or_else(|e| fail(e));
+    let tail =
+        sql::select_tail_sql(dialect, &plan, &context, &columns, "").unwrap_or_else(|e| fail(e));
+    std::iter::once(first).chain(tail).collect()
 }
 
 /// What is wrong with a plan, given its lines: a full scan of a large table, or (in order) a
@@ -146,13 +159,21 @@ fn findings(
     plan: &[String],
     full_scan: impl Fn(&str) -> bool,
     sort: impl Fn(&str) -> bool,
+    seeks: impl Fn(&str) -> bool,
+    first: bool,
 ) -> Vec<String> {
     let mut found = Vec::new();
+    // A split cursor's second statement (the NULL tail) reads only rows whose key is NULL,
+    // from their start: it has no cursor to seek.
+    if shape.expect == Expect::Resumes && first && !plan.iter().any(|l| seeks(l)) {
+        found.push("walks the index from its start instead of seeking the cursor".to_owned());
+    }
     for line in plan {
         if full_scan(line) {
             found.push(format!("full scan: {line}"));
         }
-        if shape.expect == Expect::InOrder && sort(line) {
+        let in_order = matches!(shape.expect, Expect::InOrder | Expect::Resumes);
+        if in_order && sort(line) {
             found.push(format!("sorts the table: {line}"));
         }
     }
@@ -184,30 +205,37 @@ fn every_common_query_shape_reads_an_index_on_sqlite() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mut failures = Vec::new();
     for shape in shapes() {
-        let (text, params) = lowered(&sql::Sqlite, &catalog, &shape);
-        let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {text}")).unwrap();
-        let plan: Vec<String> = statement
-            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                r.get::<_, String>(3)
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let full_scan = |line: &str| {
-            let Some(rest) = line.strip_prefix("SCAN ") else {
-                return false;
+        for (n, (text, params)) in lowered(&sql::Sqlite, &catalog, &shape)
+            .into_iter()
+            .enumerate()
+        {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {text}")).unwrap();
+            let plan: Vec<String> = statement
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let full_scan = |line: &str| {
+                let Some(rest) = line.strip_prefix("SCAN ") else {
+                    return false;
+                };
+                let name = rest.split_whitespace().next().unwrap_or_default();
+                let large = name == "t" || LARGE_TABLES.contains(&name);
+                large && !rest.contains(" USING ")
             };
-            let name = rest.split_whitespace().next().unwrap_or_default();
-            let large = name == "t" || LARGE_TABLES.contains(&name);
-            large && !rest.contains(" USING ")
-        };
-        let sort = |line: &str| line.contains("USE TEMP B-TREE FOR ORDER BY");
-        // The large tables are WITHOUT ROWID: the table is its primary key's b-tree, so an
-        // unfiltered read in primary-key order that sorts nothing walks that b-tree in order.
-        let walks_primary_key = !shape.query.contains("$filter") && !plan.iter().any(|l| sort(l));
-        let full_scan = |line: &str| full_scan(line) && !walks_primary_key;
-        let found = findings(&shape, &plan, full_scan, sort);
-        failures.extend(report(&shape, &text, &plan, &found));
+            let sort = |line: &str| line.contains("USE TEMP B-TREE FOR ORDER BY");
+            // The large tables are WITHOUT ROWID: the table is its primary key's b-tree, so an
+            // unfiltered read in primary-key order that sorts nothing walks that b-tree in order.
+            let walks_primary_key =
+                !shape.query.contains("$filter") && !plan.iter().any(|l| sort(l));
+            let full_scan = |line: &str| full_scan(line) && !walks_primary_key;
+            // A range on the order's keys in the index search, `(createdon,...)<(?,?)`.
+            let seeks = |line: &str| line.starts_with("SEARCH t ") && line.contains(['<', '>']);
+            let found = findings(&shape, &plan, full_scan, sort, seeks, n == 0);
+            failures.extend(report(&shape, &text, &plan, &found));
+        }
     }
     store.close();
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -229,20 +257,28 @@ async fn every_common_query_shape_reads_an_index_on_postgres() {
         .unwrap();
     let mut failures = Vec::new();
     for shape in shapes() {
-        let (text, params) = lowered(&sql::Postgres, &catalog, &shape);
-        let plan = store.explain(&text, &params).await.unwrap();
-        let full_scan = |line: &str| {
-            LARGE_TABLES
-                .iter()
-                .any(|table| line.contains(&format!("Seq Scan on {table} ")))
-        };
-        let sort = |line: &str| {
-            line.trim_start()
-                .trim_start_matches("->  ")
-                .starts_with("Sort ")
-        };
-        let found = findings(&shape, &plan, full_scan, sort);
-        failures.extend(report(&shape, &text, &plan, &found));
+        for (n, (text, params)) in lowered(&sql::Postgres, &catalog, &shape)
+            .into_iter()
+            .enumerate()
+        {
+            let plan = store.explain(&text, &params).await.unwrap();
+            let full_scan = |line: &str| {
+                LARGE_TABLES
+                    .iter()
+                    .any(|table| line.contains(&format!("Seq Scan on {table} ")))
+            };
+            let sort = |line: &str| {
+                line.trim_start()
+                    .trim_start_matches("->  ")
+                    .starts_with("Sort ")
+            };
+            // The cursor's comparison in the index condition, not a filter on what was read.
+            let seeks = |line: &str| {
+                line.trim_start().starts_with("Index Cond: ") && line.contains(['<', '>'])
+            };
+            let found = findings(&shape, &plan, full_scan, sort, seeks, n == 0);
+            failures.extend(report(&shape, &text, &plan, &found));
+        }
     }
     store.close();
     drop(store);

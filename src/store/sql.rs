@@ -63,7 +63,14 @@
 //!   key "after v" is `k > v` (`k IS NOT NULL` when v is NULL) and for a descending key it is
 //!   `k < v OR k IS NULL` (nothing when v is NULL), and "same v" is `k = v` (`k IS NULL`).
 //!   Because the same comparisons (same collation) order the rows, paging visits every row
-//!   exactly once, in the order of one unpaged query.
+//!   exactly once, in the order of one unpaged query. That `OR` is no index range, so both
+//!   databases would walk the order's index from its start and discard the earlier pages; when
+//!   every key has the same direction and every cursor value is non-null it is written as the
+//!   equivalent row-value comparison `(k1, ..., id) > (v1, ..., i)` (`<` descending), which
+//!   SQLite (3.15 and later) and PostgreSQL both seek. It is equivalent when no NULL follows the
+//!   cursor (ascending, or no nullable key); for one descending nullable key the NULLs follow,
+//!   and the page is read as two statements, the range and then `k IS NULL`
+//!   ([`select_tail_sql`]).
 
 use std::sync::Arc;
 
@@ -687,7 +694,53 @@ pub fn select_sql(
     columns: &str,
     joins: &str,
 ) -> Result<(String, Vec<Value>), SqlError> {
+    select(dialect, plan, ctx, columns, joins, false)
+}
+
+/// The second statement of a page whose cursor splits (one descending nullable key after a
+/// non-null value, see [`Keyset`]): [`select_sql`] then reads the key range as a row-value
+/// comparison an index can seek, and this one the rows whose key is NULL, which follow it in
+/// the order. The store runs it when the first statement returned fewer rows than the limit,
+/// and appends its rows. `None` when the plan's cursor reads in one statement.
+pub fn select_tail_sql(
+    dialect: &dyn Dialect,
+    plan: &Plan,
+    ctx: &Context,
+    columns: &str,
+    joins: &str,
+) -> Result<Option<(String, Vec<Value>)>, SqlError> {
+    let Some(after) = &plan.after else {
+        return Ok(None);
+    };
+    let lowering = Lowering::new(dialect, &plan.entity, ctx);
+    let keys = lowering.sort_keys(&plan.order)?;
+    if !splits(&keys, after) {
+        return Ok(None);
+    }
+    select(dialect, plan, ctx, columns, joins, true).map(Some)
+}
+
+/// Whether the rows after `after` are a row-value range followed by a NULL tail: a single
+/// nullable key (then the primary id), descending, after a non-null value. NULLs sort last
+/// descending, so those rows are `(k, id) < (v, i)` and then every row with `k IS NULL`; an
+/// `OR` of the two is no range, and both databases would walk the index from its start.
+fn splits(keys: &[SortKey<'_>], after: &Keyset) -> bool {
+    keys.len() == 2
+        && keys[0].nullable
+        && keys[0].descending
+        && after.values.iter().all(|v| !v.is_null())
+}
+
+fn select(
+    dialect: &dyn Dialect,
+    plan: &Plan,
+    ctx: &Context,
+    columns: &str,
+    joins: &str,
+    tail: bool,
+) -> Result<(String, Vec<Value>), SqlError> {
     let mut lowering = Lowering::new(dialect, &plan.entity, ctx);
+    lowering.tail = tail;
     let table = ident(&plan.entity.logical_name)?;
     let condition = lowering.condition(plan, true)?;
     let order = lowering
@@ -986,6 +1039,8 @@ struct Lowering<'a> {
     related: Option<&'a [(String, Option<Scope>)]>,
     ctx: &'a Context,
     params: Vec<Value>,
+    /// Lower a split cursor's second statement, the NULL tail (see [`select_tail_sql`]).
+    tail: bool,
 }
 
 impl<'a> Lowering<'a> {
@@ -998,6 +1053,7 @@ impl<'a> Lowering<'a> {
             related: None,
             ctx,
             params: Vec::new(),
+            tail: false,
         }
     }
 
@@ -1450,6 +1506,11 @@ impl<'a> Lowering<'a> {
         if after.values.last().is_none_or(Value::is_null) {
             return Err(SqlError::KeysetWithoutId);
         }
+        if self.tail {
+            // A split cursor's NULL tail (`select_tail_sql` checked that it splits); it binds
+            // none of the cursor's values.
+            return Ok(Sql::atom(format!("{} IS NULL", keys[0].column.sql)));
+        }
         // Each non-null cursor value is bound once; its placeholder is reused.
         let mut placeholders: Vec<Option<String>> = Vec::with_capacity(keys.len());
         for (key, value) in keys.iter().zip(&after.values) {
@@ -1460,6 +1521,24 @@ impl<'a> Lowering<'a> {
                     Some(self.bind_for(&key.column, value))
                 }
             });
+        }
+        let descending = keys[0].descending;
+        let all_bound = placeholders.iter().all(Option::is_some);
+        if all_bound && keys.iter().all(|k| k.descending == descending) {
+            // A row-value comparison, which SQLite (3.15 and later) and PostgreSQL both seek
+            // in an index on the keys; exact when no NULL can follow the cursor, and the
+            // first statement of a split one otherwise (`select_tail_sql`).
+            let nulls_follow = descending && keys.iter().any(|k| k.nullable);
+            if !nulls_follow || splits(&keys, after) {
+                let operands: Vec<String> = keys.iter().map(|k| self.operand(&k.column)).collect();
+                let bound: Vec<String> = placeholders.into_iter().flatten().collect();
+                let op = if descending { "<" } else { ">" };
+                return Ok(Sql::atom(if keys.len() == 1 {
+                    format!("{} {op} {}", operands[0], bound[0])
+                } else {
+                    format!("({}) {op} ({})", operands.join(", "), bound.join(", "))
+                }));
+            }
         }
         let mut disjuncts = Vec::new();
         for (i, key) in keys.iter().enumerate() {

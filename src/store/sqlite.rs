@@ -58,6 +58,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../migrations/sqlite/0010_entity_keys.sql"),
     ),
+    (
+        11,
+        include_str!("../../migrations/sqlite/0011_state_id_index.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
@@ -625,19 +629,22 @@ fn read_query(
     } else {
         (&entity_sql.columns, "")
     };
-    let (text, params) =
-        sql::select_sql(&sql::Sqlite, &query.plan, &query.context, columns, joins)?;
-    let mut statement = conn.prepare_cached(&text)?;
-    let mut rows = statement.query(params_from_iter(params.iter()))?;
+    let (plan, context) = (&query.plan, &query.context);
+    let first = sql::select_sql(&sql::Sqlite, plan, context, columns, joins)?;
+    let tail = sql::select_tail_sql(&sql::Sqlite, plan, context, columns, joins)?;
+    let limit = plan.limit.unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(read_row(
-            entity_sql,
-            &query.plan.entity,
-            row,
-            query.with_names,
-        )?);
+    for (text, params) in std::iter::once(first).chain(tail) {
+        if out.len() >= limit {
+            break;
+        }
+        let mut statement = conn.prepare_cached(&text)?;
+        let mut rows = statement.query(params_from_iter(params.iter()))?;
+        while let Some(row) = rows.next()? {
+            out.push(read_row(entity_sql, &plan.entity, row, query.with_names)?);
+        }
     }
+    out.truncate(limit);
     Ok(out)
 }
 

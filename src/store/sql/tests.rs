@@ -1013,19 +1013,28 @@ impl Table {
     }
 
     /// The ids the plan selects, in the database's order.
+    /// The page's ids as the stores read them: the statement, then (for a split cursor) its
+    /// NULL tail until the limit is reached.
     fn select(&self, plan: &Plan) -> Vec<Uuid> {
-        let (sql, params) = select_sql(
-            self.dialect(),
-            plan,
-            &CONTEXT,
-            "t.msdyn_smsengagementctxid",
-            "",
-        )
-        .unwrap_or_else(|e| panic!("the plan should lower: {e}"));
-        self.run(&sql, &params)
-            .into_iter()
-            .map(|id| id.as_guid().expect("an id"))
-            .collect()
+        let columns = "t.msdyn_smsengagementctxid";
+        let fail = |e: SqlError| -> ! { panic!("the plan should lower: {e}") };
+        let first =
+            select_sql(self.dialect(), plan, &CONTEXT, columns, "").unwrap_or_else(|e| fail(e));
+        let tail = super::select_tail_sql(self.dialect(), plan, &CONTEXT, columns, "")
+            .unwrap_or_else(|e| fail(e));
+        let limit = plan.limit.unwrap_or(usize::MAX);
+        let mut ids = Vec::new();
+        for (sql, params) in std::iter::once(first).chain(tail) {
+            if ids.len() < limit {
+                ids.extend(
+                    self.run(&sql, &params)
+                        .into_iter()
+                        .map(|id| id.as_guid().expect("an id")),
+                );
+            }
+        }
+        ids.truncate(limit);
+        ids
     }
 
     fn count(&self, plan: &Plan, cap: usize) -> usize {
