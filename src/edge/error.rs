@@ -334,8 +334,13 @@ impl From<ExecError> for ApiError {
                     ),
                 )
             }
-            E::Store(StoreError::Rule(rule)) => {
-                return ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", rule.clone())
+            E::Store(StoreError::Rule { rule, message }) => {
+                // BusinessManagementLoopBeingCreated for a loop; InvalidArgument for the rest.
+                let code = match rule {
+                    crate::store::Rule::BusinessUnitLoop => "0x80041d21",
+                    crate::store::Rule::Other => "0x80040203",
+                };
+                return ApiError::new(StatusCode::BAD_REQUEST, code, message.clone());
             }
             E::Store(StoreError::Denied(denied)) => return ApiError::from((**denied).clone()),
             E::Store(StoreError::Query(q)) if q.is_caused_by_input() => {

@@ -186,8 +186,8 @@ pub enum StoreError {
     Migration { version: i64, message: String },
     /// A rule the schema enforces in the database refused the write (a trigger whose message
     /// starts with [`RULE_PREFIX`], e.g. the business-unit tree); the text is for the client.
-    #[error("{0}")]
-    Rule(String),
+    #[error("{message}")]
+    Rule { rule: Rule, message: String },
     /// The authorize layer refused the read or the write (see [`crate::authorize`]).
     #[error("{0}")]
     Denied(Box<crate::security::Denied>),
@@ -195,6 +195,18 @@ pub enum StoreError {
 
 /// How the schema's triggers start the messages of the refusals they raise for the client.
 pub const RULE_PREFIX: &str = "smsctx rule: ";
+
+/// Which rule of the schema refused a write (the edge picks Dataverse's code by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// A re-parenting would put a business unit under itself or one of its children.
+    BusinessUnitLoop,
+    /// Any other rule of the schema (the business-unit tree's root, ...).
+    Other,
+}
+
+/// The start of the business-unit loop trigger's message (migrations/*/0009).
+const BUSINESS_UNIT_LOOP: &str = "This parent business unit would make a loop";
 
 impl StoreError {
     /// The same failure for each of several callers (a group commit that failed for all):
@@ -210,9 +222,13 @@ impl StoreError {
     /// A database error's message as a refusal, when a trigger of the schema raised it.
     fn rule(message: &str) -> Option<StoreError> {
         let start = message.find(RULE_PREFIX)?;
-        Some(StoreError::Rule(
-            message[start + RULE_PREFIX.len()..].to_string(),
-        ))
+        let message = message[start + RULE_PREFIX.len()..].to_string();
+        let rule = if message.starts_with(BUSINESS_UNIT_LOOP) {
+            Rule::BusinessUnitLoop
+        } else {
+            Rule::Other
+        };
+        Some(StoreError::Rule { rule, message })
     }
 }
 
