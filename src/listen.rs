@@ -153,6 +153,10 @@ async fn serve_connection<S>(
     tokio::pin!(connection);
     let tick = (limits.header_timeout.min(limits.idle_timeout) / 4)
         .clamp(Duration::from_millis(20), Duration::from_secs(1));
+    // One timer for the connection's life: a `sleep` inside the `select!` would be registered
+    // and cancelled again on every wake-up of the connection, that is several times a request.
+    let mut watchdog = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closing = false;
     loop {
         tokio::select! {
@@ -166,7 +170,7 @@ async fn serve_connection<S>(
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep(tick) => match activity.verdict(&limits) {
+            _ = watchdog.tick() => match activity.verdict(&limits) {
                 Verdict::Fine => {}
                 Verdict::SlowHead => {
                     tracing::debug!(%peer, "request head not received in time: connection closed");
