@@ -3,7 +3,7 @@
 //! consistent snapshot (the counts it reports are the restored store's), and a restored store
 //! serves.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::process::Command;

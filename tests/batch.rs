@@ -1,7 +1,7 @@
 //! `$batch` over HTTP: independent requests, atomic change sets with `$n` references, and
 //! `Prefer: odata.continue-on-error`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

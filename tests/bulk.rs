@@ -2,7 +2,7 @@
 //! (issue 11 part 5), on the suite's backend: their response shapes, their stored outcome, the
 //! rollback of a failing target, the 1000-target limit, the caller's privileges, and `$batch`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

@@ -10,7 +10,7 @@
 //! `OUTCOME` line names the rows it kept and deleted, which the test then reads back through
 //! HTTP itself. Without the installed clients the tests fail when `CI` is set, else skip.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

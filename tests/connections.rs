@@ -3,7 +3,7 @@
 //! Each limit is set small here; the defaults (README) are far above what tests and benchmarks
 //! need.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Durability: a 2xx means the write is on disk. Restarts keep every row; `kill -9` right after
 //! acknowledged writes loses none of them; SIGTERM lets in-flight requests finish.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

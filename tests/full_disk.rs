@@ -6,7 +6,7 @@
 //! SQLite only: PostgreSQL's out-of-space error (SQLSTATE 53100) maps to the same 503, but its
 //! data directory is the shared test server's.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! careless client would: conditions in bytes that are not UTF-8, two users with one Entra object
 //! id, a business-unit tree with a cycle, and headers with bytes their grammar does not allow.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::header::HeaderValue;

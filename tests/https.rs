@@ -1,7 +1,7 @@
 //! HTTPS: the server's own TLS listener (rustls; HTTP/1.1 and HTTP/2 by ALPN) with a
 //! development certificate, and the scheme of the URLs it writes (also behind a proxy).
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{StatusCode, Version};

@@ -1,7 +1,7 @@
 //! Keys over HTTP: Dataverse's named form of the primary key, `set(primaryid=<guid>)`, on every
 //! operation that takes a key, and the refusals of key segments that are not keys.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! The messages of the core service over real HTTP: Create, Retrieve, Update and upsert,
 //! Delete, SetState, IsValidStateTransition, the plain list, and the system tables.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

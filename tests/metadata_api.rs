@@ -4,7 +4,7 @@
 //! on the wire, percent-encoded by Python's `requests`) of Microsoft's Python SDK 1.1.0 and
 //! PyPI `dataverse-api` 1.4.3.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

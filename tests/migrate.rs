@@ -5,7 +5,7 @@
 //! PostgreSQL only: without `SMSCTX_TEST_POSTGRES` the test prints a note and does nothing
 //! (`scripts/test.sh` always sets it).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

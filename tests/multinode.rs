@@ -6,7 +6,7 @@
 //! PostgreSQL only: without `SMSCTX_TEST_POSTGRES` each test prints a note and does nothing
 //! (`scripts/test.sh` always sets it).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

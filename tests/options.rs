@@ -2,7 +2,7 @@
 //! value that would narrow the answer, either narrows it or is refused with a 400, on every
 //! resource that reads.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

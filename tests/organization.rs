@@ -4,7 +4,7 @@
 //! inline arguments and parameter aliases), inside `$batch`, with impersonation, and the
 //! read-only `organizations` table with its refusals.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

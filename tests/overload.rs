@@ -2,7 +2,7 @@
 //! fast 503s with `Retry-After` in Dataverse's error shape, every other read succeeds, no other
 //! 5xx appears, the threads stay bounded, and the server serves again once the burst is over.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! RetrieveMultiple over HTTP: `$filter` (with query functions), `$orderby`, `$count`, and keyset
 //! paging that neither skips nor repeats a row while rows are being inserted.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

@@ -4,16 +4,14 @@
 //! over their contexts); user values
 //! never act as SQL; and a 100,000-row paging walk returns every row once under inserts.
 
-mod common;
-#[path = "../src/test_support.rs"]
-mod test_support;
+use crate::common;
 
 use std::collections::BTreeSet;
 
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use test_support::Rng;
+use crate::test_support::Rng;
 
 const WORDS: &[&str] = &[
     "alpha", "Beta", "GAMMA", "delta", "beta", "Alpha", "sms", "SMS",

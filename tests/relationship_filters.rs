@@ -3,7 +3,7 @@
 //! the row scope of every table a filter reaches (a Basic-depth user never matches through a
 //! row it cannot read). Both backends.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! RetrieveMultiple, nested `$expand` in both directions, Dataverse's limits, and the row
 //! scope of a Basic-depth user on every row an expansion reaches.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

@@ -1,6 +1,6 @@
 //! Schema discovery over HTTP: `$metadata` and `EntityDefinitions`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

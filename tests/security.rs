@@ -2,7 +2,7 @@
 //! and sharing, on every read path (Retrieve, RetrieveMultiple with counts, `$count`, `$apply`,
 //! FetchXML, `$expand`, `$batch`) and every write path.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

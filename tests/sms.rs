@@ -7,7 +7,7 @@
 //! (and its published worked example), TeleSign's `TSA <customer id>:base64(HMAC-SHA256(
 //! base64-decode(api key), raw body))`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,6 @@
 //! Bad input: every refusal is a 4xx in Dataverse's error shape, and nothing stored changes.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! model, `?savedQuery=` / `?userQuery=` with the caller's row scope, and every supported
 //! `?sql=` form and its refusals.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;
