@@ -9,6 +9,7 @@
 
 #[cfg(test)]
 mod literals;
+pub mod jobs;
 pub mod markdown;
 pub mod sms;
 pub mod system;
@@ -57,6 +58,10 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
     ),
     ("savedquery", include_str!("../../metadata/savedquery.md")),
     ("userquery", include_str!("../../metadata/userquery.md")),
+    (
+        "asyncoperation",
+        include_str!("../../metadata/asyncoperation.md"),
+    ),
 ];
 
 /// The SMS channel's internal tables: stored like the pages above (same importer, same store
