@@ -84,6 +84,7 @@ pub const SERVED_MESSAGES: &[ServedMessage] = &[
         name: "RetrieveUserPrivileges",
         applies: Applies::Table(crate::metadata::system::SYSTEM_USER),
     },
+    unbound("BulkDelete"),
     unbound("RetrieveAllEntities"),
     unbound("RetrieveAttribute"),
     unbound("RetrieveEntity"),

@@ -172,6 +172,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         capacity: Default::default(),
         connections: Default::default(),
         tls: None,
+        bulk_delete_batch: smsctx::execute::jobs::DEFAULT_BATCH,
     }
 }
 

@@ -1,0 +1,431 @@
+//! BulkDelete: a system job in `asyncoperations` that deletes what its QuerySet selects, in
+//! batches, as its owner; polled through the ordinary reads; resumed after a kill.
+
+use crate::common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const JOBS: &str = "asyncoperations";
+
+/// A QueryExpression of the contexts table with `criteria`.
+fn query(criteria: Value) -> Value {
+    json!({
+        "@odata.type": "Microsoft.Dynamics.CRM.QueryExpression",
+        "EntityName": "msdyn_smsengagementctx",
+        "ColumnSet": {"@odata.type": "Microsoft.Dynamics.CRM.ColumnSet", "AllColumns": false, "Columns": []},
+        "Criteria": criteria,
+    })
+}
+
+/// A BulkDelete body as Microsoft's Python SDK sends it, with `queries`.
+fn bulk_delete(queries: Value) -> Value {
+    json!({
+        "JobName": "test bulk delete",
+        "SendEmailNotification": false,
+        "ToRecipients": [],
+        "CCRecipients": [],
+        "RecurrencePattern": "",
+        "StartDateTime": "2026-01-01T00:00:00Z",
+        "QuerySet": queries,
+    })
+}
+
+fn names_starting(prefix: &str) -> Value {
+    json!({"FilterOperator": "And", "Conditions": [
+        {"AttributeName": "msdyn_name", "Operator": "BeginsWith", "Values": [{"Value": prefix, "Type": "System.String"}]}
+    ]})
+}
+
+/// Posts a BulkDelete as the bearer of `token`; the job id.
+async fn submit(app: &TestApp, token: &str, body: &Value) -> String {
+    let response = app
+        .client
+        .request(Method::POST, app.url("BulkDelete"))
+        .bearer_auth(token)
+        .header("Accept", "application/json")
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["@odata.context"]
+        .as_str()
+        .unwrap()
+        .ends_with("$metadata#Microsoft.Dynamics.CRM.BulkDeleteResponse"));
+    answer["JobId"].as_str().expect("a JobId").to_string()
+}
+
+/// Polls the job as the bearer of `token` until it completes (statecode 3).
+async fn completed(base: &str, token: &str, job: &str) -> Value {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let response = client
+            .get(format!("{base}{JOBS}({job})"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET the job");
+        let row: Value = response.json().await.unwrap();
+        if row["statecode"] == 3 {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "the job never completed: {row}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn names(app: &TestApp, prefix: &str) -> Vec<String> {
+    let rows = app
+        .get_json(&format!(
+            "{CTX}?$select=msdyn_name&$filter=startswith(msdyn_name,'{prefix}')&$orderby=msdyn_name"
+        ))
+        .await;
+    rows["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["msdyn_name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_job_deletes_exactly_what_its_criteria_select_and_succeeds_with_counts() {
+    let app = spawn_app().await;
+    for name in ["bd-a-1", "bd-a-2", "bd-a-3", "bd-b-1", "bd-b-2", "bd-b-3", "other-bd"] {
+        app.create(CTX, &json!({"msdyn_name": name})).await;
+    }
+    // name like 'bd-%' and (name = 'bd-a-1' or name in ('bd-a-2', 'bd-b-3')), with a nested
+    // filter, typed and plain values.
+    let criteria = json!({
+        "@odata.type": "Microsoft.Dynamics.CRM.FilterExpression",
+        "FilterOperator": "And",
+        "Conditions": [{"AttributeName": "msdyn_name", "Operator": "Like", "Values": ["bd-%"]}],
+        "Filters": [{
+            "FilterOperator": "Or",
+            "Conditions": [
+                {"AttributeName": "msdyn_name", "Operator": "Equal", "Values": [{"Value": "bd-a-1", "Type": "System.String"}]},
+                {"AttributeName": "msdyn_name", "Operator": "In", "Values": ["bd-a-2", "bd-b-3"]},
+                {"AttributeName": "statecode", "Operator": "Equal", "Values": [{"Value": "1", "Type": "System.Int32"}]}
+            ]
+        }]
+    });
+    let job = submit(&app, TOKEN, &bulk_delete(json!([query(criteria)]))).await;
+    let row = completed(&app.url(""), TOKEN, &job).await;
+    assert_eq!(row["statuscode"], 30, "Succeeded: {row}");
+    assert_eq!(row["operationtype"], 13);
+    assert_eq!(row["successcount"], 3);
+    assert_eq!(row["failurecount"], 0);
+    assert_eq!(row["name"], "test bulk delete");
+    assert!(row["startedon"].is_string() && row["completedon"].is_string());
+    assert_eq!(names(&app, "bd-").await, ["bd-a-3", "bd-b-1", "bd-b-2"]);
+    assert_eq!(names(&app, "other-bd").await, ["other-bd"]);
+
+    // Polling with $filter, as a client lists its finished jobs.
+    let listed = app
+        .get_json(&format!(
+            "{JOBS}?$select=asyncoperationid,statuscode&$filter=operationtype eq 13 and statecode eq 3 and asyncoperationid eq {job}"
+        ))
+        .await;
+    assert_eq!(listed["value"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["value"][0]["statuscode"], 30);
+
+    // The job table is read-only through the Web API.
+    let response = app
+        .patch(&format!("{JOBS}({job})"), &json!({"name": "renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let response = app.post(JOBS, &json!({"name": "mine"})).send().await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn a_job_deletes_only_what_its_owner_may_delete() {
+    let app = spawn_app().await;
+    let root = root_unit(&app).await;
+    // Basic depth on everything: the user sees and deletes only its own rows.
+    let basic = custom_role(
+        &app,
+        &root,
+        "basic deleter",
+        &[
+            ("prvCreatemsdyn_smsengagementctx", 1),
+            ("prvReadmsdyn_smsengagementctx", 1),
+            ("prvDeletemsdyn_smsengagementctx", 1),
+            ("prvReadAsyncOperation", 1),
+        ],
+    )
+    .await;
+    // Reads every row but deletes only its own: the others are failures, and stay.
+    let reader = custom_role(
+        &app,
+        &root,
+        "global reader basic deleter",
+        &[
+            ("prvCreatemsdyn_smsengagementctx", 1),
+            ("prvReadmsdyn_smsengagementctx", 8),
+            ("prvDeletemsdyn_smsengagementctx", 1),
+            ("prvReadAsyncOperation", 1),
+        ],
+    )
+    .await;
+    let user = signed_in_user(&app, "bdbasic", &root, &[&basic]).await;
+    let wide = signed_in_user(&app, "bdwide", &root, &[&reader]).await;
+    for name in ["bdu-admin-1", "bdu-admin-2"] {
+        app.create(CTX, &json!({"msdyn_name": name})).await;
+    }
+    for (who, name) in [
+        (&user, "bdu-user-1"),
+        (&user, "bdu-user-2"),
+        (&wide, "bdu-wide-1"),
+    ] {
+        let response = app
+            .client
+            .post(app.url(CTX))
+            .bearer_auth(&who.token)
+            .json(&json!({"msdyn_name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+
+    let body = bulk_delete(json!([query(names_starting("bdu-"))]));
+    let job = submit(&app, &user.token, &body).await;
+    let row = completed(&app.url(""), &user.token, &job).await;
+    assert_eq!(row["statuscode"], 30, "{row}");
+    assert_eq!(row["successcount"], 2);
+    assert_eq!(row["failurecount"], 0);
+    assert_eq!(row["_ownerid_value"], user.id.as_str());
+    assert_eq!(
+        names(&app, "bdu-").await,
+        ["bdu-admin-1", "bdu-admin-2", "bdu-wide-1"]
+    );
+    // The job is the user's: another Basic-depth user does not see it.
+    let response = get_as(&app, &wide.token, &format!("{JOBS}({job})"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+
+    let job = submit(&app, &wide.token, &body).await;
+    let row = completed(&app.url(""), &wide.token, &job).await;
+    assert_eq!(row["statuscode"], 31, "Failed: {row}");
+    assert_eq!(row["successcount"], 1);
+    assert_eq!(row["failurecount"], 2);
+    assert!(row["message"].as_str().unwrap().contains("2 of the 3"), "{row}");
+    assert_eq!(names(&app, "bdu-").await, ["bdu-admin-1", "bdu-admin-2"]);
+}
+
+#[tokio::test]
+async fn bad_bulk_delete_requests_are_refused_and_record_nothing() {
+    let app = spawn_app().await;
+    let root = root_unit(&app).await;
+    let reader = basic_role(&app, &root).await;
+    let user = signed_in_user(&app, "bdnodelete", &root, &[&reader]).await;
+    let before = app.get_json(&format!("{JOBS}/$count")).await;
+
+    let send = |token: &str, body: Value| {
+        app.client
+            .request(Method::POST, app.url("BulkDelete"))
+            .bearer_auth(token.to_string())
+            .json(&body)
+            .send()
+    };
+    let everything = json!({"FilterOperator": "And", "Conditions": []});
+
+    let response = send(&user.token, bulk_delete(json!([query(everything.clone())])))
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::FORBIDDEN, "0x80040220", "prvDelete").await;
+
+    let unknown = json!([{"EntityName": "nosuchtable", "Criteria": everything}]);
+    let response = send(TOKEN, bulk_delete(unknown)).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80041102", "nosuchtable").await;
+
+    let response = send(TOKEN, bulk_delete(json!([]))).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "QuerySet").await;
+
+    let response = send(TOKEN, json!({"JobName": "no queries"})).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "QuerySet").await;
+
+    let fiscal = json!({"Conditions": [{"AttributeName": "createdon", "Operator": "ThisFiscalYear"}]});
+    let response = send(TOKEN, bulk_delete(json!([query(fiscal)]))).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "ThisFiscalYear").await;
+
+    let column = json!({"Conditions": [{"AttributeName": "nosuchcolumn", "Operator": "Null"}]});
+    let response = send(TOKEN, bulk_delete(json!([query(column)]))).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80041103", "nosuchcolumn").await;
+
+    let value = json!({"Conditions": [{"AttributeName": "statecode", "Operator": "Equal", "Values": ["active"]}]});
+    let response = send(TOKEN, bulk_delete(json!([query(value)]))).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "active").await;
+
+    let mut recurring = bulk_delete(json!([query(names_starting("x"))]));
+    recurring["RecurrencePattern"] = json!("FREQ=DAILY;INTERVAL=1;");
+    let response = send(TOKEN, recurring).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "RecurrencePattern").await;
+
+    let mut unknown_parameter = bulk_delete(json!([query(names_starting("x"))]));
+    unknown_parameter["Targets"] = json!([]);
+    let response = send(TOKEN, unknown_parameter).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80048d19", "Targets").await;
+
+    let response = send(TOKEN, json!({"QuerySet": "all of it"})).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80048d19", "QuerySet").await;
+
+    let response = app.get("BulkDelete").send().await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+
+    assert_eq!(app.get_json(&format!("{JOBS}/$count")).await, before);
+}
+
+#[tokio::test]
+async fn the_message_catalog_lists_bulk_delete() {
+    let app = spawn_app().await;
+    let filters = app
+        .get_json(
+            "sdkmessagefilters?$select=sdkmessagefilterid&$expand=sdkmessageid($select=name)\
+             &$filter=sdkmessageid/name eq 'BulkDelete'",
+        )
+        .await;
+    assert_eq!(filters["value"].as_array().unwrap().len(), 1, "{filters}");
+}
+
+/// The `smsctx serve` binary on `database`, deleting `batch` rows per transaction.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn start_server(database: &str, batch: usize) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smsctx"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
+        .args(["--database", database])
+        .args(["--bulk-delete-batch", &batch.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .expect("stdout is readable");
+        if let Some(rest) = line.strip_prefix("smsctx: listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    Server { child, base }
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row_once() {
+    const ROWS: usize = 1500;
+    let db = TestDatabase::new().await;
+    let mut server = start_server(&db.url, 3);
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    for chunk in 0..ROWS / 500 {
+        let targets: Vec<Value> = (0..500)
+            .map(|n| {
+                json!({"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx",
+                       "msdyn_name": format!("bdk-{chunk}-{n}")})
+            })
+            .collect();
+        let response = post(
+            &format!("{CTX}/Microsoft.Dynamics.CRM.CreateMultiple"),
+            json!({"Targets": targets}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    post(CTX, json!({"msdyn_name": "kept-bdk"})).await.unwrap();
+
+    let response = post(
+        "BulkDelete",
+        bulk_delete(json!([query(names_starting("bdk-"))])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let job = response.json::<Value>().await.unwrap()["JobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Kill the node while the job is in progress, part of its rows deleted.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let at_kill = loop {
+        let row: Value = client
+            .get(format!("{}{JOBS}({job})", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done = row["successcount"].as_i64().unwrap_or(0);
+        assert_ne!(row["statecode"], 3, "the job finished before the kill: {row}");
+        if row["statecode"] == 2 && done > 0 {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {row}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    server.child.kill().expect("SIGKILL is delivered");
+    server.child.wait().unwrap();
+    assert!(at_kill < ROWS as i64);
+
+    let mut server = start_server(&db.url, 50);
+    let row = completed(&server.base, TOKEN, &job).await;
+    assert_eq!(row["statuscode"], 30, "{row}");
+    assert_eq!(row["successcount"], ROWS as i64, "each row counted once: {row}");
+    assert_eq!(row["failurecount"], 0);
+    let count = client
+        .get(format!(
+            "{}{CTX}/$count?$filter=startswith(msdyn_name,'bdk-')",
+            server.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count, "0");
+    let kept = client
+        .get(format!("{}{CTX}/$count", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(kept, "1");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
