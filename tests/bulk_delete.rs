@@ -296,10 +296,18 @@ async fn the_message_catalog_lists_bulk_delete() {
     let filters = app
         .get_json(
             "sdkmessagefilters?$select=sdkmessagefilterid&$expand=sdkmessageid($select=name)\
-             &$filter=sdkmessageid/name eq 'BulkDelete'",
+             &$filter=sdkmessageid/name eq 'BulkDelete' and primaryobjecttypecode eq 'msdyn_smsengagementctx'",
         )
         .await;
     assert_eq!(filters["value"].as_array().unwrap().len(), 1, "{filters}");
+    // A read-only table (no Delete) has none.
+    let none = app
+        .get_json(
+            "sdkmessagefilters?$select=sdkmessagefilterid&$expand=sdkmessageid($select=name)\
+             &$filter=sdkmessageid/name eq 'BulkDelete' and primaryobjecttypecode eq 'asyncoperation'",
+        )
+        .await;
+    assert_eq!(none["value"].as_array().unwrap().len(), 0, "{none}");
 }
 
 /// The `smsctx serve` binary on `database`, deleting `batch` rows per transaction.
