@@ -100,7 +100,9 @@ async fn names(app: &TestApp, prefix: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_job_deletes_exactly_what_its_criteria_select_and_succeeds_with_counts() {
     let app = spawn_app().await;
-    for name in ["bd-a-1", "bd-a-2", "bd-a-3", "bd-b-1", "bd-b-2", "bd-b-3", "other-bd"] {
+    for name in [
+        "bd-a-1", "bd-a-2", "bd-a-3", "bd-b-1", "bd-b-2", "bd-b-3", "other-bd",
+    ] {
         app.create(CTX, &json!({"msdyn_name": name})).await;
     }
     // name like 'bd-%' and (name = 'bd-a-1' or name in ('bd-a-2', 'bd-b-3')), with a nested
@@ -145,7 +147,11 @@ async fn a_job_deletes_exactly_what_its_criteria_select_and_succeeds_with_counts
         .await
         .unwrap();
     assert!(response.status().is_client_error(), "{}", response.status());
-    let response = app.post(JOBS, &json!({"name": "mine"})).send().await.unwrap();
+    let response = app
+        .post(JOBS, &json!({"name": "mine"}))
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_client_error(), "{}", response.status());
 }
 
@@ -223,7 +229,10 @@ async fn a_job_deletes_only_what_its_owner_may_delete() {
     assert_eq!(row["statuscode"], 31, "Failed: {row}");
     assert_eq!(row["successcount"], 1);
     assert_eq!(row["failurecount"], 2);
-    assert!(row["message"].as_str().unwrap().contains("2 of the 3"), "{row}");
+    assert!(
+        row["message"].as_str().unwrap().contains("2 of the 3"),
+        "{row}"
+    );
     assert_eq!(names(&app, "bdu-").await, ["bdu-admin-1", "bdu-admin-2"]);
 }
 
@@ -251,7 +260,13 @@ async fn bad_bulk_delete_requests_are_refused_and_record_nothing() {
 
     let unknown = json!([{"EntityName": "nosuchtable", "Criteria": everything}]);
     let response = send(TOKEN, bulk_delete(unknown)).await.unwrap();
-    assert_error(response, StatusCode::BAD_REQUEST, "0x80041102", "nosuchtable").await;
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "0x80041102",
+        "nosuchtable",
+    )
+    .await;
 
     let response = send(TOKEN, bulk_delete(json!([]))).await.unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "QuerySet").await;
@@ -259,22 +274,47 @@ async fn bad_bulk_delete_requests_are_refused_and_record_nothing() {
     let response = send(TOKEN, json!({"JobName": "no queries"})).await.unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "QuerySet").await;
 
-    let fiscal = json!({"Conditions": [{"AttributeName": "createdon", "Operator": "ThisFiscalYear"}]});
-    let response = send(TOKEN, bulk_delete(json!([query(fiscal)]))).await.unwrap();
-    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "ThisFiscalYear").await;
+    let fiscal =
+        json!({"Conditions": [{"AttributeName": "createdon", "Operator": "ThisFiscalYear"}]});
+    let response = send(TOKEN, bulk_delete(json!([query(fiscal)])))
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "0x80040203",
+        "ThisFiscalYear",
+    )
+    .await;
 
     let column = json!({"Conditions": [{"AttributeName": "nosuchcolumn", "Operator": "Null"}]});
-    let response = send(TOKEN, bulk_delete(json!([query(column)]))).await.unwrap();
-    assert_error(response, StatusCode::BAD_REQUEST, "0x80041103", "nosuchcolumn").await;
+    let response = send(TOKEN, bulk_delete(json!([query(column)])))
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "0x80041103",
+        "nosuchcolumn",
+    )
+    .await;
 
     let value = json!({"Conditions": [{"AttributeName": "statecode", "Operator": "Equal", "Values": ["active"]}]});
-    let response = send(TOKEN, bulk_delete(json!([query(value)]))).await.unwrap();
+    let response = send(TOKEN, bulk_delete(json!([query(value)])))
+        .await
+        .unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "active").await;
 
     let mut recurring = bulk_delete(json!([query(names_starting("x"))]));
     recurring["RecurrencePattern"] = json!("FREQ=DAILY;INTERVAL=1;");
     let response = send(TOKEN, recurring).await.unwrap();
-    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "RecurrencePattern").await;
+    assert_error(
+        response,
+        StatusCode::BAD_REQUEST,
+        "0x80040203",
+        "RecurrencePattern",
+    )
+    .await;
 
     let mut unknown_parameter = bulk_delete(json!([query(names_starting("x"))]));
     unknown_parameter["Targets"] = json!([]);
@@ -395,7 +435,10 @@ async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row
             .await
             .unwrap();
         let done = row["successcount"].as_i64().unwrap_or(0);
-        assert_ne!(row["statecode"], 3, "the job finished before the kill: {row}");
+        assert_ne!(
+            row["statecode"], 3,
+            "the job finished before the kill: {row}"
+        );
         if row["statecode"] == 2 && done > 0 {
             break done;
         }
@@ -409,7 +452,10 @@ async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row
     let mut server = start_server(&db.url, 50);
     let row = completed(&server.base, TOKEN, &job).await;
     assert_eq!(row["statuscode"], 30, "{row}");
-    assert_eq!(row["successcount"], ROWS as i64, "each row counted once: {row}");
+    assert_eq!(
+        row["successcount"], ROWS as i64,
+        "each row counted once: {row}"
+    );
     assert_eq!(row["failurecount"], 0);
     let count = client
         .get(format!(

@@ -235,7 +235,9 @@ pub(super) async fn bulk_delete(call: &Call<'_>) -> Result<Response, ApiError> {
     }
     check_content_type(header_str(&call.headers, "Content-Type")?)?;
     let body: Json = serde_json::from_slice(&call.body).map_err(|e| {
-        ApiError::bad_payload(format!("The BulkDelete request body is not valid JSON: {e}"))
+        ApiError::bad_payload(format!(
+            "The BulkDelete request body is not valid JSON: {e}"
+        ))
     })?;
     let Json::Object(mut body) = body else {
         return Err(ApiError::bad_payload(
@@ -275,16 +277,12 @@ pub(super) async fn bulk_delete(call: &Call<'_>) -> Result<Response, ApiError> {
     };
     let queries = match body.remove("QuerySet") {
         Some(Json::Array(queries)) => queries,
-        None | Some(Json::Null) => {
-            return Err(ApiError::invalid_argument(
-                "The BulkDelete request needs the parameter 'QuerySet', an array of QueryExpression.",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::bad_payload(
-                "The parameter 'QuerySet' must be an array of Microsoft.Dynamics.CRM.QueryExpression.",
-            ))
-        }
+        None | Some(Json::Null) => return Err(ApiError::invalid_argument(
+            "The BulkDelete request needs the parameter 'QuerySet', an array of QueryExpression.",
+        )),
+        Some(_) => return Err(ApiError::bad_payload(
+            "The parameter 'QuerySet' must be an array of Microsoft.Dynamics.CRM.QueryExpression.",
+        )),
     };
     let service = &call.state.service;
     let id = service

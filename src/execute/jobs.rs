@@ -220,10 +220,7 @@ impl Service {
             changes.push((STARTED_ON, Value::DateTime(now)));
         }
         let store = self.system().store();
-        let version = match store
-            .write(update(table, id, version, changes)?)
-            .await
-        {
+        let version = match store.write(update(table, id, version, changes)?).await {
             Ok(WriteOutcome::Written { version }) => version,
             Ok(WriteOutcome::Deleted) => return Ok(None),
             Err(StoreError::VersionMismatch { .. } | StoreError::NotFound) => return Ok(None),
@@ -293,9 +290,7 @@ impl Service {
             };
             let change_set = self.begin_change_set().await?;
             let db = change_set.guard(directory, &principal);
-            let outcome = self
-                .delete_batch(&db, &caller, &bound, &job, batch)
-                .await;
+            let outcome = self.delete_batch(&db, &caller, &bound, &job, batch).await;
             let (deleted, failed, last) = match outcome {
                 Ok(done) => done,
                 Err(e) => {

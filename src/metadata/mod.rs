@@ -7,9 +7,9 @@
 //!
 //! **Architecture invariant:** this module does no I/O and knows nothing of HTTP or SQL.
 
+pub mod jobs;
 #[cfg(test)]
 mod literals;
-pub mod jobs;
 pub mod markdown;
 pub mod sms;
 pub mod system;

@@ -93,7 +93,9 @@ pub fn query_expression(
     at: &str,
 ) -> Result<BoundQueryExpression, QueryError> {
     let Json::Object(query) = value else {
-        return Err(invalid(format!("{at}: a QueryExpression object was expected.")));
+        return Err(invalid(format!(
+            "{at}: a QueryExpression object was expected."
+        )));
     };
     if let Some(kind) = query.get("@odata.type").and_then(Json::as_str) {
         if kind.trim_start_matches('#') != "Microsoft.Dynamics.CRM.QueryExpression" {
@@ -147,7 +149,9 @@ fn filter(value: &Json, at: &str, depth: usize) -> Result<Element, QueryError> {
         return Err(QueryError::TooDeep);
     }
     let Json::Object(members) = value else {
-        return Err(invalid(format!("{at}: a FilterExpression object was expected.")));
+        return Err(invalid(format!(
+            "{at}: a FilterExpression object was expected."
+        )));
     };
     let kind = match members.get("FilterOperator") {
         None | Some(Json::Null) => "and",
@@ -173,7 +177,11 @@ fn filter(value: &Json, at: &str, depth: usize) -> Result<Element, QueryError> {
         .iter()
         .enumerate()
     {
-        children.push(filter(nested, &format!("{at}.Filters[{index}]"), depth + 1)?);
+        children.push(filter(
+            nested,
+            &format!("{at}.Filters[{index}]"),
+            depth + 1,
+        )?);
     }
     Ok(element(
         "filter",
@@ -193,7 +201,9 @@ fn list<'j>(value: Option<&'j Json>, at: &str) -> Result<&'j [Json], QueryError>
 /// A `ConditionExpression` as a `<condition>` element with its `<value>`s.
 fn condition(value: &Json, at: &str) -> Result<Element, QueryError> {
     let Json::Object(condition) = value else {
-        return Err(invalid(format!("{at}: a ConditionExpression object was expected.")));
+        return Err(invalid(format!(
+            "{at}: a ConditionExpression object was expected."
+        )));
     };
     if let Some(Json::String(linked)) = condition.get("EntityName") {
         if !linked.is_empty() {
@@ -203,7 +213,9 @@ fn condition(value: &Json, at: &str) -> Result<Element, QueryError> {
         }
     }
     let Some(Json::String(attribute)) = condition.get("AttributeName") else {
-        return Err(invalid(format!("{at}: the condition has no 'AttributeName'.")));
+        return Err(invalid(format!(
+            "{at}: the condition has no 'AttributeName'."
+        )));
     };
     let operator = match condition.get("Operator") {
         Some(Json::String(name)) => CONDITION_OPERATORS
