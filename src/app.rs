@@ -285,7 +285,12 @@ impl Application {
                 self.retention_days,
             ))
         });
-        let jobs = tokio::spawn(run_jobs(Arc::clone(&self.state), self.bulk_delete_batch));
+        let worker = crate::execute::jobs::Worker {
+            host: format!("smsctx-{}", Uuid::new_v4()),
+            batch: self.bulk_delete_batch,
+            sole_node: matches!(self.store, Backend::Sqlite(_)),
+        };
+        let jobs = tokio::spawn(run_jobs(Arc::clone(&self.state), worker));
         let result =
             crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
         if let Some(task) = retention {
@@ -326,12 +331,11 @@ async fn purge_deliveries(state: Arc<AppState>, days: u32) {
 /// The system job worker: a pass over the unfinished jobs at start, whenever a request on this
 /// node records one, and every [`JOB_POLL_INTERVAL`] (jobs recorded on other nodes, and jobs
 /// whose node died, once their lease runs out), until the server stops.
-async fn run_jobs(state: Arc<AppState>, batch: usize) {
-    let host = format!("smsctx-{}", Uuid::new_v4());
+async fn run_jobs(state: Arc<AppState>, worker: crate::execute::jobs::Worker) {
     loop {
         let notified = state.jobs.notified();
         let directory = &state.auth.directory;
-        match state.service.run_jobs(directory, &host, batch).await {
+        match state.service.run_jobs(directory, &worker).await {
             Ok(0) => {}
             Ok(ran) => tracing::info!(ran, "ran system jobs"),
             Err(e) => tracing::warn!("running system jobs failed: {e}"),

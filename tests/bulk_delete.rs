@@ -65,7 +65,7 @@ async fn submit(app: &TestApp, token: &str, body: &Value) -> String {
 /// Polls the job as the bearer of `token` until it completes (statecode 3).
 async fn completed(base: &str, token: &str, job: &str) -> Value {
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let response = client
             .get(format!("{base}{JOBS}({job})"))
@@ -393,21 +393,7 @@ async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row
             .json(&body)
             .send()
     };
-    for chunk in 0..ROWS / 500 {
-        let targets: Vec<Value> = (0..500)
-            .map(|n| {
-                json!({"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx",
-                       "msdyn_name": format!("bdk-{chunk}-{n}")})
-            })
-            .collect();
-        let response = post(
-            &format!("{CTX}/Microsoft.Dynamics.CRM.CreateMultiple"),
-            json!({"Targets": targets}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
+    create_rows(&client, &server.base, "bdk-", ROWS).await;
     post(CTX, json!({"msdyn_name": "kept-bdk"})).await.unwrap();
 
     let response = post(
@@ -482,4 +468,106 @@ async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row
     assert_eq!(kept, "1");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+}
+
+/// Creates `rows` contexts named `{prefix}{n}` through `base`, 500 per CreateMultiple.
+async fn create_rows(client: &reqwest::Client, base: &str, prefix: &str, rows: usize) {
+    for chunk in 0..rows.div_ceil(500) {
+        let targets: Vec<Value> = (chunk * 500..rows.min((chunk + 1) * 500))
+            .map(|n| {
+                json!({"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx",
+                       "msdyn_name": format!("{prefix}{n}")})
+            })
+            .collect();
+        let response = client
+            .post(format!("{base}{CTX}/Microsoft.Dynamics.CRM.CreateMultiple"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"Targets": targets}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
+async fn job_row(client: &reqwest::Client, base: &str, job: &str) -> Value {
+    client
+        .get(format!("{base}{JOBS}({job})"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn on_two_postgres_nodes_one_runs_a_job_and_the_other_takes_it_over_when_it_dies() {
+    const ROWS: usize = 3000;
+    let db = TestDatabase::new().await;
+    if !db.is_postgres() {
+        eprintln!("note: two nodes need PostgreSQL ({POSTGRES_ENV}); skipped");
+        return;
+    }
+    let mut a = start_server(&db.url, 2);
+    let mut b = start_server(&db.url, 50);
+    let client = reqwest::Client::new();
+    create_rows(&client, &a.base, "bdn-", ROWS).await;
+    let response = client
+        .post(format!("{}BulkDelete", a.base))
+        .bearer_auth(TOKEN)
+        .json(&bulk_delete(json!([query(names_starting("bdn-"))])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let job = response.json::<Value>().await.unwrap()["JobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A claims it at once (it was woken); B's passes (every 3 s) leave it alone while A renews
+    // the lease with every batch.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let row = job_row(&client, &b.base, &job).await;
+        if row["statecode"] == 2 && row["successcount"].as_i64().unwrap_or(0) > 0 {
+            break row;
+        }
+        assert_ne!(row["statecode"], 3, "the job finished too soon: {row}");
+        assert!(Instant::now() < deadline, "the job never started: {row}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = job_row(&client, &b.base, &job).await;
+    assert_eq!(later["statecode"], 2, "still running on A: {later}");
+    assert_eq!(
+        later["hostid"], running["hostid"],
+        "B did not take a live claim"
+    );
+    assert!(later["successcount"].as_i64() > running["successcount"].as_i64());
+    a.child.kill().expect("SIGKILL is delivered");
+    a.child.wait().unwrap();
+
+    // B takes the job over once A's lease has run out, and finishes it.
+    let row = completed(&b.base, TOKEN, &job).await;
+    assert_eq!(row["statuscode"], 30, "{row}");
+    assert_ne!(row["hostid"], running["hostid"], "B finished it: {row}");
+    assert_eq!(
+        row["successcount"], ROWS as i64,
+        "each row counted once: {row}"
+    );
+    let count = client
+        .get(format!("{}{CTX}/$count", b.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count, "0");
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
 }

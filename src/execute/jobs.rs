@@ -39,8 +39,21 @@ use crate::store::{Access, Expect, Query, Record, StoreError, Value, WriteOp, Wr
 pub const DEFAULT_BATCH: usize = 500;
 
 /// How long a claim holds without the running node writing the job: past it, another node
-/// (or this one, restarted) takes the job over. Each batch renews it.
-pub const LEASE_SECONDS: i64 = 15;
+/// (or this one, restarted) takes the job over. Each batch renews it, so it must be well above
+/// the time of one batch. Nodes compare it with their own clocks.
+pub const LEASE_SECONDS: i64 = 30;
+
+/// Who runs jobs on this node.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// Names this node in the jobs it claims (`hostid`); new at every start.
+    pub host: String,
+    /// Rows deleted per transaction.
+    pub batch: usize,
+    /// Whether this node is the only one on its store (SQLite: one process owns the file), so
+    /// a claim it does not hold can only be a dead process's, free at once.
+    pub sole_node: bool,
+}
 
 /// The most queries one BulkDelete may carry.
 pub const MAX_QUERIES: usize = 100;
@@ -151,13 +164,14 @@ impl Service {
         Ok(id)
     }
 
-    /// One pass of the job worker: claims and runs every job that is waiting, or whose claim's
-    /// lease ran out; `host` names this node in the jobs it claims. Returns how many it ran.
+    /// One pass of the job worker: claims and runs every job that is waiting, whose claim's
+    /// lease ran out, or that this node claimed before (a pass runs one job at a time, so such
+    /// a job was left by an earlier pass, stopped by a passing store failure). Returns how
+    /// many it ran.
     pub async fn run_jobs(
         &self,
         directory: &Directory,
-        host: &str,
-        batch: usize,
+        worker: &Worker,
     ) -> Result<usize, ExecError> {
         let table = Arc::clone(self.jobs_table()?);
         let store = self.system().store();
@@ -176,23 +190,24 @@ impl Service {
             .await?;
         let mut ran = 0;
         for row in rows {
-            let Some(job) = self.claim(&table, &row, host).await? else {
+            let Some(job) = self.claim(&table, &row, worker).await? else {
                 continue;
             };
-            self.run_job(directory, &table, job, batch).await?;
+            self.run_job(directory, &table, job, worker.batch).await?;
             ran += 1;
         }
         Ok(ran)
     }
 
-    /// Claims `row` for `host` when it is free (Ready, or In Progress under an expired lease):
-    /// a compare-and-set on its version; `None` when it is not free or another node won.
+    /// Claims `row` for `worker` when it is free (see [`Service::run_jobs`]): a compare-and-set
+    /// on its version; `None` when it is not free or another node won.
     async fn claim(
         &self,
         table: &Arc<Entity>,
         row: &Record,
-        host: &str,
+        worker: &Worker,
     ) -> Result<Option<Job>, ExecError> {
+        let host = worker.host.as_str();
         let now = now();
         let state = row.get(STATE_CODE).as_int();
         let leased_until = match row.get(MODIFIED_ON) {
@@ -201,7 +216,9 @@ impl Service {
         };
         let free = match state {
             Some(STATE_READY) => true,
-            Some(STATE_LOCKED) => leased_until < now,
+            Some(STATE_LOCKED) => {
+                worker.sole_node || leased_until < now || row.get(HOST_ID).as_text() == Some(host)
+            }
             _ => false,
         };
         let (Some(id), Some(version)) = (row.id(), row.version()) else {
