@@ -3,8 +3,6 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -350,126 +348,6 @@ async fn the_message_catalog_lists_bulk_delete() {
     assert_eq!(none["value"].as_array().unwrap().len(), 0, "{none}");
 }
 
-/// The `smsctx serve` binary on `database`, deleting `batch` rows per transaction.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn start_server(database: &str, batch: usize) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smsctx"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
-        .args(["--database", database])
-        .args(["--bulk-delete-batch", &batch.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server prints its address")
-            .expect("stdout is readable");
-        if let Some(rest) = line.strip_prefix("smsctx: listening on ") {
-            break rest.trim().to_string();
-        }
-    };
-    Server { child, base }
-}
-
-#[tokio::test]
-async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row_once() {
-    const ROWS: usize = 1500;
-    let db = TestDatabase::new().await;
-    let mut server = start_server(&db.url, 3);
-    let client = reqwest::Client::new();
-    let post = |path: &str, body: Value| {
-        client
-            .post(format!("{}{path}", server.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-    };
-    create_rows(&client, &server.base, "bdk-", ROWS).await;
-    post(CTX, json!({"msdyn_name": "kept-bdk"})).await.unwrap();
-
-    let response = post(
-        "BulkDelete",
-        bulk_delete(json!([query(names_starting("bdk-"))])),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let job = response.json::<Value>().await.unwrap()["JobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    // Kill the node while the job is in progress, part of its rows deleted.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let at_kill = loop {
-        let row: Value = client
-            .get(format!("{}{JOBS}({job})", server.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let done = row["successcount"].as_i64().unwrap_or(0);
-        assert_ne!(
-            row["statecode"], 3,
-            "the job finished before the kill: {row}"
-        );
-        if row["statecode"] == 2 && done > 0 {
-            break done;
-        }
-        assert!(Instant::now() < deadline, "the job never started: {row}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    server.child.kill().expect("SIGKILL is delivered");
-    server.child.wait().unwrap();
-    assert!(at_kill < ROWS as i64);
-
-    let mut server = start_server(&db.url, 50);
-    let row = completed(&server.base, TOKEN, &job).await;
-    assert_eq!(row["statuscode"], 30, "{row}");
-    assert_eq!(
-        row["successcount"], ROWS as i64,
-        "each row counted once: {row}"
-    );
-    assert_eq!(row["failurecount"], 0);
-    let count = client
-        .get(format!(
-            "{}{CTX}/$count?$filter=startswith(msdyn_name,'bdk-')",
-            server.base
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(count, "0");
-    let kept = client
-        .get(format!("{}{CTX}/$count", server.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(kept, "1");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-}
-
 /// Creates `rows` contexts named `{prefix}{n}` through `base`, 500 per CreateMultiple.
 async fn create_rows(client: &reqwest::Client, base: &str, prefix: &str, rows: usize) {
     for chunk in 0..rows.div_ceil(500) {
@@ -490,16 +368,84 @@ async fn create_rows(client: &reqwest::Client, base: &str, prefix: &str, rows: u
     }
 }
 
+/// Posts a BulkDelete of the contexts whose name starts with `prefix` to `base`; the job id.
+async fn submit_to(client: &reqwest::Client, base: &str, prefix: &str) -> String {
+    let response = client
+        .post(format!("{base}BulkDelete"))
+        .bearer_auth(TOKEN)
+        .json(&bulk_delete(json!([query(names_starting(prefix))])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    answer["JobId"].as_str().unwrap().to_string()
+}
+
 async fn job_row(client: &reqwest::Client, base: &str, job: &str) -> Value {
-    client
+    let response = client
         .get(format!("{base}{JOBS}({job})"))
         .bearer_auth(TOKEN)
         .send()
         .await
-        .unwrap()
-        .json()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// Polls the job until it is In Progress with some rows deleted (never completed before).
+async fn in_progress(client: &reqwest::Client, base: &str, job: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = job_row(client, base, job).await;
+        assert_ne!(row["statecode"], 3, "the job finished too soon: {row}");
+        if row["statecode"] == 2 && row["successcount"].as_i64().unwrap_or(0) > 0 {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {row}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `GET {base}{CTX}/$count{query}`, as text.
+async fn count(client: &reqwest::Client, base: &str, query: &str) -> String {
+    let response = client
+        .get(format!("{base}{CTX}/$count{query}"))
+        .bearer_auth(TOKEN)
+        .send()
         .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_a_kill_resumes_after_a_restart_and_counts_each_row_once() {
+    const ROWS: usize = 1500;
+    let db = TestDatabase::new().await;
+    let mut server = start_server(&db.url, &["--bulk-delete-batch", "3"]);
+    let client = reqwest::Client::new();
+    create_rows(&client, &server.base, "bdk-", ROWS).await;
+    create_rows(&client, &server.base, "kept-bdk-", 1).await;
+    let job = submit_to(&client, &server.base, "bdk-").await;
+
+    // Kill the node while the job is in progress, part of its rows deleted.
+    let at_kill = in_progress(&client, &server.base, &job).await;
+    server.child.kill().expect("SIGKILL is delivered");
+    server.child.wait().unwrap();
+    assert!(at_kill["successcount"].as_i64() < Some(ROWS as i64));
+
+    let server = start_server(&db.url, &["--bulk-delete-batch", "50"]);
+    let row = completed(&server.base, TOKEN, &job).await;
+    assert_eq!(row["statuscode"], 30, "{row}");
+    assert_eq!(
+        row["successcount"], ROWS as i64,
+        "each row counted once: {row}"
+    );
+    assert_eq!(row["failurecount"], 0);
+    let selected = "?$filter=startswith(msdyn_name,'bdk-')";
+    assert_eq!(count(&client, &server.base, selected).await, "0");
+    assert_eq!(count(&client, &server.base, "").await, "1");
 }
 
 #[tokio::test]
@@ -510,35 +456,15 @@ async fn on_two_postgres_nodes_one_runs_a_job_and_the_other_takes_it_over_when_i
         eprintln!("note: two nodes need PostgreSQL ({POSTGRES_ENV}); skipped");
         return;
     }
-    let mut a = start_server(&db.url, 2);
-    let mut b = start_server(&db.url, 50);
+    let mut a = start_server(&db.url, &["--bulk-delete-batch", "2"]);
+    let b = start_server(&db.url, &["--bulk-delete-batch", "50"]);
     let client = reqwest::Client::new();
     create_rows(&client, &a.base, "bdn-", ROWS).await;
-    let response = client
-        .post(format!("{}BulkDelete", a.base))
-        .bearer_auth(TOKEN)
-        .json(&bulk_delete(json!([query(names_starting("bdn-"))])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let job = response.json::<Value>().await.unwrap()["JobId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let job = submit_to(&client, &a.base, "bdn-").await;
 
     // A claims it at once (it was woken); B's passes (every 3 s) leave it alone while A renews
     // the lease with every batch.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let running = loop {
-        let row = job_row(&client, &b.base, &job).await;
-        if row["statecode"] == 2 && row["successcount"].as_i64().unwrap_or(0) > 0 {
-            break row;
-        }
-        assert_ne!(row["statecode"], 3, "the job finished too soon: {row}");
-        assert!(Instant::now() < deadline, "the job never started: {row}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let running = in_progress(&client, &b.base, &job).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let later = job_row(&client, &b.base, &job).await;
     assert_eq!(later["statecode"], 2, "still running on A: {later}");
@@ -558,16 +484,5 @@ async fn on_two_postgres_nodes_one_runs_a_job_and_the_other_takes_it_over_when_i
         row["successcount"], ROWS as i64,
         "each row counted once: {row}"
     );
-    let count = client
-        .get(format!("{}{CTX}/$count", b.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(count, "0");
-    b.child.kill().unwrap();
-    b.child.wait().unwrap();
+    assert_eq!(count(&client, &b.base, "").await, "0");
 }
