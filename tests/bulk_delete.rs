@@ -155,7 +155,11 @@ async fn a_job_deletes_exactly_what_its_criteria_select_and_succeeds_with_counts
 
 #[tokio::test]
 async fn a_job_deletes_only_what_its_owner_may_delete() {
-    let app = spawn_app().await;
+    // One row per transaction: the cursor moves past the rows that stay.
+    let db = TestDatabase::new().await;
+    let mut config = config(&db);
+    config.bulk_delete_batch = 1;
+    let app = spawn_app_with(db, config).await;
     let root = root_unit(&app).await;
     // Basic depth on everything: the user sees and deletes only its own rows.
     let basic = custom_role(
@@ -313,6 +317,11 @@ async fn bad_bulk_delete_requests_are_refused_and_record_nothing() {
         "RecurrencePattern",
     )
     .await;
+
+    let mut long_name = bulk_delete(json!([query(names_starting("x"))]));
+    long_name["JobName"] = json!("n".repeat(257));
+    let response = send(TOKEN, long_name).await.unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80040203", "JobName").await;
 
     let mut unknown_parameter = bulk_delete(json!([query(names_starting("x"))]));
     unknown_parameter["Targets"] = json!([]);

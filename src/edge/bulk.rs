@@ -211,6 +211,9 @@ fn reference(call: &Call<'_>, entity: &Entity, json: &Json) -> Result<Uuid, ApiE
     }
 }
 
+/// The longest `JobName` (the job's `name`, 256 characters in Dataverse).
+const MAX_JOB_NAME: usize = 256;
+
 /// The parameters of `BulkDelete`, as Dataverse declares them.
 const BULK_DELETE_PARAMETERS: &[&str] = &[
     "QuerySet",
@@ -268,7 +271,12 @@ pub(super) async fn bulk_delete(call: &Call<'_>) -> Result<Response, ApiError> {
     }
     let name = match body.remove("JobName") {
         None | Some(Json::Null) => None,
-        Some(Json::String(name)) => Some(name),
+        Some(Json::String(name)) if name.chars().count() <= MAX_JOB_NAME => Some(name),
+        Some(Json::String(_)) => {
+            return Err(ApiError::invalid_argument(format!(
+                "The parameter 'JobName' is longer than {MAX_JOB_NAME} characters."
+            )))
+        }
         Some(_) => {
             return Err(ApiError::bad_payload(
                 "The parameter 'JobName' must be a string.",
