@@ -33,6 +33,9 @@ pub const DEFAULT_DELIVERY_RETENTION_DAYS: u32 = 30;
 /// How often the deliveries past their retention are looked for.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// How often the job worker looks for jobs it was not woken for.
+const JOB_POLL_INTERVAL: Duration = Duration::from_secs(3);
+
 /// Deliveries deleted per transaction by the retention task.
 const RETENTION_BATCH: usize = 500;
 
@@ -62,6 +65,8 @@ pub struct ServeConfig {
     pub capacity: CapacityConfig,
     /// Open connections at most, and how long a connection may stay silent.
     pub connections: crate::listen::ConnectionLimits,
+    /// Rows a BulkDelete job deletes per transaction.
+    pub bulk_delete_batch: usize,
 }
 
 /// The bound on database work: reader connections (SQLite; PostgreSQL has `pool_size`), the
@@ -130,6 +135,7 @@ impl Default for ServeConfig {
             capacity: CapacityConfig::default(),
             connections: Default::default(),
             tls: None,
+            bulk_delete_batch: crate::execute::jobs::DEFAULT_BATCH,
         }
     }
 }
@@ -181,6 +187,7 @@ pub struct Application {
     tls: Option<tokio_rustls::TlsAcceptor>,
     connections: crate::listen::ConnectionLimits,
     retention_days: u32,
+    bulk_delete_batch: usize,
 }
 
 impl Application {
@@ -216,6 +223,7 @@ impl Application {
             limiter: Limiter::new(config.limits.clone()),
             organization,
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
+            jobs: Arc::new(tokio::sync::Notify::new()),
         });
         let listener =
             TcpListener::bind(&config.listen)
@@ -233,6 +241,7 @@ impl Application {
             tls,
             connections: config.connections,
             retention_days: config.sms_delivery_retention_days,
+            bulk_delete_batch: config.bulk_delete_batch.max(1),
         })
     }
 
@@ -276,12 +285,22 @@ impl Application {
                 self.retention_days,
             ))
         });
+        let worker = crate::execute::jobs::Worker {
+            host: format!("smsctx-{}", Uuid::new_v4()),
+            batch: self.bulk_delete_batch,
+            sole_node: matches!(self.store, Backend::Sqlite(_)),
+        };
+        let jobs = tokio::spawn(run_jobs(Arc::clone(&self.state), worker));
         let result =
             crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
         if let Some(task) = retention {
             task.abort();
             let _ = task.await;
         }
+        // A job stopped between batches resumes on the next start (or on another node once
+        // its lease runs out): every batch it finished is committed with its progress.
+        jobs.abort();
+        let _ = jobs.await;
         drop(self.state);
         self.store.close();
         result
@@ -306,6 +325,25 @@ async fn purge_deliveries(state: Arc<AppState>, days: u32) {
             Err(e) => tracing::warn!("deleting deliveries past retention failed: {e}"),
         }
         tokio::time::sleep(RETENTION_INTERVAL).await;
+    }
+}
+
+/// The system job worker: a pass over the unfinished jobs at start, whenever a request on this
+/// node records one, and every [`JOB_POLL_INTERVAL`] (jobs recorded on other nodes, and jobs
+/// whose node died, once their lease runs out), until the server stops.
+async fn run_jobs(state: Arc<AppState>, worker: crate::execute::jobs::Worker) {
+    loop {
+        let notified = state.jobs.notified();
+        let directory = &state.auth.directory;
+        match state.service.run_jobs(directory, &worker).await {
+            Ok(0) => {}
+            Ok(ran) => tracing::info!(ran, "ran system jobs"),
+            Err(e) => tracing::warn!("running system jobs failed: {e}"),
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(JOB_POLL_INTERVAL) => {}
+        }
     }
 }
 

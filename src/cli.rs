@@ -187,6 +187,9 @@ pub struct ServeArgs {
     /// Days inbound SMS deliveries are kept for replay detection (0: forever).
     #[arg(long, env = "SMSCTX_SMS_DELIVERY_RETENTION_DAYS", default_value_t = crate::app::DEFAULT_DELIVERY_RETENTION_DAYS)]
     pub sms_delivery_retention_days: u32,
+    /// Rows a BulkDelete job deletes per transaction.
+    #[arg(long, env = "SMSCTX_BULK_DELETE_BATCH", default_value_t = crate::execute::jobs::DEFAULT_BATCH, value_parser = clap::value_parser!(usize))]
+    pub bulk_delete_batch: usize,
     /// Accept HS256 bearer JWTs signed with this secret (`oid` names the user).
     #[arg(long, env = "SMSCTX_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -479,6 +482,7 @@ async fn serve(args: ServeArgs) -> i32 {
         pool_size: args.pool_size,
         sms_rate_limit: args.sms_rate_limit,
         sms_delivery_retention_days: args.sms_delivery_retention_days,
+        bulk_delete_batch: args.bulk_delete_batch,
         jwt: crate::app::JwtConfig {
             secret: args.jwt_secret.filter(|s| !s.is_empty()),
             jwks: match args.jwks.filter(|s| !s.is_empty()) {

@@ -21,14 +21,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 /// (script, step, what it waits for). The lead removes a line once that feature is merged.
-const WAITING: &[(&str, &str, &str)] = &[
-    // BulkDelete of issue 11 (relationships and bulk, part 5).
-    (
-        "powerplatform_sdk.py",
-        "records.delete list (BulkDelete)",
-        "BulkDelete (issue 11)",
-    ),
-];
+const WAITING: &[(&str, &str, &str)] = &[];
 
 /// Longest a client script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -3,8 +3,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use reqwest::StatusCode;
@@ -26,39 +25,10 @@ async fn rows_survive_a_restart() {
     );
 }
 
-/// The `smsctx serve` binary on a database file, with the address it printed.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn start_server(database: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_smsctx"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
-        .args(["--database", database])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server prints its address")
-            .expect("stdout is readable");
-        if let Some(rest) = line.strip_prefix("smsctx: listening on ") {
-            break rest.trim().to_string();
-        }
-    };
-    Server { child, base }
-}
-
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let db = TestDatabase::new().await;
-    let mut server = start_server(&db.url);
+    let mut server = start_server(&db.url, &[]);
     let client = reqwest::Client::new();
     let url = format!("{}{CTX}", server.base);
 
@@ -91,7 +61,7 @@ async fn acknowledged_writes_survive_kill_9() {
     server.child.kill().expect("SIGKILL is delivered");
     server.child.wait().unwrap();
 
-    let mut server = start_server(&db.url);
+    let mut server = start_server(&db.url, &[]);
     for id in &acknowledged {
         let response = client
             .get(format!("{}{}", server.base, ctx(id)))
@@ -122,7 +92,7 @@ async fn acknowledged_writes_survive_kill_9() {
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     let db = TestDatabase::new().await;
-    let mut server = start_server(&db.url);
+    let mut server = start_server(&db.url, &[]);
     let client = reqwest::Client::new();
     let url = format!("{}{CTX}", server.base);
     let mut tasks = Vec::new();
@@ -151,7 +121,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
 
-    let mut server = start_server(&db.url);
+    let mut server = start_server(&db.url, &[]);
     let count: usize = client
         .get(format!("{}{CTX}/$count", server.base))
         .bearer_auth(TOKEN)

@@ -10,6 +10,7 @@ mod test_support;
 mod backup;
 mod batch;
 mod bulk;
+mod bulk_delete;
 mod clients;
 mod connections;
 mod durability;

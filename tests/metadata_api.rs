@@ -136,7 +136,7 @@ async fn entity_definitions_filter_on_documented_properties() {
             "OwnershipType eq Microsoft.Dynamics.CRM.OwnershipTypes'UserOwned' and not IsActivity"
         )
         .await,
-        [SEED, "userquery"]
+        ["asyncoperation", SEED, "userquery"]
     );
     assert_eq!(
         names("EntitySetName eq 'msdyn_smsengagementctxes'").await,

@@ -137,6 +137,11 @@ impl Guard<'_> {
         }
     }
 
+    /// Whether this guard is over a `$batch` change set's transaction (not the store).
+    pub fn in_change_set(&self) -> bool {
+        self.store.is_none()
+    }
+
     /// `change_set` (when there is one) as this guard's principal may use it; else this guard.
     pub fn scoped<'b>(&'b self, change_set: Option<&'b ChangeSet>) -> Guard<'b> {
         match change_set {
@@ -178,6 +183,12 @@ impl Guard<'_> {
         self.store.ok_or_else(|| {
             StoreError::Database("alternate keys cannot change inside a change set".into())
         })
+    }
+
+    /// `privilege` on `entity` at any depth (the table-level check a message that selects its
+    /// rows later makes first: BulkDelete needs Delete on every table of its QuerySet).
+    pub fn check_privilege(&self, entity: &Entity, privilege: Privilege) -> Result<(), StoreError> {
+        check_privilege(self.ctx(), &entity.logical_name, privilege).map_err(denied)
     }
 
     /// `privilege` on a stored row: the roles' depths, then the row's shares.

@@ -8,7 +8,7 @@
 //!   itself, and commits or rolls back.
 
 use super::{Directory, Guard, Principal};
-use crate::store::{Store, StoreError, Transaction};
+use crate::store::{Access, Store, StoreError, Transaction};
 
 /// The store without any caller's rights. Every use is a system read or write: grep for
 /// `system()` to review them all.
@@ -43,6 +43,13 @@ impl ChangeSet {
     /// The transaction as `principal` may use it.
     pub fn guard<'a>(&'a self, directory: &'a Directory, principal: &'a Principal) -> Guard<'a> {
         Guard::new(&*self.transaction, None, directory, principal)
+    }
+
+    /// **System access** to this transaction: the server's own bookkeeping, written in the
+    /// same transaction as the rows its guards wrote (a BulkDelete job's progress and cursor
+    /// beside the batch of rows it deleted as the job's owner).
+    pub fn system(&self) -> &dyn Access {
+        &*self.transaction
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -210,3 +210,101 @@ fn reference(call: &Call<'_>, entity: &Entity, json: &Json) -> Result<Uuid, ApiE
         ))),
     }
 }
+
+/// The longest `JobName` (the job's `name`, 256 characters in Dataverse).
+const MAX_JOB_NAME: usize = 256;
+
+/// The parameters of `BulkDelete`, as Dataverse declares them.
+const BULK_DELETE_PARAMETERS: &[&str] = &[
+    "QuerySet",
+    "JobName",
+    "SendEmailNotification",
+    "ToRecipients",
+    "CCRecipients",
+    "RecurrencePattern",
+    "StartDateTime",
+    "SourceImportId",
+    "RunNow",
+];
+
+/// `POST /BulkDelete`: records the job (one write) and answers its id at once; the node's job
+/// worker deletes the rows in the background (`crate::execute::jobs`). `JobName` names the
+/// job; a `RecurrencePattern` other than empty is refused (smsctx runs a job once);
+/// `StartDateTime` and the e-mail parameters are accepted and have no effect (the job starts at
+/// once, and smsctx sends no e-mail).
+pub(super) async fn bulk_delete(call: &Call<'_>) -> Result<Response, ApiError> {
+    if call.method != axum::http::Method::POST {
+        return Err(ApiError::no_resource(&call.uri));
+    }
+    check_content_type(header_str(&call.headers, "Content-Type")?)?;
+    let body: Json = serde_json::from_slice(&call.body).map_err(|e| {
+        ApiError::bad_payload(format!(
+            "The BulkDelete request body is not valid JSON: {e}"
+        ))
+    })?;
+    let Json::Object(mut body) = body else {
+        return Err(ApiError::bad_payload(
+            "The BulkDelete request body must be a JSON object.",
+        ));
+    };
+    if let Some(other) = body
+        .keys()
+        .find(|k| !k.starts_with('@') && !BULK_DELETE_PARAMETERS.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_payload(format!(
+            "The parameter '{other}' is not declared by the action 'BulkDelete'."
+        )));
+    }
+    if call.db.in_change_set() {
+        return Err(ApiError::invalid_argument(
+            "BulkDelete records a system job and cannot run inside a change set.",
+        ));
+    }
+    match body.get("RecurrencePattern") {
+        None | Some(Json::Null) => {}
+        Some(Json::String(pattern)) if pattern.trim().is_empty() => {}
+        Some(other) => {
+            return Err(ApiError::invalid_argument(format!(
+                "The RecurrencePattern {other} is not supported: smsctx runs a bulk delete job once (send an empty RecurrencePattern)."
+            )))
+        }
+    }
+    let name = match body.remove("JobName") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(name)) if name.chars().count() <= MAX_JOB_NAME => Some(name),
+        Some(Json::String(_)) => {
+            return Err(ApiError::invalid_argument(format!(
+                "The parameter 'JobName' is longer than {MAX_JOB_NAME} characters."
+            )))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_payload(
+                "The parameter 'JobName' must be a string.",
+            ))
+        }
+    };
+    let queries = match body.remove("QuerySet") {
+        Some(Json::Array(queries)) => queries,
+        None | Some(Json::Null) => return Err(ApiError::invalid_argument(
+            "The BulkDelete request needs the parameter 'QuerySet', an array of QueryExpression.",
+        )),
+        Some(_) => return Err(ApiError::bad_payload(
+            "The parameter 'QuerySet' must be an array of Microsoft.Dynamics.CRM.QueryExpression.",
+        )),
+    };
+    let service = &call.state.service;
+    let id = service
+        .record_bulk_delete(call.db, &call.caller, name, queries)
+        .await?;
+    call.state.jobs.notify_one();
+    let mut response = Map::new();
+    response.insert(
+        "@odata.context".into(),
+        Json::String(format!(
+            "{}$metadata#Microsoft.Dynamics.CRM.BulkDeleteResponse",
+            call.root
+        )),
+    );
+    response.insert("JobId".into(), json!(id.to_string()));
+    Ok(json_response(StatusCode::OK, &response))
+}

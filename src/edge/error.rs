@@ -228,7 +228,8 @@ pub fn query_code(e: &QueryError) -> &'static str {
         | Q::InvalidFetch { .. }
         | Q::FetchUnsupported { .. }
         | Q::SqlSyntax { .. }
-        | Q::SqlUnsupported { .. } => "0x80040203",
+        | Q::SqlUnsupported { .. }
+        | Q::QueryExpression { .. } => "0x80040203",
         Q::InvalidSkipToken { .. } | Q::BadCombination { .. } => "0x80060888",
         Q::InvalidXml { .. } => "0x80040201",
         Q::UnknownEntity { .. } => "0x80041102",

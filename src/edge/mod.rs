@@ -67,6 +67,8 @@ pub struct AppState {
     pub limiter: Arc<limits::Limiter>,
     /// The organisation this store holds (WhoAmI, RetrieveCurrentOrganization).
     pub organization: crate::execute::organization::Organization,
+    /// Wakes this node's job worker when a request records a system job.
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -398,6 +400,7 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
         ) if name == organization::USER_PRIVILEGES => {
             organization::user_privileges(&call, &entity, id, &arguments).await
         }
+        (_, Resource::Action(name)) if name == "BulkDelete" => bulk::bulk_delete(&call).await,
         (_, Resource::Action(name)) => sharing::action(&call, &name).await,
         (
             _,

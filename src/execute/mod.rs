@@ -8,6 +8,7 @@
 //! compare-and-set on `versionnumber`.
 
 pub mod context;
+pub mod jobs;
 pub mod organization;
 pub mod read;
 pub mod sms;

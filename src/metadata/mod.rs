@@ -7,6 +7,7 @@
 //!
 //! **Architecture invariant:** this module does no I/O and knows nothing of HTTP or SQL.
 
+pub mod jobs;
 #[cfg(test)]
 mod literals;
 pub mod markdown;
@@ -57,6 +58,10 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
     ),
     ("savedquery", include_str!("../../metadata/savedquery.md")),
     ("userquery", include_str!("../../metadata/userquery.md")),
+    (
+        "asyncoperation",
+        include_str!("../../metadata/asyncoperation.md"),
+    ),
 ];
 
 /// The SMS channel's internal tables: stored like the pages above (same importer, same store

@@ -97,7 +97,7 @@ pub enum Resource {
 }
 
 /// The unbound actions served.
-pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess"];
+pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess", "BulkDelete"];
 
 /// The actions bound to an entity set (the bulk messages), served for every table.
 pub const COLLECTION_ACTIONS: &[&str] = &["CreateMultiple", "UpdateMultiple", "UpsertMultiple"];

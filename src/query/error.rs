@@ -200,6 +200,11 @@ pub enum QueryError {
     /// A FetchXML construct that binds but that this server does not run yet.
     #[error("{what} is not supported in FetchXML here yet.")]
     FetchUnsupported { what: String },
+
+    /// A `QueryExpression` (BulkDelete's `QuerySet`) that is malformed or uses what this
+    /// server does not evaluate; the detail names it.
+    #[error("{detail}")]
+    QueryExpression { detail: String },
 }
 
 #[cfg(test)]

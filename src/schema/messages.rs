@@ -80,6 +80,11 @@ pub const SERVED_MESSAGES: &[ServedMessage] = &[
         name: "UpsertMultiple",
         applies: Applies::With("Update"),
     },
+    // Unbound, but it deletes rows of the tables that serve Delete: one filter row for each.
+    ServedMessage {
+        name: "BulkDelete",
+        applies: Applies::With("Delete"),
+    },
     ServedMessage {
         name: "RetrieveUserPrivileges",
         applies: Applies::Table(crate::metadata::system::SYSTEM_USER),

@@ -187,6 +187,7 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     (ORGANIZATION, "Organization"),
     (crate::metadata::views::SAVED_QUERY, "Query"),
     (crate::metadata::views::USER_QUERY, "UserQuery"),
+    (crate::metadata::jobs::ASYNC_OPERATION, "AsyncOperation"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables
@@ -231,6 +232,7 @@ pub fn object_type_code(entity: &str) -> u32 {
         ROLE => 1036,
         crate::metadata::views::SAVED_QUERY => 1039,
         crate::metadata::views::USER_QUERY => 4230,
+        crate::metadata::jobs::ASYNC_OPERATION => 4700,
         _ => {
             // FNV-1a: stable across builds and platforms, unlike std's hasher.
             let hash = entity.bytes().fold(0x811c_9dc5_u32, |h, b| {

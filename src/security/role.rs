@@ -18,6 +18,7 @@
 //! | Omnichannel supervisor | `msdyn_ocliveworkitem` | Read at Local |
 //! | every role but System Administrator | `savedquery` (system views) | Read at Global |
 //! | every role but System Administrator | `userquery` (personal views) | all eight at Basic |
+//! | every role but System Administrator | `asyncoperation` (system jobs) | Read at Basic |
 //!
 //! Read at Global on users, teams and business units is what Dataverse's own roles give (the
 //! published privilege tables of Dynamics CRM list prvReadUser, prvReadTeam and
@@ -69,6 +70,7 @@ pub const SECURED_TABLES: &[&str] = &[
     SAVED_QUERY,
     USER_QUERY,
     ORGANIZATION,
+    crate::metadata::jobs::ASYNC_OPERATION,
 ];
 
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";
@@ -179,6 +181,9 @@ pub fn builtin_role(name: &str, business_unit: Uuid) -> Option<Role> {
             role.set(table, Read, Depth::Global);
         }
         role.grant(USER_QUERY, &Privilege::ALL, Depth::Basic);
+        // Every user follows the system jobs they started (prvReadAsyncOperation); only the
+        // server writes them.
+        role.set(crate::metadata::jobs::ASYNC_OPERATION, Read, Depth::Basic);
     };
     match name {
         SYSTEM_ADMINISTRATOR => {

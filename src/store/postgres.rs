@@ -84,6 +84,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/postgres/0011_state_id_index.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_async_operations.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).

@@ -62,6 +62,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/sqlite/0011_state_id_index.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_async_operations.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.

@@ -172,6 +172,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         capacity: Default::default(),
         connections: Default::default(),
         tls: None,
+        bulk_delete_batch: smsctx::execute::jobs::DEFAULT_BATCH,
     }
 }
 
@@ -492,4 +493,45 @@ pub async fn post_batch(app: &TestApp, lines: &[String]) -> (StatusCode, String)
         .expect("the request is sent");
     let status = response.status();
     (status, response.text().await.unwrap_or_default())
+}
+
+/// A `smsctx serve` process (the real binary) on a database, with the address it printed;
+/// killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+/// Starts the binary on `database` with the admin token and `extra` arguments, and waits for
+/// the address it prints.
+pub fn start_server(database: &str, extra: &[&str]) -> Server {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smsctx"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
+        .args(["--database", database])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server prints its address")
+            .expect("stdout is readable");
+        if let Some(rest) = line.strip_prefix("smsctx: listening on ") {
+            break rest.trim().to_string();
+        }
+    };
+    Server { child, base }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -75,6 +75,7 @@ use crate::metadata::{Attribute, AttributeType, Catalog, Entity};
 
 mod aggregate;
 mod bind;
+pub mod expression;
 mod operators;
 mod read;
 #[cfg(test)]

@@ -220,7 +220,8 @@ fn every_table_is_listed() {
             "msdyn_ocliveworkitem",
             SEED,
             "savedquery",
-            "userquery"
+            "userquery",
+            "asyncoperation"
         ]
     );
 }
