@@ -210,7 +210,7 @@ pub(super) async fn shared_principals(
 }
 
 /// The record a `$ref` body names: `{"@odata.id": "<set>(<id>)"}` (a URL or a path).
-pub(super) fn reference_body(
+pub(super) async fn reference_body(
     call: &Call<'_>,
     entity: &Entity,
 ) -> Result<(Arc<Entity>, Uuid), ApiError> {
@@ -223,6 +223,9 @@ pub(super) fn reference_body(
         .get("@odata.id")
         .and_then(Json::as_str)
         .ok_or_else(|| bad("The body of a $ref request is {\"@odata.id\": \"<set>(<id>)\"}."))?;
+    // A record named by an alternate key is read (as the caller may) to its id first.
+    let resolved = super::keys::resolve_reference(call, url).await?;
+    let url = resolved.as_deref().unwrap_or(url);
     parse_reference(&call.state.service.catalog, url)
         .ok_or_else(|| bad(format!("'{url}' is not a record reference.")))
 }
@@ -258,7 +261,7 @@ pub(super) async fn association(
     let catalog = &call.state.service.catalog;
     let (other, other_id, add) = match (&call.method, key) {
         (&Method::POST, None) => {
-            let (other, other_id) = reference_body(call, entity)?;
+            let (other, other_id) = reference_body(call, entity).await?;
             (other, other_id, true)
         }
         (&Method::DELETE, Some(key)) => {
