@@ -534,7 +534,10 @@ async fn every_verb_addresses_a_record_by_its_alternate_key() {
         .await;
     assert_eq!(row["msdyn_smsengagementctxid"], id.as_str(), "{row}");
     assert_eq!(row["msdyn_name"], "k1");
-    assert_eq!(row["msdyn_liveworkitemid"]["subject"], "keyed talk", "{row}");
+    assert_eq!(
+        row["msdyn_liveworkitemid"]["subject"], "keyed talk",
+        "{row}"
+    );
     let reversed = format!(
         "{CTX}({}='14255550199',{}='14255550100')",
         PHONES[1], PHONES[0]
@@ -617,7 +620,10 @@ async fn every_verb_addresses_a_record_by_its_alternate_key() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(rows_with(&app, "msdyn_name eq 'created only'").await.len(), 1);
+    assert_eq!(
+        rows_with(&app, "msdyn_name eq 'created only'").await.len(),
+        1
+    );
 
     // Delete by key; then the key finds nothing.
     let response = app.delete(&key).send().await.unwrap();
@@ -626,13 +632,7 @@ async fn every_verb_addresses_a_record_by_its_alternate_key() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_key_not_found(app.get(&key).send().await.unwrap()).await;
     assert_key_not_found(app.delete(&key).send().await.unwrap()).await;
-    assert_key_not_found(
-        app.get(&format!("{key}/msdyn_name"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert_key_not_found(app.get(&format!("{key}/msdyn_name")).send().await.unwrap()).await;
     app.stop().await;
 }
 
@@ -660,7 +660,10 @@ async fn binds_references_and_batches_take_alternate_keys() {
             }),
         )
         .await;
-    assert_eq!(conversation_of(&app.get_json(&ctx(&id)).await), first.as_str());
+    assert_eq!(
+        conversation_of(&app.get_json(&ctx(&id)).await),
+        first.as_str()
+    );
     let response = app
         .patch(
             &ctx(&id),
@@ -671,7 +674,10 @@ async fn binds_references_and_batches_take_alternate_keys() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(conversation_of(&app.get_json(&ctx(&id)).await), second.as_str());
+    assert_eq!(
+        conversation_of(&app.get_json(&ctx(&id)).await),
+        second.as_str()
+    );
 
     // A bind whose key matches nothing, or names columns that are no key: refused, unwritten.
     let response = app
@@ -710,13 +716,19 @@ async fn binds_references_and_batches_take_alternate_keys() {
 
     // `PUT .../{lookup}/$ref` with the target named by its key.
     let response = app
-        .request(Method::PUT, &format!("{}/msdyn_liveworkitemid/$ref", by_phones("1", "2")))
+        .request(
+            Method::PUT,
+            &format!("{}/msdyn_liveworkitemid/$ref", by_phones("1", "2")),
+        )
         .json(&json!({"@odata.id": app.url("msdyn_ocliveworkitems(subject='first talk')")}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(conversation_of(&app.get_json(&ctx(&id)).await), first.as_str());
+    assert_eq!(
+        conversation_of(&app.get_json(&ctx(&id)).await),
+        first.as_str()
+    );
 
     // Inside $batch: a change set updating by key and upserting a new key, then a GET by key.
     let mut lines: Vec<String> = [
@@ -728,7 +740,11 @@ async fn binds_references_and_batches_take_alternate_keys() {
     .map(String::from)
     .to_vec();
     let update = format!("PATCH /api/data/v9.2/{}", by_phones("1", "2"));
-    lines.extend(batch_part(Some("1"), &update, Some(&json!({"msdyn_name": "batched"}))));
+    lines.extend(batch_part(
+        Some("1"),
+        &update,
+        Some(&json!({"msdyn_name": "batched"})),
+    ));
     lines.push("--changeset_B".into());
     let upsert = format!("PATCH /api/data/v9.2/{}", by_phones("3", "4"));
     lines.extend(batch_part(
@@ -738,7 +754,10 @@ async fn binds_references_and_batches_take_alternate_keys() {
             "msdyn_liveworkitemid@odata.bind": "/msdyn_ocliveworkitems(subject='second talk')"})),
     ));
     lines.extend(["--changeset_B--".to_string(), "--batch_A".to_string()]);
-    let get = format!("GET /api/data/v9.2/{}?$select=msdyn_name", by_phones("1", "2"));
+    let get = format!(
+        "GET /api/data/v9.2/{}?$select=msdyn_name",
+        by_phones("1", "2")
+    );
     lines.extend(batch_part(None, &get, None));
     lines.extend(["--batch_A--".to_string(), String::new()]);
     let (status, text) = post_batch(&app, &lines).await;
@@ -759,11 +778,19 @@ async fn binds_references_and_batches_take_alternate_keys() {
     ]
     .map(String::from)
     .to_vec();
-    lines.extend(batch_part(Some("1"), &update, Some(&json!({"msdyn_name": "rolled back"}))));
+    lines.extend(batch_part(
+        Some("1"),
+        &update,
+        Some(&json!({"msdyn_name": "rolled back"})),
+    ));
     lines.push("--changeset_B".into());
     let missing = format!("DELETE /api/data/v9.2/{}", by_phones("8", "9"));
     lines.extend(batch_part(Some("2"), &missing, None));
-    lines.extend(["--changeset_B--".to_string(), "--batch_A--".to_string(), String::new()]);
+    lines.extend([
+        "--changeset_B--".to_string(),
+        "--batch_A--".to_string(),
+        String::new(),
+    ]);
     let (_, text) = post_batch(&app, &lines).await;
     assert!(text.contains("0x80060891"), "{text}");
     assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], "batched");
@@ -773,14 +800,25 @@ async fn binds_references_and_batches_take_alternate_keys() {
 #[tokio::test]
 async fn alternate_key_values_are_typed_quoted_and_compared_case_insensitively() {
     let app = spawn_app().await;
-    define_key(&app, "msdyn_smsengagementctx", &["msdyn_name", "msdyn_smsprovider"]).await;
+    define_key(
+        &app,
+        "msdyn_smsengagementctx",
+        &["msdyn_name", "msdyn_smsprovider"],
+    )
+    .await;
     let name = "O'Brien, Ltd (UK)";
     let id = app
-        .create(CTX, &json!({"msdyn_name": name, "msdyn_smsprovider": 192350001}))
+        .create(
+            CTX,
+            &json!({"msdyn_name": name, "msdyn_smsprovider": 192350001}),
+        )
         .await;
     let quoted = |text: &str| percent_encode(&text.replace('\'', "''"));
     let key = |text: &str, provider: &str| {
-        format!("{CTX}(msdyn_name='{}',msdyn_smsprovider={provider})", quoted(text))
+        format!(
+            "{CTX}(msdyn_name='{}',msdyn_smsprovider={provider})",
+            quoted(text)
+        )
     };
     // A value holding a quote (doubled), a comma and parentheses; the choice column bare.
     let row = app.get_json(&key(name, "192350001")).await;
@@ -790,17 +828,34 @@ async fn alternate_key_values_are_typed_quoted_and_compared_case_insensitively()
     assert_eq!(row["msdyn_smsengagementctxid"], id.as_str(), "{row}");
     // So an upsert whose key differs only in case updates the record, never adds one.
     let response = app
-        .patch(&key("O'BRIEN, LTD (UK)", "192350001"), &json!({"msdyn_customerphonenumber": "5"}))
+        .patch(
+            &key("O'BRIEN, LTD (UK)", "192350001"),
+            &json!({"msdyn_customerphonenumber": "5"}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let row = app.get_json(&ctx(&id)).await;
     assert_eq!(row["msdyn_customerphonenumber"], "5");
-    assert_eq!(row["msdyn_name"], name, "the key's own value is not rewritten");
+    assert_eq!(
+        row["msdyn_name"], name,
+        "the key's own value is not rewritten"
+    );
     assert_eq!(app.get_json(&format!("{CTX}/$count")).await, json!(1));
     // Another choice value is another record.
     assert_key_not_found(app.get(&key(name, "192350000")).send().await.unwrap()).await;
+    // The unique index compares as the lookup does: a create repeating the key in another case
+    // is a duplicate on both backends.
+    let response = app
+        .post(
+            CTX,
+            &json!({"msdyn_name": name.to_uppercase(), "msdyn_smsprovider": 192350001}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_duplicate_key(response).await;
 
     // Values of the wrong type or malformed: 400, nothing written.
     for (path, part) in [
@@ -828,9 +883,7 @@ async fn alternate_key_values_are_typed_quoted_and_compared_case_insensitively()
             "Ensure that the names and number of key properties match",
         ),
         (
-            format!(
-                "{CTX}(msdyn_name='a',msdyn_smsprovider=192350001,msdyn_orgphonenumber='1')"
-            ),
+            format!("{CTX}(msdyn_name='a',msdyn_smsprovider=192350001,msdyn_orgphonenumber='1')"),
             "Ensure that the names and number of key properties match",
         ),
         (
@@ -873,15 +926,28 @@ async fn a_record_the_caller_may_not_read_is_not_found_by_its_key() {
         )
         .await;
     // Basic depth: the user's own record is found by its key...
-    let response = get_as(&app, &user.token, &by_phones("3", "4")).send().await.unwrap();
+    let response = get_as(&app, &user.token, &by_phones("3", "4"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let row: serde_json::Value = response.json().await.unwrap();
     assert_eq!(row["msdyn_smsengagementctxid"], own.as_str());
     // ... another's is not found, exactly as a key that matches nothing (never a 403).
-    assert_key_not_found(get_as(&app, &user.token, &by_phones("1", "2")).send().await.unwrap())
-        .await;
-    assert_key_not_found(get_as(&app, &user.token, &by_phones("8", "9")).send().await.unwrap())
-        .await;
+    assert_key_not_found(
+        get_as(&app, &user.token, &by_phones("1", "2"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_key_not_found(
+        get_as(&app, &user.token, &by_phones("8", "9"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let response = app
         .client
         .delete(app.url(&by_phones("1", "2")))

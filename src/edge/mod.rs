@@ -42,8 +42,8 @@ use crate::metadata::Entity;
 use crate::parse::body::{
     check_content_type, parse_object, parse_payload, parse_value, Bind, Payload,
 };
-use crate::parse::key::AlternateKey;
 use crate::parse::headers::{ascii_text, etag, Annotations, Condition, Prefer};
+use crate::parse::key::AlternateKey;
 use crate::parse::path::{self, parse_reference, Resource};
 use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
@@ -715,7 +715,9 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
                                 .await?
                         }
                         Some(_) => return Err(ExecError::Duplicate.into()),
-                        None => return Err(ExecError::Store(StoreError::DuplicateKey(detail)).into()),
+                        None => {
+                            return Err(ExecError::Store(StoreError::DuplicateKey(detail)).into())
+                        }
                     }
                 }
                 Err(e) => return Err(e.into()),

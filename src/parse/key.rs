@@ -197,7 +197,10 @@ mod tests {
         check("Msdyn_name='x'", not_a_key);
         // A lookup is named by its lookup property, as Dataverse requires.
         check(&format!("msdyn_liveworkitemid={ID}"), not_a_key);
-        check(&format!("msdyn_smsengagementctxid={ID},msdyn_name='x'"), not_a_key);
+        check(
+            &format!("msdyn_smsengagementctxid={ID},msdyn_name='x'"),
+            not_a_key,
+        );
         check(
             "msdyn_name='x",
             "error Bad Request - Error in query syntax: the key 'msdyn_name='x' is not valid: a quote is not closed.",
