@@ -959,3 +959,28 @@ async fn a_record_the_caller_may_not_read_is_not_found_by_its_key() {
     assert_eq!(rows_with(&app, "msdyn_name eq 'admin''s'").await.len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_upserts_of_one_new_key_make_one_record() {
+    let app = spawn_app().await;
+    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    let key = by_phones("14255550900", "14255550999");
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let request = app.patch(&key, &json!({"msdyn_name": format!("racer {i}")}));
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    for racer in racers {
+        let response = racer.await.unwrap().unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let rows = rows_with(&app, "msdyn_customerphonenumber eq '14255550900'").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    app.stop().await;
+}
