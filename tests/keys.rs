@@ -198,6 +198,19 @@ async fn the_named_primary_key_works_in_binds_refs_batches_and_bound_calls() {
     app.stop().await;
 }
 
+/// `path` is a `400 0x80060888` naming `part` to a GET, a PATCH and a DELETE.
+async fn refused_on_every_verb(app: &TestApp, path: &str, part: &str) {
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let response = app
+            .request(method.clone(), path)
+            .json(&json!({"msdyn_name": "changed"}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, "0x80060888", part).await;
+    }
+}
+
 #[tokio::test]
 async fn key_segments_that_are_not_keys_are_refused() {
     let app = spawn_app().await;
@@ -220,15 +233,7 @@ async fn key_segments_that_are_not_keys_are_refused() {
             "is not a valid key",
         ),
     ] {
-        for method in [Method::GET, Method::PATCH, Method::DELETE] {
-            let response = app
-                .request(method.clone(), &path)
-                .json(&json!({"msdyn_name": "changed"}))
-                .send()
-                .await
-                .unwrap();
-            assert_error(response, StatusCode::BAD_REQUEST, "0x80060888", part).await;
-        }
+        refused_on_every_verb(&app, &path, part).await;
     }
     assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], "kept");
     app.stop().await;
@@ -495,6 +500,18 @@ async fn rows_with(app: &TestApp, filter: &str) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// The first lines of a `$batch` body (boundary `batch_A`) opening a change set `changeset_B`.
+fn change_set_opening() -> Vec<String> {
+    [
+        "--batch_A",
+        "Content-Type: multipart/mixed; boundary=changeset_B",
+        "",
+        "--changeset_B",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Dataverse's RecordNotFoundByEntityKey.
 async fn assert_key_not_found(response: reqwest::Response) {
     assert_error(
@@ -680,38 +697,24 @@ async fn binds_references_and_batches_take_alternate_keys() {
     );
 
     // A bind whose key matches nothing, or names columns that are no key: refused, unwritten.
-    let response = app
-        .post(
-            CTX,
-            &json!({"msdyn_name": "dangling",
-                "msdyn_liveworkitemid@odata.bind": "/msdyn_ocliveworkitems(subject='no such talk')"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_error(
-        response,
-        StatusCode::NOT_FOUND,
-        "0x80060891",
-        "does not exist in msdyn_ocliveworkitem entity",
-    )
-    .await;
-    let response = app
-        .post(
-            CTX,
-            &json!({"msdyn_name": "dangling",
-                "msdyn_liveworkitemid@odata.bind": "/msdyn_ocliveworkitems(description='x')"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_error(
-        response,
-        StatusCode::BAD_REQUEST,
-        "0x80060888",
-        "Microsoft.Dynamics.CRM.msdyn_ocliveworkitem",
-    )
-    .await;
+    for (reference, status, code, part) in [
+        (
+            "/msdyn_ocliveworkitems(subject='no such talk')",
+            StatusCode::NOT_FOUND,
+            "0x80060891",
+            "does not exist in msdyn_ocliveworkitem entity",
+        ),
+        (
+            "/msdyn_ocliveworkitems(description='x')",
+            StatusCode::BAD_REQUEST,
+            "0x80060888",
+            "Microsoft.Dynamics.CRM.msdyn_ocliveworkitem",
+        ),
+    ] {
+        let body = json!({"msdyn_name": "dangling", "msdyn_liveworkitemid@odata.bind": reference});
+        let response = app.post(CTX, &body).send().await.unwrap();
+        assert_error(response, status, code, part).await;
+    }
     assert!(rows_with(&app, "msdyn_name eq 'dangling'").await.is_empty());
 
     // `PUT .../{lookup}/$ref` with the target named by its key.
@@ -731,14 +734,7 @@ async fn binds_references_and_batches_take_alternate_keys() {
     );
 
     // Inside $batch: a change set updating by key and upserting a new key, then a GET by key.
-    let mut lines: Vec<String> = [
-        "--batch_A",
-        "Content-Type: multipart/mixed; boundary=changeset_B",
-        "",
-        "--changeset_B",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut lines = change_set_opening();
     let update = format!("PATCH /api/data/v9.2/{}", by_phones("1", "2"));
     lines.extend(batch_part(
         Some("1"),
@@ -770,14 +766,7 @@ async fn binds_references_and_batches_take_alternate_keys() {
     assert_eq!(conversation_of(&upserted[0]), second.as_str());
 
     // A change set whose part names a key that matches nothing rolls back as a whole.
-    let mut lines: Vec<String> = [
-        "--batch_A",
-        "Content-Type: multipart/mixed; boundary=changeset_B",
-        "",
-        "--changeset_B",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut lines = change_set_opening();
     lines.extend(batch_part(
         Some("1"),
         &update,
@@ -891,15 +880,7 @@ async fn alternate_key_values_are_typed_quoted_and_compared_case_insensitively()
             "Ensure that the names and number of key properties match",
         ),
     ] {
-        for method in [Method::GET, Method::PATCH, Method::DELETE] {
-            let response = app
-                .request(method.clone(), &path)
-                .json(&json!({"msdyn_name": "changed"}))
-                .send()
-                .await
-                .unwrap();
-            assert_error(response, StatusCode::BAD_REQUEST, "0x80060888", part).await;
-        }
+        refused_on_every_verb(&app, &path, part).await;
     }
     assert_eq!(app.get_json(&format!("{CTX}/$count")).await, json!(1));
     assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], name);

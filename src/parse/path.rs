@@ -756,6 +756,48 @@ mod tests {
     }
 
     #[test]
+    fn alternate_keys_of_paths_and_references() {
+        let catalog = Catalog::builtin().unwrap();
+        let key = "msdyn_name='a,b'";
+        let of_path = |path: &str| alternate_key_of_path(&catalog, &segments(path));
+        let found = of_path(&format!("msdyn_smsengagementctxes({key})/msdyn_name"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.entity.logical_name, "msdyn_smsengagementctx");
+        assert_eq!(found.columns(), vec!["msdyn_name".to_string()]);
+        // The primary key, a collection, another segment's key and unknown sets have none.
+        for path in [
+            format!("msdyn_smsengagementctxes({ID})"),
+            format!("msdyn_smsengagementctxes(msdyn_smsengagementctxid={ID})"),
+            "msdyn_smsengagementctxes".to_string(),
+            format!("systemusers({ID})/systemuserroles_association(roleid={ID})/$ref"),
+            format!("nothing({key})"),
+            format!("IsValidStateTransition(Entity=@e)"),
+        ] {
+            assert!(of_path(&path).unwrap().is_none(), "{path}");
+        }
+        assert!(of_path("msdyn_smsengagementctxes(msdyn_name=x)").is_err());
+        for text in [
+            format!("/msdyn_smsengagementctxes({key})"),
+            format!("https://org.example/api/data/v9.2/msdyn_smsengagementctxes({key})"),
+        ] {
+            let found = alternate_key_of_reference(&catalog, &text)
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.columns(), vec!["msdyn_name".to_string()], "{text}");
+        }
+        let by_id = format!("/msdyn_smsengagementctxes({ID})");
+        assert!(alternate_key_of_reference(&catalog, &by_id)
+            .unwrap()
+            .is_none());
+        let entity = catalog.by_entity_set("msdyn_smsengagementctxes").unwrap();
+        assert_eq!(
+            record_segment(entity, Uuid::parse_str(ID).unwrap()),
+            format!("msdyn_smsengagementctxes({ID})")
+        );
+    }
+
+    #[test]
     fn references() {
         let catalog = Catalog::builtin().unwrap();
         for text in [
