@@ -772,7 +772,7 @@ mod tests {
             "msdyn_smsengagementctxes".to_string(),
             format!("systemusers({ID})/systemuserroles_association(roleid={ID})/$ref"),
             format!("nothing({key})"),
-            format!("IsValidStateTransition(Entity=@e)"),
+            "IsValidStateTransition(Entity=@e)".to_string(),
         ] {
             assert!(of_path(&path).unwrap().is_none(), "{path}");
         }
