@@ -965,3 +965,80 @@ async fn concurrent_upserts_of_one_new_key_make_one_record() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn bulk_messages_take_targets_by_alternate_key() {
+    let app = spawn_app().await;
+    define_key(&app, "msdyn_ocliveworkitem", &["subject"]).await;
+    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    let talk = app
+        .create("msdyn_ocliveworkitems", &json!({"subject": "bulk talk"}))
+        .await;
+    let existing = app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "existing", "msdyn_customerphonenumber": "1", "msdyn_orgphonenumber": "2"}),
+        )
+        .await;
+    let target = |customer: &str, name: &str| {
+        json!({
+            "@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx",
+            "@odata.id": by_phones(customer, "2"),
+            "msdyn_name": name,
+            "msdyn_liveworkitemid@odata.bind": "/msdyn_ocliveworkitems(subject='bulk talk')",
+        })
+    };
+    // UpsertMultiple: an existing key updates, a new one creates with the key's values; a key
+    // a target before it created in the same message is that record.
+    let response = app
+        .post(
+            &format!("{CTX}/Microsoft.Dynamics.CRM.UpsertMultiple"),
+            &json!({"Targets": [
+                target("1", "updated in bulk"),
+                target("3", "created in bulk"),
+                target("3", "created, then updated in bulk"),
+            ]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let row = app.get_json(&ctx(&existing)).await;
+    assert_eq!(row["msdyn_name"], "updated in bulk");
+    assert_eq!(row["_msdyn_liveworkitemid_value"], talk.as_str(), "{row}");
+    let created = rows_with(&app, "msdyn_customerphonenumber eq '3'").await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0]["msdyn_name"], "created, then updated in bulk");
+    assert_eq!(created[0]["msdyn_orgphonenumber"], "2");
+    assert_eq!(created[0]["_msdyn_liveworkitemid_value"], talk.as_str());
+
+    // UpdateMultiple of a key that matches nothing: not found, and the whole message rolls back.
+    let response = app
+        .post(
+            &format!("{CTX}/Microsoft.Dynamics.CRM.UpdateMultiple"),
+            &json!({"Targets": [target("1", "rolled back"), target("9", "missing")]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        response,
+        StatusCode::NOT_FOUND,
+        "0x80060891",
+        "does not exist",
+    )
+    .await;
+    assert_eq!(
+        app.get_json(&ctx(&existing)).await["msdyn_name"],
+        "updated in bulk"
+    );
+    assert!(rows_with(&app, "msdyn_customerphonenumber eq '9'")
+        .await
+        .is_empty());
+    app.stop().await;
+}

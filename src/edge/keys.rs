@@ -94,7 +94,7 @@ pub(super) async fn find(
     Ok(state.service.find_by_key(db, caller, key).await?)
 }
 
-fn key_not_found(key: &AlternateKey) -> ApiError {
+pub(super) fn key_not_found(key: &AlternateKey) -> ApiError {
     ExecError::KeyNotFound {
         entity: key.entity.logical_name.clone(),
     }
@@ -133,7 +133,17 @@ pub(super) async fn resolve_binds(
     call: &Call<'_>,
     object: &mut serde_json::Map<String, Json>,
 ) -> Result<(), ApiError> {
-    let catalog = &call.state.service.catalog;
+    resolve_binds_in(call.state, call.db, &call.caller, object).await
+}
+
+/// [`resolve_binds`] through `db` (a bulk message's own transaction).
+pub(super) async fn resolve_binds_in(
+    state: &AppState,
+    db: &Guard<'_>,
+    caller: &Caller,
+    object: &mut serde_json::Map<String, Json>,
+) -> Result<(), ApiError> {
+    let catalog = &state.service.catalog;
     for (name, value) in object.iter_mut() {
         let Json::String(text) = value else {
             continue;
@@ -142,7 +152,7 @@ pub(super) async fn resolve_binds(
             continue;
         }
         if let Some(key) = path::alternate_key_of_reference(catalog, text)? {
-            let id = find(call.state, call.db, &call.caller, &key)
+            let id = find(state, db, caller, &key)
                 .await?
                 .ok_or_else(|| key_not_found(&key))?;
             *text = format!("/{}", path::record_segment(&key.entity, id));
