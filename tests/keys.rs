@@ -1042,3 +1042,34 @@ async fn bulk_messages_take_targets_by_alternate_key() {
         .is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn keys_defined_before_a_restart_address_records_in_change_sets() {
+    let app = spawn_app().await;
+    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    let id = app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "before", "msdyn_customerphonenumber": "1", "msdyn_orgphonenumber": "2"}),
+        )
+        .await;
+    let app = spawn_app_in(app.stop().await).await;
+    // The first request after the start is a change set, whose transaction cannot read the keys.
+    let mut lines = change_set_opening();
+    let update = format!("PATCH /api/data/v9.2/{}", by_phones("1", "2"));
+    lines.extend(batch_part(
+        Some("1"),
+        &update,
+        Some(&json!({"msdyn_name": "after"})),
+    ));
+    lines.extend([
+        "--changeset_B--".to_string(),
+        "--batch_A--".to_string(),
+        String::new(),
+    ]);
+    let (status, text) = post_batch(&app, &lines).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("HTTP/1.1 204"), "{text}");
+    assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], "after");
+    app.stop().await;
+}

@@ -49,7 +49,7 @@ pub(super) async fn refresh(call: &Call<'_>) -> Result<(), ApiError> {
     refresh_from(call.state, call.db).await
 }
 
-async fn refresh_from(state: &AppState, db: &Guard<'_>) -> Result<(), ApiError> {
+pub(super) async fn refresh_from(state: &AppState, db: &Guard<'_>) -> Result<(), ApiError> {
     if let Some(keys) = db.entity_keys().await? {
         state.service.catalog.set_alternate_keys(keys);
     }
