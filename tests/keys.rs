@@ -1073,3 +1073,60 @@ async fn keys_defined_before_a_restart_address_records_in_change_sets() {
     assert_eq!(app.get_json(&ctx(&id)).await["msdyn_name"], "after");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deep_inserts_bind_nested_records_by_alternate_key() {
+    let app = spawn_app().await;
+    define_key(&app, "systemuser", &["domainname"]).await;
+    let unit = root_unit(&app).await;
+    let user = signed_in_user(&app, "deepowner", &unit, &[]).await;
+    let owner = "/systemusers(domainname='deepowner@example.com')";
+    // A conversation with its contexts nested, each owned by the user named by its key.
+    let contexts = "msdyn_msdyn_ocliveworkitem_msdyn_smsengagementctx_liveworkitemid";
+    let conversation = app
+        .create(
+            "msdyn_ocliveworkitems",
+            &json!({"subject": "deep keyed", contexts: [{"msdyn_name": "deep child", "ownerid@odata.bind": owner}]}),
+        )
+        .await;
+    let rows = rows_with(&app, "msdyn_name eq 'deep child'").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["_ownerid_value"], user.id.as_str(), "{rows:?}");
+    assert_eq!(
+        rows[0]["_msdyn_liveworkitemid_value"],
+        conversation.as_str()
+    );
+    // A context with its conversation nested, the conversation owned by the user.
+    let id = app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "deep parent", "msdyn_liveworkitemid": {"subject": "nested talk", "ownerid@odata.bind": owner}}),
+        )
+        .await;
+    let row = app
+        .get_json(&format!(
+            "{}?$expand=msdyn_liveworkitemid($select=_ownerid_value)",
+            ctx(&id)
+        ))
+        .await;
+    assert_eq!(
+        row["msdyn_liveworkitemid"]["_ownerid_value"],
+        user.id.as_str(),
+        "{row}"
+    );
+    // A nested key that matches nothing writes nothing.
+    let response = app
+        .post(
+            "msdyn_ocliveworkitems",
+            &json!({"subject": "deep dangling", contexts: [{"msdyn_name": "dangling child",
+                "ownerid@odata.bind": "/systemusers(domainname='nobody@example.com')"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::NOT_FOUND, "0x80060891", "systemuser").await;
+    assert!(rows_with(&app, "msdyn_name eq 'dangling child'")
+        .await
+        .is_empty());
+    app.stop().await;
+}

@@ -136,29 +136,55 @@ pub(super) async fn resolve_binds(
     resolve_binds_in(call.state, call.db, &call.caller, object).await
 }
 
-/// [`resolve_binds`] through `db` (a bulk message's own transaction).
+/// How deep [`resolve_binds_in`] looks into a deep insert's nested records (the deep insert
+/// refuses more levels than this anyway).
+const MAX_NESTED: usize = 6;
+
+/// [`resolve_binds`] through `db` (a bulk message's own transaction), also in the records a
+/// deep insert nests.
 pub(super) async fn resolve_binds_in(
     state: &AppState,
     db: &Guard<'_>,
     caller: &Caller,
     object: &mut serde_json::Map<String, Json>,
 ) -> Result<(), ApiError> {
-    let catalog = &state.service.catalog;
-    for (name, value) in object.iter_mut() {
-        let Json::String(text) = value else {
-            continue;
-        };
-        if !name.ends_with("@odata.bind") {
-            continue;
+    resolve_nested(state, db, caller, object, 0).await
+}
+
+fn resolve_nested<'a>(
+    state: &'a AppState,
+    db: &'a Guard<'a>,
+    caller: &'a Caller,
+    object: &'a mut serde_json::Map<String, Json>,
+    depth: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send + 'a>> {
+    Box::pin(async move {
+        let catalog = &state.service.catalog;
+        for (name, value) in object.iter_mut() {
+            match value {
+                Json::String(text) if name.ends_with("@odata.bind") => {
+                    if let Some(key) = path::alternate_key_of_reference(catalog, text)? {
+                        let id = find(state, db, caller, &key)
+                            .await?
+                            .ok_or_else(|| key_not_found(&key))?;
+                        *text = format!("/{}", path::record_segment(&key.entity, id));
+                    }
+                }
+                Json::Object(nested) if depth < MAX_NESTED => {
+                    resolve_nested(state, db, caller, nested, depth + 1).await?;
+                }
+                Json::Array(items) if depth < MAX_NESTED => {
+                    for item in items.iter_mut() {
+                        if let Json::Object(nested) = item {
+                            resolve_nested(state, db, caller, nested, depth + 1).await?;
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
-        if let Some(key) = path::alternate_key_of_reference(catalog, text)? {
-            let id = find(state, db, caller, &key)
-                .await?
-                .ok_or_else(|| key_not_found(&key))?;
-            *text = format!("/{}", path::record_segment(&key.entity, id));
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// An entity reference (`{"@odata.id": ...}` of a `$ref` body) by an alternate key, rewritten
