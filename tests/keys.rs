@@ -1130,3 +1130,78 @@ async fn deep_inserts_bind_nested_records_by_alternate_key() {
         .is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn function_and_action_parameters_name_records_by_alternate_key() {
+    let app = spawn_app().await;
+    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    define_key(&app, "systemuser", &["domainname"]).await;
+    let id = app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "shared", "msdyn_customerphonenumber": "1", "msdyn_orgphonenumber": "2"}),
+        )
+        .await;
+    let unit = root_unit(&app).await;
+    let user = signed_in_user(&app, "sharee", &unit, &[]).await;
+    let reference = |key: &str| percent_encode(&json!({"@odata.id": key}).to_string());
+
+    let ask = |key: String| {
+        app.get(&format!(
+            "IsValidStateTransition(Entity=@e,NewState='Inactive',NewStatus=2)?@e={}",
+            reference(&key)
+        ))
+        .send()
+    };
+    let response = ask(by_phones("1", "2")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["IsValid"],
+        true
+    );
+    assert_key_not_found(ask(by_phones("8", "9")).await.unwrap()).await;
+
+    // GrantAccess with the target and the principal named by their keys.
+    let response = app
+        .post(
+            "GrantAccess",
+            &json!({
+                "Target": {"@odata.id": by_phones("1", "2")},
+                "PrincipalAccess": {
+                    "Principal": {"@odata.id": "systemusers(domainname='sharee@example.com')"},
+                    "AccessMask": "ReadAccess"
+                }
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let shared = app
+        .get_json(&format!(
+            "RetrieveSharedPrincipalsAndAccess(Target=@tid)?@tid={}",
+            reference(&by_phones("1", "2"))
+        ))
+        .await;
+    let principals = shared["PrincipalAccesses"].as_array().unwrap();
+    assert_eq!(principals.len(), 1, "{shared}");
+    assert_eq!(
+        principals[0]["Principal"]["ownerid"],
+        user.id.as_str(),
+        "{shared}"
+    );
+    assert_eq!(
+        app.get_json(&format!(
+            "RetrieveSharedPrincipalsAndAccess(Target=@tid)?@tid={}",
+            reference(&ctx(&id))
+        ))
+        .await,
+        shared
+    );
+    app.stop().await;
+}

@@ -203,6 +203,52 @@ pub(super) async fn resolve_reference(
     Ok(Some(path::record_segment(&key.entity, id)))
 }
 
+/// Rewrites every `"@odata.id"` of an action's body (at any depth: `Target`,
+/// `PrincipalAccess.Principal`, ...) that names its record by an alternate key to the record's
+/// id, as the caller may read it; no match is a 404.
+pub(super) async fn resolve_odata_ids(call: &Call<'_>, json: &mut Json) -> Result<(), ApiError> {
+    let mut pending = vec![json];
+    while let Some(value) = pending.pop() {
+        match value {
+            Json::Object(object) => {
+                for (name, value) in object.iter_mut() {
+                    match value {
+                        Json::String(text) if name == "@odata.id" => {
+                            if let Some(resolved) = resolve_reference(call, text).await? {
+                                *text = resolved;
+                            }
+                        }
+                        other => pending.push(other),
+                    }
+                }
+            }
+            Json::Array(items) => pending.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A function's entity-reference argument (`{'@odata.id':'set(col=''v'')'}`, either quote
+/// style) naming its record by an alternate key, as `set(<id>)` text [`super::entity_reference`]
+/// reads; other arguments come back as they are.
+pub(super) async fn resolve_argument(call: &Call<'_>, text: &str) -> Result<String, ApiError> {
+    let json: Option<Json> = serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&text.replace('\'', "\"")))
+        .ok();
+    let Some(reference) = json
+        .as_ref()
+        .and_then(|j| j.get("@odata.id"))
+        .and_then(Json::as_str)
+    else {
+        return Ok(text.to_string());
+    };
+    match resolve_reference(call, reference).await? {
+        Some(resolved) => Ok(serde_json::json!({ "@odata.id": resolved }).to_string()),
+        None => Ok(text.to_string()),
+    }
+}
+
 /// The key's values as the body of the create an upsert by key makes: values for its columns
 /// (a lookup as a bind of its one target table), for those the body does not set itself.
 pub(super) fn key_payload(

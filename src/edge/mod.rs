@@ -1025,7 +1025,8 @@ async fn is_valid_state_transition(
 ) -> Result<Response, ApiError> {
     let catalog = &call.state.service.catalog;
     let entity_text = argument(call, arguments, "Entity")?;
-    let (entity, id) = entity_reference(catalog, entity_text).ok_or_else(|| {
+    let resolved = keys::resolve_argument(call, entity_text).await?;
+    let (entity, id) = entity_reference(catalog, &resolved).ok_or_else(|| {
         ParseError::InvalidArgument(format!(
             "The parameter 'Entity' must be an entity reference such as {{'@odata.id':'msdyn_smsengagementctxes(<id>)'}}, not '{entity_text}'."
         ))
