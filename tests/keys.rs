@@ -488,6 +488,14 @@ async fn define_key(app: &TestApp, table: &str, attributes: &[&str]) {
     assert_eq!(response.status(), StatusCode::NO_CONTENT, "{body}");
 }
 
+/// A server whose conversations are keyed by subject and contexts by the two phone numbers.
+async fn app_with_subject_and_phone_keys() -> TestApp {
+    let app = spawn_app().await;
+    define_key(&app, "msdyn_ocliveworkitem", &["subject"]).await;
+    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    app
+}
+
 /// `msdyn_smsengagementctxes(msdyn_customerphonenumber='c',msdyn_orgphonenumber='o')`.
 fn by_phones(customer: &str, org: &str) -> String {
     format!("{CTX}({}='{customer}',{}='{org}')", PHONES[0], PHONES[1])
@@ -655,9 +663,7 @@ async fn every_verb_addresses_a_record_by_its_alternate_key() {
 
 #[tokio::test]
 async fn binds_references_and_batches_take_alternate_keys() {
-    let app = spawn_app().await;
-    define_key(&app, "msdyn_ocliveworkitem", &["subject"]).await;
-    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    let app = app_with_subject_and_phone_keys().await;
     let first = app
         .create("msdyn_ocliveworkitems", &json!({"subject": "first talk"}))
         .await;
@@ -968,9 +974,7 @@ async fn concurrent_upserts_of_one_new_key_make_one_record() {
 
 #[tokio::test]
 async fn bulk_messages_take_targets_by_alternate_key() {
-    let app = spawn_app().await;
-    define_key(&app, "msdyn_ocliveworkitem", &["subject"]).await;
-    define_key(&app, "msdyn_smsengagementctx", &PHONES).await;
+    let app = app_with_subject_and_phone_keys().await;
     let talk = app
         .create("msdyn_ocliveworkitems", &json!({"subject": "bulk talk"}))
         .await;
