@@ -212,6 +212,9 @@ impl Application {
             .transpose()?;
         let directory = Arc::new(Directory::new(Arc::clone(&catalog)));
         let (admin, organization) = seed(&service, &directory).await?;
+        // The stored alternate keys, for requests that address records by one (a change set
+        // cannot read them again inside its transaction).
+        catalog.set_alternate_keys(service.system().store().entity_keys().await?);
         let token_generated = config.admin_token.is_none();
         let admin_token = config.admin_token.unwrap_or_else(generate_token);
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;

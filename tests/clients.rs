@@ -164,7 +164,7 @@ fn judge(script: &str, output: &str) -> Value {
 }
 
 /// Reads back what the client wrote, through HTTP: the kept row with its final values, and
-/// the deleted rows gone.
+/// the deleted rows gone (also those written by an alternate key: `keyed`, `keyed_gone`).
 async fn check_stored(app: &TestApp, outcome: &Value) {
     if let Some(kept) = outcome["kept"].as_str() {
         let row = app.get_json(&ctx(kept)).await;
@@ -180,6 +180,22 @@ async fn check_stored(app: &TestApp, outcome: &Value) {
             StatusCode::NOT_FOUND,
             "{deleted} was deleted"
         );
+    }
+    // Rows a script wrote by an alternate key: each with the values it names, and those it
+    // deleted gone.
+    for row in outcome["keyed"].as_array().into_iter().flatten() {
+        let id = row["id"].as_str().unwrap_or_else(|| panic!("{outcome}"));
+        let stored = app.get_json(&ctx(id)).await;
+        for (column, value) in row.as_object().unwrap() {
+            if column != "id" {
+                assert_eq!(&stored[column], value, "{column} of {id}: {stored}");
+            }
+        }
+    }
+    for id in outcome["keyed_gone"].as_array().into_iter().flatten() {
+        let id = id.as_str().unwrap_or_else(|| panic!("{outcome}"));
+        let response = app.get(&ctx(id)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id} was deleted");
     }
     if let Some(prefix) = outcome["gone_prefix"].as_str() {
         let rows = app

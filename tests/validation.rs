@@ -311,7 +311,7 @@ async fn urls_are_checked() {
         app.get(&ctx("msdyn_name='x'")).send().await.unwrap(),
         StatusCode::BAD_REQUEST,
         "0x80060888",
-        "alternate keys",
+        "match the declared or alternate key properties",
     )
     .await;
     let id = app.create(CTX, &json!({"msdyn_name": "u"})).await;

@@ -50,6 +50,10 @@ pub async fn execute(
         max_part_body_bytes: state.max_body_bytes,
     };
     let items = parse_batch_with(content_type, body, &limits).map_err(batch_error)?;
+    // A change set's guard cannot read the stored alternate keys inside its transaction: they
+    // are read once here, so a key another node defined is known to every part.
+    let guard = state.service.guard(&state.auth.directory, &who.principal);
+    super::keys::refresh_from(state, &guard).await?;
     let continue_on_error = super::prefer_of(headers)?.continue_on_error;
     let mut responses = Vec::with_capacity(items.len());
     for item in items {

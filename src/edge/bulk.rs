@@ -5,7 +5,9 @@
 //! [`Service::create`](crate::execute::Service::create), `update` or `upsert` through the
 //! caller's guard), all of them in one transaction: the request's own, or its `$batch` change
 //! set's. The first failing target rolls back every one before it, and its error names its
-//! index in `Targets`.
+//! index in `Targets`. A target of `UpdateMultiple`/`UpsertMultiple` may name its record by an
+//! alternate key (`"@odata.id": "set(col='v')"`), and its binds may name theirs by one; both are
+//! read through the message's own transaction.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,12 +15,13 @@ use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::{header_str, json_response, Call};
+use super::{header_str, json_response, keys, Call};
 use crate::authorize::{ChangeSet, Guard};
 use crate::execute::{Preconditions, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{check_content_type, parse_object, parse_payload};
-use crate::parse::path::parse_reference;
+use crate::parse::key::AlternateKey;
+use crate::parse::path::{alternate_key_of_reference, parse_reference};
 
 /// The most targets one request may carry, as in Dataverse.
 pub const MAX_TARGETS: usize = 1000;
@@ -144,6 +147,9 @@ async fn write(
     target: &Map<String, Json>,
 ) -> Result<Uuid, ApiError> {
     let service = &call.state.service;
+    let mut target = target.clone();
+    keys::resolve_binds_in(call.state, db, &call.caller, &mut target).await?;
+    let target = &target;
     let mut payload = parse_payload(&service.catalog, entity, target)?;
     if name == "CreateMultiple" {
         let (id, _) = service
@@ -156,7 +162,20 @@ async fn write(
         .and_then(|v| v.as_guid());
     let from_reference = match target.get("@odata.id") {
         None => None,
-        Some(json) => Some(reference(call, entity, json)?),
+        Some(json) => match keyed_reference(call, entity, json)? {
+            // By an alternate key, read through this transaction: a record an earlier target
+            // created counts; no match updates nothing, or upserts a new record with the key's
+            // values.
+            Some(key) => match keys::find(call.state, db, &call.caller, &key).await? {
+                Some(id) => Some(id),
+                None if name == "UpdateMultiple" => return Err(keys::key_not_found(&key)),
+                None => {
+                    keys::key_payload(&service.catalog, &key, &mut payload)?;
+                    Some(from_body.unwrap_or_else(Uuid::new_v4))
+                }
+            },
+            None => Some(reference(call, entity, json)?),
+        },
     };
     let id = match (from_body, from_reference) {
         (Some(a), Some(b)) if a != b => {
@@ -196,6 +215,24 @@ async fn write(
         let _ = outcome;
     }
     Ok(id)
+}
+
+/// The alternate key an `@odata.id` names, when it names one of `entity`'s records by one.
+fn keyed_reference(
+    call: &Call<'_>,
+    entity: &Entity,
+    json: &Json,
+) -> Result<Option<AlternateKey>, ApiError> {
+    let text = json.as_str().unwrap_or_default();
+    let relative = text.strip_prefix(call.root.as_str()).unwrap_or(text);
+    match alternate_key_of_reference(&call.state.service.catalog, relative)? {
+        Some(key) if key.entity.logical_name == entity.logical_name => Ok(Some(key)),
+        Some(_) => Err(ApiError::invalid_argument(format!(
+            "'@odata.id' is not a record of '{}': {json}",
+            entity.entity_set_name
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// The record an `@odata.id` names: `{set}({id})`, relative or absolute, of `entity`'s set.

@@ -281,6 +281,10 @@ impl From<ExecError> for ApiError {
         use ExecError as E;
         let (status, code) = match &e {
             E::NotFound { .. } => (StatusCode::NOT_FOUND, "0x80040217"),
+            // RecordNotFoundByEntityKey.
+            E::KeyNotFound { .. } => (StatusCode::NOT_FOUND, "0x80060891"),
+            // DuplicateAlternateKey: the key's values are not unique.
+            E::AmbiguousKey { .. } => (StatusCode::PRECONDITION_FAILED, "0x80060892"),
             E::Duplicate | E::Store(StoreError::Duplicate) => {
                 (StatusCode::PRECONDITION_FAILED, "0x80040237")
             }

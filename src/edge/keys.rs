@@ -10,10 +10,17 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value as Json;
 
-use super::{header_str, ApiError, Call};
+use uuid::Uuid;
+
+use super::{header_str, ApiError, AppState, Call};
+use crate::authorize::Guard;
+use crate::execute::{Caller, ExecError};
 use crate::metadata::{AttributeType, Entity};
-use crate::parse::body::check_content_type;
+use crate::parse::body::{check_content_type, parse_value, Bind, Payload};
+use crate::parse::key::{not_a_key, AlternateKey};
+use crate::parse::path;
 use crate::parse::ParseError;
+use crate::query::Literal;
 use crate::schema::definitions::Member;
 use crate::schema::{metadata_id, DefinitionsRequest, MetadataKey};
 use crate::store::StoredKey;
@@ -39,8 +46,259 @@ pub(super) fn addresses_keys(segments: &[String]) -> bool {
 
 /// Reads the stored keys into the catalog, the one list the metadata API reports.
 pub(super) async fn refresh(call: &Call<'_>) -> Result<(), ApiError> {
-    if let Some(keys) = call.db.entity_keys().await? {
-        call.state.service.catalog.set_alternate_keys(keys);
+    refresh_from(call.state, call.db).await
+}
+
+pub(super) async fn refresh_from(state: &AppState, db: &Guard<'_>) -> Result<(), ApiError> {
+    if let Some(keys) = db.entity_keys().await? {
+        state.service.catalog.set_alternate_keys(keys);
+    }
+    Ok(())
+}
+
+/// Checks that an alternate key's columns are exactly those of a key the table defines (the
+/// stored keys, read again, so a key another node defined counts), else Dataverse's 400.
+async fn check_defined(
+    state: &AppState,
+    db: &Guard<'_>,
+    key: &AlternateKey,
+) -> Result<(), ApiError> {
+    refresh_from(state, db).await?;
+    let columns = key.columns();
+    let defined = state
+        .service
+        .catalog
+        .alternate_keys(&key.entity.logical_name)
+        .into_iter()
+        .any(|k| {
+            let mut attributes = k.attributes.clone();
+            attributes.sort();
+            attributes == columns
+        });
+    if defined {
+        Ok(())
+    } else {
+        Err(not_a_key(&key.entity).into())
+    }
+}
+
+/// The id of the record `key` names, as the caller may read it; a record it may not read is
+/// not found, never revealed.
+pub(super) async fn find(
+    state: &AppState,
+    db: &Guard<'_>,
+    caller: &Caller,
+    key: &AlternateKey,
+) -> Result<Option<Uuid>, ApiError> {
+    check_defined(state, db, key).await?;
+    Ok(state.service.find_by_key(db, caller, key).await?)
+}
+
+pub(super) fn key_not_found(key: &AlternateKey) -> ApiError {
+    ExecError::KeyNotFound {
+        entity: key.entity.logical_name.clone(),
+    }
+    .into()
+}
+
+/// Resolves an alternate key in the path's first segment (`set(col='v',...)`) to the record's
+/// id, rewriting the segment to `set(<id>)`, so the path is then read like any other and every
+/// handler, `$batch` included, sees an id. A key that matches nothing is a 404, except for a
+/// `PATCH` of the record itself: an upsert, which creates the record with the key's values. Its
+/// key comes back, and the segment then names a fresh id.
+pub(super) async fn resolve_path(
+    state: &AppState,
+    db: &Guard<'_>,
+    caller: &Caller,
+    method: &Method,
+    segments: &mut [String],
+) -> Result<Option<AlternateKey>, ApiError> {
+    let Some(key) = path::alternate_key_of_path(&state.service.catalog, segments)? else {
+        return Ok(None);
+    };
+    let found = find(state, db, caller, &key).await?;
+    let upsert = *method == Method::PATCH && segments.len() == 1;
+    let id = match found {
+        Some(id) => id,
+        None if upsert => Uuid::new_v4(),
+        None => return Err(key_not_found(&key)),
+    };
+    segments[0] = path::record_segment(&key.entity, id);
+    Ok((found.is_none() && upsert).then_some(key))
+}
+
+/// Rewrites each `@odata.bind` of a body that names its record by an alternate key to the
+/// record's id (`/set(<id>)`), as the caller may read it; no match is a 404.
+pub(super) async fn resolve_binds(
+    call: &Call<'_>,
+    object: &mut serde_json::Map<String, Json>,
+) -> Result<(), ApiError> {
+    resolve_binds_in(call.state, call.db, &call.caller, object).await
+}
+
+/// How deep [`resolve_binds_in`] looks into a deep insert's nested records (the deep insert
+/// refuses more levels than this anyway).
+const MAX_NESTED: usize = 6;
+
+/// [`resolve_binds`] through `db` (a bulk message's own transaction), also in the records a
+/// deep insert nests.
+pub(super) async fn resolve_binds_in(
+    state: &AppState,
+    db: &Guard<'_>,
+    caller: &Caller,
+    object: &mut serde_json::Map<String, Json>,
+) -> Result<(), ApiError> {
+    resolve_nested(state, db, caller, object, 0).await
+}
+
+fn resolve_nested<'a>(
+    state: &'a AppState,
+    db: &'a Guard<'a>,
+    caller: &'a Caller,
+    object: &'a mut serde_json::Map<String, Json>,
+    depth: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send + 'a>> {
+    Box::pin(async move {
+        let catalog = &state.service.catalog;
+        for (name, value) in object.iter_mut() {
+            match value {
+                Json::String(text) if name.ends_with("@odata.bind") => {
+                    if let Some(key) = path::alternate_key_of_reference(catalog, text)? {
+                        let id = find(state, db, caller, &key)
+                            .await?
+                            .ok_or_else(|| key_not_found(&key))?;
+                        *text = format!("/{}", path::record_segment(&key.entity, id));
+                    }
+                }
+                Json::Object(nested) if depth < MAX_NESTED => {
+                    resolve_nested(state, db, caller, nested, depth + 1).await?;
+                }
+                Json::Array(items) if depth < MAX_NESTED => {
+                    for item in items.iter_mut() {
+                        if let Json::Object(nested) = item {
+                            resolve_nested(state, db, caller, nested, depth + 1).await?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+/// An entity reference (`{"@odata.id": ...}` of a `$ref` body) by an alternate key, rewritten
+/// to the record's id like a bind.
+pub(super) async fn resolve_reference(
+    call: &Call<'_>,
+    text: &str,
+) -> Result<Option<String>, ApiError> {
+    let catalog = &call.state.service.catalog;
+    let Some(key) = path::alternate_key_of_reference(catalog, text)? else {
+        return Ok(None);
+    };
+    let id = find(call.state, call.db, &call.caller, &key)
+        .await?
+        .ok_or_else(|| key_not_found(&key))?;
+    Ok(Some(path::record_segment(&key.entity, id)))
+}
+
+/// Rewrites every `"@odata.id"` of an action's body (at any depth: `Target`,
+/// `PrincipalAccess.Principal`, ...) that names its record by an alternate key to the record's
+/// id, as the caller may read it; no match is a 404.
+pub(super) async fn resolve_odata_ids(call: &Call<'_>, json: &mut Json) -> Result<(), ApiError> {
+    let mut pending = vec![json];
+    while let Some(value) = pending.pop() {
+        match value {
+            Json::Object(object) => {
+                for (name, value) in object.iter_mut() {
+                    match value {
+                        Json::String(text) if name == "@odata.id" => {
+                            if let Some(resolved) = resolve_reference(call, text).await? {
+                                *text = resolved;
+                            }
+                        }
+                        other => pending.push(other),
+                    }
+                }
+            }
+            Json::Array(items) => pending.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A function's entity-reference argument (`{'@odata.id':'set(col=''v'')'}`, either quote
+/// style) naming its record by an alternate key, as `set(<id>)` text [`super::entity_reference`]
+/// reads; other arguments come back as they are.
+pub(super) async fn resolve_argument(call: &Call<'_>, text: &str) -> Result<String, ApiError> {
+    let json: Option<Json> = serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&text.replace('\'', "\"")))
+        .ok();
+    let Some(reference) = json
+        .as_ref()
+        .and_then(|j| j.get("@odata.id"))
+        .and_then(Json::as_str)
+    else {
+        return Ok(text.to_string());
+    };
+    match resolve_reference(call, reference).await? {
+        Some(resolved) => Ok(serde_json::json!({ "@odata.id": resolved }).to_string()),
+        None => Ok(text.to_string()),
+    }
+}
+
+/// The key's values as the body of the create an upsert by key makes: values for its columns
+/// (a lookup as a bind of its one target table), for those the body does not set itself.
+pub(super) fn key_payload(
+    catalog: &crate::metadata::Catalog,
+    key: &AlternateKey,
+    payload: &mut Payload,
+) -> Result<(), ApiError> {
+    let entity = &key.entity;
+    for (position, literal) in &key.values {
+        let attribute = &entity.attributes[*position];
+        let set = payload.values.iter().any(|(p, _)| p == position)
+            || payload.binds.iter().any(|b| b.position == *position);
+        if set {
+            continue;
+        }
+        if attribute.attribute_type.is_lookup() {
+            let (Literal::Guid(id), [target]) = (literal, attribute.targets.as_slice()) else {
+                return Err(bad(format!(
+                    "The key column {} has several target tables; set it with an @odata.bind.",
+                    attribute.logical_name
+                )));
+            };
+            let target = catalog
+                .entity(target)
+                .cloned()
+                .ok_or_else(|| bad(format!("Unknown table {target}.")))?;
+            payload.binds.push(Bind {
+                position: *position,
+                target: Some((target, *id)),
+            });
+            continue;
+        }
+        let json = match literal {
+            Literal::String(text) => Json::String(text.clone()),
+            Literal::Int(n) => Json::from(*n),
+            Literal::Bool(b) => Json::Bool(*b),
+            Literal::Guid(id) => Json::String(id.to_string()),
+            Literal::DateTime(seconds) | Literal::Date(seconds) => {
+                let at = time::OffsetDateTime::from_unix_timestamp(*seconds)
+                    .map_err(|_| bad(format!("The key value {seconds} is not a date.")))?;
+                Json::String(
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                )
+            }
+            Literal::Null => Json::Null,
+        };
+        payload
+            .values
+            .push((*position, parse_value(entity, attribute, &json)?));
     }
     Ok(())
 }

@@ -37,18 +37,19 @@ use self::auth::Authenticator;
 use self::error::ApiError;
 use crate::authorize::Guard;
 use crate::execute::read::{Front, ReadRequest, ReadResult, RecordRead, RecordResult};
-use crate::execute::{Caller, Preconditions, Service, Upserted};
+use crate::execute::{Caller, ExecError, Preconditions, Service, Upserted};
 use crate::metadata::Entity;
 use crate::parse::body::{
     check_content_type, parse_object, parse_payload, parse_value, Bind, Payload,
 };
 use crate::parse::headers::{ascii_text, etag, Annotations, Condition, Prefer};
+use crate::parse::key::AlternateKey;
 use crate::parse::path::{self, parse_reference, Resource};
 use crate::parse::select::{option, query_pairs};
 use crate::parse::ParseError;
 use crate::query::QueryOptions;
 use crate::serialize;
-use crate::store::Value;
+use crate::store::{StoreError, Value};
 
 /// Dataverse's page size limit.
 pub const MAX_PAGE_SIZE: usize = 5000;
@@ -149,6 +150,9 @@ struct Call<'a> {
     pairs: Vec<(String, String)>,
     prefer: Prefer,
     body: bytes::Bytes,
+    /// The alternate key of a `PATCH {set}(col='v',...)` that matched no record: the upsert
+    /// creates one with the key's values (the path then names a fresh id).
+    unmatched_key: Option<AlternateKey>,
 }
 
 async fn odata(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -242,7 +246,7 @@ pub(crate) async fn run(
     root: String,
     request: Inner,
 ) -> Result<Response, ApiError> {
-    let segments = request
+    let mut segments = request
         .path
         .split('/')
         .map(|s| {
@@ -252,6 +256,8 @@ pub(crate) async fn run(
                 .map_err(|_| ParseError::ResourceNotFound(s.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let unmatched_key =
+        keys::resolve_path(state, db, &caller, &request.method, &mut segments).await?;
     let resource = path::parse(&state.service.catalog, &segments)?;
     let pairs = query_pairs(request.query.as_deref());
     options::check(&resource, &request.method, &pairs)?;
@@ -267,6 +273,7 @@ pub(crate) async fn run(
         root,
         prefer,
         body: request.body,
+        unmatched_key,
     };
     dispatch(call, resource).await
 }
@@ -600,16 +607,18 @@ fn prefer_of(headers: &HeaderMap) -> Result<Prefer, ParseError> {
     Ok(Prefer::parse(values.into_iter()))
 }
 
-fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
+async fn read_payload(call: &Call<'_>, entity: &Entity) -> Result<Payload, ApiError> {
     check_content_type(header_str(&call.headers, "Content-Type")?)?;
-    let object = parse_object(entity, &call.body)?;
+    let mut object = parse_object(entity, &call.body)?;
+    keys::resolve_binds(call, &mut object).await?;
     Ok(parse_payload(&call.state.service.catalog, entity, &object)?)
 }
 
 async fn create(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     let query = record_query(call, entity)?;
     check_content_type(header_str(&call.headers, "Content-Type")?)?;
-    let object = parse_object(entity, &call.body)?;
+    let mut object = parse_object(entity, &call.body)?;
+    keys::resolve_binds(call, &mut object).await?;
     let catalog = &call.state.service.catalog;
     let (id, version) = if deep::is_deep(catalog, entity, &object) {
         deep::create(call, entity, object).await?
@@ -666,16 +675,58 @@ async fn upsert(call: &Call<'_>, entity: &Arc<Entity>, id: Uuid) -> Result<Respo
         expand: Vec::new(),
         ..record_query(call, entity)?
     };
-    let payload = read_payload(call, entity)?;
+    let mut payload = read_payload(call, entity).await?;
     let preconditions = Preconditions {
         if_match: condition(&call.headers, "If-Match")?,
         if_none_match: condition(&call.headers, "If-None-Match")?,
     };
-    let outcome = call
-        .state
-        .service
-        .upsert(call.db, &call.caller, entity, id, payload, &preconditions)
-        .await?;
+    let mut id = id;
+    let outcome = match &call.unmatched_key {
+        None => {
+            call.state
+                .service
+                .upsert(call.db, &call.caller, entity, id, payload, &preconditions)
+                .await?
+        }
+        Some(key) => {
+            // `If-Match: *` updates only: a key that matches nothing is not found.
+            if preconditions.if_match.is_some() {
+                return Err(ExecError::KeyNotFound {
+                    entity: entity.logical_name.clone(),
+                }
+                .into());
+            }
+            keys::key_payload(&call.state.service.catalog, key, &mut payload)?;
+            let retry = payload.clone();
+            match call
+                .state
+                .service
+                .upsert(call.db, &call.caller, entity, id, payload, &preconditions)
+                .await
+            {
+                Ok(outcome) => outcome,
+                // Another request created the record first: its key's unique index refused
+                // this one. Unless it is create-only, the upsert updates that record.
+                Err(ExecError::Store(StoreError::DuplicateKey(detail))) => {
+                    let found = keys::find(call.state, call.db, &call.caller, key).await?;
+                    match found {
+                        Some(existing) if preconditions.if_none_match.is_none() => {
+                            id = existing;
+                            call.state
+                                .service
+                                .upsert(call.db, &call.caller, entity, id, retry, &preconditions)
+                                .await?
+                        }
+                        Some(_) => return Err(ExecError::Duplicate.into()),
+                        None => {
+                            return Err(ExecError::Store(StoreError::DuplicateKey(detail)).into())
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     if call.prefer.return_representation {
         let status = match outcome {
             Upserted::Created => StatusCode::CREATED,
@@ -977,7 +1028,8 @@ async fn is_valid_state_transition(
 ) -> Result<Response, ApiError> {
     let catalog = &call.state.service.catalog;
     let entity_text = argument(call, arguments, "Entity")?;
-    let (entity, id) = entity_reference(catalog, entity_text).ok_or_else(|| {
+    let resolved = keys::resolve_argument(call, entity_text).await?;
+    let (entity, id) = entity_reference(catalog, &resolved).ok_or_else(|| {
         ParseError::InvalidArgument(format!(
             "The parameter 'Entity' must be an entity reference such as {{'@odata.id':'msdyn_smsengagementctxes(<id>)'}}, not '{entity_text}'."
         ))

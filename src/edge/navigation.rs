@@ -81,7 +81,7 @@ pub(super) async fn related_reference(
 ) -> Result<Response, ApiError> {
     let (child, child_id, add) = match (&call.method, key) {
         (&Method::POST, None) => {
-            let (child, child_id) = reference_body(call, entity)?;
+            let (child, child_id) = reference_body(call, entity).await?;
             (child, child_id, true)
         }
         (&Method::DELETE, Some(key)) => (Arc::clone(source), key, false),
@@ -128,7 +128,7 @@ pub(super) async fn set_reference(
     id: Uuid,
     position: usize,
 ) -> Result<Response, ApiError> {
-    let (target, target_id) = reference_body(call, entity)?;
+    let (target, target_id) = reference_body(call, entity).await?;
     let attribute = &entity.attributes[position];
     let allowed = attribute.targets.contains(&target.logical_name)
         || (attribute.targets.is_empty() && attribute.attribute_type.is_lookup());

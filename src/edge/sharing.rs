@@ -82,10 +82,11 @@ pub(super) async fn action(call: &Call<'_>, name: &str) -> Result<Response, ApiE
         return Err(ApiError::no_resource(&call.uri));
     }
     check_content_type(header_str(&call.headers, "Content-Type")?)?;
-    let body: Json = serde_json::from_slice(&call.body).map_err(|e| ParseError::Payload {
+    let mut body: Json = serde_json::from_slice(&call.body).map_err(|e| ParseError::Payload {
         entity_set: name.to_string(),
         detail: e.to_string(),
     })?;
+    super::keys::resolve_odata_ids(call, &mut body).await?;
     let catalog = &call.state.service.catalog;
     let target = body
         .get("Target")
@@ -133,12 +134,13 @@ pub(super) async fn action(call: &Call<'_>, name: &str) -> Result<Response, ApiE
 }
 
 /// The record of a function's `Target=@tid` argument.
-fn target_argument(
+async fn target_argument(
     call: &Call<'_>,
     arguments: &[(String, String)],
 ) -> Result<(Arc<Entity>, Uuid), ApiError> {
     let text = argument(call, arguments, "Target")?;
-    entity_reference(&call.state.service.catalog, text).ok_or_else(|| {
+    let resolved = super::keys::resolve_argument(call, text).await?;
+    entity_reference(&call.state.service.catalog, &resolved).ok_or_else(|| {
         bad(format!(
             "The parameter 'Target' must be an entity reference such as {{'@odata.id':'msdyn_smsengagementctxes(<id>)'}}, not '{text}'."
         ))
@@ -161,7 +163,7 @@ pub(super) async fn bound_function(
         TEAM => PrincipalRef { id, is_team: true },
         _ => return Err(ParseError::ResourceNotFound(name.to_string()).into()),
     };
-    let (target, target_id) = target_argument(call, arguments)?;
+    let (target, target_id) = target_argument(call, arguments).await?;
     let rights = call
         .db
         .principal_access(principal, &target, target_id)
@@ -183,7 +185,7 @@ pub(super) async fn shared_principals(
     call: &Call<'_>,
     arguments: &[(String, String)],
 ) -> Result<Response, ApiError> {
-    let (target, target_id) = target_argument(call, arguments)?;
+    let (target, target_id) = target_argument(call, arguments).await?;
     let shares = call.db.shared_principals(&target, target_id).await?;
     let accesses: Vec<Json> = shares
         .iter()
@@ -210,7 +212,7 @@ pub(super) async fn shared_principals(
 }
 
 /// The record a `$ref` body names: `{"@odata.id": "<set>(<id>)"}` (a URL or a path).
-pub(super) fn reference_body(
+pub(super) async fn reference_body(
     call: &Call<'_>,
     entity: &Entity,
 ) -> Result<(Arc<Entity>, Uuid), ApiError> {
@@ -223,6 +225,9 @@ pub(super) fn reference_body(
         .get("@odata.id")
         .and_then(Json::as_str)
         .ok_or_else(|| bad("The body of a $ref request is {\"@odata.id\": \"<set>(<id>)\"}."))?;
+    // A record named by an alternate key is read (as the caller may) to its id first.
+    let resolved = super::keys::resolve_reference(call, url).await?;
+    let url = resolved.as_deref().unwrap_or(url);
     parse_reference(&call.state.service.catalog, url)
         .ok_or_else(|| bad(format!("'{url}' is not a record reference.")))
 }
@@ -258,7 +263,7 @@ pub(super) async fn association(
     let catalog = &call.state.service.catalog;
     let (other, other_id, add) = match (&call.method, key) {
         (&Method::POST, None) => {
-            let (other, other_id) = reference_body(call, entity)?;
+            let (other, other_id) = reference_body(call, entity).await?;
             (other, other_id, true)
         }
         (&Method::DELETE, Some(key)) => {

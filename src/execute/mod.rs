@@ -46,6 +46,13 @@ pub enum ExecError {
     NotFound { entity: String, id: Uuid },
     #[error("A record with matching key values already exists.")]
     Duplicate,
+    /// No record the caller may read has the alternate key's values.
+    #[error("A record with the specified key values does not exist in {entity} entity")]
+    KeyNotFound { entity: String },
+    /// More than one record has the alternate key's values (a key whose index predates
+    /// case-insensitive keys on PostgreSQL).
+    #[error("More than one record of {entity} has the specified key values.")]
+    AmbiguousKey { entity: String },
     #[error("The version of the existing record doesn't match the RowVersion property provided.")]
     VersionMismatch,
     #[error("{status} is not a valid status code for state code {state_token} on {entity} with Id {id}.")]

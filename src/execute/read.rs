@@ -23,6 +23,7 @@ pub use crate::query::read::{
 use super::{not_found, query_context, Caller, ExecError, Service};
 use crate::authorize::Guard;
 use crate::metadata::Entity;
+use crate::parse::key::AlternateKey;
 use crate::query::options::bind;
 use crate::query::{ExpandSelect, Expr, Literal, PropertyRef, QueryFnName};
 use crate::store::sql::{AggregatePlan, Context, Keyset, Plan};
@@ -100,6 +101,55 @@ type ExpandFuture<'a> = std::pin::Pin<
 >;
 
 impl Service {
+    /// The id of the record an alternate key names, as the caller may read it: the key's
+    /// columns compared for equality (text case-insensitively, on both backends, as `$filter`
+    /// compares it) in one rows read through the guard, so the row scope applies and a record
+    /// the caller may not read is not found. Values travel as bound parameters.
+    pub async fn find_by_key(
+        &self,
+        db: &Guard<'_>,
+        caller: &Caller,
+        key: &AlternateKey,
+    ) -> Result<Option<Uuid>, ExecError> {
+        let entity = &key.entity;
+        let filter = Expr::and(
+            key.values
+                .iter()
+                .map(|(index, value)| Expr::Compare {
+                    prop: PropertyRef {
+                        index: *index,
+                        name: entity.attributes[*index].property_name().to_string(),
+                    },
+                    op: crate::query::CmpOp::Eq,
+                    value: value.clone(),
+                })
+                .collect(),
+        );
+        let primary = entity.primary_id_position();
+        let options = crate::query::QueryOptions {
+            select: vec![PropertyRef {
+                index: primary,
+                name: entity.primary_id.clone(),
+            }],
+            filter: Some(filter),
+            // Two, to tell a unique match from several (a key index made before keys compared
+            // text case-insensitively on PostgreSQL may hold values differing only in case).
+            top: Some(2),
+            ..Default::default()
+        };
+        let request = ReadRequest::list(entity, options, None, false)?;
+        let ReadResult::Rows(result) = self.read(db, caller, request).await? else {
+            return Ok(None);
+        };
+        match result.rows.as_slice() {
+            [] => Ok(None),
+            [row] => Ok(row.record.id()),
+            _ => Err(ExecError::AmbiguousKey {
+                entity: entity.logical_name.clone(),
+            }),
+        }
+    }
+
     /// Runs one read as the caller, through the caller's guard.
     pub async fn read(
         &self,

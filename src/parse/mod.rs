@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod key;
 pub mod path;
 pub mod select;
 

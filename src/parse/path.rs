@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::key::AlternateKey;
 use super::ParseError;
 use crate::metadata::{sms, Catalog, Entity};
 
@@ -311,9 +312,13 @@ fn split_call(segment: &str) -> Result<(&str, Option<&str>), ParseError> {
 }
 
 /// A record's key: a bare GUID, or Dataverse's named form of the primary key,
-/// `{primaryid}=<guid>`.
+/// `{primaryid}=<guid>`. Other names are not the primary key (an alternate key is resolved to
+/// the id by the edge before the path is read, [`alternate_key_of_path`]).
 pub fn parse_record_key(entity: &Entity, key: &str) -> Result<Uuid, ParseError> {
-    parse_named_key(key, |name| name == entity.primary_id)
+    match key.split_once('=') {
+        Some((name, _)) if name.trim() != entity.primary_id => Err(super::key::not_a_key(entity)),
+        _ => parse_named_key(key, |name| name == entity.primary_id),
+    }
 }
 
 /// A bare GUID, or `name=<guid>` where `is_primary_id(name)`.
@@ -324,11 +329,46 @@ fn parse_named_key(key: &str, is_primary_id: impl Fn(&str) -> bool) -> Result<Uu
     };
     if !is_primary_id(name.trim()) {
         return Err(ParseError::BadKey(format!(
-            "The key '{key}' is not valid: '{}' is not a key of this table (addressing by alternate keys is not served); address a record by its id.",
+            "The key '{key}' is not valid: '{}' is not the primary key of the table this segment names; this key is a GUID.",
             name.trim()
         )));
     }
     parse_key(value)
+}
+
+/// The alternate key of a path's first segment (`set(col='v',...)`), when it has one. The
+/// edge resolves it to the record's id before [`parse`] reads the path.
+pub fn alternate_key_of_path(
+    catalog: &Catalog,
+    segments: &[String],
+) -> Result<Option<AlternateKey>, ParseError> {
+    let Some(first) = segments.first() else {
+        return Ok(None);
+    };
+    let Ok((name, Some(key))) = split_call(first) else {
+        return Ok(None);
+    };
+    match catalog.by_entity_set(name) {
+        Some(entity) => super::key::parse(entity, key),
+        None => Ok(None),
+    }
+}
+
+/// The alternate key an entity reference (`@odata.bind`, `@odata.id`) names, when it names
+/// one: `set(col='v',...)`, relative or absolute, as [`parse_reference`] reads it.
+pub fn alternate_key_of_reference(
+    catalog: &Catalog,
+    text: &str,
+) -> Result<Option<AlternateKey>, ParseError> {
+    match reference_parts(catalog, text) {
+        Some((entity, Some(key))) => super::key::parse(entity, key),
+        _ => Ok(None),
+    }
+}
+
+/// `set(id)` of a record, as a path's first segment or a reference.
+pub fn record_segment(entity: &Entity, id: Uuid) -> String {
+    format!("{}({id})", entity.entity_set_name)
 }
 
 /// A key that is a bare GUID.
@@ -404,6 +444,16 @@ pub fn parse_arguments(text: &str) -> Result<Vec<(String, String)>, ParseError> 
 
 /// Resolves an entity reference: `set(id)`, `/set(id)`, or an absolute URL ending in one.
 pub fn parse_reference(catalog: &Catalog, text: &str) -> Option<(Arc<Entity>, Uuid)> {
+    let (entity, key) = reference_parts(catalog, text)?;
+    let id = parse_record_key(entity, key?).ok()?;
+    Some((Arc::clone(entity), id))
+}
+
+/// The entity set and the key of a reference.
+fn reference_parts<'a, 't>(
+    catalog: &'a Catalog,
+    text: &'t str,
+) -> Option<(&'a Arc<Entity>, Option<&'t str>)> {
     let text = text.trim();
     let tail = match text.find("/api/data/") {
         Some(i) => {
@@ -413,9 +463,7 @@ pub fn parse_reference(catalog: &Catalog, text: &str) -> Option<(Arc<Entity>, Uu
         None => text.trim_start_matches('/'),
     };
     let (name, key) = split_call(tail).ok()?;
-    let entity = catalog.by_entity_set(name)?;
-    let id = parse_record_key(entity, key?).ok()?;
-    Some((Arc::clone(entity), id))
+    Some((catalog.by_entity_set(name)?, key))
 }
 
 #[cfg(test)]
@@ -689,10 +737,9 @@ mod tests {
             "msdyn_smsengagementctxes(42)",
             "error Bad Request - Error in query syntax: '42' is not a valid key. A key is a GUID such as 00000000-0000-0000-0000-000000000000.",
         );
-        check(
-            "msdyn_smsengagementctxes(msdyn_name='x')",
-            "error The key 'msdyn_name='x'' is not valid: 'msdyn_name' is not a key of this table (addressing by alternate keys is not served); address a record by its id.",
-        );
+        // An alternate key reaches `parse` only when the edge did not resolve it.
+        let not_a_key = "error The key in the request URI is not valid for resource 'Microsoft.Dynamics.CRM.msdyn_smsengagementctx'. Ensure that the names and number of key properties match the declared or alternate key properties for the resource 'Microsoft.Dynamics.CRM.msdyn_smsengagementctx'.";
+        check("msdyn_smsengagementctxes(msdyn_name='x')", not_a_key);
         check(
             "msdyn_smsengagementctxes(msdyn_smsengagementctxid=42)",
             "error Bad Request - Error in query syntax: '42' is not a valid key. A key is a GUID such as 00000000-0000-0000-0000-000000000000.",
@@ -700,11 +747,53 @@ mod tests {
         // Another table's primary id is no key of this one.
         check(
             &format!("msdyn_smsengagementctxes(systemuserid={ID})"),
-            &format!("error The key 'systemuserid={ID}' is not valid: 'systemuserid' is not a key of this table (addressing by alternate keys is not served); address a record by its id."),
+            not_a_key,
         );
         check(
             &format!("msdyn_smsengagementctxes({ID}"),
             &format!("error Resource not found for the segment 'msdyn_smsengagementctxes({ID}'."),
+        );
+    }
+
+    #[test]
+    fn alternate_keys_of_paths_and_references() {
+        let catalog = Catalog::builtin().unwrap();
+        let key = "msdyn_name='a,b'";
+        let of_path = |path: &str| alternate_key_of_path(&catalog, &segments(path));
+        let found = of_path(&format!("msdyn_smsengagementctxes({key})/msdyn_name"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.entity.logical_name, "msdyn_smsengagementctx");
+        assert_eq!(found.columns(), vec!["msdyn_name".to_string()]);
+        // The primary key, a collection, another segment's key and unknown sets have none.
+        for path in [
+            format!("msdyn_smsengagementctxes({ID})"),
+            format!("msdyn_smsengagementctxes(msdyn_smsengagementctxid={ID})"),
+            "msdyn_smsengagementctxes".to_string(),
+            format!("systemusers({ID})/systemuserroles_association(roleid={ID})/$ref"),
+            format!("nothing({key})"),
+            "IsValidStateTransition(Entity=@e)".to_string(),
+        ] {
+            assert!(of_path(&path).unwrap().is_none(), "{path}");
+        }
+        assert!(of_path("msdyn_smsengagementctxes(msdyn_name=x)").is_err());
+        for text in [
+            format!("/msdyn_smsengagementctxes({key})"),
+            format!("https://org.example/api/data/v9.2/msdyn_smsengagementctxes({key})"),
+        ] {
+            let found = alternate_key_of_reference(&catalog, &text)
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.columns(), vec!["msdyn_name".to_string()], "{text}");
+        }
+        let by_id = format!("/msdyn_smsengagementctxes({ID})");
+        assert!(alternate_key_of_reference(&catalog, &by_id)
+            .unwrap()
+            .is_none());
+        let entity = catalog.by_entity_set("msdyn_smsengagementctxes").unwrap();
+        assert_eq!(
+            record_segment(entity, Uuid::parse_str(ID).unwrap()),
+            format!("msdyn_smsengagementctxes({ID})")
         );
     }
 

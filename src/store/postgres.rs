@@ -714,7 +714,12 @@ impl Store for PostgresStore {
     }
 
     async fn create_entity_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        let (create, _) = sql::key_index(key)?;
+        let text_columns = self
+            .sql
+            .get(&key.entity)
+            .map(|t| t.text_columns.as_slice())
+            .unwrap_or_default();
+        let (create, _) = sql::key_index(&sql::Postgres, key, text_columns)?;
         let mut client = self.connection().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -752,7 +757,7 @@ impl Store for PostgresStore {
             return Ok(false);
         };
         let key = stored_key(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-        let (_, drop) = sql::key_index(&key)?;
+        let (_, drop) = sql::key_index(&sql::Postgres, &key, &[])?;
         tx.batch_execute(&drop).await?;
         tx.commit().await?;
         Ok(true)

@@ -927,10 +927,17 @@ pub const KEY_INDEX_PREFIX: &str = "smsctx_key_";
 
 /// An alternate key's unique index over its columns, `smsctx_key_<key>_<table hash>` (index
 /// names are global to the database; the table's part is hashed to stay within PostgreSQL's 63
-/// bytes): the statement that creates it and the one that drops it (the same text on both
-/// backends). Every name must be a plain identifier, so nothing a client sent is spliced in
+/// bytes): the statement that creates it and the one that drops it. Every name must be a plain identifier, so nothing a client sent is spliced in
 /// unchecked.
-pub fn key_index(key: &super::StoredKey) -> Result<(String, String), SqlError> {
+///
+/// A text column is indexed as the dialect compares it ([`Dialect::text_operand`]), so that
+/// values differing only in case are one key on both backends, as in Dataverse: SQLite's
+/// `NOCASE` column as itself, PostgreSQL's as the expression `lower(column COLLATE "C")`.
+pub fn key_index(
+    dialect: &dyn Dialect,
+    key: &super::StoredKey,
+    text_columns: &[String],
+) -> Result<(String, String), SqlError> {
     let table = ident(&key.entity)?;
     let hash = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, table.as_bytes()).simple();
     let name = format!(
@@ -941,8 +948,16 @@ pub fn key_index(key: &super::StoredKey) -> Result<(String, String), SqlError> {
     let columns = key
         .attributes
         .iter()
-        .map(|c| ident(c))
-        .collect::<Result<Vec<_>, _>>()?
+        .map(|c| {
+            let column = ident(c)?;
+            let operand = dialect.text_operand(column);
+            Ok(if !text_columns.contains(c) || operand == column {
+                column.to_string()
+            } else {
+                format!("({operand})")
+            })
+        })
+        .collect::<Result<Vec<_>, SqlError>>()?
         .join(", ");
     Ok((
         format!("CREATE UNIQUE INDEX {name} ON {table} ({columns})"),

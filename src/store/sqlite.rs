@@ -952,7 +952,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_entity_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        let (create, _) = sql::key_index(key)?;
+        // SQLite's text columns are `NOCASE`: the index is case-insensitive as declared.
+        let (create, _) = sql::key_index(&sql::Sqlite, key, &[])?;
         let key = key.clone();
         schema_change(&self.readers.path, move |tx| {
             tx.execute(
@@ -993,7 +994,7 @@ impl Store for SqliteStore {
             let Some(key) = key else {
                 return Ok(false);
             };
-            let (_, drop) = sql::key_index(&key)?;
+            let (_, drop) = sql::key_index(&sql::Sqlite, &key, &[])?;
             tx.execute_batch(&drop)?;
             Ok(true)
         })

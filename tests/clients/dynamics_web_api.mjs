@@ -1,6 +1,8 @@
 // npm dynamics-web-api 2.5.0, unchanged: WhoAmI, CRUD, retrieveMultiple with paging, FetchXML,
-// $batch, metadata, associate / disassociate (one-to-many and single-valued) and a nested
-// expand of a collection-valued navigation property.
+// $batch, metadata, associate / disassociate (one-to-many and single-valued), a nested
+// expand of a collection-valued navigation property, and retrieve / update / upsert /
+// deleteRecord with `key: "col='v',col2='w'"` (an alternate key, which the library puts in
+// the URL as it is written).
 import { ORG_URL, TAG, TOKEN, check, outcome, require, results, step } from "./harness.mjs";
 
 const { DynamicsWebApi } = require("dynamics-web-api");
@@ -133,7 +135,66 @@ await step("associateSingleValued", async () => {
   check((await conversationOf(results.create)) === null, "cleared again");
 }, ["associate", "disassociate"]);
 
+// Alternate keys: a key over the two phone numbers, defined through the metadata API (the
+// library has no call of its own for it: a `create` of the table's `Keys` navigation).
+const keyOf = (customer) => `msdyn_customerphonenumber='${customer}',msdyn_orgphonenumber='14255550799'`;
+const customer = (i) => `142555507${i}0`;
+
+await step("define alternate key", () =>
+  api.create({
+    collection: "EntityDefinitions", key: "LogicalName='msdyn_smsengagementctx'", navigationProperty: "Keys",
+    data: { SchemaName: "smsctx_Phones", KeyAttributes: ["msdyn_customerphonenumber", "msdyn_orgphonenumber"] },
+  }));
+
+await step("upsert by alternate key (creates)", async () => {
+  await api.upsert({ collection, key: keyOf(customer(1)), data: { msdyn_name: `${name}-ak` } });
+  const rows = await api.retrieveMultiple({
+    collection, select: ["msdyn_name", "msdyn_customerphonenumber", "msdyn_orgphonenumber"],
+    filter: `msdyn_name eq '${name}-ak'`,
+  });
+  check(rows.value.length === 1 && rows.value[0].msdyn_customerphonenumber === customer(1)
+    && rows.value[0].msdyn_orgphonenumber === "14255550799", rows);
+  return rows.value[0].msdyn_smsengagementctxid;
+}, ["define alternate key"]);
+
+await step("retrieve by alternate key", async () => {
+  const row = await api.retrieve({ collection, key: keyOf(customer(1)), select: ["msdyn_name"] });
+  check(row.msdyn_smsengagementctxid === results["upsert by alternate key (creates)"] && row.msdyn_name === `${name}-ak`, row);
+}, ["upsert by alternate key (creates)"]);
+
+await step("update by alternate key", async () => {
+  await api.update({ collection, key: keyOf(customer(1)), data: { msdyn_name: `${name}-ak-updated` } });
+  const row = await api.retrieve({ collection, key: results["upsert by alternate key (creates)"], select: ["msdyn_name"] });
+  check(row.msdyn_name === `${name}-ak-updated`, row);
+}, ["upsert by alternate key (creates)"]);
+
+await step("upsert by alternate key (updates)", async () => {
+  await api.upsert({ collection, key: keyOf(customer(1)), data: { msdyn_smsprovider: 192350001 } });
+  const rows = await api.retrieveMultiple({ collection, select: ["msdyn_smsprovider"], filter: `msdyn_customerphonenumber eq '${customer(1)}'` });
+  check(rows.value.length === 1 && rows.value[0].msdyn_smsprovider === 192350001
+    && rows.value[0].msdyn_smsengagementctxid === results["upsert by alternate key (creates)"], rows);
+}, ["update by alternate key"]);
+
+await step("deleteRecord by alternate key", async () => {
+  await api.upsert({ collection, key: keyOf(customer(2)), data: { msdyn_name: `${name}-ak-deleted` } });
+  const row = await api.retrieve({ collection, key: keyOf(customer(2)), select: ["msdyn_name"] });
+  await api.deleteRecord({ collection, key: keyOf(customer(2)) });
+  let status = null;
+  try {
+    await api.retrieve({ collection, key: keyOf(customer(2)) });
+  } catch (e) {
+    status = e.status;
+  }
+  check(status === 404, `a retrieve after the delete answered ${status}`);
+  return row.msdyn_smsengagementctxid;
+}, ["define alternate key"]);
+
 outcome({
+  keyed: results["upsert by alternate key (updates)"]
+    ? [{ id: results["upsert by alternate key (creates)"], msdyn_name: `${name}-ak-updated`,
+         msdyn_customerphonenumber: customer(1), msdyn_orgphonenumber: "14255550799", msdyn_smsprovider: 192350001 }]
+    : [],
+  keyed_gone: results["deleteRecord by alternate key"] ? [results["deleteRecord by alternate key"]] : [],
   kept: results.create ?? null,
   kept_name: `${name}-kept`,
   kept_phone: results.update ? "14255550499" : null,

@@ -37,6 +37,8 @@ pub struct TableSql {
     pub stored: Vec<usize>,
     /// For the names select: per shadow column position, the index of its name expression.
     pub names: Vec<(usize, usize)>,
+    /// The stored text columns (compared case-insensitively, [`Dialect::text_operand`]).
+    pub text_columns: Vec<String>,
 }
 
 impl TableSql {
@@ -128,7 +130,16 @@ impl TableSql {
             copy_placeholders.join(", "),
             copy_updates.join(", ")
         );
+        let text_columns = entity
+            .stored_attributes()
+            .filter(|(_, a)| {
+                use crate::metadata::AttributeType as T;
+                matches!(a.attribute_type, T::String | T::Memo | T::EntityName)
+            })
+            .map(|(_, a)| a.logical_name.clone())
+            .collect();
         TableSql {
+            text_columns,
             select: format!(
                 "SELECT {column_list} FROM {table} AS t WHERE t.{pk} = {}",
                 p(1)

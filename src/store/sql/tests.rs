@@ -1638,3 +1638,28 @@ fn a_row_scope_lowers_to_the_unit_list_or_one_primary_key_in() {
     );
     assert_eq!(params, 5);
 }
+
+#[test]
+fn key_indexes_compare_text_as_the_dialect_does() {
+    let key = crate::store::StoredKey {
+        entity: "msdyn_smsengagementctx".into(),
+        logical_name: "smsctx_name_provider".into(),
+        schema_name: "smsctx_Name_Provider".into(),
+        display_name: "Name and provider".into(),
+        attributes: vec!["msdyn_name".into(), "msdyn_smsprovider".into()],
+    };
+    let text = vec!["msdyn_name".to_string()];
+    let (create, drop) = key_index(&Postgres, &key, &text).unwrap();
+    assert_eq!(
+        create,
+        "CREATE UNIQUE INDEX smsctx_key_smsctx_name_provider_c37b6882 ON msdyn_smsengagementctx \
+         ((lower(msdyn_name COLLATE \"C\")), msdyn_smsprovider)"
+    );
+    assert_eq!(drop, "DROP INDEX smsctx_key_smsctx_name_provider_c37b6882");
+    // SQLite's NOCASE columns are indexed as they are.
+    let (create, _) = key_index(&Sqlite, &key, &text).unwrap();
+    assert!(
+        create.ends_with("ON msdyn_smsengagementctx (msdyn_name, msdyn_smsprovider)"),
+        "{create}"
+    );
+}
