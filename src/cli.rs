@@ -30,6 +30,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup file in place as a SQLite store (stop the server first), verified.
     Restore(RestoreArgs),
+    /// The administrator's bearer token (generated on the first start, kept across restarts).
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
     /// Configure the SMS channels: the organisation numbers smsctx receives SMS for.
     #[command(subcommand)]
     Channel(ChannelCommand),
@@ -50,6 +53,23 @@ pub struct DevCertArgs {
     /// Days the certificate is valid.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Replace the admin token with a new one (printed, and written next to the database with
+    /// mode 600); servers on the store accept it, and stop accepting the old one, once restarted.
+    Rotate(AdminTokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminTokenArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    /// Where to write the new token (as `serve --admin-token-file`).
+    #[arg(long, env = "SMSCTX_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,9 +192,14 @@ pub struct ServeArgs {
     /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (schema created on first start).
     #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
     pub database: String,
-    /// Bearer token that acts as the seeded administrator; generated and printed when unset.
+    /// Bearer token that acts as the seeded administrator; when unset, the one generated (and
+    /// printed) on the store's first start, kept until `smsctx admin-token rotate`.
     #[arg(long, env = "SMSCTX_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Where the admin token generated on the first start is written (mode 600); default: next
+    /// to the SQLite file (smsctx.db.admin-token), or ./smsctx.admin-token for PostgreSQL.
+    #[arg(long, env = "SMSCTX_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SMSCTX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -279,6 +304,26 @@ async fn token(args: TokenArgs) -> i32 {
     0
 }
 
+async fn rotate_admin_token(args: AdminTokenArgs) -> i32 {
+    match crate::app::rotate_admin_token(&args.database, args.admin_token_file).await {
+        Ok((token, file)) => {
+            println!("smsctx: new admin token (restart the servers on this store to use it; the old one stops working then): {token}");
+            match file {
+                Ok(path) => println!(
+                    "smsctx: admin token written to {} (mode 600)",
+                    path.display()
+                ),
+                Err(e) => eprintln!("smsctx: warning: {e}; copy the token above"),
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: admin-token rotate failed: {e}");
+            1
+        }
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
@@ -292,6 +337,7 @@ pub async fn run(cli: Cli) -> i32 {
             crate::backup::restore(&args.from, &args.database, args.force),
         ),
         Command::Token(args) => token(args).await,
+        Command::AdminToken(AdminTokenCommand::Rotate(args)) => rotate_admin_token(args).await,
         Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
         Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
         Command::DevCert(args) => dev_cert(args),
@@ -475,6 +521,7 @@ async fn serve(args: ServeArgs) -> i32 {
         listen: args.listen,
         database: args.database,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        admin_token_file: args.admin_token_file,
         max_body_bytes: args.max_body_bytes,
         pool_size: args.pool_size,
         sms_rate_limit: args.sms_rate_limit,
@@ -524,8 +571,39 @@ async fn serve(args: ServeArgs) -> i32 {
     };
     // Before "listening" is printed: whoever reads that line may signal at once.
     let shutdown = shutdown_signal();
-    if app.token_generated() {
-        println!("smsctx: generated admin token (pass it as 'Authorization: Bearer <token>'; set --admin-token to choose one): {}", app.admin_token());
+    println!(
+        "smsctx: database: {}{}",
+        app.database(),
+        if app.database_created() {
+            " (created now)"
+        } else {
+            ""
+        }
+    );
+    match &app.admin_token().origin {
+        crate::app::TokenOrigin::Given => {
+            println!("smsctx: admin token: the one --admin-token gives");
+        }
+        crate::app::TokenOrigin::Generated { token, file } => {
+            println!("smsctx: generated admin token (shown once; kept across restarts until `smsctx admin-token rotate`; pass it as 'Authorization: Bearer <token>'): {token}");
+            match file {
+                Ok(path) => println!(
+                    "smsctx: admin token written to {} (mode 600)",
+                    path.display()
+                ),
+                Err(e) => eprintln!("smsctx: warning: {e}; copy the token above"),
+            }
+        }
+        crate::app::TokenOrigin::Kept { file } => {
+            println!(
+                "smsctx: admin token: the one generated on the first start{} (`smsctx admin-token rotate` makes a new one)",
+                if file.exists() {
+                    format!(", in {}", file.display())
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     println!(
         "smsctx: listening on {}://{}/api/data/v9.2/",

@@ -13,6 +13,7 @@ mod bulk;
 mod clients;
 mod connections;
 mod durability;
+mod first_contact;
 mod full_disk;
 mod fuzz;
 mod hardening;

@@ -8,10 +8,10 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
+use crate::test_support::Rng;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use crate::test_support::Rng;
 
 const WORDS: &[&str] = &[
     "alpha", "Beta", "GAMMA", "delta", "beta", "Alpha", "sms", "SMS",

@@ -55,6 +55,15 @@ impl ApiError {
         )
     }
 
+    /// The 401 of a bearer token that was refused, naming why.
+    pub fn unauthorized_because(cause: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "0x80072560",
+            format!("The request is not authorized: {cause}."),
+        )
+    }
+
     pub fn body_too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
