@@ -78,6 +78,64 @@ pub enum ChannelCommand {
     Add(Box<ChannelAddArgs>),
     /// List the channels (secrets masked) and their webhook paths.
     List(ChannelListArgs),
+    /// Change a channel: rotate its secret, set its account, URL, name, reply or owner.
+    Update(Box<ChannelUpdateArgs>),
+    /// Remove a channel (its number stops receiving; contexts it opened stay).
+    Remove(ChannelRemoveArgs),
+}
+
+/// Which channel: by its number or its id.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ChannelSelector {
+    /// The channel's organisation number in E.164 (+14252306549).
+    #[arg(long)]
+    pub number: Option<String>,
+    /// The channel's id (smsctx_smschannelid, as `channel list` shows it).
+    #[arg(long)]
+    pub id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelUpdateArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    #[command(flatten)]
+    pub channel: ChannelSelector,
+    /// A new Twilio auth token, or TeleSign API key (base64).
+    #[arg(long, env = "SMSCTX_CHANNEL_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// The Twilio account SID (AC...) or TeleSign customer id; '' clears it.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The exact URL the provider calls; '' clears it.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// A readable name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Text answered in TwiML to every inbound message (Twilio); '' clears it.
+    #[arg(long)]
+    pub auto_reply: Option<String>,
+    /// The provider API's base URL for outbound messages; '' clears it.
+    #[arg(long)]
+    pub api_base_url: Option<String>,
+    /// The team that owns the contexts and conversations the number opens.
+    #[arg(long, conflicts_with = "owner_user")]
+    pub owner_team: Option<uuid::Uuid>,
+    /// The user that owns them.
+    #[arg(long)]
+    pub owner_user: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelRemoveArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    #[command(flatten)]
+    pub channel: ChannelSelector,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,7 +152,8 @@ pub struct ChannelAddArgs {
     /// The Twilio auth token, or the TeleSign API key (base64).
     #[arg(long, env = "SMSCTX_CHANNEL_SECRET", hide_env_values = true)]
     pub secret: String,
-    /// The Twilio account SID (AC...), or the TeleSign customer id (required for TeleSign).
+    /// The Twilio account SID (AC followed by 32 hex digits), or the TeleSign customer id
+    /// (required for both: outbound messages are sent under it).
     #[arg(long)]
     pub account: Option<String>,
     /// The exact URL the provider calls, e.g. https://sms.example.com/channels/sms/twilio
@@ -340,6 +399,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::AdminToken(AdminTokenCommand::Rotate(args)) => rotate_admin_token(args).await,
         Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
         Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
+        Command::Channel(ChannelCommand::Update(args)) => channel_update(*args).await,
+        Command::Channel(ChannelCommand::Remove(args)) => channel_remove(args).await,
         Command::DevCert(args) => dev_cert(args),
     }
 }
@@ -374,15 +435,12 @@ fn dev_cert(args: DevCertArgs) -> i32 {
     }
 }
 
-async fn channel_add(args: ChannelAddArgs) -> i32 {
-    let admin = match ChannelAdmin::open(&args.database).await {
-        Ok(admin) => admin,
-        Err(e) => {
-            eprintln!("smsctx: {e}");
-            return 1;
-        }
-    };
-    let default_owner = match (args.owner_team, args.owner_user) {
+/// The owner `--owner-team`/`--owner-user` name.
+fn owner_of(
+    team: Option<uuid::Uuid>,
+    user: Option<uuid::Uuid>,
+) -> Option<crate::execute::sms::Owner> {
+    match (team, user) {
         (Some(id), _) => Some(crate::execute::sms::Owner {
             table: crate::metadata::system::TEAM.to_owned(),
             id,
@@ -392,7 +450,160 @@ async fn channel_add(args: ChannelAddArgs) -> i32 {
             id,
         }),
         (None, None) => None,
+    }
+}
+
+/// A Twilio account SID: `AC` and 32 hexadecimal digits.
+fn check_twilio_account(account: Option<&str>) -> Result<(), String> {
+    let example = "e.g. --account AC0123456789abcdef0123456789abcdef (the Account SID on the \
+                   Twilio console's dashboard)";
+    match account.map(str::trim) {
+        None | Some("") => Err(format!(
+            "a Twilio channel needs its account SID, which replies are sent under: {example}"
+        )),
+        Some(sid)
+            if sid.len() == 34
+                && sid.starts_with("AC")
+                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(())
+        }
+        Some(sid) => Err(format!(
+            "'{sid}' is not a Twilio account SID (AC followed by 32 hexadecimal digits): {example}"
+        )),
+    }
+}
+
+/// The channel id a `--number`/`--id` names.
+fn selected_channel(selector: &ChannelSelector) -> Result<uuid::Uuid, String> {
+    match (&selector.id, &selector.number) {
+        (Some(id), _) => Ok(*id),
+        (None, Some(number)) => crate::execute::sms::parse_org_number(number)
+            .map(|n| crate::execute::sms::Sms::channel_id(&n))
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("name the channel with --number or --id".into()),
+    }
+}
+
+/// '' clears an optional column.
+fn change(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| Some(v).filter(|v| !v.trim().is_empty()))
+}
+
+async fn channel_update(args: ChannelUpdateArgs) -> i32 {
+    let id = match selected_channel(&args.channel) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("smsctx: channel update failed: {e}");
+            return 1;
+        }
     };
+    if let Some(account) = args.account.as_deref().filter(|a| a.starts_with("AC")) {
+        if let Err(e) = check_twilio_account(Some(account)) {
+            eprintln!("smsctx: channel update failed: {e}");
+            return 1;
+        }
+    }
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let owner = owner_of(args.owner_team, args.owner_user);
+    let changes = crate::execute::sms::ChannelChanges {
+        name: args.name,
+        secret: args.secret,
+        account: change(args.account),
+        public_url: change(args.public_url),
+        auto_reply: change(args.auto_reply),
+        default_owner: owner.map(Some),
+        api_base_url: change(args.api_base_url),
+    };
+    let result = admin
+        .sms
+        .update_channel(
+            &admin.service,
+            admin.service.system().store(),
+            &admin.admin,
+            id,
+            changes,
+        )
+        .await;
+    admin.store.close();
+    match result {
+        Ok(channel) => {
+            println!(
+                "smsctx: updated {} channel {} for {} (secret {})",
+                channel.provider.label(),
+                channel.id,
+                channel.number.e164(),
+                crate::execute::sms::mask(&channel.secret),
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: channel update failed: {e}");
+            1
+        }
+    }
+}
+
+async fn channel_remove(args: ChannelRemoveArgs) -> i32 {
+    let id = match selected_channel(&args.channel) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("smsctx: channel remove failed: {e}");
+            return 1;
+        }
+    };
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let result = admin
+        .sms
+        .delete_channel(
+            &admin.service,
+            admin.service.system().store(),
+            &admin.admin,
+            id,
+        )
+        .await;
+    admin.store.close();
+    match result {
+        Ok(()) => {
+            println!("smsctx: removed channel {id}");
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: channel remove failed: {e}");
+            1
+        }
+    }
+}
+
+async fn channel_add(args: ChannelAddArgs) -> i32 {
+    if crate::execute::sms::Provider::parse(&args.provider)
+        == Some(crate::execute::sms::Provider::Twilio)
+    {
+        if let Err(e) = check_twilio_account(args.account.as_deref()) {
+            eprintln!("smsctx: channel add failed: {e}");
+            return 1;
+        }
+    }
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let default_owner = owner_of(args.owner_team, args.owner_user);
     let input = crate::execute::sms::NewChannel {
         provider: args.provider,
         number: args.number,

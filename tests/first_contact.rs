@@ -237,3 +237,117 @@ fn serve_checks_listen_before_creating_the_database() {
         "no database is created by a start that fails"
     );
 }
+
+#[test]
+fn the_channel_cli_adds_updates_and_removes_and_explains_bad_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = "sqlite://smsctx.db";
+    // A store as `serve` creates it on its first start.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("smsctx.db").display());
+    runtime.block_on(async {
+        let mut config = smsctx::app::ServeConfig {
+            listen: "127.0.0.1:0".into(),
+            database: url.clone(),
+            ..Default::default()
+        };
+        config.admin_token = Some(TOKEN.into());
+        let app = smsctx::app::Application::build(config).await.unwrap();
+        app.run_until(async {}).await.unwrap();
+    });
+    let account = "AC0123456789abcdef0123456789abcdef";
+    let add = |number: &str, account: Option<&str>| {
+        let mut args = vec![
+            "channel",
+            "add",
+            "--database",
+            db,
+            "--provider",
+            "twilio",
+            "--number",
+            number,
+            "--secret",
+            "first-secret-1111",
+        ];
+        if let Some(account) = account {
+            args.extend(["--account", account]);
+        }
+        run_in(dir.path(), &args)
+    };
+
+    let (ok, _, err) = add("4252306598", Some(account));
+    assert!(!ok);
+    assert!(err.contains("'4252306598'"), "shows what was typed: {err}");
+    assert!(
+        err.contains("E.164") && err.contains("+14252306549"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("+4252306598"),
+        "not a number the user never typed: {err}"
+    );
+
+    let (ok, _, err) = add("+14252306598", None);
+    assert!(!ok, "a Twilio channel without its account SID");
+    assert!(err.contains("account SID"), "{err}");
+    let (ok, _, err) = add("+14252306598", Some("12345"));
+    assert!(!ok);
+    assert!(err.contains("'12345'"), "{err}");
+
+    let (ok, out, err) = add("+14252306598", Some(account));
+    assert!(ok, "{err}");
+    assert!(out.contains("+14252306598"), "{out}");
+
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &[
+            "channel",
+            "update",
+            "--database",
+            db,
+            "--number",
+            "+14252306598",
+            "--secret",
+            "second-secret-2222",
+            "--name",
+            "Front desk",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("****2222"), "{out}");
+    let (ok, out, _) = run_in(dir.path(), &["channel", "list", "--database", db]);
+    assert!(ok);
+    assert!(
+        out.contains("****2222") && out.contains("1 channel(s)"),
+        "{out}"
+    );
+
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &[
+            "channel",
+            "remove",
+            "--database",
+            db,
+            "--number",
+            "+14252306598",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("removed"), "{out}");
+    let (_, out, _) = run_in(dir.path(), &["channel", "list", "--database", db]);
+    assert!(out.contains("0 channel(s)"), "{out}");
+    let (ok, _, err) = run_in(
+        dir.path(),
+        &[
+            "channel",
+            "remove",
+            "--database",
+            db,
+            "--number",
+            "+14252306598",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
+}

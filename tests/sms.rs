@@ -1305,7 +1305,8 @@ async fn outbound_sms_goes_through_telesigns_sms_api_and_provider_errors_are_rep
 
 #[tokio::test]
 async fn the_cli_adds_and_lists_channels_with_masked_secrets() {
-    let db = TestDatabase::new().await;
+    // The CLI works on a store the server created (it refuses a SQLite file that does not exist).
+    let db = spawn_app().await.stop().await;
     let bin = env!("CARGO_BIN_EXE_smsctx");
     let add = std::process::Command::new(bin)
         .args([
@@ -1349,6 +1350,8 @@ async fn the_cli_adds_and_lists_channels_with_masked_secrets() {
             ORG,
             "--secret",
             "x",
+            "--account",
+            ACCOUNT,
         ])
         .output()
         .unwrap();

@@ -91,6 +91,20 @@ impl ApiError {
         )
     }
 
+    /// A path outside the Web API's root (`/`, `/api`, `/api/data`, ...): a 404 whose message
+    /// points at the root.
+    pub fn outside_api(uri: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            format!(
+                "No HTTP resource was found that matches the request URI '{uri}'. The Web API \
+                 is at /api/data/v9.2/ (GET /api/data/v9.2/ lists the entity sets, \
+                 /api/data/v9.2/$metadata describes them)."
+            ),
+        )
+    }
+
     /// A value the request gives that Dataverse refuses (InvalidArgument).
     pub fn invalid_argument(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)

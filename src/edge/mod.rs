@@ -103,8 +103,9 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::unexpected().into_response()
 }
 
+/// Outside every route (`/`, `/api`, `/api/data`, a typo): a 404 pointing at the API's root.
 async fn fallback(request: Request) -> Response {
-    ApiError::no_resource(&request.uri().to_string()).into_response()
+    ApiError::outside_api(&request.uri().to_string()).into_response()
 }
 
 /// One log line per request, and `OData-Version: 4.0` on every response.
