@@ -1569,3 +1569,37 @@ async fn deliveries_past_retention_are_deleted_and_replays_inside_it_still_land_
     assert_eq!(contexts(&app).await.len(), contexts_before);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_signed_telesign_callback_of_the_wrong_shape_is_a_400_and_writes_nothing() {
+    let app = spawn_app().await;
+    add_telesign_channel(&app).await;
+    for body in [
+        "{}".to_string(),
+        json!({"to": TS_ORG, "from": "12015550123", "message": "Hello"}).to_string(),
+        json!({"reference_id": "0123456789ABCDEF0123456789ABCDEF"}).to_string(),
+    ] {
+        let auth = telesign_authorization(TS_CUSTOMER, TS_KEY, body.as_bytes());
+        let response = post_telesign(&app, &body, &auth).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("user_response"),
+            "{error}"
+        );
+    }
+    // A delivery report (reference_id and status) is still acknowledged.
+    let report = json!({"reference_id": "0123456789ABCDEF0123456789ABCDEF",
+        "status": {"code": 200, "description": "Delivered to handset"}})
+    .to_string();
+    let auth = telesign_authorization(TS_CUSTOMER, TS_KEY, report.as_bytes());
+    assert_eq!(
+        post_telesign(&app, &report, &auth).await.status(),
+        StatusCode::OK
+    );
+    assert!(contexts(&app).await.is_empty());
+    app.stop().await;
+}
