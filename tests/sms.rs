@@ -950,6 +950,7 @@ async fn channels_are_managed_through_the_web_api_and_secrets_never_read_back() 
             &format!("smsctx_smschannels({id})"),
             &json!({"smsctx_secret": "the-new-auth-token-5678", "smsctx_autoreply": "Hi"}),
         )
+        .header("Prefer", "return=representation")
         .send()
         .await
         .unwrap();
@@ -1234,7 +1235,12 @@ async fn outbound_sms_goes_through_telesigns_sms_api_and_provider_errors_are_rep
         .send()
         .await
         .unwrap();
-    assert_eq!(patched.status(), StatusCode::OK);
+    // As every table's PATCH: 204 and the record's URL.
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    assert!(patched.headers()["OData-EntityId"]
+        .to_str()
+        .unwrap()
+        .ends_with(&format!("smsctx_smschannels({channel})")));
     let body = telesign_body(
         "0123456789ABCDEF0123456789ABCDEF",
         "12015550123",
@@ -1601,5 +1607,35 @@ async fn a_signed_telesign_callback_of_the_wrong_shape_is_a_400_and_writes_nothi
         StatusCode::OK
     );
     assert!(contexts(&app).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_channel_table_is_in_the_service_document_and_metadata() {
+    let app = spawn_app().await;
+    let document = app.get_json("").await;
+    assert!(
+        document["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|set| set["name"] == "smsctx_smschannels" && set["kind"] == "EntitySet"),
+        "{document}"
+    );
+    let metadata = app
+        .get("$metadata")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metadata.contains(r#"<EntitySet Name="smsctx_smschannels""#),
+        "the CSDL names the set"
+    );
+    assert!(metadata.contains(r#"<EntityType Name="smsctx_smschannel""#));
+    // The internal delivery table is not served, nor described.
+    assert!(!metadata.contains("smsctx_smsdelivery"));
     app.stop().await;
 }

@@ -462,11 +462,16 @@ fn annotations_applied(prefer: &Prefer) -> Option<String> {
         .map(|a| format!("odata.include-annotations=\"{a}\""))
 }
 
-fn service_document(call: &Call<'_>) -> Response {
-    let value: Vec<Json> = call
-        .state
+/// Every table the Web API serves: the catalog's and the SMS channel table.
+fn served_catalog(state: &AppState) -> crate::metadata::Catalog {
+    state
         .service
         .catalog
+        .with_entities(std::slice::from_ref(state.sms.sms.channel_table()))
+}
+
+fn service_document(call: &Call<'_>) -> Response {
+    let value: Vec<Json> = served_catalog(call.state)
         .entities()
         .iter()
         .map(|e| json!({"name": e.entity_set_name, "kind": "EntitySet", "url": e.entity_set_name}))
@@ -492,7 +497,7 @@ fn metadata_document(call: &Call<'_>) -> Result<Response, ApiError> {
             .into())
         }
     };
-    let document = crate::schema::csdl(&call.state.service.catalog, annotations);
+    let document = crate::schema::csdl(&served_catalog(call.state), annotations);
     let mut response = (StatusCode::OK, document).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
