@@ -284,7 +284,7 @@ fn opening_error(config: &tokio_postgres::Config, e: StoreError) -> StoreError {
              public: run `ALTER DATABASE {database} OWNER TO {user};` (or `GRANT CREATE ON \
              SCHEMA public TO {user};` in database {database}) as a superuser"
         ));
-    } else if message.contains("does not exist") && message.contains("database") {
+    } else if message.contains(&format!("database \"{database}\" does not exist")) {
         text.push_str(&format!(
             "; create it first: `createdb -O {user} {database}` (or `CREATE DATABASE {database} \
              OWNER {user};`)"
