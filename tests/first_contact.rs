@@ -149,7 +149,7 @@ fn the_cli_serves_with_the_same_token_after_a_restart_and_rotates_it() {
     );
     let file = dir.path().join("smsctx.db.admin-token");
     let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
-    assert!(first.contains(&"generated admin token"), "{first}");
+    assert!(first.contains("generated admin token"), "{first}");
     assert!(first.contains(&token), "the token is shown once: {first}");
 
     let second = start(dir.path());

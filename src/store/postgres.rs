@@ -1306,3 +1306,65 @@ mod tests {
         .await;
     }
 }
+
+#[cfg(test)]
+mod opening_messages {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            without_password("postgres://smsctx:s3cret@db.internal:5432/smsctx"),
+            "postgres://smsctx:***@db.internal:5432/smsctx"
+        );
+        assert_eq!(
+            without_password("postgres://smsctx@db:5432/smsctx"),
+            "postgres://smsctx@db:5432/smsctx"
+        );
+    }
+
+    #[test]
+    fn a_failed_first_connection_names_the_server_and_the_fix() {
+        let config: tokio_postgres::Config =
+            "postgres://app:pw@db.internal:6543/orders".parse().unwrap();
+        let text =
+            |message: &str| match opening_error(&config, StoreError::Database(message.to_string()))
+            {
+                StoreError::Database(text) => text,
+                other => panic!("{other:?}"),
+            };
+        let refused = text("error connecting to server: Connection refused (os error 111)");
+        assert!(
+            refused.starts_with("PostgreSQL at db.internal:6543 (database orders, user app): "),
+            "{refused}"
+        );
+        assert!(!refused.contains("pw"), "{refused}");
+        let schema = text("db error: ERROR: permission denied for schema public");
+        assert!(
+            schema.contains("ALTER DATABASE orders OWNER TO app;"),
+            "{schema}"
+        );
+        let missing = text("db error: FATAL: database \"orders\" does not exist");
+        assert!(missing.contains("createdb -O app orders"), "{missing}");
+        let role = text("db error: FATAL: role \"app\" does not exist");
+        assert!(!role.contains("createdb"), "{role}");
+    }
+
+    #[test]
+    fn every_cause_of_an_error_is_shown() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("db error")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert_eq!(with_causes(&Outer(io)), "db error: refused");
+    }
+}
