@@ -46,4 +46,9 @@ env -u SMSCTX_DATABASE -u SMSCTX_LISTEN -u SMSCTX_ADMIN_TOKEN -u SMSCTX_JWT_SECR
     echo "readme-check: FAILED (the script is $work/readme.sh; KEEP=1 keeps it)" >&2
     exit "$status"
 }
-tail -n 1 "$work/out.log"
+grep -q "readme-check: every block ran" "$work/out.log" || {
+    tail -n 40 "$work/out.log" >&2
+    echo "readme-check: FAILED (the script stopped before its end)" >&2
+    exit 1
+}
+echo "readme-check: every README block ran"
