@@ -44,8 +44,10 @@ const RETENTION_BATCH: usize = 500;
 pub struct ServeConfig {
     pub listen: String,
     pub database: String,
-    /// `None`: a random token is generated and printed once.
+    /// `None`: the token generated on the store's first start (printed once, its hash stored).
     pub admin_token: Option<String>,
+    /// Where a generated token is written; `None`: [`DatabaseUrl::token_file`].
+    pub admin_token_file: Option<std::path::PathBuf>,
     pub max_body_bytes: usize,
     /// Connections to PostgreSQL this node keeps at most (unused with SQLite).
     pub pool_size: usize,
@@ -126,6 +128,7 @@ impl Default for ServeConfig {
             listen: "127.0.0.1:8080".into(),
             database: "sqlite://smsctx.db".into(),
             admin_token: None,
+            admin_token_file: None,
             max_body_bytes: 1024 * 1024,
             pool_size: DEFAULT_POOL_SIZE,
             sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
@@ -160,6 +163,13 @@ pub enum AppError {
     Jwks(String),
     #[error("HTTPS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(
+        "no database at {0}: `smsctx serve --database sqlite://{0}` creates it on its first \
+         start; or pass the --database the server uses"
+    )]
+    NoDatabase(String),
+    #[error("cannot listen on '{address}': {reason}")]
+    ListenAddress { address: String, reason: String },
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -175,15 +185,259 @@ const ORGANIZATION: &str = "organization_id";
 /// The name of the organisation and root business unit seeded on first start.
 const SEEDED_NAME: &str = "smsctx";
 
+/// The SHA-256 (hex) of the admin token generated on the first start (never the token).
+const ADMIN_TOKEN_HASH: &str = "admin_token_sha256";
+
 /// Every store setting, for copying a store.
-pub const SETTING_KEYS: &[&str] = &[ROOT_BUSINESS_UNIT, ADMIN_USER, ORGANIZATION];
+pub const SETTING_KEYS: &[&str] = &[
+    ROOT_BUSINESS_UNIT,
+    ADMIN_USER,
+    ORGANIZATION,
+    ADMIN_TOKEN_HASH,
+];
+
+/// The database a `--database` URL names, checked before anything is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(std::path::PathBuf),
+    /// The URL as given (with its password, to connect).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `sqlite://PATH` (or a plain path) or `postgres://`/`postgresql://`.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, AppError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_string()))
+        } else if url.starts_with("sqlite:") || !url.contains("://") {
+            Ok(DatabaseUrl::Sqlite(SqliteStore::path_from_url(url)))
+        } else {
+            Err(AppError::DatabaseUrl(url.to_string()))
+        }
+    }
+
+    /// As [`DatabaseUrl::parse`], refusing a SQLite file that does not exist: every command but
+    /// `serve` works on a store the server already created, and must not create a new one.
+    pub fn existing(url: &str) -> Result<DatabaseUrl, AppError> {
+        let database = DatabaseUrl::parse(url)?;
+        match &database {
+            DatabaseUrl::Sqlite(path) if !path.exists() => {
+                Err(AppError::NoDatabase(path.display().to_string()))
+            }
+            _ => Ok(database),
+        }
+    }
+
+    /// Whether the SQLite file is still to be created (never for PostgreSQL: its schema is).
+    pub fn is_new(&self) -> bool {
+        matches!(self, DatabaseUrl::Sqlite(path) if !path.exists())
+    }
+
+    /// Where the generated admin token is written: next to the SQLite file
+    /// (`smsctx.db.admin-token`), or `smsctx.admin-token` in the working directory.
+    pub fn token_file(&self) -> std::path::PathBuf {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".admin-token");
+                name.into()
+            }
+            DatabaseUrl::Postgres(_) => "smsctx.admin-token".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    /// The SQLite file's absolute path, or the PostgreSQL URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                write!(f, "SQLite file {}", shown.display())
+            }
+            DatabaseUrl::Postgres(url) => {
+                write!(
+                    f,
+                    "PostgreSQL {}",
+                    crate::store::postgres::without_password(url)
+                )
+            }
+        }
+    }
+}
+
+/// Binds the listener, or a message that says what `--listen` wants.
+async fn bind(listen: &str) -> Result<TcpListener, AppError> {
+    let address = |reason: String| AppError::ListenAddress {
+        address: listen.to_string(),
+        reason,
+    };
+    if let Ok(port) = listen.trim().parse::<u16>() {
+        return Err(address(format!(
+            "it is a port alone; give HOST:PORT, e.g. 127.0.0.1:{port} (this machine only) or \
+             0.0.0.0:{port} (every interface)"
+        )));
+    }
+    TcpListener::bind(listen)
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::InvalidInput => address(
+                "it is not HOST:PORT; e.g. 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 \
+             (every interface), [::1]:8080, localhost:8080"
+                    .into(),
+            ),
+            std::io::ErrorKind::AddrInUse => address(
+                "the port is in use (another smsctx?); stop that process or choose another \
+             --listen, e.g. 127.0.0.1:0 for any free port"
+                    .into(),
+            ),
+            _ => AppError::Listen {
+                address: listen.to_string(),
+                source,
+            },
+        })
+}
+
+/// How the administrator's bearer token was settled at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// `--admin-token` (not stored).
+    Given,
+    /// Generated now, on the store's first start without `--admin-token`: the plaintext, shown
+    /// once, and the file it was written to (`None` when writing it failed: the reason).
+    Generated {
+        token: String,
+        file: Result<std::path::PathBuf, String>,
+    },
+    /// The token generated on an earlier start (only its hash is stored).
+    Kept { file: std::path::PathBuf },
+}
+
+/// The admin token: its SHA-256 (what requests are compared against) and its origin.
+#[derive(Debug, Clone)]
+pub struct AdminToken {
+    pub hash: [u8; 32],
+    pub origin: TokenOrigin,
+}
+
+impl AdminToken {
+    /// `--admin-token` when given; else the token of an earlier start (its stored hash); else a
+    /// new one, its hash stored and its plaintext written to [`DatabaseUrl::token_file`].
+    async fn settle(
+        store: &dyn Store,
+        token_file: std::path::PathBuf,
+        given: Option<String>,
+    ) -> Result<AdminToken, AppError> {
+        if let Some(token) = given {
+            return Ok(AdminToken {
+                hash: token_hash(&token),
+                origin: TokenOrigin::Given,
+            });
+        }
+        if let Some(stored) = store.setting(ADMIN_TOKEN_HASH).await? {
+            return Ok(AdminToken {
+                hash: parse_hash(&stored)?,
+                origin: TokenOrigin::Kept {
+                    file: token_file.clone(),
+                },
+            });
+        }
+        let token = generate_token();
+        let hash = token_hash(&token);
+        let set = store.init_setting(ADMIN_TOKEN_HASH, &hex(&hash)).await?;
+        if set != hex(&hash) {
+            // Another node of the same PostgreSQL store generated one first: that one holds.
+            return Ok(AdminToken {
+                hash: parse_hash(&set)?,
+                origin: TokenOrigin::Kept {
+                    file: token_file.clone(),
+                },
+            });
+        }
+        let file = write_token_file(&token_file, &token);
+        Ok(AdminToken {
+            hash,
+            origin: TokenOrigin::Generated { token, file },
+        })
+    }
+}
+
+/// `smsctx admin-token rotate`: a new admin token for the store at `url` (which must exist);
+/// the old one stops working when the servers on the store restart. Returns the new token and
+/// the file it was written to (or why it could not be).
+pub async fn rotate_admin_token(
+    url: &str,
+    token_file: Option<std::path::PathBuf>,
+) -> Result<(String, Result<std::path::PathBuf, String>), AppError> {
+    let database = DatabaseUrl::existing(url)?;
+    let token_file = token_file.unwrap_or_else(|| database.token_file());
+    let catalog = Catalog::with_channels()?;
+    let backend = Backend::open(url, &catalog, 2).await?;
+    let token = generate_token();
+    let result = backend
+        .as_store()
+        .set_setting(ADMIN_TOKEN_HASH, &hex(&token_hash(&token)))
+        .await;
+    backend.close();
+    result?;
+    let file = write_token_file(&token_file, &token);
+    Ok((token, file))
+}
+
+/// The SHA-256 of an admin token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hash(text: &str) -> Result<[u8; 32], StoreError> {
+    let bad = || StoreError::Unexpected(format!("stored admin token hash '{text}'"));
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut hash = [0u8; 32];
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(hash)
+}
+
+/// Writes the token (and a newline) to `path`, readable by its owner only.
+fn write_token_file(path: &std::path::Path, token: &str) -> Result<std::path::PathBuf, String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(path).and_then(|mut file| {
+        // A file that existed keeps its mode through open(): set it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(format!("{token}\n").as_bytes())?;
+        file.sync_all()
+    });
+    written
+        .map(|()| path.to_path_buf())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
 
 pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     store: Backend,
-    admin_token: String,
-    token_generated: bool,
+    admin_token: AdminToken,
+    database: DatabaseUrl,
+    created: bool,
     tls: Option<tokio_rustls::TlsAcceptor>,
     connections: crate::listen::ConnectionLimits,
     retention_days: u32,
@@ -191,11 +445,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, seeds it if new, and binds the listener (port 0 picks a free port).
+    /// Checks the configuration and binds the listener (port 0 picks a free port), then opens
+    /// the store, seeds it if new, and settles the admin token: a bad argument or a busy port
+    /// fails before any database is created.
     pub async fn build(config: ServeConfig) -> Result<Application, AppError> {
         let catalog = Arc::new(Catalog::builtin()?);
         // The store also holds the SMS channel's internal tables, which the Web API does not serve.
         let store_catalog = Arc::new(Catalog::with_channels()?);
+        let verifier = config.jwt.verifier()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::TlsFiles::acceptor)
+            .transpose()?;
+        let database = DatabaseUrl::parse(&config.database)?;
+        let listener = bind(&config.listen).await?;
+        let created = database.is_new();
         let store = Backend::open_with(
             &config.database,
             &store_catalog,
@@ -204,23 +469,21 @@ impl Application {
         )
         .await?;
         let service = Service::new(Arc::clone(&catalog), store.as_store());
-        let verifier = config.jwt.verifier()?;
-        let tls = config
-            .tls
-            .as_ref()
-            .map(crate::tls::TlsFiles::acceptor)
-            .transpose()?;
         let directory = Arc::new(Directory::new(Arc::clone(&catalog)));
         let (admin, organization) = seed(&service, &directory).await?;
         // The stored alternate keys, for requests that address records by one (a change set
         // cannot read them again inside its transaction).
         catalog.set_alternate_keys(service.system().store().entity_keys().await?);
-        let token_generated = config.admin_token.is_none();
-        let admin_token = config.admin_token.unwrap_or_else(generate_token);
+        let token_file = config
+            .admin_token_file
+            .clone()
+            .unwrap_or_else(|| database.token_file());
+        let admin_token =
+            AdminToken::settle(&*store.as_store(), token_file, config.admin_token).await?;
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
         let state = Arc::new(AppState {
             service,
-            auth: Authenticator::new(admin_token.clone(), admin.user_id, verifier, directory),
+            auth: Authenticator::new(admin_token.hash, admin.user_id, verifier, directory),
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.connections.body_timeout,
             limiter: Limiter::new(config.limits.clone()),
@@ -228,24 +491,28 @@ impl Application {
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
             jobs: Arc::new(tokio::sync::Notify::new()),
         });
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| AppError::Listen {
-                    address: config.listen.clone(),
-                    source,
-                })?;
         Ok(Application {
             listener,
             state,
             store,
             admin_token,
-            token_generated,
+            database,
+            created,
             tls,
             connections: config.connections,
             retention_days: config.sms_delivery_retention_days,
             bulk_delete_batch: config.bulk_delete_batch.max(1),
         })
+    }
+
+    /// The database in use, for the start-up lines (a PostgreSQL URL without its password).
+    pub fn database(&self) -> &DatabaseUrl {
+        &self.database
+    }
+
+    /// Whether this start created the SQLite file.
+    pub fn database_created(&self) -> bool {
+        self.created
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -258,7 +525,8 @@ impl Application {
         self.local_addr().port()
     }
 
-    pub fn admin_token(&self) -> &str {
+    /// How the admin token was settled at start (given, generated now, or kept from before).
+    pub fn admin_token(&self) -> &AdminToken {
         &self.admin_token
     }
 
@@ -269,11 +537,6 @@ impl Application {
         } else {
             "http"
         }
-    }
-
-    /// Whether the admin token was generated (and should be shown to the operator).
-    pub fn token_generated(&self) -> bool {
-        self.token_generated
     }
 
     /// Serves until `shutdown` completes; in-flight requests finish, then the writer drains.
@@ -359,8 +622,10 @@ pub struct ChannelAdmin {
 }
 
 impl ChannelAdmin {
-    /// Opens (and on first use seeds) the store a `--database` URL names.
+    /// Opens the store a `--database` URL names (seeding what an older store lacks).
+    /// A SQLite file that does not exist is refused (naming it), never created.
     pub async fn open(database: &str) -> Result<ChannelAdmin, AppError> {
+        DatabaseUrl::existing(database)?;
         let catalog = Arc::new(Catalog::builtin()?);
         let store_catalog = Arc::new(Catalog::with_channels()?);
         let store = Backend::open(database, &store_catalog, 4).await?;
@@ -520,6 +785,7 @@ async fn seed(
 /// The Entra object id a token for `user` carries: the user's `azureactivedirectoryobjectid`
 /// when `user` is a systemuserid, else `user` itself when some user has it as object id.
 pub async fn object_id_of(database: &str, user: Uuid) -> Result<Uuid, AppError> {
+    DatabaseUrl::existing(database)?;
     let catalog = Arc::new(Catalog::builtin()?);
     let backend = Backend::open(database, &catalog, 2).await?;
     let store = backend.as_store();

@@ -30,6 +30,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Put a backup file in place as a SQLite store (stop the server first), verified.
     Restore(RestoreArgs),
+    /// The administrator's bearer token (generated on the first start, kept across restarts).
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
     /// Configure the SMS channels: the organisation numbers smsctx receives SMS for.
     #[command(subcommand)]
     Channel(ChannelCommand),
@@ -53,11 +56,86 @@ pub struct DevCertArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Replace the admin token with a new one (printed, and written next to the database with
+    /// mode 600); servers on the store accept it, and stop accepting the old one, once restarted.
+    Rotate(AdminTokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminTokenArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    /// Where to write the new token (as `serve --admin-token-file`).
+    #[arg(long, env = "SMSCTX_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ChannelCommand {
     /// Add an organisation number with its provider and credentials.
     Add(Box<ChannelAddArgs>),
     /// List the channels (secrets masked) and their webhook paths.
     List(ChannelListArgs),
+    /// Change a channel: rotate its secret, set its account, URL, name, reply or owner.
+    Update(Box<ChannelUpdateArgs>),
+    /// Remove a channel (its number stops receiving; contexts it opened stay).
+    Remove(ChannelRemoveArgs),
+}
+
+/// Which channel: by its number or its id.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ChannelSelector {
+    /// The channel's organisation number in E.164 (+14252306549).
+    #[arg(long)]
+    pub number: Option<String>,
+    /// The channel's id (smsctx_smschannelid, as `channel list` shows it).
+    #[arg(long)]
+    pub id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelUpdateArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    #[command(flatten)]
+    pub channel: ChannelSelector,
+    /// A new Twilio auth token, or TeleSign API key (base64).
+    #[arg(long, env = "SMSCTX_CHANNEL_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// The Twilio account SID (AC...) or TeleSign customer id; '' clears it.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The exact URL the provider calls; '' clears it.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// A readable name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Text answered in TwiML to every inbound message (Twilio); '' clears it.
+    #[arg(long)]
+    pub auto_reply: Option<String>,
+    /// The provider API's base URL for outbound messages; '' clears it.
+    #[arg(long)]
+    pub api_base_url: Option<String>,
+    /// The team that owns the contexts and conversations the number opens.
+    #[arg(long, conflicts_with = "owner_user")]
+    pub owner_team: Option<uuid::Uuid>,
+    /// The user that owns them.
+    #[arg(long)]
+    pub owner_user: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChannelRemoveArgs {
+    /// The store: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.
+    #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
+    pub database: String,
+    #[command(flatten)]
+    pub channel: ChannelSelector,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,7 +152,8 @@ pub struct ChannelAddArgs {
     /// The Twilio auth token, or the TeleSign API key (base64).
     #[arg(long, env = "SMSCTX_CHANNEL_SECRET", hide_env_values = true)]
     pub secret: String,
-    /// The Twilio account SID (AC...), or the TeleSign customer id (required for TeleSign).
+    /// The Twilio account SID (AC followed by 32 hex digits), or the TeleSign customer id
+    /// (required for both: outbound messages are sent under it).
     #[arg(long)]
     pub account: Option<String>,
     /// The exact URL the provider calls, e.g. https://sms.example.com/channels/sms/twilio
@@ -172,9 +251,14 @@ pub struct ServeArgs {
     /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (schema created on first start).
     #[arg(long, env = "SMSCTX_DATABASE", default_value = "sqlite://smsctx.db")]
     pub database: String,
-    /// Bearer token that acts as the seeded administrator; generated and printed when unset.
+    /// Bearer token that acts as the seeded administrator; when unset, the one generated (and
+    /// printed) on the store's first start, kept until `smsctx admin-token rotate`.
     #[arg(long, env = "SMSCTX_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Where the admin token generated on the first start is written (mode 600); default: next
+    /// to the SQLite file (smsctx.db.admin-token), or ./smsctx.admin-token for PostgreSQL.
+    #[arg(long, env = "SMSCTX_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SMSCTX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -282,6 +366,26 @@ async fn token(args: TokenArgs) -> i32 {
     0
 }
 
+async fn rotate_admin_token(args: AdminTokenArgs) -> i32 {
+    match crate::app::rotate_admin_token(&args.database, args.admin_token_file).await {
+        Ok((token, file)) => {
+            println!("smsctx: new admin token (restart the servers on this store to use it; the old one stops working then): {token}");
+            match file {
+                Ok(path) => println!(
+                    "smsctx: admin token written to {} (mode 600)",
+                    path.display()
+                ),
+                Err(e) => eprintln!("smsctx: warning: {e}; copy the token above"),
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: admin-token rotate failed: {e}");
+            1
+        }
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
@@ -295,8 +399,11 @@ pub async fn run(cli: Cli) -> i32 {
             crate::backup::restore(&args.from, &args.database, args.force),
         ),
         Command::Token(args) => token(args).await,
+        Command::AdminToken(AdminTokenCommand::Rotate(args)) => rotate_admin_token(args).await,
         Command::Channel(ChannelCommand::Add(args)) => channel_add(*args).await,
         Command::Channel(ChannelCommand::List(args)) => channel_list(args).await,
+        Command::Channel(ChannelCommand::Update(args)) => channel_update(*args).await,
+        Command::Channel(ChannelCommand::Remove(args)) => channel_remove(args).await,
         Command::DevCert(args) => dev_cert(args),
     }
 }
@@ -331,15 +438,12 @@ fn dev_cert(args: DevCertArgs) -> i32 {
     }
 }
 
-async fn channel_add(args: ChannelAddArgs) -> i32 {
-    let admin = match ChannelAdmin::open(&args.database).await {
-        Ok(admin) => admin,
-        Err(e) => {
-            eprintln!("smsctx: {e}");
-            return 1;
-        }
-    };
-    let default_owner = match (args.owner_team, args.owner_user) {
+/// The owner `--owner-team`/`--owner-user` name.
+fn owner_of(
+    team: Option<uuid::Uuid>,
+    user: Option<uuid::Uuid>,
+) -> Option<crate::execute::sms::Owner> {
+    match (team, user) {
         (Some(id), _) => Some(crate::execute::sms::Owner {
             table: crate::metadata::system::TEAM.to_owned(),
             id,
@@ -349,7 +453,160 @@ async fn channel_add(args: ChannelAddArgs) -> i32 {
             id,
         }),
         (None, None) => None,
+    }
+}
+
+/// A Twilio account SID: `AC` and 32 hexadecimal digits.
+fn check_twilio_account(account: Option<&str>) -> Result<(), String> {
+    let example = "e.g. --account AC0123456789abcdef0123456789abcdef (the Account SID on the \
+                   Twilio console's dashboard)";
+    match account.map(str::trim) {
+        None | Some("") => Err(format!(
+            "a Twilio channel needs its account SID, which replies are sent under: {example}"
+        )),
+        Some(sid)
+            if sid.len() == 34
+                && sid.starts_with("AC")
+                && sid[2..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(())
+        }
+        Some(sid) => Err(format!(
+            "'{sid}' is not a Twilio account SID (AC followed by 32 hexadecimal digits): {example}"
+        )),
+    }
+}
+
+/// The channel id a `--number`/`--id` names.
+fn selected_channel(selector: &ChannelSelector) -> Result<uuid::Uuid, String> {
+    match (&selector.id, &selector.number) {
+        (Some(id), _) => Ok(*id),
+        (None, Some(number)) => crate::execute::sms::parse_org_number(number)
+            .map(|n| crate::execute::sms::Sms::channel_id(&n))
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("name the channel with --number or --id".into()),
+    }
+}
+
+/// '' clears an optional column.
+fn change(value: Option<String>) -> Option<Option<String>> {
+    value.map(|v| Some(v).filter(|v| !v.trim().is_empty()))
+}
+
+async fn channel_update(args: ChannelUpdateArgs) -> i32 {
+    let id = match selected_channel(&args.channel) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("smsctx: channel update failed: {e}");
+            return 1;
+        }
     };
+    if let Some(account) = args.account.as_deref().filter(|a| a.starts_with("AC")) {
+        if let Err(e) = check_twilio_account(Some(account)) {
+            eprintln!("smsctx: channel update failed: {e}");
+            return 1;
+        }
+    }
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let owner = owner_of(args.owner_team, args.owner_user);
+    let changes = crate::execute::sms::ChannelChanges {
+        name: args.name,
+        secret: args.secret,
+        account: change(args.account),
+        public_url: change(args.public_url),
+        auto_reply: change(args.auto_reply),
+        default_owner: owner.map(Some),
+        api_base_url: change(args.api_base_url),
+    };
+    let result = admin
+        .sms
+        .update_channel(
+            &admin.service,
+            admin.service.system().store(),
+            &admin.admin,
+            id,
+            changes,
+        )
+        .await;
+    admin.store.close();
+    match result {
+        Ok(channel) => {
+            println!(
+                "smsctx: updated {} channel {} for {} (secret {})",
+                channel.provider.label(),
+                channel.id,
+                channel.number.e164(),
+                crate::execute::sms::mask(&channel.secret),
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: channel update failed: {e}");
+            1
+        }
+    }
+}
+
+async fn channel_remove(args: ChannelRemoveArgs) -> i32 {
+    let id = match selected_channel(&args.channel) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("smsctx: channel remove failed: {e}");
+            return 1;
+        }
+    };
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let result = admin
+        .sms
+        .delete_channel(
+            &admin.service,
+            admin.service.system().store(),
+            &admin.admin,
+            id,
+        )
+        .await;
+    admin.store.close();
+    match result {
+        Ok(()) => {
+            println!("smsctx: removed channel {id}");
+            0
+        }
+        Err(e) => {
+            eprintln!("smsctx: channel remove failed: {e}");
+            1
+        }
+    }
+}
+
+async fn channel_add(args: ChannelAddArgs) -> i32 {
+    if crate::execute::sms::Provider::parse(&args.provider)
+        == Some(crate::execute::sms::Provider::Twilio)
+    {
+        if let Err(e) = check_twilio_account(args.account.as_deref()) {
+            eprintln!("smsctx: channel add failed: {e}");
+            return 1;
+        }
+    }
+    let admin = match ChannelAdmin::open(&args.database).await {
+        Ok(admin) => admin,
+        Err(e) => {
+            eprintln!("smsctx: {e}");
+            return 1;
+        }
+    };
+    let default_owner = owner_of(args.owner_team, args.owner_user);
     let input = crate::execute::sms::NewChannel {
         provider: args.provider,
         number: args.number,
@@ -478,6 +735,7 @@ async fn serve(args: ServeArgs) -> i32 {
         listen: args.listen,
         database: args.database,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        admin_token_file: args.admin_token_file,
         max_body_bytes: args.max_body_bytes,
         pool_size: args.pool_size,
         sms_rate_limit: args.sms_rate_limit,
@@ -528,8 +786,39 @@ async fn serve(args: ServeArgs) -> i32 {
     };
     // Before "listening" is printed: whoever reads that line may signal at once.
     let shutdown = shutdown_signal();
-    if app.token_generated() {
-        println!("smsctx: generated admin token (pass it as 'Authorization: Bearer <token>'; set --admin-token to choose one): {}", app.admin_token());
+    println!(
+        "smsctx: database: {}{}",
+        app.database(),
+        if app.database_created() {
+            " (created now)"
+        } else {
+            ""
+        }
+    );
+    match &app.admin_token().origin {
+        crate::app::TokenOrigin::Given => {
+            println!("smsctx: admin token: the one --admin-token gives");
+        }
+        crate::app::TokenOrigin::Generated { token, file } => {
+            println!("smsctx: generated admin token (shown once; kept across restarts until `smsctx admin-token rotate`; pass it as 'Authorization: Bearer <token>'): {token}");
+            match file {
+                Ok(path) => println!(
+                    "smsctx: admin token written to {} (mode 600)",
+                    path.display()
+                ),
+                Err(e) => eprintln!("smsctx: warning: {e}; copy the token above"),
+            }
+        }
+        crate::app::TokenOrigin::Kept { file } => {
+            println!(
+                "smsctx: admin token: the one generated on the first start{} (`smsctx admin-token rotate` makes a new one)",
+                if file.exists() {
+                    format!(", in {}", file.display())
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     println!(
         "smsctx: listening on {}://{}/api/data/v9.2/",

@@ -197,7 +197,8 @@ async fn checksum(
     Ok((rows, hex))
 }
 
-/// A progress bar on a terminal, one line per finished table otherwise.
+/// A progress bar on a terminal, erased when each table is done (the report that follows the
+/// copy lists every table once); nothing otherwise.
 pub fn progress_bar() -> impl FnMut(&str, u64, u64) {
     let terminal = std::io::stderr().is_terminal();
     let mut finished = String::new();
@@ -222,10 +223,9 @@ pub fn progress_bar() -> impl FnMut(&str, u64, u64) {
                 " ".repeat(width - filled)
             );
             if done == total {
-                let _ = writeln!(err);
+                // The bar is erased: the report after the copy lists every table once.
+                let _ = write!(err, "\r\x1b[2K");
             }
-        } else if done == total {
-            let _ = writeln!(err, "{table}: {done}/{total} rows copied");
         }
     }
 }

@@ -25,6 +25,25 @@ fn migrate(from: &str, to: &str) -> String {
         "migrate failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Each table is listed once: in the report, not again by the progress output.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in stdout.lines().filter(|l| l.contains(" rows (")) {
+        let table = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            !stderr
+                .lines()
+                .any(|l| l.split([' ', ':']).any(|w| w == table)),
+            "{table} is listed again on stderr: {stderr}"
+        );
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some(table))
+                .count(),
+            1,
+            "{table} listed once: {stdout}"
+        );
+    }
     stdout
 }
 

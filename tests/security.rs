@@ -1543,46 +1543,53 @@ async fn every_bad_token_is_a_401_with_www_authenticate() {
     let parts: Vec<&str> = token.split('.').collect();
     let mut tampered_claims = good.clone();
     tampered_claims["oid"] = json!(Uuid::new_v4().to_string());
-    let cases: Vec<(&str, String)> = vec![
+    let cases: Vec<(&str, String, Option<&str>)> = vec![
         (
             "expired",
             with(&|c| {
                 c.insert("exp".into(), json!(now() - 600));
             }),
+            Some("the access token has expired"),
         ),
         (
             "not yet valid",
             with(&|c| {
                 c.insert("nbf".into(), json!(now() + 600));
             }),
+            Some("not valid yet"),
         ),
         (
             "no exp",
             with(&|c| {
                 c.remove("exp");
             }),
+            None,
         ),
         (
             "wrong signature",
             hs256("another-secret-of-at-least-32-bytes!!", &good),
+            Some("signature is invalid"),
         ),
         (
             "wrong audience",
             with(&|c| {
                 c.insert("aud".into(), json!("https://other.crm.dynamics.com"));
             }),
+            Some("audience (aud)"),
         ),
         (
             "wrong issuer",
             with(&|c| {
                 c.insert("iss".into(), json!("https://evil.example/v2.0"));
             }),
+            Some("issuer (iss)"),
         ),
         (
             "unknown oid",
             with(&|c| {
                 c.insert("oid".into(), json!(Uuid::new_v4().to_string()));
             }),
+            Some("unknown or disabled"),
         ),
         (
             "alg none",
@@ -1591,14 +1598,20 @@ async fn every_bad_token_is_a_401_with_www_authenticate() {
                 b64(&json!({"alg": "none", "typ": "JWT"})),
                 parts[1]
             ),
+            None,
         ),
         (
             "tampered payload",
             format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]),
+            Some("signature is invalid"),
         ),
-        ("garbage", "not-a-token".into()),
+        (
+            "garbage",
+            "not-a-token".into(),
+            Some("nor a well-formed JWT"),
+        ),
     ];
-    for (name, bad) in cases {
+    for (name, bad, cause) in cases {
         let response = org
             .app
             .client
@@ -1610,6 +1623,15 @@ async fn every_bad_token_is_a_401_with_www_authenticate() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
         let challenge = response.headers()["WWW-Authenticate"].to_str().unwrap();
         assert!(challenge.starts_with("Bearer"), "{name}: {challenge}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("The request is not authorized: "),
+            "{name}: {message}"
+        );
+        if let Some(cause) = cause {
+            assert!(message.contains(cause), "{name}: {message}");
+        }
     }
 
     // A disabled user's valid token is refused too.
@@ -1622,6 +1644,19 @@ async fn every_bad_token_is_a_401_with_www_authenticate() {
         .await
         .unwrap();
     assert_eq!(list_status(&org, &token).await, StatusCode::UNAUTHORIZED);
+    let body: Value = org
+        .app
+        .client
+        .get(org.app.url(CTX))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unknown or disabled"), "{message}");
 }
 
 #[tokio::test]

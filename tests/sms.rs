@@ -950,6 +950,7 @@ async fn channels_are_managed_through_the_web_api_and_secrets_never_read_back() 
             &format!("smsctx_smschannels({id})"),
             &json!({"smsctx_secret": "the-new-auth-token-5678", "smsctx_autoreply": "Hi"}),
         )
+        .header("Prefer", "return=representation")
         .send()
         .await
         .unwrap();
@@ -1234,7 +1235,12 @@ async fn outbound_sms_goes_through_telesigns_sms_api_and_provider_errors_are_rep
         .send()
         .await
         .unwrap();
-    assert_eq!(patched.status(), StatusCode::OK);
+    // As every table's PATCH: 204 and the record's URL.
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    assert!(patched.headers()["OData-EntityId"]
+        .to_str()
+        .unwrap()
+        .ends_with(&format!("smsctx_smschannels({channel})")));
     let body = telesign_body(
         "0123456789ABCDEF0123456789ABCDEF",
         "12015550123",
@@ -1305,7 +1311,8 @@ async fn outbound_sms_goes_through_telesigns_sms_api_and_provider_errors_are_rep
 
 #[tokio::test]
 async fn the_cli_adds_and_lists_channels_with_masked_secrets() {
-    let db = TestDatabase::new().await;
+    // The CLI works on a store the server created (it refuses a SQLite file that does not exist).
+    let db = spawn_app().await.stop().await;
     let bin = env!("CARGO_BIN_EXE_smsctx");
     let add = std::process::Command::new(bin)
         .args([
@@ -1349,6 +1356,8 @@ async fn the_cli_adds_and_lists_channels_with_masked_secrets() {
             ORG,
             "--secret",
             "x",
+            "--account",
+            ACCOUNT,
         ])
         .output()
         .unwrap();
@@ -1564,5 +1573,69 @@ async fn deliveries_past_retention_are_deleted_and_replays_inside_it_still_land_
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(deliveries(&app.db, &sid(2)).await, 1);
     assert_eq!(contexts(&app).await.len(), contexts_before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_telesign_callback_of_the_wrong_shape_is_a_400_and_writes_nothing() {
+    let app = spawn_app().await;
+    add_telesign_channel(&app).await;
+    for body in [
+        "{}".to_string(),
+        json!({"to": TS_ORG, "from": "12015550123", "message": "Hello"}).to_string(),
+        json!({"reference_id": "0123456789ABCDEF0123456789ABCDEF"}).to_string(),
+    ] {
+        let auth = telesign_authorization(TS_CUSTOMER, TS_KEY, body.as_bytes());
+        let response = post_telesign(&app, &body, &auth).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("user_response"),
+            "{error}"
+        );
+    }
+    // A delivery report (reference_id and status) is still acknowledged.
+    let report = json!({"reference_id": "0123456789ABCDEF0123456789ABCDEF",
+        "status": {"code": 200, "description": "Delivered to handset"}})
+    .to_string();
+    let auth = telesign_authorization(TS_CUSTOMER, TS_KEY, report.as_bytes());
+    assert_eq!(
+        post_telesign(&app, &report, &auth).await.status(),
+        StatusCode::OK
+    );
+    assert!(contexts(&app).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_channel_table_is_in_the_service_document_and_metadata() {
+    let app = spawn_app().await;
+    let document = app.get_json("").await;
+    assert!(
+        document["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|set| set["name"] == "smsctx_smschannels" && set["kind"] == "EntitySet"),
+        "{document}"
+    );
+    let metadata = app
+        .get("$metadata")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metadata.contains(r#"<EntitySet Name="smsctx_smschannels""#),
+        "the CSDL names the set"
+    );
+    assert!(metadata.contains(r#"<EntityType Name="smsctx_smschannel""#));
+    // The internal delivery table is not served, nor described.
+    assert!(!metadata.contains("smsctx_smsdelivery"));
     app.stop().await;
 }

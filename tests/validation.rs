@@ -419,7 +419,17 @@ async fn urls_are_checked() {
         .send()
         .await
         .unwrap();
-    assert_error(outside, not_found, "", "No HTTP resource").await;
+    assert_error(outside, not_found, "0x80060888", "No HTTP resource").await;
+    // The paths above the root say where it is.
+    for path in ["/", "/api", "/api/data", "/api/data/"] {
+        let response = app
+            .client
+            .get(app.base.replace("/api/data/v9.2/", path))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, not_found, "0x80060888", "/api/data/v9.2/").await;
+    }
 }
 
 #[tokio::test]

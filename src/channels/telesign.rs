@@ -62,6 +62,11 @@ pub enum TeleSignError {
     NotInboundSms(Option<String>),
     #[error("the TeleSign callback has no '{0}' field")]
     MissingField(&'static str),
+    #[error(
+        "the TeleSign callback is neither an inbound SMS (reference_id, user_response with \
+         phone_number, sender_id and mo_message) nor a delivery report (reference_id and status)"
+    )]
+    UnknownShape,
     #[error("the TeleSign callback field '{field}' is invalid: {reason}")]
     InvalidField { field: &'static str, reason: String },
 }
@@ -151,7 +156,8 @@ pub struct TeleSignInbound {
 
 impl TeleSignInbound {
     /// Reads a callback body. A body without `user_response` whose `sub_resource` is not
-    /// `mo_sms` (a delivery report, say) is [`TeleSignError::NotInboundSms`].
+    /// `mo_sms`, or a delivery report (`reference_id` and `status`, no `sub_resource`), is
+    /// [`TeleSignError::NotInboundSms`]; any other shape is [`TeleSignError::UnknownShape`].
     pub fn from_json(raw_body: &[u8]) -> Result<TeleSignInbound, TeleSignError> {
         if raw_body.len() > MAX_CALLBACK_BYTES {
             return Err(TeleSignError::BodyTooLarge {
@@ -169,7 +175,10 @@ impl TeleSignInbound {
         let Some(user) = wire.user_response else {
             return match wire.sub_resource {
                 Some(_) => Err(TeleSignError::MissingField("user_response")),
-                None => Err(TeleSignError::NotInboundSms(None)),
+                None if wire.reference_id.is_some() && wire.status.is_some() => {
+                    Err(TeleSignError::NotInboundSms(None))
+                }
+                None => Err(TeleSignError::UnknownShape),
             };
         };
 
@@ -499,6 +508,17 @@ mod tests {
             TeleSignInbound::from_json(bulk),
             Err(TeleSignError::NotInboundSms(Some("bulk_sms".into())))
         );
+        // Anything else is not acknowledged as a report: it is malformed.
+        for other in [
+            &br#"{}"#[..],
+            br#"{"to":"+14252306549","message":"hi"}"#,
+            br#"{"reference_id":"B56259E45884010488343BAA15FB0002"}"#,
+        ] {
+            assert_eq!(
+                TeleSignInbound::from_json(other),
+                Err(TeleSignError::UnknownShape)
+            );
+        }
     }
 
     #[test]

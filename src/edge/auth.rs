@@ -4,7 +4,9 @@
 //! as Microsoft Entra ID issues them, validated by [`JwtVerifier`] (HS256 with `--jwt-secret`,
 //! RS256/ES256 with `--jwks`), whose `oid` claim names the user by
 //! `systemuser.azureactivedirectoryobjectid`. A disabled or unknown user is refused. Every
-//! failure is the same 401 with `WWW-Authenticate: Bearer`, with no hint of which part failed.
+//! failure is a 401 with `WWW-Authenticate: Bearer` whose message names the cause (expired, not
+//! yet valid, bad signature, unknown or disabled user, ...), as Dataverse's do; the cause is
+//! logged at `info` (never the token). The admin token is held only as its SHA-256.
 //!
 //! Impersonation: `CallerObjectId` (an Entra object id) or `MSCRMCallerID` (a systemuser id)
 //! makes the request run as that user, if the real caller holds `prvActOnBehalfOfAnotherUser`
@@ -24,7 +26,8 @@ use crate::security::jwt::JwtVerifier;
 use crate::store::{Access, Store, StoreError};
 
 pub struct Authenticator {
-    admin_token: String,
+    /// The SHA-256 of the admin token.
+    admin_token: [u8; 32],
     admin_id: Uuid,
     verifier: JwtVerifier,
     pub directory: Arc<Directory>,
@@ -67,7 +70,7 @@ struct SignedIn {
 
 impl Authenticator {
     pub fn new(
-        admin_token: String,
+        admin_token: [u8; 32],
         admin_id: Uuid,
         verifier: JwtVerifier,
         directory: Arc<Directory>,
@@ -134,18 +137,16 @@ impl Authenticator {
     /// or 401.
     fn identity(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         let token = Self::bearer(headers)?.ok_or_else(ApiError::unauthorized)?;
-        if bool::from(token.as_bytes().ct_eq(self.admin_token.as_bytes())) {
+        let hash = crate::app::token_hash(token);
+        if bool::from(hash.ct_eq(&self.admin_token)) {
             return Ok(Identity::User(self.admin_id));
         }
         if !self.verifier.is_configured() {
-            return Err(ApiError::unauthorized());
+            return Err(refused(Refused::NotAdminToken));
         }
         match self.verifier.verify(token) {
             Ok(object_id) => Ok(Identity::ObjectId(object_id)),
-            Err(e) => {
-                tracing::debug!(cause = ?e, "bearer token refused");
-                Err(ApiError::unauthorized())
-            }
+            Err(e) => Err(refused(Refused::Jwt(e))),
         }
     }
 
@@ -165,7 +166,8 @@ impl Authenticator {
                 principal,
                 epoch,
             },
-            _ => return Err(ApiError::unauthorized()),
+            Some((user, _)) => return Err(refused(Refused::Disabled(user.id))),
+            None => return Err(refused(Refused::Unknown(identity))),
         };
         self.act_as(signed_in, headers, db).await
     }
@@ -242,6 +244,59 @@ impl Authenticator {
             signed_in,
         })
     }
+}
+
+/// Why a bearer token was refused.
+enum Refused {
+    /// Neither the admin token nor checkable as a JWT (no `--jwt-secret`/`--jwks`).
+    NotAdminToken,
+    Jwt(crate::security::jwt::JwtError),
+    Unknown(Identity),
+    Disabled(Uuid),
+}
+
+/// The 401 for `cause`, logged at `info` (the token itself never is).
+fn refused(cause: Refused) -> ApiError {
+    use crate::security::jwt::JwtError;
+    let (logged, message) = match &cause {
+        Refused::NotAdminToken => (
+            "not the admin token, and no JWT validation is configured".to_string(),
+            "the bearer token is not the admin token, and this server validates no JWTs \
+             (start it with --jwt-secret or --jwks)",
+        ),
+        Refused::Jwt(e) => (
+            e.to_string(),
+            match e {
+                JwtError::Expired => "the access token has expired",
+                JwtError::NotYetValid => "the access token is not valid yet (nbf is in the future)",
+                JwtError::BadSignature | JwtError::UnknownKey | JwtError::UnsupportedAlgorithm => {
+                    "the access token's signature is invalid (no configured key verifies it)"
+                }
+                JwtError::Malformed => {
+                    "the bearer token is neither the admin token nor a well-formed JWT"
+                }
+                JwtError::WrongIssuer => "the access token's issuer (iss) is not the one accepted",
+                JwtError::WrongAudience => {
+                    "the access token's audience (aud) is not the one accepted"
+                }
+                JwtError::MissingOid => "the access token has no oid claim holding a Guid",
+            },
+        ),
+        Refused::Unknown(Identity::ObjectId(oid)) => (
+            format!("no user has the object id {oid}"),
+            "the user the access token names is unknown or disabled",
+        ),
+        Refused::Unknown(Identity::User(id)) => (
+            format!("no user has the id {id}"),
+            "the user the access token names is unknown or disabled",
+        ),
+        Refused::Disabled(id) => (
+            format!("the user {id} is disabled"),
+            "the user the access token names is unknown or disabled",
+        ),
+    };
+    tracing::info!(cause = %logged, "bearer token refused");
+    ApiError::unauthorized_because(message)
 }
 
 enum Impersonate {

@@ -55,6 +55,15 @@ impl ApiError {
         )
     }
 
+    /// The 401 of a bearer token that was refused, naming why.
+    pub fn unauthorized_because(cause: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "0x80072560",
+            format!("The request is not authorized: {cause}."),
+        )
+    }
+
     pub fn body_too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,6 +88,20 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "",
             format!("No HTTP resource was found that matches the request URI '{uri}'."),
+        )
+    }
+
+    /// A path outside the Web API's root (`/`, `/api`, `/api/data`, ...): a 404 whose message
+    /// points at the root.
+    pub fn outside_api(uri: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            format!(
+                "No HTTP resource was found that matches the request URI '{uri}'. The Web API \
+                 is at /api/data/v9.2/ (GET /api/data/v9.2/ lists the entity sets, \
+                 /api/data/v9.2/$metadata describes them)."
+            ),
         )
     }
 

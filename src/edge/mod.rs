@@ -106,8 +106,9 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::unexpected().into_response()
 }
 
+/// Outside every route (`/`, `/api`, `/api/data`, a typo): a 404 pointing at the API's root.
 async fn fallback(request: Request) -> Response {
-    ApiError::no_resource(&request.uri().to_string()).into_response()
+    ApiError::outside_api(&request.uri().to_string()).into_response()
 }
 
 /// One log line per request, and `OData-Version: 4.0` on every response.
@@ -471,11 +472,16 @@ fn annotations_applied(prefer: &Prefer) -> Option<String> {
         .map(|a| format!("odata.include-annotations=\"{a}\""))
 }
 
-fn service_document(call: &Call<'_>) -> Response {
-    let value: Vec<Json> = call
-        .state
+/// Every table the Web API serves: the catalog's and the SMS channel table.
+fn served_catalog(state: &AppState) -> crate::metadata::Catalog {
+    state
         .service
         .catalog
+        .with_entities(std::slice::from_ref(state.sms.sms.channel_table()))
+}
+
+fn service_document(call: &Call<'_>) -> Response {
+    let value: Vec<Json> = served_catalog(call.state)
         .entities()
         .iter()
         .map(|e| json!({"name": e.entity_set_name, "kind": "EntitySet", "url": e.entity_set_name}))
@@ -501,7 +507,7 @@ fn metadata_document(call: &Call<'_>) -> Result<Response, ApiError> {
             .into())
         }
     };
-    let document = crate::schema::csdl(&call.state.service.catalog, annotations);
+    let document = crate::schema::csdl(&served_catalog(call.state), annotations);
     let mut response = (StatusCode::OK, document).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

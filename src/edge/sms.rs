@@ -407,10 +407,18 @@ pub(super) async fn channels(call: &Call<'_>, id: Option<Uuid>) -> Result<Respon
         (Method::PATCH, Some(id)) => {
             let changes = channel_changes(&service.catalog, &object(&call.body)?)?;
             let channel = sms.update_channel(service, db, caller, id, changes).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &Json::Object(channel_json(sms, &channel, Some(root))),
-            ))
+            // As every table: 204 with the record's URL, its body only when asked for.
+            if call.prefer.return_representation {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &Json::Object(channel_json(sms, &channel, Some(root))),
+                ));
+            }
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&channel_url(root, channel.id)) {
+                response.headers_mut().insert("OData-EntityId", v);
+            }
+            Ok(response)
         }
         (Method::DELETE, Some(id)) => {
             sms.delete_channel(service, db, caller, id).await?;

@@ -1162,12 +1162,32 @@ fn without_url(e: &reqwest::Error) -> String {
 
 /// An organisation number must be written internationally (`+14252306549`, or the digits-only
 /// stored form `14252306549`).
+/// Anything else is refused with a message that shows what was typed and an example.
 pub fn parse_org_number(text: &str) -> Result<PhoneNumber, SmsError> {
+    let typed = text;
     let text = text.trim();
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(PhoneNumber::parse_omnichannel(text)?);
-    }
-    Ok(PhoneNumber::parse(text, None)?)
+    let parsed = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        PhoneNumber::parse_omnichannel(text)
+    } else {
+        PhoneNumber::parse(text, None)
+    };
+    parsed.map_err(|e| {
+        let why = match &e {
+            // These repeat the number (with the '+' the digits-only form gets): say it plainly.
+            PhoneError::TooShort(_) => "it is too short for its country code".to_string(),
+            PhoneError::Unparseable { reason, .. } => reason.clone(),
+            PhoneError::Invalid(_) => {
+                "it is not a valid number for its country code (did you leave out the country \
+                 code?)"
+                    .to_string()
+            }
+            other => other.to_string(),
+        };
+        SmsError::InvalidChannel(format!(
+            "the organisation number '{typed}' is not an E.164 number ({why}): write '+', the \
+             country code and the number, e.g. +14252306549 for (425) 230-6549 in the US"
+        ))
+    })
 }
 
 /// A customer number as a provider sent it, national spellings read in the org number's

@@ -525,6 +525,21 @@ impl Catalog {
     }
 
     /// Replaces the alternate keys with the store's.
+    /// This catalog with `extra` entities too, its alternate keys as they are now: what the
+    /// service document and `$metadata` describe (the Web API also serves the SMS channel
+    /// table, which its own handler answers).
+    pub fn with_entities(&self, extra: &[Arc<Entity>]) -> Catalog {
+        Catalog {
+            entities: self.entities.iter().chain(extra).cloned().collect(),
+            alternate_keys: std::sync::RwLock::new(
+                self.alternate_keys
+                    .read()
+                    .map(|keys| keys.clone())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
     pub fn set_alternate_keys(&self, keys: Vec<AlternateKey>) {
         if let Ok(mut current) = self.alternate_keys.write() {
             *current = keys;

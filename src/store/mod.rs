@@ -402,6 +402,9 @@ pub trait Store: Access + 'static {
     /// Writes a store-wide setting only if it is not set yet; returns the value that is set.
     async fn init_setting(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
+    /// Writes a store-wide setting, replacing its value (the admin token's hash on rotation).
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
     /// The security epoch: a counter that every committed write to the tables a principal is
     /// built from has incremented (triggers of migration 4), so an unchanged epoch means an
     /// unchanged principal, whichever node wrote.

@@ -132,6 +132,7 @@ impl PostgresStore {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        let config_for_errors = config.clone();
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -146,7 +147,9 @@ impl PostgresStore {
             .wait_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|e| StoreError::Database(e.to_string()))?;
-        migrate(&pool).await?;
+        migrate(&pool)
+            .await
+            .map_err(|e| opening_error(&config_for_errors, e))?;
         let sql = catalog
             .entities()
             .iter()
@@ -219,8 +222,79 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
         deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
             StoreError::Busy
         }
-        e => StoreError::Database(format!("no database connection: {e}")),
+        e => StoreError::Database(format!("no database connection: {}", with_causes(&e))),
     }
+}
+
+/// An error and every cause under it, `: `-separated: the pool's "Error occurred while
+/// creating a new object: db error" alone hides the server's reason.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// `url` without the password of its user (for messages and start-up lines).
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{name}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What the first connection to `config`'s server failed of, naming the server and, for the
+/// usual cause on PostgreSQL 15 and later, the fix.
+fn opening_error(config: &tokio_postgres::Config, e: StoreError) -> StoreError {
+    let StoreError::Database(message) = e else {
+        return e;
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("(no user)");
+    let database = config.get_dbname().unwrap_or(user);
+    let mut text = format!(
+        "PostgreSQL at {}:{port} (database {database}, user {user}): {message}",
+        if hosts.is_empty() {
+            "localhost".to_string()
+        } else {
+            hosts.join(",")
+        },
+    );
+    if message.contains("permission denied for schema public") {
+        text.push_str(&format!(
+            "; PostgreSQL 15 and later let only the database owner create tables in schema \
+             public: run `ALTER DATABASE {database} OWNER TO {user};` (or `GRANT CREATE ON \
+             SCHEMA public TO {user};` in database {database}) as a superuser"
+        ));
+    } else if message.contains(&format!("database \"{database}\" does not exist")) {
+        text.push_str(&format!(
+            "; create it first: `createdb -O {user} {database}` (or `CREATE DATABASE {database} \
+             OWNER {user};`)"
+        ));
+    }
+    StoreError::Database(text)
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -247,10 +321,7 @@ impl From<tokio_postgres::Error> for StoreError {
         {
             return rule;
         }
-        match e.source() {
-            Some(cause) => StoreError::Database(format!("{e}: {cause}")),
-            None => StoreError::Database(e.to_string()),
-        }
+        StoreError::Database(with_causes(&e))
     }
 }
 
@@ -696,6 +767,18 @@ impl Store for PostgresStore {
             .query_one("SELECT value FROM smsctx_settings WHERE key = $1", &[&key])
             .await?
             .get(0))
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let client = self.connection().await?;
+        client
+            .execute(
+                "INSERT INTO smsctx_settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
@@ -1230,5 +1313,67 @@ mod tests {
             assert_eq!(store.count(all, 10).await.unwrap(), 2);
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod opening_messages {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(
+            without_password("postgres://smsctx:s3cret@db.internal:5432/smsctx"),
+            "postgres://smsctx:***@db.internal:5432/smsctx"
+        );
+        assert_eq!(
+            without_password("postgres://smsctx@db:5432/smsctx"),
+            "postgres://smsctx@db:5432/smsctx"
+        );
+    }
+
+    #[test]
+    fn a_failed_first_connection_names_the_server_and_the_fix() {
+        let config: tokio_postgres::Config =
+            "postgres://app:pw@db.internal:6543/orders".parse().unwrap();
+        let text =
+            |message: &str| match opening_error(&config, StoreError::Database(message.to_string()))
+            {
+                StoreError::Database(text) => text,
+                other => panic!("{other:?}"),
+            };
+        let refused = text("error connecting to server: Connection refused (os error 111)");
+        assert!(
+            refused.starts_with("PostgreSQL at db.internal:6543 (database orders, user app): "),
+            "{refused}"
+        );
+        assert!(!refused.contains("pw"), "{refused}");
+        let schema = text("db error: ERROR: permission denied for schema public");
+        assert!(
+            schema.contains("ALTER DATABASE orders OWNER TO app;"),
+            "{schema}"
+        );
+        let missing = text("db error: FATAL: database \"orders\" does not exist");
+        assert!(missing.contains("createdb -O app orders"), "{missing}");
+        let role = text("db error: FATAL: role \"app\" does not exist");
+        assert!(!role.contains("createdb"), "{role}");
+    }
+
+    #[test]
+    fn every_cause_of_an_error_is_shown() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("db error")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert_eq!(with_causes(&Outer(io)), "db error: refused");
     }
 }

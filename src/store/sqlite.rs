@@ -935,6 +935,17 @@ impl Store for SqliteStore {
         )?)
     }
 
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        // Only from the command line (`smsctx admin-token rotate`), outside the writer.
+        let conn = open_connection(&self.readers.path, false)?;
+        conn.execute(
+            "INSERT INTO smsctx_settings (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
     async fn security_epoch(&self) -> Result<i64, StoreError> {
         Ok(self.security_epoch.load(Ordering::Acquire))
     }

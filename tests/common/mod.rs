@@ -160,6 +160,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         listen: "127.0.0.1:0".into(),
         database: db.url.clone(),
         admin_token: Some(TOKEN.into()),
+        admin_token_file: None,
         max_body_bytes: 64 * 1024,
         pool_size: 8,
         sms_rate_limit: smsctx::edge::sms::DEFAULT_RATE_LIMIT,
