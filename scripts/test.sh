@@ -7,6 +7,7 @@
 #      local port, stopped and deleted afterwards), with SMSCTX_TEST_POSTGRES pointing at it:
 #      each test server gets a fresh database, and the PostgreSQL-only tests (tests/multinode.rs,
 #      tests/migrate.rs, the store contract tests) run. Nothing is rebuilt between the two runs.
+#   3. the README's code blocks (scripts/readme-check.sh) against a fresh server.
 #   The fuzz targets of tests/fuzz.rs run 10 s each on the first pass (SMSCTX_FUZZ_SECONDS), 1 s
 #   on the second.
 # A run where PostgreSQL cannot be started fails; it never skips those tests.
@@ -29,3 +30,6 @@ echo "==> the suite on PostgreSQL"
 source scripts/lib/postgres.sh
 start_postgres off
 SMSCTX_FUZZ_SECONDS=1 SMSCTX_TEST_POSTGRES="$SMSCTX_PG_URL" cargo test --all-targets
+
+echo "==> the README's code blocks, as a reader would paste them, against a fresh server"
+bash scripts/readme-check.sh
