@@ -295,3 +295,38 @@ fn the_shape_list_parses() {
         lowered(&sql::Sqlite, &catalog, shape);
     }
 }
+
+/// The statement of a list query, prepared once, runs again with other values (another phone
+/// number, another page size) without SQLite re-preparing it: a new value for a bare
+/// `LIMIT ?` did re-prepare it on every request (see `Dialect::limit_clause`).
+#[test]
+fn a_bound_limit_keeps_the_prepared_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    let path = dir.path().join("plans.db");
+    let store = super::sqlite::SqliteStore::open(&path, &catalog).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let shape = shapes()
+        .into_iter()
+        .find(|s| s.query == "$filter=msdyn_customerphonenumber eq '14255550111'")
+        .expect("the customer-phone shape is in query_shapes.txt");
+    let (text, params) = lowered(&sql::Sqlite, &catalog, &shape).remove(0);
+    assert!(params.len() >= 2, "{text}");
+    let mut statement = conn.prepare(&text).unwrap();
+    for n in 0..4i64 {
+        let mut values = params.clone();
+        values[0] = Value::Text(format!("1425555{n:04}"));
+        let last = values.len() - 1;
+        values[last] = Value::Int(10 + n);
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(values.iter()), |_| Ok(()))
+            .unwrap()
+            .count();
+        assert_eq!(rows, 0);
+    }
+    let reprepared = statement.get_status(rusqlite::StatementStatus::RePrepare);
+    assert_eq!(reprepared, 0, "{text} was re-prepared {reprepared} times");
+    drop(statement);
+    drop(conn);
+    store.close();
+}

@@ -462,7 +462,7 @@ fn select_has_a_total_order_and_a_bound_limit() {
         "SELECT t.msdyn_smsengagementctxid, t.msdyn_name FROM msdyn_smsengagementctx AS t \
          LEFT JOIN systemuser AS j0 ON j0.systemuserid = t.ownerid WHERE t.statecode = ?1 \
          ORDER BY t.createdon DESC NULLS LAST, t.msdyn_name ASC NULLS FIRST, \
-         t.msdyn_smsengagementctxid ASC LIMIT ?2"
+         t.msdyn_smsengagementctxid ASC LIMIT +?2"
     );
     assert_eq!(format!("{params:?}"), "[Int(0), Int(50)]");
 
@@ -546,7 +546,7 @@ fn count_is_capped_and_ignores_order_and_cursor() {
     assert_eq!(
         sql,
         "SELECT COUNT(*) FROM (SELECT 1 FROM msdyn_smsengagementctx AS t \
-         WHERE t.msdyn_name LIKE ?1 LIMIT ?2) AS c"
+         WHERE t.msdyn_name LIKE ?1 LIMIT +?2) AS c"
     );
     assert_eq!(format!("{params:?}"), r#"[Text("%sms%"), Int(5000)]"#);
 }
