@@ -193,16 +193,28 @@ fn report(shape: &Shape, sql: &str, plan: &[String], found: &[String]) -> Option
     })
 }
 
-/// SQLite's `EXPLAIN QUERY PLAN` says `SCAN t` for a full scan of the query's table (`SCAN t
-/// USING INDEX ...` walks an index in order, which a `LIMIT` stops early), `SCAN <table>` for
-/// one in a subquery, and `USE TEMP B-TREE FOR ORDER BY` for a sort of the rows.
-#[test]
-fn every_common_query_shape_reads_an_index_on_sqlite() {
+/// A SQLite database with the schema the store creates (its own temporary directory, kept
+/// alive by the first element), and a second connection to read its plans with.
+fn sqlite_schema() -> (
+    tempfile::TempDir,
+    Catalog,
+    super::sqlite::SqliteStore,
+    rusqlite::Connection,
+) {
     let dir = tempfile::tempdir().unwrap();
     let catalog = Catalog::builtin().unwrap();
     let path = dir.path().join("plans.db");
     let store = super::sqlite::SqliteStore::open(&path, &catalog).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
+    (dir, catalog, store, conn)
+}
+
+/// SQLite's `EXPLAIN QUERY PLAN` says `SCAN t` for a full scan of the query's table (`SCAN t
+/// USING INDEX ...` walks an index in order, which a `LIMIT` stops early), `SCAN <table>` for
+/// one in a subquery, and `USE TEMP B-TREE FOR ORDER BY` for a sort of the rows.
+#[test]
+fn every_common_query_shape_reads_an_index_on_sqlite() {
+    let (_dir, catalog, store, conn) = sqlite_schema();
     let mut failures = Vec::new();
     for shape in shapes() {
         for (n, (text, params)) in lowered(&sql::Sqlite, &catalog, &shape)
@@ -301,11 +313,7 @@ fn the_shape_list_parses() {
 /// `LIMIT ?` did re-prepare it on every request (see `Dialect::limit_clause`).
 #[test]
 fn a_bound_limit_keeps_the_prepared_statement() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::builtin().unwrap();
-    let path = dir.path().join("plans.db");
-    let store = super::sqlite::SqliteStore::open(&path, &catalog).unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (_dir, catalog, store, conn) = sqlite_schema();
     let shape = shapes()
         .into_iter()
         .find(|s| s.query == "$filter=msdyn_customerphonenumber eq '14255550111'")
