@@ -51,7 +51,10 @@ pub(super) fn types(xml: &mut Xml) {
     complex(
         xml,
         "Object",
-        &[("Type", "Edm.String", false), ("Value", "Edm.String", false)],
+        &[
+            ("Type", "Edm.String", false),
+            ("Value", "Edm.String", false),
+        ],
     );
     complex(
         xml,
@@ -118,7 +121,10 @@ pub(super) fn types(xml: &mut Xml) {
             ("Orders", &collection("OrderExpression"), false),
         ],
     );
-    xml.empty("ComplexType", &[("Name", "QueryBase"), ("Abstract", "true")]);
+    xml.empty(
+        "ComplexType",
+        &[("Name", "QueryBase"), ("Abstract", "true")],
+    );
     let query_base = qualified("QueryBase");
     xml.open(
         "ComplexType",
