@@ -886,6 +886,61 @@ mod tests {
         reads
     }
 
+    /// Lists `n` parent units (and the root) joined one-to-many with their child units by
+    /// FetchXML (two each); returns the store reads it took.
+    async fn join_reads(n: usize) -> usize {
+        let (_dir, catalog, store, entity) = unit_store();
+        let (root, root_row) = unit(&entity, "root", None);
+        let mut ops = vec![WriteOp::Insert(root_row)];
+        for k in 0..n {
+            let (parent, parent_row) = unit(&entity, &format!("parent {k}"), Some(root));
+            ops.push(WriteOp::Insert(parent_row));
+            for j in 0..2 {
+                ops.push(WriteOp::Insert(
+                    unit(&entity, &format!("child {k}.{j}"), Some(parent)).1,
+                ));
+            }
+        }
+        store.write_all(ops).await.unwrap();
+        let lookup = &entity.attributes[lookup_to_own_table(&entity)].logical_name;
+        let xml = format!(
+            "<fetch><entity name='{table}'><attribute name='{name}'/>\
+             <link-entity name='{table}' from='{lookup}' to='{id}' alias='child'>\
+             <attribute name='{name}'/></link-entity></entity></fetch>",
+            table = entity.logical_name,
+            name = entity.primary_name,
+            id = entity.primary_id,
+        );
+        let query = crate::query::fetchxml::parse(&catalog, &xml).unwrap();
+        let request = ReadRequest::fetch(&entity, query, false, false).unwrap();
+        let service = Service::new(Arc::clone(&catalog), store.clone());
+        let counting = Counting {
+            inner: store,
+            reads: AtomicUsize::new(0),
+        };
+        let caller = Caller {
+            user_id: Uuid::nil(),
+            business_unit_id: Uuid::nil(),
+            on_behalf_of: None,
+        };
+        let ReadResult::Rows(result) = service.run_read(&counting, &caller, request).await.unwrap()
+        else {
+            panic!("a rows result");
+        };
+        // The root once per parent, each parent once per child; the children have none.
+        assert_eq!(result.rows.len(), 3 * n);
+        let linked = |row: &Row| row.linked.iter().filter(|l| l.name.starts_with("child.")).count();
+        assert!(result.rows.iter().all(|row| linked(row) == 1));
+        counting.reads.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn join_reads_do_not_grow_with_the_rows() {
+        // One statement for the page of joined rows.
+        assert_eq!(join_reads(3).await, 1);
+        assert_eq!(join_reads(40).await, 1);
+    }
+
     #[tokio::test]
     async fn a_collection_beyond_the_row_limit_is_refused_not_cut() {
         let (_dir, catalog, store, entity) = unit_store();
