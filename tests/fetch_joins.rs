@@ -25,22 +25,12 @@ struct Fixture {
 /// (alice, A, inactive), c2 (alice, B), c3 (bob, A), c4 (alice, no conversation).
 async fn fixture() -> Fixture {
     let app = spawn_app().await;
-    let root = root_unit(&app).await;
-    let role = basic_role(&app, &root).await;
-    let alice = signed_in_user(&app, "alice", &root, &[&role]).await;
-    let bob = signed_in_user(&app, "bob", &root, &[&role]).await;
-    let mut conversations = Vec::new();
-    for (subject, owner) in [("A", Some(&alice)), ("B", Some(&bob)), ("C", None)] {
-        let mut body = json!({"subject": subject});
-        if let Some(owner) = owner {
-            body["ownerid@odata.bind"] = json!(format!("/systemusers({})", owner.id));
-        }
-        conversations.push(app.create(CONVERSATIONS, &body).await);
-    }
+    let (alice, bob, conversations) = readers_and_conversations(&app).await;
+    let (a, b) = (&conversations[0].1, &conversations[1].1);
     for (name, owner, conversation) in [
-        ("c1", &alice, Some(&conversations[0])),
-        ("c2", &alice, Some(&conversations[1])),
-        ("c3", &bob, Some(&conversations[0])),
+        ("c1", &alice, Some(a)),
+        ("c2", &alice, Some(b)),
+        ("c3", &bob, Some(a)),
         ("c4", &alice, None),
     ] {
         let mut body = json!({

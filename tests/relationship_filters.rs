@@ -45,18 +45,7 @@ impl Fixture {
 
 async fn fixture() -> Fixture {
     let app = spawn_app().await;
-    let root = root_unit(&app).await;
-    let role = basic_role(&app, &root).await;
-    let alice = signed_in_user(&app, "alice", &root, &[&role]).await;
-    let bob = signed_in_user(&app, "bob", &root, &[&role]).await;
-    let mut conversations = Vec::new();
-    for (subject, owner) in [("A", Some(&alice)), ("B", Some(&bob)), ("C", None)] {
-        let mut body = json!({"subject": subject});
-        if let Some(owner) = owner {
-            body["ownerid@odata.bind"] = json!(format!("/systemusers({})", owner.id));
-        }
-        conversations.push((subject.to_string(), app.create(CONVERSATIONS, &body).await));
-    }
+    let (alice, bob, conversations) = readers_and_conversations(&app).await;
     let by_subject = |s: &str| {
         conversations
             .iter()

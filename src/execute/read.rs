@@ -754,6 +754,15 @@ mod tests {
     ) -> (RowsResult, usize) {
         let options = QueryOptions::parse(catalog, entity, pairs).unwrap();
         let request = ReadRequest::list(entity, options, None, false).unwrap();
+        counted_run(catalog, store, request).await
+    }
+
+    /// Runs `request` as the nil caller, counting the store reads: the result and the reads.
+    async fn counted_run(
+        catalog: &Arc<Catalog>,
+        store: Arc<SqliteStore>,
+        request: ReadRequest,
+    ) -> (RowsResult, usize) {
         let service = Service::new(Arc::clone(catalog), store.clone());
         let counting = Counting {
             inner: store,
@@ -913,25 +922,17 @@ mod tests {
         );
         let query = crate::query::fetchxml::parse(&catalog, &xml).unwrap();
         let request = ReadRequest::fetch(&entity, query, false, false).unwrap();
-        let service = Service::new(Arc::clone(&catalog), store.clone());
-        let counting = Counting {
-            inner: store,
-            reads: AtomicUsize::new(0),
-        };
-        let caller = Caller {
-            user_id: Uuid::nil(),
-            business_unit_id: Uuid::nil(),
-            on_behalf_of: None,
-        };
-        let ReadResult::Rows(result) = service.run_read(&counting, &caller, request).await.unwrap()
-        else {
-            panic!("a rows result");
-        };
+        let (result, reads) = counted_run(&catalog, store, request).await;
         // The root once per parent, each parent once per child; the children have none.
         assert_eq!(result.rows.len(), 3 * n);
-        let linked = |row: &Row| row.linked.iter().filter(|l| l.name.starts_with("child.")).count();
+        let linked = |row: &Row| {
+            row.linked
+                .iter()
+                .filter(|l| l.name.starts_with("child."))
+                .count()
+        };
         assert!(result.rows.iter().all(|row| linked(row) == 1));
-        counting.reads.load(Ordering::SeqCst)
+        reads
     }
 
     #[tokio::test]

@@ -584,15 +584,7 @@ impl Executor<'_> {
     async fn query_join(&self, query: &JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
         let root_sql = self.table(&query.plan.root.entity)?;
         let child_sql = self.table(&query.plan.join.child.0)?;
-        let (columns, joins, width) = if query.with_names {
-            (
-                &root_sql.columns_with_names,
-                root_sql.joins.as_str(),
-                root_sql.width_with_names,
-            )
-        } else {
-            (&root_sql.columns, "", root_sql.stored.len())
-        };
+        let (columns, joins, width) = root_sql.select_list(query.with_names);
         let (text, values) =
             sql::select_join_sql(&sql::Postgres, &query.plan, &query.context, columns, joins)?;
         let statement = prepare(self.client, &text).await?;

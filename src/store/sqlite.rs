@@ -693,15 +693,7 @@ fn read_join(
     child_sql: &EntitySql,
     query: &JoinQuery,
 ) -> Result<Vec<JoinedRow>, StoreError> {
-    let (columns, joins, width) = if query.with_names {
-        (
-            &root_sql.columns_with_names,
-            root_sql.joins.as_str(),
-            root_sql.width_with_names,
-        )
-    } else {
-        (&root_sql.columns, "", root_sql.stored.len())
-    };
+    let (columns, joins, width) = root_sql.select_list(query.with_names);
     let (text, params) =
         sql::select_join_sql(&sql::Sqlite, &query.plan, &query.context, columns, joins)?;
     let (root, child) = (&query.plan.root.entity, &query.plan.join.child.0);

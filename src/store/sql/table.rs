@@ -44,6 +44,16 @@ pub struct TableSql {
 }
 
 impl TableSql {
+    /// The select list (with the lookups' names or without), the joins it needs, and how many
+    /// columns it selects.
+    pub fn select_list(&self, with_names: bool) -> (&str, &str, usize) {
+        if with_names {
+            (&self.columns_with_names, &self.joins, self.width_with_names)
+        } else {
+            (&self.columns, "", self.stored.len())
+        }
+    }
+
     pub fn build(entity: &Entity, catalog: &Catalog, dialect: &dyn Dialect) -> TableSql {
         let p = |n: usize| dialect.placeholder(n);
         let table = &entity.logical_name;
