@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use uuid::Uuid;
 
-use crate::execute::read::{AggregateRead, ExpandNode, Expanded, Front, RecordResult, RowsResult};
+use crate::execute::read::{
+    AggregateRead, ExpandNode, Expanded, Front, Linked, RecordResult, RowsResult,
+};
 use crate::metadata::{Attribute, AttributeType, Entity};
 use crate::parse::headers::{
     etag, Annotations, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, NAVIGATION_PROPERTY,
@@ -445,6 +447,25 @@ fn write_expanded(
     }
 }
 
+/// The annotation naming the column of a FetchXML linked value (`alias.column`).
+pub const ATTRIBUTE_NAME: &str = "OData.Community.Display.V1.AttributeName";
+
+/// One FetchXML linked column, `alias.column`, after the annotations asked for: its column's
+/// logical name, its formatted value, a lookup's target table.
+fn linked_member(object: &mut ObjectWriter<'_>, linked: &Linked, annotations: &Annotations) {
+    let name = &linked.name;
+    if annotations.includes(ATTRIBUTE_NAME) {
+        object.string(&format!("{name}@{ATTRIBUTE_NAME}"), &linked.column);
+    }
+    if let (true, Some(text)) = (annotations.includes(FORMATTED_VALUE), &linked.formatted) {
+        object.string(&format!("{name}@{FORMATTED_VALUE}"), text);
+    }
+    if let (true, Some(target)) = (annotations.includes(LOOKUP_LOGICAL_NAME), &linked.target) {
+        object.string(&format!("{name}@{LOOKUP_LOGICAL_NAME}"), target);
+    }
+    object.value(name, &linked.value);
+}
+
 /// One record as a single-entity response (`@odata.context` ends in `/$entity`).
 pub fn record_body(request: &Request<'_>, result: &RecordResult) -> Vec<u8> {
     let entity = &result.record.entity;
@@ -503,7 +524,8 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
     }
     let ends = result.rows.first().zip(result.rows.last());
     if fetch {
-        if result.more && annotations.includes(PAGING_COOKIE) {
+        // A one-to-many join is paged by page number alone: Dataverse issues no cookie for it.
+        if result.more && read.join.is_none() && annotations.includes(PAGING_COOKIE) {
             if let Some((first, last)) = ends {
                 let cookie = fetch_paging_cookie(
                     entity,
@@ -532,8 +554,8 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
             record_members(&mut object, &row.record, select, annotations);
         }
         write_expanded(request.root, &mut object, &row.expanded, annotations);
-        for (name, value) in &row.linked {
-            object.value(name, value);
+        for linked in &row.linked {
+            linked_member(&mut object, linked, annotations);
         }
         object.close();
     }

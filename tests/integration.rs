@@ -14,6 +14,7 @@ mod bulk_delete;
 mod clients;
 mod connections;
 mod durability;
+mod fetch_joins;
 mod first_contact;
 mod full_disk;
 mod fuzz;

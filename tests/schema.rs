@@ -36,6 +36,49 @@ async fn metadata_is_a_csdl_document_of_every_table() {
     assert!(!xml.contains("Org.OData.Core.V1.Computed"));
 }
 
+/// BulkDelete is declared as Dataverse declares it, so a client that builds its calls from
+/// `$metadata` finds the action, its `QuerySet` of `QueryExpression`s and its response (the
+/// document's XSD validity: `scripts/validate-csdl.sh`; a real client calling it:
+/// `scripts/odata-client-check.py`).
+#[tokio::test]
+async fn metadata_declares_bulk_delete_and_its_query_expression() {
+    let app = spawn_app().await;
+    let xml = app
+        .get("$metadata")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"<Action Name="BulkDelete">"#,
+        r#"<Parameter Name="QuerySet" Type="Collection(mscrm.QueryExpression)" Nullable="false"/>"#,
+        r#"<ReturnType Type="mscrm.BulkDeleteResponse" Nullable="false"/>"#,
+        r#"<ActionImport Name="BulkDelete" Action="Microsoft.Dynamics.CRM.BulkDelete"/>"#,
+        r#"<ComplexType Name="QueryExpression" BaseType="mscrm.QueryBase">"#,
+        r#"<Property Name="Criteria" Type="mscrm.FilterExpression"/>"#,
+        r#"<Property Name="Operator" Type="mscrm.ConditionOperator" Nullable="false"/>"#,
+        r#"<Member Name="BeginsWith" Value="54"/>"#,
+        r#"<ComplexType Name="BulkDeleteResponse">"#,
+    ] {
+        assert!(xml.contains(needle), "missing {needle}");
+    }
+    // Every type the action names is declared in the document.
+    for declared in [
+        r#"<ComplexType Name="QueryBase" Abstract="true"/>"#,
+        r#"<ComplexType Name="FilterExpression">"#,
+        r#"<ComplexType Name="ConditionExpression">"#,
+        r#"<ComplexType Name="Object">"#,
+        r#"<ComplexType Name="ColumnSet">"#,
+        r#"<ComplexType Name="LinkEntity">"#,
+        r#"<EnumType Name="LogicalOperator">"#,
+        r#"<EnumType Name="ConditionOperator">"#,
+    ] {
+        assert_eq!(xml.matches(declared).count(), 1, "{declared}");
+    }
+}
+
 #[tokio::test]
 async fn entity_definitions_describe_the_table_and_its_options() {
     let app = spawn_app().await;

@@ -42,7 +42,8 @@ use crate::security::{
 };
 use crate::store::sql::{self, AggregatePlan, Scope, ShareScope};
 use crate::store::{
-    Access, Expect, Query, Record, Store, StoreError, Value, WriteOp, WriteOutcome,
+    Access, Expect, JoinQuery, JoinedRow, Query, Record, Store, StoreError, Value, WriteOp,
+    WriteOutcome,
 };
 
 /// How often a delete is checked again when the row changed between its check and its write.
@@ -221,6 +222,24 @@ impl Guard<'_> {
             .collect()
     }
 
+    /// Adds to `related` the row scope of a one-to-many join's table and of every table its
+    /// filter reaches, each table once.
+    fn add_join_scopes(
+        &self,
+        related: &mut Vec<(String, Option<Scope>)>,
+        join: &crate::query::ChildJoin,
+    ) -> Result<(), StoreError> {
+        let child = &join.child.0;
+        let mut reached = vec![(child.logical_name.clone(), self.related_scope(child)?)];
+        reached.extend(self.related_scopes(join.filter.as_ref())?);
+        for (table, scope) in reached {
+            if !related.iter().any(|(name, _)| *name == table) {
+                related.push((table, scope));
+            }
+        }
+        Ok(())
+    }
+
     /// The row scope of a table reached through a relationship: none of its rows without the
     /// Read privilege on it.
     fn related_scope(&self, table: &Entity) -> Result<Option<Scope>, StoreError> {
@@ -309,6 +328,15 @@ impl Access for Guard<'_> {
         self.inner.query(query).await
     }
 
+    async fn query_join(&self, mut query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
+        let plan = &mut query.plan;
+        plan.root.scope = self.scope(&plan.root.entity)?;
+        let mut related = self.related_scopes(plan.root.filter.as_ref())?;
+        self.add_join_scopes(&mut related, &plan.join)?;
+        plan.root.related = Some(related);
+        self.inner.query_join(query).await
+    }
+
     async fn count(&self, mut query: Query, cap: usize) -> Result<u64, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
         query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
@@ -327,6 +355,9 @@ impl Access for Guard<'_> {
             if !related.iter().any(|(name, _)| *name == table.logical_name) {
                 related.push((table.logical_name.clone(), self.related_scope(table)?));
             }
+        }
+        if let Some(join) = &plan.join {
+            self.add_join_scopes(&mut related, join)?;
         }
         plan.related = Some(related);
         self.inner.aggregate(plan, context).await

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use crate::query::read::{
-    AggregateRead, CountRead, ExpandNode, Front, LinkColumns, Page, ReadRequest, RecordRead,
-    Relation, RowsRead,
+    AggregateRead, CountRead, ExpandNode, Front, JoinColumns, LinkColumns, Page, ReadRequest,
+    RecordRead, Relation, RowsRead,
 };
 
 use super::{not_found, query_context, Caller, ExecError, Service};
@@ -26,8 +26,8 @@ use crate::metadata::Entity;
 use crate::parse::key::AlternateKey;
 use crate::query::options::bind;
 use crate::query::{ExpandSelect, Expr, Literal, PropertyRef, QueryFnName};
-use crate::store::sql::{AggregatePlan, Context, Keyset, Plan};
-use crate::store::{Access, Query, Record, StoreError, Value};
+use crate::store::sql::{AggregatePlan, Context, JoinPlan, Keyset, Plan};
+use crate::store::{Access, JoinQuery, Query, Record, StoreError, Value};
 
 /// What a read found, with the request it answers (the serializer needs both).
 #[derive(Debug)]
@@ -60,7 +60,60 @@ pub struct Row {
     /// One entry per expand node: the navigation property and what it found.
     pub expanded: Vec<(String, Expanded)>,
     /// FetchXML linked columns, `alias.column`, non-null values only.
-    pub linked: Vec<(String, Value)>,
+    pub linked: Vec<Linked>,
+}
+
+/// One FetchXML linked column of a row: its value and what its annotations say.
+#[derive(Debug, Clone)]
+pub struct Linked {
+    /// `alias.property`.
+    pub name: String,
+    /// The column's logical name (its `AttributeName` annotation).
+    pub column: String,
+    pub value: Value,
+    /// The formatted value (option labels, dates, numbers).
+    pub formatted: Option<String>,
+    /// A lookup's target table.
+    pub target: Option<String>,
+}
+
+/// The linked columns `alias.column` of `related` at `positions`, non-null values only.
+fn linked_columns(alias: &str, related: &Record, positions: &[usize]) -> Vec<Linked> {
+    positions
+        .iter()
+        .filter_map(|&index| {
+            let value = &related.values[index];
+            if value.is_null() {
+                return None;
+            }
+            let attribute = &related.entity.attributes[index];
+            Some(Linked {
+                name: format!("{alias}.{}", attribute.property_name()),
+                column: attribute.logical_name.clone(),
+                value: value.clone(),
+                formatted: crate::serialize::formatted_value(related, attribute, value),
+                target: attribute
+                    .attribute_type
+                    .is_lookup()
+                    .then(|| crate::serialize::lookup_target(related, attribute))
+                    .flatten(),
+            })
+        })
+        .collect()
+}
+
+/// The positions a link writes: `None` is every EDM property of the table.
+fn link_positions(entity: &Entity, columns: &Option<Vec<usize>>) -> Vec<usize> {
+    match columns {
+        None => entity
+            .attributes
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_edm_property())
+            .map(|(i, _)| i)
+            .collect(),
+        Some(positions) => positions.clone(),
+    }
 }
 
 /// One record.
@@ -178,6 +231,8 @@ impl Service {
                     scope: None,
                     related: None,
                     through: request.through.clone(),
+                    join: request.join.clone(),
+                    from_join: request.from_join.clone(),
                     group_by: request.group_by.clone(),
                     aggregates: request.aggregates.clone(),
                     order: request.order.clone(),
@@ -233,15 +288,35 @@ impl Service {
             scope: None,
             related: None,
         };
-        let mut records = db
-            .query(Query {
-                plan,
-                context,
-                with_names: request.with_names,
-            })
-            .await?;
+        // A one-to-many join reads the page of joined rows in one statement, by offset.
+        let (mut records, mut joined) = match &request.join {
+            None => {
+                let records = db
+                    .query(Query {
+                        plan,
+                        context,
+                        with_names: request.with_names,
+                    })
+                    .await?;
+                (records, Vec::new())
+            }
+            Some(join) => {
+                let plan = JoinPlan {
+                    root: plan,
+                    join: join.join.clone(),
+                    offset: (request.page.number - 1) * size,
+                };
+                let query = JoinQuery {
+                    plan,
+                    context,
+                    with_names: request.with_names,
+                };
+                db.query_join(query).await?.into_iter().unzip()
+            }
+        };
         let more = request.page.announces_more && records.len() > size;
         records.truncate(size);
+        joined.truncate(size);
         let total = match request.total_cap {
             Some(cap) => {
                 let plan = Plan::filtered(&request.entity, request.filter.clone());
@@ -255,6 +330,14 @@ impl Service {
         let mut linked = self
             .link_columns(db, context, &records, &request.links)
             .await?;
+        if let Some(join) = &request.join {
+            let positions = link_positions(&join.join.child.0, &join.columns);
+            for (slot, child) in linked.iter_mut().zip(&joined) {
+                if let Some(child) = child {
+                    slot.extend(linked_columns(&join.alias, child, &positions));
+                }
+            }
+        }
         let rows = records
             .into_iter()
             .enumerate()
@@ -472,8 +555,8 @@ impl Service {
         context: Context,
         rows: &[Record],
         links: &[LinkColumns],
-    ) -> Result<Vec<Vec<(String, Value)>>, ExecError> {
-        let mut out: Vec<Vec<(String, Value)>> = rows.iter().map(|_| Vec::new()).collect();
+    ) -> Result<Vec<Vec<Linked>>, ExecError> {
+        let mut out: Vec<Vec<Linked>> = rows.iter().map(|_| Vec::new()).collect();
         for link in links {
             let ids: Vec<Uuid> = rows
                 .iter()
@@ -484,17 +567,7 @@ impl Service {
                 .into_iter()
                 .filter_map(|record| Some((record.id()?, record)))
                 .collect();
-            let wanted: Vec<usize> = match &link.columns {
-                None => link
-                    .entity
-                    .attributes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| a.is_edm_property())
-                    .map(|(i, _)| i)
-                    .collect(),
-                Some(positions) => positions.clone(),
-            };
+            let wanted = link_positions(&link.entity, &link.columns);
             for (slot, row) in out.iter_mut().zip(rows) {
                 let Some(related) = row.values[link.to.index]
                     .as_guid()
@@ -502,13 +575,7 @@ impl Service {
                 else {
                     continue;
                 };
-                for &index in &wanted {
-                    let value = &related.values[index];
-                    if !value.is_null() {
-                        let name = related.entity.attributes[index].property_name();
-                        slot.push((format!("{}.{name}", link.alias), value.clone()));
-                    }
-                }
+                slot.extend(linked_columns(&link.alias, related, &wanted));
             }
         }
         Ok(out)
@@ -616,6 +683,13 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.inner.query(query).await
         }
+        async fn query_join(
+            &self,
+            query: JoinQuery,
+        ) -> Result<Vec<crate::store::JoinedRow>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.query_join(query).await
+        }
         async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.inner.count(query, cap).await
@@ -680,6 +754,15 @@ mod tests {
     ) -> (RowsResult, usize) {
         let options = QueryOptions::parse(catalog, entity, pairs).unwrap();
         let request = ReadRequest::list(entity, options, None, false).unwrap();
+        counted_run(catalog, store, request).await
+    }
+
+    /// Runs `request` as the nil caller, counting the store reads: the result and the reads.
+    async fn counted_run(
+        catalog: &Arc<Catalog>,
+        store: Arc<SqliteStore>,
+        request: ReadRequest,
+    ) -> (RowsResult, usize) {
         let service = Service::new(Arc::clone(catalog), store.clone());
         let counting = Counting {
             inner: store,
@@ -810,6 +893,53 @@ mod tests {
             }
         }
         reads
+    }
+
+    /// Lists `n` parent units (and the root) joined one-to-many with their child units by
+    /// FetchXML (two each); returns the store reads it took.
+    async fn join_reads(n: usize) -> usize {
+        let (_dir, catalog, store, entity) = unit_store();
+        let (root, root_row) = unit(&entity, "root", None);
+        let mut ops = vec![WriteOp::Insert(root_row)];
+        for k in 0..n {
+            let (parent, parent_row) = unit(&entity, &format!("parent {k}"), Some(root));
+            ops.push(WriteOp::Insert(parent_row));
+            for j in 0..2 {
+                ops.push(WriteOp::Insert(
+                    unit(&entity, &format!("child {k}.{j}"), Some(parent)).1,
+                ));
+            }
+        }
+        store.write_all(ops).await.unwrap();
+        let lookup = &entity.attributes[lookup_to_own_table(&entity)].logical_name;
+        let xml = format!(
+            "<fetch><entity name='{table}'><attribute name='{name}'/>\
+             <link-entity name='{table}' from='{lookup}' to='{id}' alias='child'>\
+             <attribute name='{name}'/></link-entity></entity></fetch>",
+            table = entity.logical_name,
+            name = entity.primary_name,
+            id = entity.primary_id,
+        );
+        let query = crate::query::fetchxml::parse(&catalog, &xml).unwrap();
+        let request = ReadRequest::fetch(&entity, query, false, false).unwrap();
+        let (result, reads) = counted_run(&catalog, store, request).await;
+        // The root once per parent, each parent once per child; the children have none.
+        assert_eq!(result.rows.len(), 3 * n);
+        let linked = |row: &Row| {
+            row.linked
+                .iter()
+                .filter(|l| l.name.starts_with("child."))
+                .count()
+        };
+        assert!(result.rows.iter().all(|row| linked(row) == 1));
+        reads
+    }
+
+    #[tokio::test]
+    async fn join_reads_do_not_grow_with_the_rows() {
+        // One statement for the page of joined rows.
+        assert_eq!(join_reads(3).await, 1);
+        assert_eq!(join_reads(40).await, 1);
     }
 
     #[tokio::test]

@@ -385,6 +385,23 @@ pub struct Hop {
     pub target: Table,
 }
 
+/// A one-to-many join (a FetchXML `link-entity` of link-type `inner` or `outer` from a lookup of
+/// `child` to the queried table's key): each row of the queried table once per row of `child`
+/// whose `lookup` points at it and that matches `filter` (inner: rows without one are dropped;
+/// outer: they come once, with no child). The child rows are read under the caller's row scope
+/// of `child`, so an unreadable child is absent, as a missing one is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildJoin {
+    pub child: Table,
+    /// The lookup column of `child` that points at the queried table.
+    pub lookup: PropertyRef,
+    pub outer: bool,
+    /// Bound against `child`.
+    pub filter: Option<Expr>,
+    /// Order keys of `child`, after the queried table's order (and its primary id).
+    pub order: Vec<super::options::OrderBy>,
+}
+
 /// A table reached through a relationship: its metadata, compared by logical name.
 #[derive(Debug, Clone)]
 pub struct Table(pub Arc<Entity>);

@@ -25,7 +25,9 @@ pub mod read;
 pub mod skiptoken;
 pub mod sql;
 
-pub use ast::{CmpOp, Expr, FnValues, Hop, Literal, PropertyRef, QueryFnName, StringFn, Table};
+pub use ast::{
+    ChildJoin, CmpOp, Expr, FnValues, Hop, Literal, PropertyRef, QueryFnName, StringFn, Table,
+};
 pub use error::QueryError;
 pub use options::{CollectionOptions, Expand, ExpandSelect, OrderBy, QueryOptions};
 

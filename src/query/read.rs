@@ -16,7 +16,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::apply::{Aggregate as AggregateValue, AggregateFn};
-use super::ast::{Expr, Hop, PropertyRef, Table};
+use super::ast::{ChildJoin, Expr, Hop, PropertyRef, Table};
 use super::error::QueryError;
 use super::fetchxml::{AggregateKind, FetchQuery, MAX_PAGE_SIZE};
 use super::options::{Expand, ExpandSelect, OrderBy, QueryOptions};
@@ -61,6 +61,10 @@ pub struct RowsRead {
     pub expand: Vec<ExpandNode>,
     /// FetchXML `link-entity` columns.
     pub links: Vec<LinkColumns>,
+    /// A FetchXML one-to-many `link-entity` (inner or outer): the page is of joined rows, each
+    /// root row once per linked row, paged by page number (Dataverse's legacy paging: no
+    /// paging cookie, at most [`LEGACY_PAGING_LIMIT`] rows reached).
+    pub join: Option<JoinColumns>,
     pub page: Page,
     /// Count the filtered rows too, up to this many.
     pub total_cap: Option<usize>,
@@ -158,6 +162,17 @@ fn link_filter(link: &super::fetchxml::LinkEntity) -> Result<Option<Expr>, Query
     }))
 }
 
+/// The join of a one-to-many FetchXML link: its table, its lookup, its filter and order.
+fn child_join(link: &super::fetchxml::LinkEntity) -> ChildJoin {
+    ChildJoin {
+        child: Table(Arc::clone(&link.entity)),
+        lookup: link.from.clone(),
+        outer: link.outer,
+        filter: link.filter.clone(),
+        order: link.order.clone(),
+    }
+}
+
 /// The columns a FetchXML `link-entity` adds to each row, from the row its lookup points at.
 #[derive(Debug, Clone)]
 pub struct LinkColumns {
@@ -168,6 +183,19 @@ pub struct LinkColumns {
     /// `None`: every EDM property; otherwise these positions.
     pub columns: Option<Vec<usize>>,
 }
+
+/// The one-to-many join of a FetchXML rows request and the columns it adds, `alias.column`.
+#[derive(Debug, Clone)]
+pub struct JoinColumns {
+    pub join: ChildJoin,
+    pub alias: String,
+    /// `None`: every EDM property of the linked table; otherwise these positions.
+    pub columns: Option<Vec<usize>>,
+}
+
+/// How far a query Dataverse pages without a paging cookie ("legacy" or simple paging) may
+/// reach: rows beyond the 50,000th are not returned.
+pub const LEGACY_PAGING_LIMIT: usize = 50_000;
 
 /// An aggregation: one output row per group, its group values then its aggregates.
 #[derive(Debug, Clone)]
@@ -180,6 +208,10 @@ pub struct AggregateRead {
     /// Per output column (groups, then aggregates), the lookup crossed to read it, if any;
     /// empty: none.
     pub through: Vec<Option<Hop>>,
+    /// A one-to-many join (a FetchXML link-entity): the rows aggregated are the joined rows.
+    pub join: Option<ChildJoin>,
+    /// Per output column, whether it is a column of the joined table; empty: none.
+    pub from_join: Vec<bool>,
     /// The output names: group columns, then aggregate aliases.
     pub names: Vec<String>,
     /// Output column positions to sort by, and whether descending.
@@ -268,6 +300,8 @@ impl ReadRequest {
                 group_by: apply.group_by,
                 aggregates: apply.aggregates,
                 through,
+                join: None,
+                from_join: Vec::new(),
                 names,
                 order: Vec::new(),
                 limit: None,
@@ -292,6 +326,7 @@ impl ReadRequest {
             columns: positions(&options.select),
             expand: options.expand.into_iter().map(ExpandNode::new).collect(),
             links: Vec::new(),
+            join: None,
             page: Page {
                 size,
                 top,
@@ -386,7 +421,19 @@ impl ReadRequest {
         }
         let mut filters: Vec<Expr> = query.filter.clone().into_iter().collect();
         let mut links = Vec::with_capacity(query.links.len());
+        let mut join = None;
         for link in &query.links {
+            if link.one_to_many {
+                join = Some(JoinColumns {
+                    join: child_join(link),
+                    alias: link.alias.clone(),
+                    columns: link
+                        .columns
+                        .as_ref()
+                        .map(|props| props.iter().map(|p| p.index).collect()),
+                });
+                continue;
+            }
             if !link.order.is_empty() {
                 return Err(fetch_unsupported("An order inside link-entity"));
             }
@@ -407,7 +454,31 @@ impl ReadRequest {
             _ => Some(Expr::and(filters)),
         };
         let number = query.page.unwrap_or(1) as usize;
+        let top = query.top.map(|t| t as usize);
+        let size = match (top, query.count) {
+            (Some(top), _) => top,
+            (None, Some(count)) => count as usize,
+            (None, None) => PAGE_LIMIT,
+        };
+        // Joined rows are paged as Dataverse pages a query it cannot page with a cookie: by
+        // page number alone (a cookie sent back is ignored, none is issued), so a root row
+        // whose linked rows straddle a page boundary comes on both pages.
+        if join.is_some() {
+            if query.return_total_record_count {
+                return Err(fetch_unsupported(
+                    "returntotalrecordcount with a one-to-many link-entity",
+                ));
+            }
+            if number.saturating_mul(size) > LEGACY_PAGING_LIMIT {
+                return Err(QueryError::InvalidFetch {
+                    detail: format!(
+                        "A query with a one-to-many link-entity is paged without a paging cookie, which reaches at most {LEGACY_PAGING_LIMIT} rows; page {number} of {size} rows is beyond them. Narrow the query with a filter."
+                    ),
+                });
+            }
+        }
         let after = match &query.paging_cookie {
+            _ if join.is_some() => None,
             Some(cookie) => Some(keyset_from_cookie(entity, &query.order, cookie).ok_or_else(
                 || QueryError::InvalidFetch {
                     detail:
@@ -421,12 +492,6 @@ impl ReadRequest {
             }
             None => None,
         };
-        let top = query.top.map(|t| t as usize);
-        let size = match (top, query.count) {
-            (Some(top), _) => top,
-            (None, Some(count)) => count as usize,
-            (None, None) => PAGE_LIMIT,
-        };
         Ok(ReadRequest::Rows(RowsRead {
             front: Front::FetchXml,
             entity: Arc::clone(entity),
@@ -435,6 +500,7 @@ impl ReadRequest {
             columns: query.columns.as_deref().and_then(positions),
             expand: Vec::new(),
             links,
+            join,
             page: Page {
                 size,
                 top,
@@ -457,17 +523,28 @@ impl ReadRequest {
         };
         // A link's columns are read through its lookup; an inner link also filters the rows.
         let mut filters: Vec<Expr> = query.filter.clone().into_iter().collect();
+        let mut join = None;
         for link in &query.links {
-            filters.extend(link_filter(link)?);
+            if link.one_to_many {
+                join = Some(child_join(link));
+            } else {
+                filters.extend(link_filter(link)?);
+            }
         }
-        let hop_of = |link: Option<usize>| {
-            link.and_then(|i| query.links.get(i)).map(|link| Hop {
-                lookup: link.to.clone(),
-                target: Table(Arc::clone(&link.entity)),
-            })
+        let joined = |link: Option<usize>| {
+            link.and_then(|i| query.links.get(i))
+                .is_some_and(|link| link.one_to_many)
         };
-        let mut group_by: Vec<(String, PropertyRef, Option<Hop>)> = Vec::new();
-        let mut aggregates: Vec<(AggregateValue, Option<Hop>)> = Vec::new();
+        let hop_of = |link: Option<usize>| {
+            link.and_then(|i| query.links.get(i))
+                .filter(|link| !link.one_to_many)
+                .map(|link| Hop {
+                    lookup: link.to.clone(),
+                    target: Table(Arc::clone(&link.entity)),
+                })
+        };
+        let mut group_by: Vec<(String, PropertyRef, Option<Hop>, bool)> = Vec::new();
+        let mut aggregates: Vec<(AggregateValue, Option<Hop>, bool)> = Vec::new();
         for column in &spec.columns {
             match column.kind {
                 AggregateKind::GroupBy { date: Some(_) } => {
@@ -477,26 +554,36 @@ impl ReadRequest {
                     column.alias.clone(),
                     column.prop.clone(),
                     hop_of(column.link),
+                    joined(column.link),
                 )),
-                AggregateKind::Function { function } => aggregates.push((
-                    AggregateValue {
-                        function,
-                        prop: (function != AggregateFn::Count).then(|| column.prop.clone()),
-                        alias: column.alias.clone(),
-                    },
-                    hop_of(column.link).filter(|_| function != AggregateFn::Count),
-                )),
+                AggregateKind::Function { function } => {
+                    let counts_rows = function == AggregateFn::Count;
+                    aggregates.push((
+                        AggregateValue {
+                            function,
+                            prop: (!counts_rows).then(|| column.prop.clone()),
+                            alias: column.alias.clone(),
+                        },
+                        hop_of(column.link).filter(|_| !counts_rows),
+                        joined(column.link) && !counts_rows,
+                    ))
+                }
             }
         }
         let through: Vec<Option<Hop>> = group_by
             .iter()
-            .map(|(_, _, hop)| hop.clone())
-            .chain(aggregates.iter().map(|(_, hop)| hop.clone()))
+            .map(|(_, _, hop, _)| hop.clone())
+            .chain(aggregates.iter().map(|(_, hop, _)| hop.clone()))
             .collect();
-        let aggregates: Vec<AggregateValue> = aggregates.into_iter().map(|(a, _)| a).collect();
+        let from_join: Vec<bool> = group_by
+            .iter()
+            .map(|(_, _, _, joined)| *joined)
+            .chain(aggregates.iter().map(|(_, _, joined)| *joined))
+            .collect();
+        let aggregates: Vec<AggregateValue> = aggregates.into_iter().map(|(a, _, _)| a).collect();
         let names: Vec<String> = group_by
             .iter()
-            .map(|(alias, _, _)| alias.clone())
+            .map(|(alias, _, _, _)| alias.clone())
             .chain(aggregates.iter().map(|a| a.alias.clone()))
             .collect();
         // An order naming an alias that is not an output column orders nothing.
@@ -516,9 +603,11 @@ impl ReadRequest {
                 1 => filters.pop(),
                 _ => Some(Expr::and(filters)),
             },
-            group_by: group_by.into_iter().map(|(_, p, _)| p).collect(),
+            group_by: group_by.into_iter().map(|(_, p, _, _)| p).collect(),
             aggregates,
             through,
+            join,
+            from_join,
             names,
             order,
             limit: spec.limit.map(|l| l as usize),

@@ -12,6 +12,7 @@
 //! (table and column descriptions) and, on read-only properties, `Org.OData.Core.V1.Computed`
 //! and `Org.OData.Core.V1.Permissions` = `Read`.
 
+mod bulk_delete;
 mod identity;
 
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
@@ -72,8 +73,10 @@ pub fn csdl(catalog: &Catalog, annotations: bool) -> String {
     }
     operation_types(&mut xml);
     identity::types(&mut xml);
+    bulk_delete::types(&mut xml);
     operations(&mut xml, catalog);
     identity::operations(&mut xml, catalog);
+    bulk_delete::operations(&mut xml);
     container(&mut xml, &model, catalog);
 
     xml.close("Schema");
@@ -458,11 +461,11 @@ fn operation(
     }
     xml.open(kind, &facets);
     for (parameter, type_name, extra) in parameters {
-        let mut facets = vec![
-            ("Name", *parameter),
-            ("Type", *type_name),
-            ("Nullable", "false"),
-        ];
+        let mut facets = vec![("Name", *parameter), ("Type", *type_name)];
+        // A parameter is required unless its facets say otherwise.
+        if !extra.iter().any(|(facet, _)| *facet == "Nullable") {
+            facets.push(("Nullable", "false"));
+        }
         facets.extend_from_slice(extra);
         xml.empty("Parameter", &facets);
     }
@@ -502,6 +505,7 @@ fn container(xml: &mut Xml, model: &Model, catalog: &Catalog) {
     for (kind, name) in UNBOUND_OPERATIONS
         .iter()
         .chain(identity::UNBOUND_OPERATIONS)
+        .chain(bulk_delete::UNBOUND_OPERATIONS)
     {
         let qualified_name = format!("{NAMESPACE}.{name}");
         let (element, reference) = if *kind == "Function" {
@@ -1072,6 +1076,88 @@ mod tests {
     }
 
     #[test]
+    fn bulk_delete_and_its_query_expression_types_are_declared() {
+        let schema = schema(false);
+        let action = schema.child_named("Action", "BulkDelete").unwrap();
+        assert_eq!(action.attr("IsBound"), None);
+        assert_eq!(
+            signature(action),
+            (
+                pairs(&[
+                    ("QuerySet", "Collection(mscrm.QueryExpression)"),
+                    ("JobName", "Edm.String"),
+                    ("SendEmailNotification", "Edm.Boolean"),
+                    ("ToRecipients", "Collection(mscrm.crmbaseentity)"),
+                    ("CCRecipients", "Collection(mscrm.crmbaseentity)"),
+                    ("RecurrencePattern", "Edm.String"),
+                    ("StartDateTime", "Edm.DateTimeOffset"),
+                    ("SourceImportId", "Edm.Guid"),
+                    ("RunNow", "Edm.Boolean"),
+                ]),
+                Some("mscrm.BulkDeleteResponse".into())
+            )
+        );
+        // The optional parameters are nullable, the others not, each declared once.
+        for parameter in action.children("Parameter") {
+            let name = parameter.attr("Name").unwrap();
+            let optional = matches!(name, "SourceImportId" | "RunNow");
+            let nullable = if optional { "true" } else { "false" };
+            assert_eq!(parameter.attr("Nullable"), Some(nullable), "{name}");
+            let facets = parameter.attributes.iter().filter(|(k, _)| k == "Nullable");
+            assert_eq!(facets.count(), 1, "{name}");
+        }
+        let response = schema
+            .child_named("ComplexType", "BulkDeleteResponse")
+            .unwrap();
+        let job = response.child_named("Property", "JobId").unwrap();
+        assert_eq!(job.attr("Type"), Some("Edm.Guid"));
+        let query = schema
+            .child_named("ComplexType", "QueryExpression")
+            .unwrap();
+        assert_eq!(query.attr("BaseType"), Some("mscrm.QueryBase"));
+        for (property, type_name) in [
+            ("EntityName", "Edm.String"),
+            ("Criteria", "mscrm.FilterExpression"),
+            ("ColumnSet", "mscrm.ColumnSet"),
+            ("LinkEntities", "Collection(mscrm.LinkEntity)"),
+        ] {
+            let member = query.child_named("Property", property).unwrap();
+            assert_eq!(member.attr("Type"), Some(type_name), "{property}");
+        }
+        let filter = schema
+            .child_named("ComplexType", "FilterExpression")
+            .unwrap();
+        for (property, type_name) in [
+            ("FilterOperator", "mscrm.LogicalOperator"),
+            ("Conditions", "Collection(mscrm.ConditionExpression)"),
+            ("Filters", "Collection(mscrm.FilterExpression)"),
+        ] {
+            let member = filter.child_named("Property", property).unwrap();
+            assert_eq!(member.attr("Type"), Some(type_name), "{property}");
+        }
+        let condition = schema
+            .child_named("ComplexType", "ConditionExpression")
+            .unwrap();
+        let values = condition.child_named("Property", "Values").unwrap();
+        assert_eq!(values.attr("Type"), Some("Collection(mscrm.Object)"));
+        // Every operator the QueryExpression reader evaluates is a member, with Dataverse's value.
+        let operators = schema.child_named("EnumType", "ConditionOperator").unwrap();
+        let member = |name: &str| {
+            operators
+                .child_named("Member", name)
+                .and_then(|m| m.attr("Value"))
+                .map(str::to_string)
+        };
+        for (name, _, value) in crate::query::fetchxml::expression::CONDITION_OPERATORS {
+            assert_eq!(member(name), Some(value.to_string()), "{name}");
+        }
+        assert_eq!(member("Equal").as_deref(), Some("0"));
+        assert_eq!(member("BeginsWith").as_deref(), Some("54"));
+        let logical = schema.child_named("EnumType", "LogicalOperator").unwrap();
+        assert!(logical.child_named("Member", "Or").is_some());
+    }
+
+    #[test]
     fn the_container_has_every_entity_set_and_the_unbound_imports() {
         let schema = schema(false);
         let container = schema.child_named("EntityContainer", "System").unwrap();
@@ -1109,6 +1195,7 @@ mod tests {
             ("ActionImport", "GrantAccess", "Action"),
             ("ActionImport", "ModifyAccess", "Action"),
             ("ActionImport", "RevokeAccess", "Action"),
+            ("ActionImport", "BulkDelete", "Action"),
         ] {
             let import = container.child_named(element, name).unwrap();
             assert_eq!(

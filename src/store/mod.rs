@@ -149,6 +149,18 @@ pub struct Query {
     pub with_names: bool,
 }
 
+/// What a joined read asks for, as [`Query`] for a plain one; the joined table's rows are read
+/// without lookup names.
+#[derive(Debug, Clone)]
+pub struct JoinQuery {
+    pub plan: sql::JoinPlan,
+    pub context: sql::Context,
+    pub with_names: bool,
+}
+
+/// One row of a joined read: the root's record, and the joined table's when there is one.
+pub type JoinedRow = (Record, Option<Record>);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a row with this key already exists")]
@@ -347,6 +359,10 @@ pub trait Access: Send + Sync {
 
     /// The rows a plan selects, in its order.
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError>;
+
+    /// The rows of a one-to-many join, in its order: each root row once per joined row (an
+    /// outer join's root row without one comes once, with `None`).
+    async fn query_join(&self, query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError>;
 
     /// How many rows a plan's filter selects, counting at most `cap`.
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError>;

@@ -42,8 +42,8 @@ use uuid::Uuid;
 
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, stored_key, Access, Expect, Query, Record, Store, StoreError,
-    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    migration_check_failed, sql, stored_key, Access, Expect, JoinQuery, JoinedRow, Query, Record,
+    Store, StoreError, StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -396,14 +396,25 @@ fn read_row(
     row: &Row,
     with_names: bool,
 ) -> Result<Record, StoreError> {
+    read_row_at(table, entity, row, with_names, 0)
+}
+
+/// As [`read_row`], from the `offset`th column of the row on.
+fn read_row_at(
+    table: &EntitySql,
+    entity: &Arc<Entity>,
+    row: &Row,
+    with_names: bool,
+    offset: usize,
+) -> Result<Record, StoreError> {
     let mut record = Record::empty(Arc::clone(entity));
     for (column, &position) in table.stored.iter().enumerate() {
         let attribute_type = entity.attributes[position].attribute_type;
-        record.values[position] = from_row(row, column, attribute_type)?;
+        record.values[position] = from_row(row, offset + column, attribute_type)?;
     }
     if with_names {
         for &(position, name_index) in &table.names {
-            let name: Option<String> = row.try_get(table.stored.len() + name_index)?;
+            let name: Option<String> = row.try_get(offset + table.stored.len() + name_index)?;
             record.values[position] = name.map_or(Value::Null, Value::Text);
         }
     }
@@ -568,6 +579,26 @@ impl Executor<'_> {
         Ok(out)
     }
 
+    /// The rows of a one-to-many join: the root's columns, then the child's (all NULL when an
+    /// outer join found no child for the row).
+    async fn query_join(&self, query: &JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
+        let root_sql = self.table(&query.plan.root.entity)?;
+        let child_sql = self.table(&query.plan.join.child.0)?;
+        let (columns, joins, width) = root_sql.select_list(query.with_names);
+        let (text, values) =
+            sql::select_join_sql(&sql::Postgres, &query.plan, &query.context, columns, joins)?;
+        let statement = prepare(self.client, &text).await?;
+        let params = params(&values);
+        let (root, child) = (&query.plan.root.entity, &query.plan.join.child.0);
+        let mut out = Vec::new();
+        for row in self.client.query(&statement, &refs(&params)).await? {
+            let record = read_row(root_sql, root, &row, query.with_names)?;
+            let joined = read_row_at(child_sql, child, &row, false, width)?;
+            out.push((record, joined.id().map(|_| joined)));
+        }
+        Ok(out)
+    }
+
     async fn count(&self, query: &Query, cap: usize) -> Result<u64, StoreError> {
         let (text, values) = sql::count_sql(&sql::Postgres, &query.plan, &query.context, "", cap)?;
         let statement = prepare(self.client, &text).await?;
@@ -703,6 +734,11 @@ impl Access for PostgresStore {
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
         let client = self.connection().await?;
         self.executor(&client).query(&query).await
+    }
+
+    async fn query_join(&self, query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
+        let client = self.connection().await?;
+        self.executor(&client).query_join(&query).await
     }
 
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
@@ -924,6 +960,10 @@ impl Access for PostgresTransaction {
 
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
         self.executor()?.query(&query).await
+    }
+
+    async fn query_join(&self, query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
+        self.executor()?.query_join(&query).await
     }
 
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {

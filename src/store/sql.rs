@@ -79,7 +79,9 @@ use uuid::Uuid;
 use super::Value;
 use crate::metadata::{Attribute, AttributeType, Entity};
 use crate::query::apply::{Aggregate, AggregateFn};
-use crate::query::{CmpOp, Expr, Hop, Literal, OrderBy, PropertyRef, QueryFnName, StringFn};
+use crate::query::{
+    ChildJoin, CmpOp, Expr, Hop, Literal, OrderBy, PropertyRef, QueryFnName, StringFn,
+};
 
 const SECONDS_PER_HOUR: i64 = 3_600;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -757,26 +759,66 @@ fn select(
     lowering.tail = tail;
     let table = ident(&plan.entity.logical_name)?;
     let condition = lowering.condition(plan, true)?;
-    let order = lowering
-        .sort_keys(&plan.order)?
-        .iter()
-        .map(|key| {
-            let operand = lowering.operand(&key.column);
-            if key.nullable {
-                dialect.order_term(&operand, key.descending)
-            } else {
-                // The primary id is never NULL: a bare direction lets the database walk its
-                // key index (PostgreSQL's is NULLS LAST ascending) in either direction.
-                format!("{operand} {}", if key.descending { "DESC" } else { "ASC" })
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let order = lowering.order_terms(&lowering.sort_keys(&plan.order)?);
     let mut sql = format!("SELECT {columns} FROM {table} AS t{joins}{condition} ORDER BY {order}");
     if let Some(limit) = plan.limit {
         let placeholder = lowering.bind(Value::Int(to_i64(limit)));
         sql.push_str(&dialect.limit_clause(&placeholder));
     }
+    Ok((sql, lowering.params))
+}
+
+/// A rows plan with a one-to-many join (a FetchXML `link-entity` of link-type `inner` or
+/// `outer`): `root` holds the queried table's filter, order, row limit, scope and related
+/// scopes (the authorize layer adds there the scope of the joined table and of every table the
+/// join's filter reaches); its cursor does not apply, the page is an offset into the joined rows.
+#[derive(Debug, Clone)]
+pub struct JoinPlan {
+    pub root: Plan,
+    pub join: ChildJoin,
+    /// Joined rows to skip (the pages before this one).
+    pub offset: usize,
+}
+
+/// The alias of a one-to-many join's table.
+const JOIN_ALIAS: &str = "l1";
+
+/// `SELECT {columns}, l1.{stored columns of the child} FROM {table} AS t{joins} {INNER|LEFT} JOIN
+/// {child} AS l1 ON l1.{lookup} = t.{id} AND (join filter) AND <scope of child> [WHERE ...]
+/// ORDER BY <root keys>, t.{id}, <child keys>, l1.{id} LIMIT ? OFFSET ?`, and its parameters.
+/// The child's columns follow the caller's `columns`, in `Entity::stored_attributes` order;
+/// they are all NULL for a root row an outer join found no child for. The order is total, so
+/// consecutive offsets page the joined rows exactly once each.
+pub fn select_join_sql(
+    dialect: &dyn Dialect,
+    plan: &JoinPlan,
+    ctx: &Context,
+    columns: &str,
+    joins: &str,
+) -> Result<(String, Vec<Value>), SqlError> {
+    let mut lowering = Lowering::new(dialect, &plan.root.entity, ctx);
+    let table = ident(&plan.root.entity.logical_name)?;
+    let condition = lowering.condition(&plan.root, false)?;
+    let join = lowering.child_join(&plan.join)?;
+    let child: &Entity = &plan.join.child.0;
+    let child_columns = child
+        .stored_attributes()
+        .map(|(_, a)| Ok(format!("{JOIN_ALIAS}.{}", ident(&a.logical_name)?)))
+        .collect::<Result<Vec<_>, SqlError>>()?
+        .join(", ");
+    let mut order = lowering.order_terms(&lowering.sort_keys(&plan.root.order)?);
+    let child_order = lowering.within_join(&plan.join, |l| {
+        let keys = l.sort_keys(&plan.join.order)?;
+        Ok(l.order_terms(&keys))
+    })?;
+    order.push_str(", ");
+    order.push_str(&child_order);
+    let mut sql = format!(
+        "SELECT {columns}, {child_columns} FROM {table} AS t{joins}{join}{condition} ORDER BY {order}"
+    );
+    let limit = lowering.bind(Value::Int(to_i64(plan.root.limit.unwrap_or(usize::MAX))));
+    let offset = lowering.bind(Value::Int(to_i64(plan.offset)));
+    sql.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
     Ok((sql, lowering.params))
 }
 
@@ -797,6 +839,11 @@ pub struct AggregatePlan {
     /// target AS g<k> ON g<k>.id = t.lookup AND <scope of target>`, so an unreadable or
     /// missing row reads as NULL. Empty: none.
     pub through: Vec<Option<Hop>>,
+    /// A one-to-many join (`INNER` or `LEFT JOIN child AS l1 ON l1.lookup = t.id AND (filter)
+    /// AND <scope of child>`): the groups are of the joined rows.
+    pub join: Option<ChildJoin>,
+    /// Per output column, whether it is a column of the joined table; empty: none.
+    pub from_join: Vec<bool>,
     pub group_by: Vec<PropertyRef>,
     pub aggregates: Vec<Aggregate>,
     /// Output columns (group values, then aggregates) to sort by first, and whether
@@ -810,8 +857,9 @@ impl AggregatePlan {
     /// The type of `prop`, the column of output column `output` (groups, then aggregates):
     /// a column of the plan's table, or of the table its lookup in `through` reaches.
     pub fn column_type(&self, output: usize, prop: &PropertyRef) -> AttributeType {
-        let table = match self.through.get(output) {
-            Some(Some(hop)) => &hop.target.0,
+        let table = match (self.through.get(output), &self.join) {
+            (_, Some(join)) if self.from_join.get(output) == Some(&true) => &join.child.0,
+            (Some(Some(hop)), _) => &hop.target.0,
             _ => &self.entity,
         };
         table.attributes[prop.index].attribute_type
@@ -844,7 +892,13 @@ pub fn aggregate_sql(
         hops.push(hop);
         joins.push_str(&lowering.join(hop, hops.len())?);
     }
+    if let Some(join) = &plan.join {
+        joins.push_str(&lowering.child_join(join)?);
+    }
     let through = |output: usize| {
+        if let (Some(join), Some(true)) = (&plan.join, plan.from_join.get(output)) {
+            return Some((&*join.child.0, JOIN_ALIAS.to_string()));
+        }
         plan.through
             .get(output)
             .and_then(Option::as_ref)
@@ -1146,6 +1200,66 @@ impl<'a> Lowering<'a> {
             on.push_str(&format!(" AND {}", scope.text));
         }
         Ok(format!(" LEFT JOIN {name} AS {alias} ON {on}"))
+    }
+
+    /// ` {INNER|LEFT} JOIN {child} AS l1 ON l1.{lookup} = t.{id} [AND (filter)] [AND <scope of
+    /// child>]`: the filter and the caller's row scope of the child are part of the join, so an
+    /// outer join keeps a root row whose children are all filtered out or unreadable, once.
+    fn child_join(&mut self, join: &'a ChildJoin) -> Result<String, SqlError> {
+        let child: &'a Entity = &join.child.0;
+        let scope = self.related_scope(child)?;
+        let id = self
+            .column_at(self.entity.primary_id_position(), "primary id")?
+            .sql;
+        let name = ident(&child.logical_name)?;
+        let on = self.within_join(join, |l| {
+            let lookup = l.column(&join.lookup)?.sql;
+            let mut parts = vec![format!("{lookup} = {id}")];
+            if let Some(filter) = &join.filter {
+                parts.push(l.expr(filter)?.within(Binding::And));
+            }
+            if let Some(scope) = scope {
+                parts.push(l.scope(scope)?.within(Binding::And));
+            }
+            Ok(parts.join(" AND "))
+        })?;
+        let kind = if join.outer {
+            "LEFT JOIN"
+        } else {
+            "INNER JOIN"
+        };
+        Ok(format!(" {kind} {name} AS {JOIN_ALIAS} ON {on}"))
+    }
+
+    /// Runs `lower` with the join's table as the current table, under its alias.
+    fn within_join<T>(
+        &mut self,
+        join: &'a ChildJoin,
+        lower: impl FnOnce(&mut Self) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
+        let saved_entity = std::mem::replace(&mut self.entity, &join.child.0);
+        let saved_alias = std::mem::replace(&mut self.alias, JOIN_ALIAS.to_string());
+        let result = lower(self);
+        self.alias = saved_alias;
+        self.entity = saved_entity;
+        result
+    }
+
+    /// `ORDER BY` terms of sort keys: NULLs first ascending, as SQL Server orders them.
+    fn order_terms(&self, keys: &[SortKey<'_>]) -> String {
+        keys.iter()
+            .map(|key| {
+                let operand = self.operand(&key.column);
+                if key.nullable {
+                    self.dialect.order_term(&operand, key.descending)
+                } else {
+                    // The primary id is never NULL: a bare direction lets the database walk its
+                    // key index (PostgreSQL's is NULLS LAST ascending) in either direction.
+                    format!("{operand} {}", if key.descending { "DESC" } else { "ASC" })
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// `prop` of the plan's table, or (with `through`) of a joined table under its alias.

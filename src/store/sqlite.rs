@@ -25,8 +25,8 @@ use uuid::Uuid;
 use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, stored_key, Access, Expect, Query, Record, Store, StoreError,
-    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    migration_check_failed, sql, stored_key, Access, Expect, JoinQuery, JoinedRow, Query, Record,
+    Store, StoreError, StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
@@ -124,6 +124,7 @@ enum Job {
 enum TxJob {
     Get(Arc<Entity>, Uuid, bool, Reply<Option<Record>>),
     Query(Query, Reply<Vec<Record>>),
+    QueryJoin(JoinQuery, Reply<Vec<JoinedRow>>),
     Count(Query, usize, Reply<u64>),
     Aggregate(sql::AggregatePlan, sql::Context, Reply<Vec<Vec<Value>>>),
     Write(WriteOp, Reply<WriteOutcome>),
@@ -354,14 +355,25 @@ fn read_row(
     row: &rusqlite::Row<'_>,
     with_names: bool,
 ) -> Result<Record, StoreError> {
+    read_row_at(table, entity, row, with_names, 0)
+}
+
+/// As [`read_row`], from the `offset`th column of the row on.
+fn read_row_at(
+    table: &EntitySql,
+    entity: &Arc<Entity>,
+    row: &rusqlite::Row<'_>,
+    with_names: bool,
+    offset: usize,
+) -> Result<Record, StoreError> {
     let mut record = Record::empty(Arc::clone(entity));
     for (column, &position) in table.stored.iter().enumerate() {
         let attribute_type = entity.attributes[position].attribute_type;
-        record.values[position] = from_sql(attribute_type, row.get_ref(column)?)?;
+        record.values[position] = from_sql(attribute_type, row.get_ref(offset + column)?)?;
     }
     if with_names {
         for &(position, name_index) in &table.names {
-            let value = row.get_ref(table.stored.len() + name_index)?;
+            let value = row.get_ref(offset + table.stored.len() + name_index)?;
             record.values[position] = match value {
                 ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
                 _ => Value::Null,
@@ -510,6 +522,13 @@ fn run_transaction(
             }
             TxJob::Query(query, reply) => {
                 let result = table(&query.plan.entity).and_then(|t| read_query(&tx, t, &query));
+                let _ = reply.send(result);
+            }
+            TxJob::QueryJoin(query, reply) => {
+                let result = table(&query.plan.root.entity).and_then(|root| {
+                    let child = table(&query.plan.join.child.0)?;
+                    read_join(&tx, root, child, &query)
+                });
                 let _ = reply.send(result);
             }
             TxJob::Count(query, cap, reply) => {
@@ -663,6 +682,29 @@ fn read_query(
         }
     }
     out.truncate(limit);
+    Ok(out)
+}
+
+/// The rows of a one-to-many join: the root's columns, then the child's (all NULL when an outer
+/// join found no child for the row).
+fn read_join(
+    conn: &Connection,
+    root_sql: &EntitySql,
+    child_sql: &EntitySql,
+    query: &JoinQuery,
+) -> Result<Vec<JoinedRow>, StoreError> {
+    let (columns, joins, width) = root_sql.select_list(query.with_names);
+    let (text, params) =
+        sql::select_join_sql(&sql::Sqlite, &query.plan, &query.context, columns, joins)?;
+    let (root, child) = (&query.plan.root.entity, &query.plan.join.child.0);
+    let mut statement = conn.prepare_cached(&text)?;
+    let mut rows = statement.query(params_from_iter(params.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let record = read_row(root_sql, root, row, query.with_names)?;
+        let joined = read_row_at(child_sql, child, row, false, width)?;
+        out.push((record, joined.id().map(|_| joined)));
+    }
     Ok(out)
 }
 
@@ -874,6 +916,15 @@ impl Access for SqliteStore {
         .await
     }
 
+    async fn query_join(&self, query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
+        self.with_reader_blocking(move |readers, conn| {
+            let root = readers.entity_sql(&query.plan.root.entity)?;
+            let child = readers.entity_sql(&query.plan.join.child.0)?;
+            read_join(conn, root, child, &query)
+        })
+        .await
+    }
+
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {
         let entity_sql = self.entity_sql(&query.plan.entity)?;
         self.with_reader(|conn| read_count(conn, entity_sql, &query, cap))
@@ -1072,6 +1123,10 @@ impl Access for SqliteTransaction {
 
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
         self.ask(|reply| TxJob::Query(query, reply)).await
+    }
+
+    async fn query_join(&self, query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
+        self.ask(|reply| TxJob::QueryJoin(query, reply)).await
     }
 
     async fn count(&self, query: Query, cap: usize) -> Result<u64, StoreError> {

@@ -367,6 +367,27 @@ pub struct SignedIn {
     pub token: String,
 }
 
+/// Two users of the root unit with the Basic-depth reader role, alice and bob, and three
+/// conversations: A (alice's), B (bob's) and C (the administrator's), as (subject, id).
+pub async fn readers_and_conversations(
+    app: &TestApp,
+) -> (SignedIn, SignedIn, Vec<(String, String)>) {
+    let root = root_unit(app).await;
+    let role = basic_role(app, &root).await;
+    let alice = signed_in_user(app, "alice", &root, &[&role]).await;
+    let bob = signed_in_user(app, "bob", &root, &[&role]).await;
+    let mut conversations = Vec::new();
+    for (subject, owner) in [("A", Some(&alice)), ("B", Some(&bob)), ("C", None)] {
+        let mut body = serde_json::json!({"subject": subject});
+        if let Some(owner) = owner {
+            body["ownerid@odata.bind"] = serde_json::json!(format!("/systemusers({})", owner.id));
+        }
+        let id = app.create("msdyn_ocliveworkitems", &body).await;
+        conversations.push((subject.to_string(), id));
+    }
+    (alice, bob, conversations)
+}
+
 /// Creates the user `name` (domain name `name@example.com`) in `unit`, assigns it the roles
 /// (ids) through `$ref`, and mints its token.
 pub async fn signed_in_user(app: &TestApp, name: &str, unit: &str, roles: &[&str]) -> SignedIn {

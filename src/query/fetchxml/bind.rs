@@ -155,6 +155,8 @@ pub(super) struct JoinedLink {
     entity: Arc<Entity>,
     lookup: usize,
     outer: bool,
+    /// A one-to-many join link (`lookup` is then the root's key).
+    one_to_many: bool,
 }
 
 impl Binder<'_> {
@@ -340,7 +342,7 @@ impl Binder<'_> {
         Ok(body)
     }
 
-    /// Records the many-to-one join links of the root (what `link` accepts; the others fail
+    /// Records the join links of the root (what `link` accepts; the others fail
     /// there with their own error) under the alias `link` gives them.
     fn find_joined_links(&self, root: &Entity, element: &Element) {
         let mut joined = Vec::new();
@@ -355,8 +357,11 @@ impl Binder<'_> {
             let Some(entity) = a.get("name").and_then(|n| self.entity(n).ok()) else {
                 continue;
             };
-            let Ok(lookup) = self.many_to_one(root, &entity, &a) else {
-                continue;
+            let one_to_many = matches!(self.one_to_many(root, &entity, &a), Ok(Some(_)));
+            let lookup = match self.many_to_one(root, &entity, &a) {
+                Ok(lookup) if !one_to_many => lookup,
+                _ if one_to_many => root.primary_id_position(),
+                _ => continue,
             };
             let alias = match a.get("alias") {
                 Some(alias) => alias.to_string(),
@@ -371,6 +376,7 @@ impl Binder<'_> {
             joined.push(JoinedLink {
                 root: root.logical_name.clone(),
                 alias,
+                one_to_many,
                 outer: a.get("link-type") == Some("outer"),
                 entity,
                 lookup,
@@ -392,13 +398,18 @@ impl Binder<'_> {
             .borrow()
             .iter()
             .find(|l| l.alias == alias && l.root == entity.logical_name)
-            .map(|l| (Arc::clone(&l.entity), l.lookup, l.outer));
-        let Some((target, lookup, outer)) = found else {
+            .map(|l| (Arc::clone(&l.entity), l.lookup, l.outer, l.one_to_many));
+        let Some((target, lookup, outer, one_to_many)) = found else {
             return Err(invalid_fetch(format!(
                 "The condition's entityname '{alias}' names no link-entity of '{}'.",
                 entity.logical_name
             )));
         };
+        if one_to_many {
+            return Err(unsupported(format!(
+                "A condition on the one-to-many link-entity '{alias}' in the root entity's filter (put it in the link-entity's own filter)"
+            )));
+        }
         if outer {
             return Err(unsupported(format!(
                 "A condition on the outer link-entity '{alias}' in the root entity's filter"
@@ -564,14 +575,29 @@ impl Binder<'_> {
                 })
             }
         };
-        if self.one_to_many(root, &entity, &a)?.is_some() {
-            return Err(unsupported(format!(
-                "A one-to-many link-entity of link-type '{}' (use 'exists', 'in', 'any', 'not any', 'all' or 'not all')",
-                a.get("link-type").unwrap_or("inner")
-            )));
-        }
-        let to_index = self.many_to_one(root, &entity, &a)?;
-        let from_index = entity.primary_id_position();
+        let (from, to, one_to_many) = match self.one_to_many(root, &entity, &a)? {
+            Some(child_lookup) => {
+                if earlier.iter().any(|l| l.one_to_many) {
+                    return Err(unsupported(
+                        "A second one-to-many link-entity of link-type 'inner' or 'outer' in one query"
+                            .into(),
+                    ));
+                }
+                (
+                    column_ref(&entity, child_lookup),
+                    column_ref(root, root.primary_id_position()),
+                    true,
+                )
+            }
+            None => {
+                let to_index = self.many_to_one(root, &entity, &a)?;
+                (
+                    column_ref(&entity, entity.primary_id_position()),
+                    column_ref(root, to_index),
+                    false,
+                )
+            }
+        };
         let alias = match a.get("alias") {
             Some(alias) => {
                 check_alias(alias)?;
@@ -592,8 +618,9 @@ impl Binder<'_> {
         }
         let body = self.body(&entity, element, false)?;
         let link = LinkEntity {
-            from: column_ref(&entity, from_index),
-            to: column_ref(root, to_index),
+            from,
+            to,
+            one_to_many,
             alias,
             outer,
             columns: None,

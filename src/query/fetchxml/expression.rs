@@ -23,44 +23,45 @@ use serde_json::Value as Json;
 
 use super::*;
 
-/// The SDK's `ConditionOperator` names smsctx evaluates, with the FetchXML operator each is.
-pub const CONDITION_OPERATORS: &[(&str, &str)] = &[
-    ("Equal", "eq"),
-    ("NotEqual", "ne"),
-    ("GreaterThan", "gt"),
-    ("GreaterEqual", "ge"),
-    ("LessThan", "lt"),
-    ("LessEqual", "le"),
-    ("Null", "null"),
-    ("NotNull", "not-null"),
-    ("Like", "like"),
-    ("NotLike", "not-like"),
-    ("BeginsWith", "begins-with"),
-    ("DoesNotBeginWith", "not-begin-with"),
-    ("EndsWith", "ends-with"),
-    ("DoesNotEndWith", "not-end-with"),
-    ("In", "in"),
-    ("NotIn", "not-in"),
-    ("Between", "between"),
-    ("NotBetween", "not-between"),
-    ("On", "on"),
-    ("OnOrAfter", "on-or-after"),
-    ("OnOrBefore", "on-or-before"),
-    ("Today", "today"),
-    ("Yesterday", "yesterday"),
-    ("Tomorrow", "tomorrow"),
-    ("LastXDays", "last-x-days"),
-    ("NextXDays", "next-x-days"),
-    ("LastXHours", "last-x-hours"),
-    ("NextXHours", "next-x-hours"),
-    ("LastXWeeks", "last-x-weeks"),
-    ("LastXMonths", "last-x-months"),
-    ("LastXYears", "last-x-years"),
-    ("OlderThanXDays", "olderthan-x-days"),
-    ("EqualUserId", "eq-userid"),
-    ("NotEqualUserId", "ne-userid"),
-    ("EqualBusinessId", "eq-businessid"),
-    ("NotEqualBusinessId", "ne-businessid"),
+/// The SDK's `ConditionOperator` names smsctx evaluates, with the FetchXML operator each is and
+/// the member's value in Dataverse's `ConditionOperator` enumeration (`$metadata` declares it).
+pub const CONDITION_OPERATORS: &[(&str, &str, u32)] = &[
+    ("Equal", "eq", 0),
+    ("NotEqual", "ne", 1),
+    ("GreaterThan", "gt", 2),
+    ("GreaterEqual", "ge", 4),
+    ("LessThan", "lt", 3),
+    ("LessEqual", "le", 5),
+    ("Null", "null", 12),
+    ("NotNull", "not-null", 13),
+    ("Like", "like", 6),
+    ("NotLike", "not-like", 7),
+    ("BeginsWith", "begins-with", 54),
+    ("DoesNotBeginWith", "not-begin-with", 55),
+    ("EndsWith", "ends-with", 56),
+    ("DoesNotEndWith", "not-end-with", 57),
+    ("In", "in", 8),
+    ("NotIn", "not-in", 9),
+    ("Between", "between", 10),
+    ("NotBetween", "not-between", 11),
+    ("On", "on", 25),
+    ("OnOrAfter", "on-or-after", 27),
+    ("OnOrBefore", "on-or-before", 26),
+    ("Today", "today", 15),
+    ("Yesterday", "yesterday", 14),
+    ("Tomorrow", "tomorrow", 16),
+    ("LastXDays", "last-x-days", 33),
+    ("NextXDays", "next-x-days", 34),
+    ("LastXHours", "last-x-hours", 31),
+    ("NextXHours", "next-x-hours", 32),
+    ("LastXWeeks", "last-x-weeks", 35),
+    ("LastXMonths", "last-x-months", 37),
+    ("LastXYears", "last-x-years", 39),
+    ("OlderThanXDays", "olderthan-x-days", 84),
+    ("EqualUserId", "eq-userid", 41),
+    ("NotEqualUserId", "ne-userid", 42),
+    ("EqualBusinessId", "eq-businessid", 43),
+    ("NotEqualBusinessId", "ne-businessid", 44),
 ];
 
 /// A bound `QueryExpression`: its table and the filter of its `Criteria` (`None`: every row).
@@ -220,8 +221,8 @@ fn condition(value: &Json, at: &str) -> Result<Element, QueryError> {
     let operator = match condition.get("Operator") {
         Some(Json::String(name)) => CONDITION_OPERATORS
             .iter()
-            .find(|(sdk, _)| sdk == name)
-            .map(|(_, fetch)| *fetch)
+            .find(|(sdk, _, _)| sdk == name)
+            .map(|(_, fetch, _)| *fetch)
             .ok_or_else(|| {
                 invalid(format!(
                     "{at}: the condition operator '{name}' is not supported."

@@ -45,7 +45,10 @@
 //!   children are given (tools write `value=''` next to `<value>` lists).
 //! - Join links (`inner`, `outer`): single hop, from a lookup of the root table (`to`) to the
 //!   primary key (`from`) of the table it points at; `from` defaults to that key, `to` to the
-//!   only lookup pointing at the table. A missing alias becomes `<table><n>`, as Dataverse
+//!   only lookup pointing at the table. Or one-to-many: `from` a lookup of the linked table to
+//!   the root, `to` the root's key; the root's row comes once per linked row (outer: once,
+//!   without link columns, when it has none); at most one such link per query, with its own
+//!   `<filter>` and `<order>`; a root condition cannot name it (`entityname`). A missing alias becomes `<table><n>`, as Dataverse
 //!   names it. An inner link is also a filter ([`Expr::Related`]) of the root's rows, with the
 //!   link's `<filter>` inside; a condition's `entityname` names an inner link, and binds as a
 //!   [`Expr::Related`] through it.
@@ -120,14 +123,19 @@ pub struct FetchQuery {
     pub aggregate: Option<Aggregate>,
 }
 
-/// A bound `<link-entity>`: a join from a lookup of the root table to the table it points at.
+/// A bound `<link-entity>` of link-type `inner` or `outer`: a join from a lookup of the root
+/// table to the table it points at (many-to-one), or from a lookup of the linked table to the
+/// root's key (one-to-many: the root's row once per linked row).
 #[derive(Debug, Clone)]
 pub struct LinkEntity {
     pub entity: Arc<Entity>,
-    /// The column of the linked table the join matches: its primary key.
+    /// The column of the linked table the join matches: its primary key (many-to-one), its
+    /// lookup to the root (one-to-many).
     pub from: PropertyRef,
-    /// The lookup column of the root table.
+    /// The column of the root table: a lookup (many-to-one), its primary key (one-to-many).
     pub to: PropertyRef,
+    /// The linked table's rows point at the root's (`from` is their lookup).
+    pub one_to_many: bool,
     /// As written, or `<table><n>` when the query gave none.
     pub alias: String,
     /// `link-type='outer'`.

@@ -22,6 +22,8 @@ pub struct TableSql {
     pub columns_with_names: String,
     /// The LEFT JOINs that bring the lookup names.
     pub joins: String,
+    /// How many columns `columns_with_names` selects (the stored columns, then the names).
+    pub width_with_names: usize,
     /// The insert of a new row. It binds `insert_positions` in order; when the database assigns
     /// versions ([`Dialect::next_version`]) the version is its own and the statement returns it.
     pub insert: String,
@@ -42,6 +44,16 @@ pub struct TableSql {
 }
 
 impl TableSql {
+    /// The select list (with the lookups' names or without), the joins it needs, and how many
+    /// columns it selects.
+    pub fn select_list(&self, with_names: bool) -> (&str, &str, usize) {
+        if with_names {
+            (&self.columns_with_names, &self.joins, self.width_with_names)
+        } else {
+            (&self.columns, "", self.stored.len())
+        }
+    }
+
     pub fn build(entity: &Entity, catalog: &Catalog, dialect: &dyn Dialect) -> TableSql {
         let p = |n: usize| dialect.placeholder(n);
         let table = &entity.logical_name;
@@ -149,6 +161,7 @@ impl TableSql {
                 p(1)
             ),
             columns_with_names: format!("{column_list}{names_list}"),
+            width_with_names: stored.len() + name_exprs.len(),
             columns: column_list,
             joins,
             insert: format!(

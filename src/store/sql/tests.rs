@@ -551,6 +551,74 @@ fn count_is_capped_and_ignores_order_and_cursor() {
     assert_eq!(format!("{params:?}"), r#"[Text("%sms%"), Int(5000)]"#);
 }
 
+/// Conversations joined with their contexts (`statecode eq 0`, ordered by name).
+fn join_plan(outer: bool) -> JoinPlan {
+    let catalog = Catalog::builtin().unwrap();
+    let root = Arc::clone(catalog.entity("msdyn_ocliveworkitem").unwrap());
+    let child = entity();
+    let lookup = child.position("msdyn_liveworkitemid").unwrap();
+    let mut root_plan = plan(&root, None);
+    root_plan.limit = Some(3);
+    JoinPlan {
+        root: root_plan,
+        join: ChildJoin {
+            child: crate::query::Table(Arc::clone(&child)),
+            lookup: PropertyRef {
+                index: lookup,
+                name: child.attributes[lookup].property_name().to_string(),
+            },
+            outer,
+            filter: Some(parse(&child, "statecode eq 0")),
+            order: orderby(&child, "msdyn_name"),
+        },
+        offset: 6,
+    }
+}
+
+#[test]
+fn one_to_many_joins_put_the_filter_and_the_child_scope_in_the_join() {
+    let plan = join_plan(false);
+    let (sql, params) = select_join_sql(&Sqlite, &plan, &CONTEXT, "t.activityid", "").unwrap();
+    let (columns, rest) = sql.split_once(" FROM ").unwrap();
+    assert!(
+        columns.starts_with("SELECT t.activityid, l1.importsequencenumber, "),
+        "{columns}"
+    );
+    assert_eq!(
+        columns.matches("l1.").count(),
+        entity().stored_attributes().count()
+    );
+    assert_eq!(
+        rest,
+        "msdyn_ocliveworkitem AS t INNER JOIN msdyn_smsengagementctx AS l1 ON \
+         l1.msdyn_liveworkitemid = t.activityid AND l1.statecode = ?1 \
+         ORDER BY t.activityid ASC, l1.msdyn_name ASC NULLS FIRST, \
+         l1.msdyn_smsengagementctxid ASC LIMIT ?2 OFFSET ?3"
+    );
+    assert_eq!(format!("{params:?}"), "[Int(0), Int(3), Int(6)]");
+
+    // Guarded: the child's row scope is part of the join (so an outer join keeps the parent
+    // once), and a guarded plan without it is not lowered.
+    let mut guarded = join_plan(true);
+    guarded.root.related = Some(Vec::new());
+    assert_eq!(
+        select_join_sql(&Sqlite, &guarded, &CONTEXT, "t.activityid", "").unwrap_err(),
+        SqlError::MissingScope("msdyn_smsengagementctx".into())
+    );
+    guarded.root.related = Some(vec![(
+        "msdyn_smsengagementctx".into(),
+        Some(Scope::nothing(&entity())),
+    )]);
+    let (sql, _) = select_join_sql(&Sqlite, &guarded, &CONTEXT, "t.activityid", "").unwrap();
+    assert!(
+        sql.contains(
+            " LEFT JOIN msdyn_smsengagementctx AS l1 ON l1.msdyn_liveworkitemid = t.activityid \
+             AND l1.statecode = ?1 AND 1 = 0 ORDER BY"
+        ),
+        "{sql}"
+    );
+}
+
 #[test]
 fn plans_that_cannot_be_lowered_are_errors() {
     let entity = entity();
