@@ -15,6 +15,8 @@
 //! shares the writer's group commit with other writes instead of holding the writer for the
 //! whole exchange.
 
+mod transcript;
+
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -24,6 +26,7 @@ use super::{Caller, ExecError, Preconditions, Service};
 use crate::channels::outbound::{self, OutboundError, OutboundRequest};
 use crate::channels::phone::{PhoneError, PhoneNumber};
 use crate::channels::telesign;
+use crate::channels::transcript::{inbound_tags, Author};
 use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
 use crate::metadata::{Catalog, Entity};
@@ -205,6 +208,9 @@ pub struct Sms {
     conversation: Arc<Entity>,
     team: Arc<Entity>,
     user: Arc<Entity>,
+    transcript: Arc<Entity>,
+    note: Arc<Entity>,
+    outbound: Arc<Entity>,
     http: reqwest::Client,
 }
 
@@ -236,6 +242,9 @@ impl Sms {
             conversation: table(CONVERSATION)?,
             team: table(TEAM)?,
             user: table(SYSTEM_USER)?,
+            transcript: table(crate::metadata::transcripts::TRANSCRIPT)?,
+            note: table(crate::metadata::transcripts::ANNOTATION)?,
+            outbound: table(OUTBOUND)?,
             http,
         })
     }
@@ -630,10 +639,10 @@ impl Sms {
                 None => None,
             };
 
-            let mut ops = Vec::with_capacity(6);
-            let (context_id, conversation_id, opened) = match (&current, reusable) {
+            let mut ops = Vec::with_capacity(8);
+            let (context_id, conversation, opened) = match (&current, reusable) {
                 (Some(context), Some(conversation)) => {
-                    (context.id().unwrap_or_default(), Some(conversation), false)
+                    (context.id().unwrap_or_default(), conversation, false)
                 }
                 _ => {
                     if let Some(old) = current.as_ref().filter(|c| self.is_active(c)) {
@@ -644,11 +653,27 @@ impl Sms {
                     let (conversation, context) = self
                         .new_context(service, admin, &inbound, conversation_id, context_id)
                         .await?;
-                    ops.push(WriteOp::Insert(conversation));
+                    ops.push(WriteOp::Insert(conversation.clone()));
                     ops.push(WriteOp::Insert(context));
-                    (context_id, Some(conversation_id), true)
+                    (context_id, conversation, true)
                 }
             };
+            let conversation_id = conversation.id();
+            // The message joins the conversation's transcript in the same transaction.
+            let note = match (opened, conversation_id) {
+                (false, Some(id)) => self.transcript_note(store, id).await?,
+                _ => None,
+            };
+            let (e164, number) = (inbound.customer.e164(), customer.as_str());
+            let at = transcript::now_ms();
+            let tags = inbound_tags(inbound.message_id);
+            let written = self
+                .transcript_writes(service, admin, &conversation, note.as_ref(), |t| {
+                    t.push(at, Author::Customer { e164: &e164, number }, inbound.body, &tags);
+                    true
+                })
+                .await?;
+            ops.extend(written.into_iter().flatten());
 
             let delivery = self
                 .new_delivery(
@@ -757,7 +782,7 @@ impl Sms {
         &self,
         store: &dyn Store,
         context: &Record,
-    ) -> Result<Option<Uuid>, SmsError> {
+    ) -> Result<Option<Record>, SmsError> {
         if !self.is_active(context) {
             return Ok(None);
         }
@@ -774,7 +799,7 @@ impl Sms {
             .map(i64::from)
             .collect();
         let state = conversation.get(STATE).as_int().unwrap_or_default();
-        Ok((!ended.contains(&state)).then_some(id))
+        Ok((!ended.contains(&state)).then_some(conversation))
     }
 
     /// SetState(Inactive) of a context whose conversation ended, compared-and-set.

@@ -13,6 +13,7 @@ mod literals;
 pub mod markdown;
 pub mod sms;
 pub mod system;
+pub mod transcripts;
 pub mod views;
 
 use std::collections::HashMap;
@@ -56,6 +57,11 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
         "msdyn_smsengagementctx",
         include_str!("../../metadata/msdyn_smsengagementctx.md"),
     ),
+    (
+        "msdyn_transcript",
+        include_str!("../../metadata/msdyn_transcript.md"),
+    ),
+    ("annotation", include_str!("../../metadata/annotation.md")),
     ("savedquery", include_str!("../../metadata/savedquery.md")),
     ("userquery", include_str!("../../metadata/userquery.md")),
     (
@@ -78,6 +84,10 @@ const CHANNEL_PAGES: &[(&str, &str)] = &[
     (
         "smsctx_smspair",
         include_str!("../../metadata/smsctx_smspair.md"),
+    ),
+    (
+        "smsctx_smsoutbound",
+        include_str!("../../metadata/smsctx_smsoutbound.md"),
     ),
 ];
 

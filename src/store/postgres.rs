@@ -88,6 +88,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_async_operations.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_transcripts.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).

@@ -66,6 +66,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_async_operations.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_transcripts.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
