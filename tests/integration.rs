@@ -34,5 +34,6 @@ mod relationships;
 mod schema;
 mod security;
 mod sms;
+mod transcripts;
 mod validation;
 mod views;

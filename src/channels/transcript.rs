@@ -328,7 +328,12 @@ mod tests {
     fn messages_round_trip_through_base64_in_order_with_rising_ids() {
         let mut t = Transcript::default();
         t.push(1_589_863_236_124, customer(), "hello", &inbound_tags("SM1"));
-        t.push(1_589_863_236_000, Author::System, "later but clock behind", SYSTEM_TAGS);
+        t.push(
+            1_589_863_236_000,
+            Author::System,
+            "later but clock behind",
+            SYSTEM_TAGS,
+        );
         let back = Transcript::decode(Some(&t.encode())).unwrap();
         assert_eq!(back, t);
         let m = back.messages();
@@ -370,7 +375,12 @@ mod tests {
         // The customer's message with the same provider id is not a reply: untouched.
         assert_eq!(t.messages()[1]["tags"], "messageId-SMa");
         let mut u = Transcript::default();
-        u.push(1, agent, "x", &reply_tags(Some("SMb"), DeliveryStatus::Sent, None));
+        u.push(
+            1,
+            agent,
+            "x",
+            &reply_tags(Some("SMb"), DeliveryStatus::Sent, None),
+        );
         assert!(u.set_delivery("SMb", DeliveryStatus::Undelivered, Some("30003")));
         assert_eq!(
             u.messages()[0]["tags"],
@@ -389,7 +399,10 @@ mod tests {
             Some(DeliveryStatus::Delivered)
         );
         assert_eq!(DeliveryStatus::from_twilio("received"), None);
-        assert_eq!(DeliveryStatus::from_telesign(200), DeliveryStatus::Delivered);
+        assert_eq!(
+            DeliveryStatus::from_telesign(200),
+            DeliveryStatus::Delivered
+        );
         assert_eq!(DeliveryStatus::from_telesign(203), DeliveryStatus::Sent);
         assert_eq!(DeliveryStatus::from_telesign(290), DeliveryStatus::Queued);
         assert_eq!(DeliveryStatus::from_telesign(207), DeliveryStatus::Failed);

@@ -669,7 +669,15 @@ impl Sms {
             let tags = inbound_tags(inbound.message_id);
             let written = self
                 .transcript_writes(service, admin, &conversation, note.as_ref(), |t| {
-                    t.push(at, Author::Customer { e164: &e164, number }, inbound.body, &tags);
+                    t.push(
+                        at,
+                        Author::Customer {
+                            e164: &e164,
+                            number,
+                        },
+                        inbound.body,
+                        &tags,
+                    );
                     true
                 })
                 .await?;

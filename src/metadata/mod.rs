@@ -277,9 +277,13 @@ impl Attribute {
     }
 
     /// Whether the column is an EDM structural property of the entity type. Lookups are exposed
-    /// as the computed `_x_value` property; `EntityName` columns (`owneridtype`) are not exposed.
+    /// as the computed `_x_value` property; the owner's type column (`owneridtype`) is not
+    /// exposed, while another `EntityName` column is a string property (a note's
+    /// `objecttypecode`, which Microsoft's transcript download filters on).
     pub fn is_edm_property(&self) -> bool {
-        self.is_stored() && self.attribute_type != AttributeType::EntityName
+        self.is_stored()
+            && !(self.attribute_type == AttributeType::EntityName
+                && self.logical_name == system::OWNER_ID_TYPE)
     }
 
     /// The name of the property in JSON payloads: `_x_value` for lookups, the logical name

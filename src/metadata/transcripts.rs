@@ -22,7 +22,11 @@ pub const ANNOTATION_OBJECT_TYPE: &str = "objecttypecode";
 /// transcript through its conversation.
 pub const PARENTED: &[(&str, &str, &str)] = &[
     (ANNOTATION, ANNOTATION_OBJECT, TRANSCRIPT),
-    (TRANSCRIPT, TRANSCRIPT_CONVERSATION, super::sms::CONVERSATION),
+    (
+        TRANSCRIPT,
+        TRANSCRIPT_CONVERSATION,
+        super::sms::CONVERSATION,
+    ),
 ];
 
 /// The parent of a parented table: (lookup, parent table).

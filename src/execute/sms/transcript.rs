@@ -71,14 +71,13 @@ impl Sms {
         edit: impl FnOnce(&mut Transcript) -> bool,
     ) -> Result<Option<Vec<WriteOp>>, SmsError> {
         let conversation_id = conversation.id().unwrap_or_default();
-        let mut transcript = Transcript::decode(
-            note.and_then(|n| n.get(ANNOTATION_DOCUMENT_BODY).as_text()),
-        )
-        .map_err(|e| {
-            SmsError::Exec(ExecError::Store(StoreError::Unexpected(format!(
-                "the transcript of the conversation {conversation_id}: {e}"
-            ))))
-        })?;
+        let mut transcript =
+            Transcript::decode(note.and_then(|n| n.get(ANNOTATION_DOCUMENT_BODY).as_text()))
+                .map_err(|e| {
+                    SmsError::Exec(ExecError::Store(StoreError::Unexpected(format!(
+                        "the transcript of the conversation {conversation_id}: {e}"
+                    ))))
+                })?;
         if !edit(&mut transcript) {
             return Ok(None);
         }

@@ -1,0 +1,408 @@
+//! Conversation transcripts, the conversation lifecycle and delivery status, end to end: signed
+//! webhooks (signatures computed in `sms.rs`, independently of `smsctx::channels`), replies
+//! through `smsctx_SendSms` at a fake provider, and the transcripts read back the way
+//! Microsoft's "Download Omnichannel transcripts in bulk" reads them:
+//! `annotations?$filter=objecttypecode eq 'msdyn_transcript'`, then base64-decoding
+//! `documentbody` into the JSON array of messages.
+
+use crate::common;
+use crate::sms::*;
+
+use base64::Engine as _;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const TRANSCRIPT_NOTES: &str = "annotations?$filter=objecttypecode eq 'msdyn_transcript'";
+
+/// The messages of a note: `documentbody` base64-decoded and parsed.
+fn messages_of(note: &Value) -> Vec<Value> {
+    let body = note["documentbody"].as_str().expect("a documentbody");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64");
+    let messages: Value = serde_json::from_slice(&bytes).expect("a JSON document");
+    messages.as_array().expect("an array of messages").clone()
+}
+
+async fn notes_as(app: &TestApp, token: &str) -> Vec<Value> {
+    let response = get_as(app, token, TRANSCRIPT_NOTES).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["value"].as_array().unwrap().clone()
+}
+
+/// The transcript messages of the one conversation of `context`.
+async fn transcript_of_context(app: &TestApp, context: &Value) -> Vec<Value> {
+    let conversation = context["_msdyn_liveworkitemid_value"].as_str().unwrap();
+    let transcripts = app
+        .get_json(&format!(
+            "msdyn_transcripts?$filter=_msdyn_liveworkitemidid_value eq {conversation}"
+        ))
+        .await;
+    let transcripts = transcripts["value"].as_array().unwrap();
+    assert_eq!(transcripts.len(), 1, "one transcript per conversation");
+    let transcript = transcripts[0]["msdyn_transcriptid"].as_str().unwrap();
+    let notes = app
+        .get_json(&format!(
+            "annotations?$filter=_objectid_value eq {transcript}&$select=documentbody,objecttypecode,mimetype"
+        ))
+        .await;
+    let notes = notes["value"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "one note per transcript");
+    assert_eq!(notes[0]["objecttypecode"], "msdyn_transcript");
+    assert_eq!(notes[0]["mimetype"], "application/json");
+    messages_of(&notes[0])
+}
+
+fn contents(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn text(app: &TestApp, from: &str, n: u32, body: &str) -> StatusCode {
+    post_twilio(
+        &app.client,
+        &twilio_url(app),
+        TOKEN_TWILIO,
+        &twilio_params(from, ORG, &sid(n), body),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test]
+async fn every_inbound_message_is_in_the_transcript_in_order_and_a_replay_adds_nothing() {
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    for (n, body) in [(1, "Hello"), (2, "My order is late"), (3, "Order 42")] {
+        assert_eq!(text(&app, CUSTOMER, n, body).await, StatusCode::OK);
+    }
+    // A replay of the second message, and a concurrent pair of duplicates of a fourth.
+    assert_eq!(
+        text(&app, CUSTOMER, 2, "My order is late").await,
+        StatusCode::OK
+    );
+    let (a, b) = tokio::join!(
+        text(&app, CUSTOMER, 4, "Thanks"),
+        text(&app, CUSTOMER, 4, "Thanks")
+    );
+    assert_eq!((a, b), (StatusCode::OK, StatusCode::OK));
+
+    let notes = app.get_json(TRANSCRIPT_NOTES).await["value"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(notes.len(), 1);
+    let messages = messages_of(&notes[0]);
+    assert_eq!(
+        contents(&messages),
+        ["Hello", "My order is late", "Order 42", "Thanks"]
+    );
+    let ids: Vec<i64> = messages
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids rise: {ids:?}");
+    let first = &messages[0];
+    assert_eq!(first["contentType"], "text");
+    assert_eq!(first["from"]["phone"]["id"], "12015550123");
+    assert_eq!(first["from"]["phone"]["displayName"], CUSTOMER);
+    assert!(first["from"]["user"].is_null());
+    assert_eq!(first["tags"], format!("messageId-{}", sid(1)));
+    assert!(first["createdDateTime"]
+        .as_str()
+        .unwrap()
+        .ends_with("+00:00"));
+    assert!(first["created"].as_str().unwrap().ends_with('Z'));
+    for member in ["likes", "attachments"] {
+        assert_eq!(first[member], json!([]));
+    }
+
+    // The same messages through the transcript table and the note's own URL.
+    let context = &contexts(&app).await[0];
+    assert_eq!(
+        contents(&transcript_of_context(&app, context).await),
+        contents(&messages)
+    );
+    let id = notes[0]["annotationid"].as_str().unwrap();
+    let one = app
+        .get_json(&format!("annotations({id})?$select=documentbody"))
+        .await;
+    assert_eq!(messages_of(&one), messages);
+    let count = app
+        .get("annotations/$count")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count, "1");
+
+    // A second customer has a transcript of its own.
+    assert_eq!(text(&app, "+12015550199", 5, "Other").await, StatusCode::OK);
+    assert_eq!(
+        app.get_json(TRANSCRIPT_NOTES).await["value"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn transcripts_are_read_only_through_the_web_api() {
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    assert_eq!(text(&app, CUSTOMER, 1, "Hello").await, StatusCode::OK);
+    let notes = app.get_json(TRANSCRIPT_NOTES).await;
+    let id = notes["value"][0]["annotationid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = app
+        .patch(
+            &format!("annotations({id})"),
+            &json!({"documentbody": "AAAA"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::BAD_REQUEST);
+    let delete = app
+        .delete(&format!("annotations({id})"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::BAD_REQUEST);
+    let create = app
+        .post("msdyn_transcripts", &json!({"msdyn_name": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), StatusCode::BAD_REQUEST);
+    let one = app.get_json(&format!("annotations({id})")).await;
+    assert_eq!(contents(&messages_of(&one)), ["Hello"]);
+    app.stop().await;
+}
+
+/// A role reading conversations at Basic depth, and transcripts and notes (whose rows follow
+/// their conversation's).
+async fn agent_role(app: &TestApp, unit: &str) -> String {
+    let grants = [
+        ("prvReadmsdyn_smsengagementctx", 1),
+        ("prvReadmsdyn_ocliveworkitem", 1),
+        ("prvReadmsdyn_transcript", 8),
+        ("prvReadNote", 8),
+        ("prvReadUser", 8),
+        ("prvReadTeam", 8),
+        ("prvReadBusinessUnit", 8),
+    ];
+    custom_role(app, unit, "transcript reader", &grants).await
+}
+
+#[tokio::test]
+async fn a_transcript_is_readable_by_whoever_may_read_its_conversation() {
+    let app = spawn_app().await;
+    let unit = root_unit(&app).await;
+    let role = agent_role(&app, &unit).await;
+    let alice = signed_in_user(&app, "alice", &unit, &[&role]).await;
+    let bob = signed_in_user(&app, "bob", &unit, &[&role]).await;
+    // Alice's channel opens conversations she owns; the other belongs to the administrator.
+    add_twilio_channel(
+        &app,
+        ORG_2,
+        json!({"smsctx_defaultownerid@odata.bind": format!("/systemusers({})", alice.id)}),
+    )
+    .await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    let alices = post_twilio(
+        &app.client,
+        &twilio_url(&app),
+        TOKEN_TWILIO,
+        &twilio_params(CUSTOMER, ORG_2, &sid(1), "for alice"),
+    )
+    .await;
+    assert_eq!(alices.status(), StatusCode::OK);
+    assert_eq!(
+        text(&app, CUSTOMER, 2, "for the admin").await,
+        StatusCode::OK
+    );
+
+    let all = app.get_json(TRANSCRIPT_NOTES).await["value"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(all.len(), 2);
+    let note_of = |content: &str| {
+        all.iter()
+            .find(|n| contents(&messages_of(n)) == [content])
+            .unwrap()["annotationid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (alices_note, admins_note) = (note_of("for alice"), note_of("for the admin"));
+
+    let seen = notes_as(&app, &alice.token).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(contents(&messages_of(&seen[0])), ["for alice"]);
+    assert!(notes_as(&app, &bob.token).await.is_empty());
+    let transcripts = get_as(&app, &bob.token, "msdyn_transcripts")
+        .send()
+        .await
+        .unwrap();
+    let transcripts: Value = transcripts.json().await.unwrap();
+    assert_eq!(transcripts["value"], json!([]));
+    let count = get_as(&app, &bob.token, "annotations/$count")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count, "0");
+
+    let mine = get_as(&app, &alice.token, &format!("annotations({alices_note})"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.status(), StatusCode::OK);
+    for (who, note) in [(&alice, &admins_note), (&bob, &alices_note)] {
+        let response = get_as(&app, &who.token, &format!("annotations({note})"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+    // A filter through the note's lookup sees no more than the list does.
+    let through = get_as(
+        &app,
+        &bob.token,
+        "annotations?$filter=objectid/msdyn_name ne null",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(through.status(), StatusCode::OK);
+    let body: Value = through.json().await.unwrap();
+    assert_eq!(body["value"], json!([]));
+
+    // Shared with Bob, the conversation brings its transcript.
+    let conversation = app
+        .get_json(&format!(
+            "annotations({alices_note})?$expand=objectid($select=_msdyn_liveworkitemidid_value)"
+        ))
+        .await;
+    let conversation = conversation["objectid"]["_msdyn_liveworkitemidid_value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shared = app
+        .post(
+            "GrantAccess",
+            &json!({
+                "Target": {"@odata.type": "Microsoft.Dynamics.CRM.msdyn_ocliveworkitem", "activityid": conversation},
+                "PrincipalAccess": {
+                    "Principal": {"@odata.type": "Microsoft.Dynamics.CRM.systemuser", "systemuserid": bob.id},
+                    "AccessMask": "ReadAccess"
+                }
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shared.status(), StatusCode::NO_CONTENT);
+    let seen = notes_as(&app, &bob.token).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(contents(&messages_of(&seen[0])), ["for alice"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_kill_9_in_the_transcript() {
+    let db = TestDatabase::new().await;
+    // Migrations and the first start's seeding, then the binary.
+    let app = spawn_app_in(db).await;
+    let db = app.stop().await;
+    let mut server = start_server(&db.url, &[]);
+    let client = reqwest::Client::new();
+    let api = server.base.clone();
+    let root = api.trim_end_matches("/api/data/v9.2/").to_owned();
+    let url = format!("{root}/channels/sms/twilio");
+    let added = client
+        .post(format!("{api}smsctx_smschannels"))
+        .bearer_auth(TOKEN)
+        .json(&json!({
+            "smsctx_provider": "twilio", "smsctx_phonenumber": ORG, "smsctx_secret": TOKEN_TWILIO,
+            "smsctx_account": ACCOUNT, "smsctx_publicurl": url,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+
+    // Four customers writing at once, so messages share commits.
+    let mut tasks = Vec::new();
+    for customer in 0..4u32 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let from = format!("+1201555{:04}", 100 + customer);
+            let mut acknowledged = Vec::new();
+            for n in 0..10u32 {
+                let body = format!("c{customer} m{n}");
+                let message = sid(customer * 100 + n);
+                let params = twilio_params(&from, ORG, &message, &body);
+                if post_twilio(&client, &url, TOKEN_TWILIO, &params)
+                    .await
+                    .status()
+                    == StatusCode::OK
+                {
+                    acknowledged.push(body);
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    assert_eq!(acknowledged.len(), 40);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let server = start_server(&db.url, &[]);
+    let notes: Value = client
+        .get(format!("{}{TRANSCRIPT_NOTES}", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let notes = notes["value"].as_array().unwrap();
+    assert_eq!(notes.len(), 4);
+    let mut kept: Vec<String> = notes
+        .iter()
+        .flat_map(|n| contents(&messages_of(n)))
+        .collect();
+    kept.sort();
+    acknowledged.sort();
+    assert_eq!(
+        kept, acknowledged,
+        "every acknowledged message is in a transcript"
+    );
+    for note in notes {
+        let messages = contents(&messages_of(note));
+        let customer = &messages[0][..2];
+        let expected: Vec<String> = (0..10).map(|n| format!("{customer} m{n}")).collect();
+        assert_eq!(messages, expected, "one customer's messages, in order");
+    }
+    drop(server);
+}
