@@ -1191,6 +1191,10 @@ async fn outbound_sms_goes_through_twilios_messages_api() {
             ("To".to_owned(), CUSTOMER.to_owned()),
             ("From".to_owned(), ORG.to_owned()),
             ("Body".to_owned(), "We're on it & will call.".to_owned()),
+            (
+                "StatusCallback".to_owned(),
+                format!("{}/status", twilio_url(&app)),
+            ),
         ]
     );
 

@@ -406,3 +406,229 @@ async fn acknowledged_messages_survive_kill_9_in_the_transcript() {
     }
     drop(server);
 }
+
+const REPLY_SID: &str = "SM99999999999999999999999999999999";
+
+fn status_url(app: &TestApp) -> String {
+    format!("{}/status", twilio_url(app))
+}
+
+/// Twilio's status callback of the reply `REPLY_SID`, signed for the status URL.
+async fn twilio_status(
+    app: &TestApp,
+    status: &str,
+    error: Option<&str>,
+    token: &str,
+) -> StatusCode {
+    let mut params = vec![
+        ("MessageSid", REPLY_SID),
+        ("SmsSid", REPLY_SID),
+        ("MessageStatus", status),
+        ("SmsStatus", status),
+        ("AccountSid", ACCOUNT),
+        ("From", ORG),
+        ("To", CUSTOMER),
+        ("ApiVersion", "2010-04-01"),
+    ];
+    if let Some(code) = error {
+        params.push(("ErrorCode", code));
+    }
+    post_twilio(&app.client, &status_url(app), token, &params)
+        .await
+        .status()
+}
+
+/// A conversation with one inbound message on a Twilio channel whose API is a fake provider
+/// answering every send with `REPLY_SID`: the context's id.
+async fn conversation_with_fake_twilio(app: &TestApp) -> (String, FakeProvider) {
+    let provider = fake_provider(201, json!({"sid": REPLY_SID, "status": "queued"})).await;
+    add_twilio_channel(app, ORG, json!({"smsctx_apibaseurl": provider.base})).await;
+    assert_eq!(
+        text(app, CUSTOMER, 1, "Where is my parcel?").await,
+        StatusCode::OK
+    );
+    let context = contexts(app).await[0]["msdyn_smsengagementctxid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (context, provider)
+}
+
+async fn reply(app: &TestApp, context: &str, text: &str) {
+    let sent = app
+        .post(&send_sms_path(context), &json!({"Message": text}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+}
+
+fn tags_of(messages: &[Value], index: usize) -> String {
+    messages[index]["tags"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn replies_join_the_transcript_and_twilio_status_callbacks_only_move_forward() {
+    let app = spawn_app().await;
+    let (context, provider) = conversation_with_fake_twilio(&app).await;
+    reply(&app, &context, "It left the depot today.").await;
+    let (_, _, _, sent) = provider.seen.lock().unwrap()[0].clone();
+    assert!(sent.contains("StatusCallback="), "{sent}");
+
+    let context_row = &contexts(&app).await[0];
+    let messages = transcript_of_context(&app, context_row).await;
+    assert_eq!(
+        contents(&messages),
+        ["Where is my parcel?", "It left the depot today."]
+    );
+    let reply_message = &messages[1];
+    assert_eq!(
+        tags_of(&messages, 1),
+        format!("public,messageId-{REPLY_SID},deliveryStatus-queued")
+    );
+    assert_eq!(
+        reply_message["from"]["user"]["displayName"],
+        "System Administrator"
+    );
+    assert!(reply_message["from"]["phone"].is_null());
+
+    // Out of order: delivered, then a late "sent", then a replay of delivered.
+    for status in ["delivered", "sent", "delivered", "queued"] {
+        assert_eq!(
+            twilio_status(&app, status, None, TOKEN_TWILIO).await,
+            StatusCode::OK
+        );
+    }
+    let messages = transcript_of_context(&app, context_row).await;
+    assert_eq!(
+        tags_of(&messages, 1),
+        format!("public,messageId-{REPLY_SID},deliveryStatus-delivered")
+    );
+    // A final failure after delivery does not overwrite it either.
+    assert_eq!(
+        twilio_status(&app, "undelivered", Some("30003"), TOKEN_TWILIO).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        tags_of(&transcript_of_context(&app, context_row).await, 1),
+        format!("public,messageId-{REPLY_SID},deliveryStatus-delivered")
+    );
+    // The customer's message keeps its own tags; a wrong signature changes nothing.
+    assert_eq!(tags_of(&messages, 0), format!("messageId-{}", sid(1)));
+    assert_eq!(
+        twilio_status(&app, "failed", None, "not-the-token-of-the-channel").await,
+        StatusCode::FORBIDDEN
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_status_callback_before_the_reply_is_recorded_is_kept_for_it() {
+    let app = spawn_app().await;
+    let (context, _provider) = conversation_with_fake_twilio(&app).await;
+    // Twilio may call back before smsctx has written the reply it is about.
+    assert_eq!(
+        twilio_status(&app, "sent", None, TOKEN_TWILIO).await,
+        StatusCode::OK
+    );
+    reply(&app, &context, "On its way").await;
+    let context_row = &contexts(&app).await[0];
+    let messages = transcript_of_context(&app, context_row).await;
+    assert_eq!(
+        tags_of(&messages, 1),
+        format!("public,messageId-{REPLY_SID},deliveryStatus-sent")
+    );
+    assert_eq!(
+        twilio_status(&app, "failed", Some("30006"), TOKEN_TWILIO).await,
+        StatusCode::OK
+    );
+    let messages = transcript_of_context(&app, context_row).await;
+    assert_eq!(
+        tags_of(&messages, 1),
+        format!("public,messageId-{REPLY_SID},deliveryStatus-failed,errorCode-30006")
+    );
+    // Malformed callbacks are 400s in Dataverse's shape.
+    let bad = post_twilio(
+        &app.client,
+        &status_url(&app),
+        TOKEN_TWILIO,
+        &[
+            ("MessageSid", REPLY_SID),
+            ("From", ORG),
+            ("AccountSid", ACCOUNT),
+        ],
+    )
+    .await;
+    assert_error(bad, StatusCode::BAD_REQUEST, "0x80040203", "MessageStatus").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn telesign_delivery_reports_move_the_reply_status() {
+    let app = spawn_app().await;
+    let reference = "0123456789ABCDEF0123456789ABCDEF";
+    let provider = fake_provider(
+        200,
+        json!({"reference_id": reference, "status": {"code": 290, "description": "Message in progress"}}),
+    )
+    .await;
+    let channel = add_telesign_channel(&app).await;
+    let id = channel["smsctx_smschannelid"].as_str().unwrap();
+    app.patch(
+        &format!("smsctx_smschannels({id})"),
+        &json!({"smsctx_apibaseurl": provider.base}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let inbound = telesign_body(
+        "FEDCBA9876543210FEDCBA9876543210",
+        "12015550123",
+        "14252306551",
+        "Hi",
+    );
+    let auth = telesign_authorization(TS_CUSTOMER, TS_KEY, inbound.as_bytes());
+    assert_eq!(
+        post_telesign(&app, &inbound, &auth).await.status(),
+        StatusCode::OK
+    );
+    let context = contexts(&app).await[0]["msdyn_smsengagementctxid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    reply(&app, &context, "Hello from TeleSign").await;
+
+    let report = |code: i64| {
+        json!({
+            "reference_id": reference,
+            "status": {"code": code, "description": "x", "updated_on": "2026-12-01T10:00:00.000000Z"},
+            "submit_timestamp": "2026-12-01T09:59:59.000000Z",
+            "errors": [],
+        })
+        .to_string()
+    };
+    let post_report = |code: i64| {
+        let body = report(code);
+        let auth = telesign_authorization(TS_CUSTOMER, TS_KEY, body.as_bytes());
+        let app = &app;
+        async move { post_telesign(app, &body, &auth).await.status() }
+    };
+    let context_row = &contexts(&app).await[0];
+    let status_tag = |messages: &[Value]| tags_of(messages, 1);
+    assert_eq!(
+        status_tag(&transcript_of_context(&app, context_row).await),
+        format!("public,messageId-{reference},deliveryStatus-queued")
+    );
+    assert_eq!(post_report(203).await, StatusCode::OK);
+    assert_eq!(post_report(200).await, StatusCode::OK);
+    assert_eq!(post_report(203).await, StatusCode::OK);
+    assert_eq!(
+        status_tag(&transcript_of_context(&app, context_row).await),
+        format!("public,messageId-{reference},deliveryStatus-delivered")
+    );
+    // Unsigned: refused.
+    let body = report(207);
+    let forged = post_telesign(&app, &body, &format!("TSA {TS_CUSTOMER}:AAAA")).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}

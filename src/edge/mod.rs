@@ -76,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route(sms::TWILIO_PATH, post(sms::twilio))
+        .route(sms::TWILIO_STATUS_PATH, post(sms::twilio_status))
         .route(sms::TELESIGN_PATH, post(sms::telesign))
         .route("/api/data/{version}", any(odata))
         .route("/api/data/{version}/", any(odata))

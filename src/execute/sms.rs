@@ -15,7 +15,10 @@
 //! shares the writer's group commit with other writes instead of holding the writer for the
 //! whole exchange.
 
+mod delivery;
 mod transcript;
+
+pub use delivery::Reported;
 
 use std::sync::Arc;
 
@@ -26,7 +29,7 @@ use super::{Caller, ExecError, Preconditions, Service};
 use crate::channels::outbound::{self, OutboundError, OutboundRequest};
 use crate::channels::phone::{PhoneError, PhoneNumber};
 use crate::channels::telesign;
-use crate::channels::transcript::{inbound_tags, Author};
+use crate::channels::transcript::{inbound_tags, Author, DeliveryStatus};
 use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
 use crate::metadata::{Catalog, Entity};
@@ -1086,6 +1089,7 @@ impl Sms {
         &self,
         service: &Service,
         db: &dyn Access,
+        caller: &Caller,
         context_id: Uuid,
         text: &str,
     ) -> Result<Sent, SmsError> {
@@ -1117,13 +1121,36 @@ impl Sms {
         let account = channel.account.as_deref().unwrap_or_default();
         let request = match channel.provider {
             Provider::Twilio => {
-                outbound::twilio_request(base, account, &channel.secret, &org, &customer, text)?
+                let callback = channel
+                    .public_url
+                    .as_deref()
+                    .and_then(crate::channels::twilio::status_callback_url);
+                outbound::twilio_request(
+                    base,
+                    account,
+                    &channel.secret,
+                    &org,
+                    &customer,
+                    text,
+                    callback.as_deref(),
+                )?
             }
             Provider::TeleSign => {
                 outbound::telesign_request(base, account, &channel.secret, &customer, text)?
             }
         };
-        let message_id = self.post(&request, channel.provider).await?;
+        let (message_id, status) = self.post(&request, channel.provider).await?;
+        // The reply joins the transcript before the caller hears it was sent.
+        self.record_reply(
+            service,
+            caller,
+            &context,
+            channel.provider,
+            message_id.as_deref(),
+            status.unwrap_or(DeliveryStatus::Queued),
+            text,
+        )
+        .await?;
         tracing::info!(
             target: "smsctx::sms",
             provider = channel.provider.label(),
@@ -1141,7 +1168,7 @@ impl Sms {
         &self,
         request: &OutboundRequest,
         provider: Provider,
-    ) -> Result<Option<String>, SmsError> {
+    ) -> Result<(Option<String>, Option<DeliveryStatus>), SmsError> {
         let response = self
             .http
             .post(&request.url)
@@ -1176,11 +1203,21 @@ impl Sms {
                 message,
             });
         }
-        let id = match provider {
-            Provider::Twilio => body.get("sid"),
-            Provider::TeleSign => body.get("reference_id"),
+        let (id, status) = match provider {
+            Provider::Twilio => (
+                body.get("sid"),
+                body.get("status")
+                    .and_then(|s| s.as_str())
+                    .and_then(DeliveryStatus::from_twilio),
+            ),
+            Provider::TeleSign => (
+                body.get("reference_id"),
+                body.pointer("/status/code")
+                    .and_then(|c| c.as_i64())
+                    .map(DeliveryStatus::from_telesign),
+            ),
         };
-        Ok(id.and_then(|v| v.as_str()).map(str::to_owned))
+        Ok((id.and_then(|v| v.as_str()).map(str::to_owned), status))
     }
 }
 

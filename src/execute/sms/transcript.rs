@@ -71,31 +71,13 @@ impl Sms {
         edit: impl FnOnce(&mut Transcript) -> bool,
     ) -> Result<Option<Vec<WriteOp>>, SmsError> {
         let conversation_id = conversation.id().unwrap_or_default();
-        let mut transcript =
-            Transcript::decode(note.and_then(|n| n.get(ANNOTATION_DOCUMENT_BODY).as_text()))
-                .map_err(|e| {
-                    SmsError::Exec(ExecError::Store(StoreError::Unexpected(format!(
-                        "the transcript of the conversation {conversation_id}: {e}"
-                    ))))
-                })?;
+        let mut transcript = read(note, conversation_id)?;
         if !edit(&mut transcript) {
             return Ok(None);
         }
-        let json = transcript.to_json();
-        let body = Value::Text(transcript.encode());
-        let size = Value::Int(json.len() as i64);
+        let (body, size) = document(&transcript);
         if let Some(note) = note {
-            let n = &self.note;
-            return Ok(Some(vec![WriteOp::Update {
-                entity: Arc::clone(n),
-                id: note.id().unwrap_or_default(),
-                changes: vec![
-                    position_value(n, ANNOTATION_DOCUMENT_BODY, body),
-                    position_value(n, ANNOTATION_FILE_SIZE, size),
-                    position_value(n, MODIFIED_ON, Value::DateTime(now())),
-                ],
-                expect: Expect::Version(note.version().unwrap_or_default()),
-            }]));
+            return Ok(Some(vec![self.note_update(note, body, size)]));
         }
         let store = service.system().store();
         let transcript_id = Sms::transcript_id(conversation_id);
@@ -141,4 +123,48 @@ impl Sms {
         }
         Ok(Some(vec![WriteOp::Insert(row), WriteOp::Insert(note)]))
     }
+
+    /// The write that applies `edit` to a stored note's messages, compared-and-set on the
+    /// version read; `None` when `edit` changed nothing.
+    pub(crate) fn edit_note(
+        &self,
+        note: &Record,
+        edit: impl FnOnce(&mut Transcript) -> bool,
+    ) -> Result<Option<WriteOp>, SmsError> {
+        let mut transcript = read(Some(note), note.id().unwrap_or_default())?;
+        if !edit(&mut transcript) {
+            return Ok(None);
+        }
+        let (body, size) = document(&transcript);
+        Ok(Some(self.note_update(note, body, size)))
+    }
+
+    fn note_update(&self, note: &Record, body: Value, size: Value) -> WriteOp {
+        let n = &self.note;
+        WriteOp::Update {
+            entity: Arc::clone(n),
+            id: note.id().unwrap_or_default(),
+            changes: vec![
+                position_value(n, ANNOTATION_DOCUMENT_BODY, body),
+                position_value(n, ANNOTATION_FILE_SIZE, size),
+                position_value(n, MODIFIED_ON, Value::DateTime(now())),
+            ],
+            expect: Expect::Version(note.version().unwrap_or_default()),
+        }
+    }
+}
+
+/// The messages of a note as stored (none before the first).
+fn read(note: Option<&Record>, of: Uuid) -> Result<Transcript, SmsError> {
+    Transcript::decode(note.and_then(|n| n.get(ANNOTATION_DOCUMENT_BODY).as_text())).map_err(|e| {
+        SmsError::Exec(ExecError::Store(StoreError::Unexpected(format!(
+            "the transcript {of}: {e}"
+        ))))
+    })
+}
+
+/// `documentbody` and `filesize` of a transcript.
+fn document(transcript: &Transcript) -> (Value, Value) {
+    let size = transcript.to_json().len() as i64;
+    (Value::Text(transcript.encode()), Value::Int(size))
 }
