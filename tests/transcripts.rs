@@ -13,6 +13,7 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+const CTX_TABLE: &str = "msdyn_smsengagementctx";
 const TRANSCRIPT_NOTES: &str = "annotations?$filter=objecttypecode eq 'msdyn_transcript'";
 
 /// The messages of a note: `documentbody` base64-decoded and parsed.
@@ -630,5 +631,283 @@ async fn telesign_delivery_reports_move_the_reply_status() {
     let body = report(207);
     let forged = post_telesign(&app, &body, &format!("TSA {TS_CUSTOMER}:AAAA")).await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+// ---- the lifecycle ---------------------------------------------------------------------
+
+/// The one context of the test's customer, as stored now.
+async fn the_context(app: &TestApp, id: &str) -> Value {
+    app.get_json(&ctx(id)).await
+}
+
+/// A conversation opened by one message: (context id, conversation id).
+async fn opened(app: &TestApp, n: u32) -> (String, String) {
+    assert_eq!(text(app, CUSTOMER, n, "Hello").await, StatusCode::OK);
+    let active = app
+        .get_json(&format!(
+            "{CTX}?$filter=statecode eq 0 and msdyn_customerphonenumber eq '12015550123' and msdyn_orgphonenumber eq '14252306549'"
+        ))
+        .await;
+    let rows = active["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "one active context: {rows:?}");
+    (
+        rows[0]["msdyn_smsengagementctxid"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        rows[0]["_msdyn_liveworkitemid_value"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+/// The context was deactivated, the transcript says why, and the next message opens a new
+/// conversation and context.
+async fn ended(app: &TestApp, context: &str, next: u32, why: &str) {
+    let row = the_context(app, context).await;
+    assert_eq!(
+        (row["statecode"].clone(), row["statuscode"].clone()),
+        (json!(1), json!(2))
+    );
+    let messages = transcript_of_context(app, &row).await;
+    let last = messages.last().unwrap();
+    assert_eq!(last["content"], why);
+    assert_eq!(last["tags"], "system");
+    assert_eq!(last["from"]["application"]["displayName"], "smsctx");
+    let (new_context, _) = opened(app, next).await;
+    assert_ne!(new_context, context);
+}
+
+#[tokio::test]
+async fn closing_a_conversation_by_any_path_deactivates_its_context_at_once() {
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+
+    // A Web API PATCH of the state and status.
+    let (context, conversation) = opened(&app, 1).await;
+    let closed = app
+        .patch(
+            &format!("msdyn_ocliveworkitems({conversation})"),
+            &json!({"statecode": 1, "statuscode": 4}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), StatusCode::NO_CONTENT);
+    ended(&app, &context, 2, "The conversation was closed.").await;
+
+    // SetState-style: the state alone (its default status follows), to Resolved.
+    let (context, conversation) = opened(&app, 3).await;
+    let resolved = app
+        .patch(
+            &format!("msdyn_ocliveworkitems({conversation})"),
+            &json!({"statecode": 2}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), StatusCode::NO_CONTENT);
+    let conversation_row = app
+        .get_json(&format!("msdyn_ocliveworkitems({conversation})"))
+        .await;
+    assert_eq!(conversation_row["statuscode"], 6);
+    assert_eq!(the_context(&app, &context).await["statecode"], 1);
+    // Inside a $batch change set, with another part.
+    let (context2, conversation2) = opened(&app, 4).await;
+    assert_ne!(context2, context);
+    let lines: Vec<String> = [
+        vec![
+            "--batch_A".to_string(),
+            "Content-Type: multipart/mixed; boundary=changeset_B".into(),
+            String::new(),
+            "--changeset_B".into(),
+        ],
+        batch_part(
+            Some("1"),
+            &format!("PATCH msdyn_ocliveworkitems({conversation2})"),
+            Some(&json!({"statecode": 1, "statuscode": 4})),
+        ),
+        vec!["--changeset_B".into()],
+        batch_part(
+            Some("2"),
+            &format!("PATCH {CTX}({context2})"),
+            Some(&json!({"msdyn_name": "renamed in the same change set"})),
+        ),
+        vec!["--changeset_B--".into(), "--batch_A--".into()],
+    ]
+    .concat();
+    let (status, body) = post_batch(&app, &lines).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.matches("HTTP/1.1 204").count(), 2, "{body}");
+    let renamed = the_context(&app, &context2).await;
+    assert_eq!(renamed["msdyn_name"], "renamed in the same change set");
+    ended(&app, &context2, 5, "The conversation was closed.").await;
+
+    // A PUT of the state property alone.
+    let (context3, conversation3) = opened(&app, 6).await;
+    let put = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("msdyn_ocliveworkitems({conversation3})/statecode"),
+        )
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    ended(&app, &context3, 7, "The conversation was closed.").await;
+
+    // A change set that fails rolls the close back: the context stays active.
+    let (context4, conversation4) = opened(&app, 8).await;
+    let before = transcript_of_context(&app, &the_context(&app, &context4).await).await;
+    let lines: Vec<String> = [
+        vec![
+            "--batch_A".to_string(),
+            "Content-Type: multipart/mixed; boundary=changeset_B".into(),
+            String::new(),
+            "--changeset_B".into(),
+        ],
+        batch_part(
+            Some("1"),
+            &format!("PATCH msdyn_ocliveworkitems({conversation4})"),
+            Some(&json!({"statecode": 1, "statuscode": 4})),
+        ),
+        vec!["--changeset_B".into()],
+        batch_part(
+            Some("2"),
+            &format!("PATCH {CTX}({context4})"),
+            Some(&json!({"msdyn_smsprovider": 7})),
+        ),
+        vec!["--changeset_B--".into(), "--batch_A--".into()],
+    ]
+    .concat();
+    let (_, body) = post_batch(&app, &lines).await;
+    assert!(body.contains("400 Bad Request"), "{body}");
+    assert_eq!(the_context(&app, &context4).await["statecode"], 0);
+    let conversation_row = app
+        .get_json(&format!("msdyn_ocliveworkitems({conversation4})"))
+        .await;
+    assert_eq!(conversation_row["statecode"], 0);
+    let messages = transcript_of_context(&app, &the_context(&app, &context4).await).await;
+    assert_eq!(messages, before, "no system message of a rolled-back close");
+    // An update that does not end the conversation leaves the context alone.
+    let renamed = app
+        .patch(
+            &format!("msdyn_ocliveworkitems({conversation4})"),
+            &json!({"subject": "still open"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(the_context(&app, &context4).await["statecode"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_resolved_conversation_says_so_in_its_transcript() {
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    let (context, conversation) = opened(&app, 1).await;
+    let resolved = app
+        .patch(
+            &format!("msdyn_ocliveworkitems({conversation})"),
+            &json!({"statecode": 2, "statuscode": 6}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), StatusCode::NO_CONTENT);
+    ended(&app, &context, 2, "The conversation was resolved.").await;
+    app.stop().await;
+}
+
+/// Sets a table's time column of every row to `minutes` ago (a state no request makes).
+async fn age(db: &TestDatabase, table: &str, column: &str, minutes: i64) {
+    let when = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - minutes * 60)
+        .to_string();
+    let statement = if db.is_postgres() {
+        format!("UPDATE {table} SET {column} = to_timestamp(?1::text::bigint)")
+    } else {
+        format!("UPDATE {table} SET {column} = ?1")
+    };
+    execute_sql(db, &statement, &[&when]).await;
+}
+
+#[tokio::test]
+async fn an_idle_conversation_is_closed_by_its_channels_timeout_and_only_then() {
+    let db = TestDatabase::new().await;
+    let mut config = config(&db);
+    config.sms_inactivity_check_seconds = 1;
+    let app = spawn_app_with(db, config).await;
+    add_twilio_channel(&app, ORG, json!({"smsctx_inactivitytimeout": 30})).await;
+    // The other number has no timeout (the default): its conversations stay open.
+    add_twilio_channel(&app, ORG_2, json!({})).await;
+    let channels = app.get_json("smsctx_smschannels").await;
+    let timeouts: Vec<Value> = channels["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["smsctx_inactivitytimeout"].clone())
+        .collect();
+    assert_eq!(timeouts, [json!(30), Value::Null]);
+    let other = post_twilio(
+        &app.client,
+        &twilio_url(&app),
+        TOKEN_TWILIO,
+        &twilio_params(CUSTOMER, ORG_2, &sid(99), "elsewhere"),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::OK);
+    let (context, _) = opened(&app, 1).await;
+
+    // Recent: nothing happens. Then everything is 31 minutes old.
+    for (table, column) in [
+        (CTX_TABLE, "createdon"),
+        ("annotation", "modifiedon"),
+        ("msdyn_ocliveworkitem", "modifiedon"),
+    ] {
+        age(&app.db, table, column, 31).await;
+    }
+    let mut row = the_context(&app, &context).await;
+    for _ in 0..200 {
+        if row["statecode"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        row = the_context(&app, &context).await;
+    }
+    assert_eq!(row["statecode"], 1, "closed by the timeout");
+    let conversation = app
+        .get_json(&format!(
+            "msdyn_ocliveworkitems({})",
+            row["_msdyn_liveworkitemid_value"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (
+            conversation["statecode"].clone(),
+            conversation["statuscode"].clone()
+        ),
+        (json!(1), json!(4))
+    );
+    let messages = transcript_of_context(&app, &row).await;
+    assert_eq!(
+        messages.last().unwrap()["content"],
+        "The conversation was closed after 30 minutes without a message."
+    );
+    let active = app.get_json(&format!("{CTX}?$filter=statecode eq 0")).await;
+    let active = active["value"].as_array().unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["msdyn_orgphonenumber"], "14252306550");
+    // A new message opens a new conversation.
+    let (new_context, _) = opened(&app, 2).await;
+    assert_ne!(new_context, context);
     app.stop().await;
 }

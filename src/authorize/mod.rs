@@ -408,6 +408,31 @@ impl Access for Guard<'_> {
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        self.checked_write(op, Vec::new()).await
+    }
+
+    /// `op` checked as [`Access::write`] checks it; `consequences` (the platform's own writes
+    /// that `op` causes) are not checked, and commit with it. Only an update carries them.
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        if !consequences.is_empty() && !matches!(op, WriteOp::Update { .. }) {
+            return Err(StoreError::Unexpected(
+                "only an update has consequences".into(),
+            ));
+        }
+        self.checked_write(op, consequences).await
+    }
+}
+
+impl Guard<'_> {
+    async fn checked_write(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
         match &op {
             WriteOp::Insert(record) => {
                 let entity = &record.entity;
@@ -482,7 +507,11 @@ impl Access for Guard<'_> {
                     self.refuse_system_administrator_roles(&roles).await?;
                     return self.write_role_privilege(op, &roles).await;
                 }
-                self.inner.write(op).await
+                if consequences.is_empty() {
+                    self.inner.write(op).await
+                } else {
+                    self.inner.write_with(op, consequences).await
+                }
             }
             WriteOp::Delete { entity, id, expect } => {
                 check_privilege(self.ctx(), &entity.logical_name, Privilege::Delete)

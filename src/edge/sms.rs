@@ -649,6 +649,10 @@ fn channel_json(sms: &Sms, channel: &Channel, root: Option<&str>) -> Map<String,
         json!(channel.default_owner.as_ref().map(|o| o.table.clone())),
     );
     out.insert(CHANNEL_API_BASE_URL.into(), json!(channel.api_base_url));
+    out.insert(
+        CHANNEL_INACTIVITY_TIMEOUT.into(),
+        json!(channel.inactivity_timeout),
+    );
     out.insert(CREATED_ON.into(), json!(date(channel.created_on)));
     out.insert(MODIFIED_ON.into(), json!(date(channel.modified_on)));
     out
@@ -676,6 +680,18 @@ fn member(object: &Map<String, Json>, name: &str) -> Result<Option<Option<String
     }
 }
 
+/// The inactivity timeout: a whole number of minutes, or `null` (`Some(None)`).
+fn minutes(object: &Map<String, Json>) -> Result<Option<Option<i64>>, ApiError> {
+    match object.get(CHANNEL_INACTIVITY_TIMEOUT) {
+        None => Ok(None),
+        Some(Json::Null) => Ok(Some(None)),
+        Some(Json::Number(n)) if n.as_i64().is_some() => Ok(Some(n.as_i64())),
+        Some(_) => Err(bad_request(format!(
+            "The property '{CHANNEL_INACTIVITY_TIMEOUT}' must be a whole number of minutes or null."
+        ))),
+    }
+}
+
 fn check_members(object: &Map<String, Json>, allowed: &[&str]) -> Result<(), ApiError> {
     for name in object.keys() {
         if !allowed.contains(&name.as_str()) && !name.starts_with("@odata.") {
@@ -694,6 +710,7 @@ const WRITABLE: &[&str] = &[
     CHANNEL_PUBLIC_URL,
     CHANNEL_AUTO_REPLY,
     CHANNEL_API_BASE_URL,
+    CHANNEL_INACTIVITY_TIMEOUT,
     OWNER_BIND,
 ];
 
@@ -731,6 +748,7 @@ fn new_channel(
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?.flatten(),
         api_base_url: member(object, CHANNEL_API_BASE_URL)?.flatten(),
         default_owner: owner_bind(catalog, object)?.flatten(),
+        inactivity_timeout: minutes(object)?.flatten(),
     })
 }
 
@@ -764,6 +782,7 @@ fn channel_changes(
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?,
         api_base_url: member(object, CHANNEL_API_BASE_URL)?,
         default_owner: owner_bind(catalog, object)?,
+        inactivity_timeout: minutes(object)?,
     })
 }
 

@@ -16,6 +16,7 @@
 //! whole exchange.
 
 mod delivery;
+pub(crate) mod lifecycle;
 mod transcript;
 
 pub use delivery::Reported;
@@ -132,6 +133,8 @@ pub struct Channel {
     pub auto_reply: Option<String>,
     pub default_owner: Option<Owner>,
     pub api_base_url: Option<String>,
+    /// Minutes of silence after which the channel closes a conversation; `None`: never.
+    pub inactivity_timeout: Option<i64>,
     pub created_on: i64,
     pub modified_on: i64,
     pub version: i64,
@@ -149,6 +152,7 @@ pub struct NewChannel {
     pub auto_reply: Option<String>,
     pub default_owner: Option<Owner>,
     pub api_base_url: Option<String>,
+    pub inactivity_timeout: Option<i64>,
 }
 
 /// The columns an update changes; `Some(None)` clears an optional one.
@@ -161,6 +165,7 @@ pub struct ChannelChanges {
     pub auto_reply: Option<Option<String>>,
     pub default_owner: Option<Option<Owner>>,
     pub api_base_url: Option<Option<String>>,
+    pub inactivity_timeout: Option<Option<i64>>,
 }
 
 /// A secret as reads show it: its last four characters at most, the rest hidden.
@@ -211,8 +216,7 @@ pub struct Sms {
     conversation: Arc<Entity>,
     team: Arc<Entity>,
     user: Arc<Entity>,
-    transcript: Arc<Entity>,
-    note: Arc<Entity>,
+    transcripts: transcript::Transcripts,
     outbound: Arc<Entity>,
     http: reqwest::Client,
 }
@@ -245,8 +249,11 @@ impl Sms {
             conversation: table(CONVERSATION)?,
             team: table(TEAM)?,
             user: table(SYSTEM_USER)?,
-            transcript: table(crate::metadata::transcripts::TRANSCRIPT)?,
-            note: table(crate::metadata::transcripts::ANNOTATION)?,
+            transcripts: transcript::Transcripts::new(catalog).ok_or_else(|| {
+                SmsError::Exec(ExecError::Store(StoreError::UnknownTable(
+                    crate::metadata::transcripts::TRANSCRIPT.to_string(),
+                )))
+            })?,
             outbound: table(OUTBOUND)?,
             http,
         })
@@ -342,6 +349,7 @@ impl Sms {
             None => None,
         };
         payload.values.extend(self.owner_values(owner.as_ref()));
+        payload.values.push(self.timeout(input.inactivity_timeout)?);
         match service
             .create(store, caller, &self.channel, payload, Some(id))
             .await
@@ -398,6 +406,9 @@ impl Sms {
         }
         if let Some(url) = changes.api_base_url {
             values.push(self.url(e, CHANNEL_API_BASE_URL, clean(url))?);
+        }
+        if let Some(minutes) = changes.inactivity_timeout {
+            values.push(self.timeout(minutes)?);
         }
         if let Some(owner) = changes.default_owner {
             let owner = match owner {
@@ -520,6 +531,7 @@ impl Sms {
             auto_reply: text(CHANNEL_AUTO_REPLY),
             default_owner,
             api_base_url: text(CHANNEL_API_BASE_URL),
+            inactivity_timeout: record.get(CHANNEL_INACTIVITY_TIMEOUT).as_int(),
             created_on: date(CREATED_ON),
             modified_on: date(MODIFIED_ON),
             version: record.version().unwrap_or_default(),
@@ -576,6 +588,26 @@ impl Sms {
             entity,
             column,
             value.map_or(Value::Null, Value::Text),
+        ))
+    }
+
+    /// The inactivity timeout column: whole minutes in the column's range, or none.
+    fn timeout(&self, minutes: Option<i64>) -> Result<(usize, Value), SmsError> {
+        let e = &self.channel;
+        if let (Some(m), Some(attribute)) = (minutes, e.attribute(CHANNEL_INACTIVITY_TIMEOUT)) {
+            let (min, max) = (attribute.min_value, attribute.max_value);
+            if min.is_some_and(|min| m < min) || max.is_some_and(|max| m > max) {
+                return Err(SmsError::InvalidChannel(format!(
+                    "{CHANNEL_INACTIVITY_TIMEOUT} must be between {} and {} minutes, not {m}",
+                    min.unwrap_or_default(),
+                    max.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(position_value(
+            e,
+            CHANNEL_INACTIVITY_TIMEOUT,
+            minutes.map_or(Value::Null, Value::Int),
         ))
     }
 
@@ -664,13 +696,14 @@ impl Sms {
             let conversation_id = conversation.id();
             // The message joins the conversation's transcript in the same transaction.
             let note = match (opened, conversation_id) {
-                (false, Some(id)) => self.transcript_note(store, id).await?,
+                (false, Some(id)) => self.transcripts.transcript_note(store, id).await?,
                 _ => None,
             };
             let (e164, number) = (inbound.customer.e164(), customer.as_str());
             let at = transcript::now_ms();
             let tags = inbound_tags(inbound.message_id);
             let written = self
+                .transcripts
                 .transcript_writes(service, admin, &conversation, note.as_ref(), |t| {
                     t.push(
                         at,

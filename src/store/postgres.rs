@@ -727,6 +727,14 @@ impl Access for PostgresStore {
         let client = self.connection().await?;
         self.executor(&client).write(&op).await
     }
+
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        super::write_all_with(self, op, consequences).await
+    }
 }
 
 impl PostgresStore {

@@ -898,6 +898,14 @@ impl Access for SqliteStore {
         self.send_job(Job::Write(op, reply)).await?;
         receive.await.map_err(|_| StoreError::Closed)?
     }
+
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        super::write_all_with(self, op, consequences).await
+    }
 }
 
 #[async_trait::async_trait]

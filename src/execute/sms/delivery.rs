@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::transcript::now_ms;
+use super::transcript::{now_ms, Transcripts};
 use super::{key, now, position_value, Provider, Sms, SmsError, MAX_ATTEMPTS};
 use crate::channels::transcript::{reply_tags, Author, DeliveryStatus};
 use crate::execute::{Caller, Service};
@@ -68,7 +68,10 @@ impl Sms {
             else {
                 return Ok(());
             };
-            let note = self.transcript_note(store, conversation_id).await?;
+            let note = self
+                .transcripts
+                .transcript_note(store, conversation_id)
+                .await?;
             let row = match message_id {
                 Some(id) => {
                     store
@@ -88,13 +91,14 @@ impl Sms {
                 id: caller.user_id,
             };
             let mut ops = self
+                .transcripts
                 .transcript_writes(service, caller, &conversation, note.as_ref(), |t| {
                     t.push(at, author, text, &tags);
                     true
                 })
                 .await?
                 .unwrap_or_default();
-            let note_id = Sms::transcript_note_id(conversation_id);
+            let note_id = Transcripts::transcript_note_id(conversation_id);
             if let Some(id) = message_id {
                 ops.push(match &row {
                     Some(row) => self.outbound_update(
@@ -181,12 +185,13 @@ impl Sms {
                 ],
             )];
             let note = match row.get(OUTBOUND_ANNOTATION).as_guid() {
-                Some(note) => store.get(&self.note, note, false).await?,
+                Some(note) => store.get(&self.transcripts.note, note, false).await?,
                 None => None,
             };
             if let Some(note) = &note {
                 ops.extend(
-                    self.edit_note(note, |t| t.set_delivery(message_id, status, error_code))?,
+                    self.transcripts
+                        .edit_note(note, |t| t.set_delivery(message_id, status, error_code))?,
                 );
             }
             match store.write_all(ops).await {

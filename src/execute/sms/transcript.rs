@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{key, now, position_value, truncate, Sms, SmsError};
+use super::{key, now, position_value, truncate, SmsError};
 use crate::channels::transcript::{Transcript, FILE_NAME, MIME_TYPE};
 use crate::execute::{Caller, ExecError, Service};
 use crate::metadata::sms::CONVERSATION_SUBJECT;
@@ -20,6 +20,7 @@ use crate::metadata::system::{
     MODIFIED_ON, OWNER_ID, OWNER_ID_TYPE, OWNING_BUSINESS_UNIT, OWNING_TEAM, OWNING_USER,
 };
 use crate::metadata::transcripts::*;
+use crate::metadata::{Catalog, Entity};
 use crate::parse::body::Payload;
 use crate::store::{Access, Expect, Record, StoreError, Value, WriteOp};
 
@@ -37,7 +38,21 @@ pub(crate) fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-impl Sms {
+/// The transcript tables, for the SMS channel and the conversation lifecycle.
+pub(crate) struct Transcripts {
+    pub(crate) transcript: Arc<Entity>,
+    pub(crate) note: Arc<Entity>,
+}
+
+impl Transcripts {
+    /// `None` when the catalog has no transcript tables.
+    pub(crate) fn new(catalog: &Catalog) -> Option<Transcripts> {
+        Some(Transcripts {
+            transcript: Arc::clone(catalog.entity(TRANSCRIPT)?),
+            note: Arc::clone(catalog.entity(ANNOTATION)?),
+        })
+    }
+
     /// The transcript of a conversation.
     pub fn transcript_id(conversation_id: Uuid) -> Uuid {
         key(&["transcript", &conversation_id.to_string()])
@@ -55,7 +70,11 @@ impl Sms {
         conversation_id: Uuid,
     ) -> Result<Option<Record>, SmsError> {
         Ok(store
-            .get(&self.note, Sms::transcript_note_id(conversation_id), false)
+            .get(
+                &self.note,
+                Transcripts::transcript_note_id(conversation_id),
+                false,
+            )
             .await?)
     }
 
@@ -80,7 +99,7 @@ impl Sms {
             return Ok(Some(vec![self.note_update(note, body, size)]));
         }
         let store = service.system().store();
-        let transcript_id = Sms::transcript_id(conversation_id);
+        let transcript_id = Transcripts::transcript_id(conversation_id);
         let t = &self.transcript;
         let mut row = service
             .build_new(store, admin, t, Payload::default(), Some(transcript_id))
@@ -102,7 +121,7 @@ impl Sms {
                 admin,
                 n,
                 Payload::default(),
-                Some(Sms::transcript_note_id(conversation_id)),
+                Some(Transcripts::transcript_note_id(conversation_id)),
             )
             .await?;
         note.set(
