@@ -911,3 +911,30 @@ async fn an_idle_conversation_is_closed_by_its_channels_timeout_and_only_then() 
     assert_ne!(new_context, context);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_root_answers_api_clients_in_json_pointing_at_the_web_api() {
+    let app = spawn_app().await;
+    let root = app.base.trim_end_matches("/api/data/v9.2/").to_owned();
+    for accept in ["application/json", "*/*"] {
+        let response = app
+            .client
+            .get(format!("{root}/"))
+            .header("Accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert_error(
+            response,
+            StatusCode::NOT_FOUND,
+            "0x80060888",
+            "/api/data/v9.2/",
+        )
+        .await;
+    }
+    app.stop().await;
+}
