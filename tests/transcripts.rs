@@ -680,6 +680,33 @@ async fn ended(app: &TestApp, context: &str, next: u32, why: &str) {
     assert_ne!(new_context, context);
 }
 
+/// One change set closing `conversation` and then updating `context` with `update`.
+async fn close_in_change_set(
+    app: &TestApp,
+    conversation: &str,
+    context: &str,
+    update: Value,
+) -> (StatusCode, String) {
+    let lines: Vec<String> = [
+        vec![
+            "--batch_A".to_string(),
+            "Content-Type: multipart/mixed; boundary=changeset_B".into(),
+            String::new(),
+            "--changeset_B".into(),
+        ],
+        batch_part(
+            Some("1"),
+            &format!("PATCH msdyn_ocliveworkitems({conversation})"),
+            Some(&json!({"statecode": 1, "statuscode": 4})),
+        ),
+        vec!["--changeset_B".into()],
+        batch_part(Some("2"), &format!("PATCH {CTX}({context})"), Some(&update)),
+        vec!["--changeset_B--".into(), "--batch_A--".into()],
+    ]
+    .concat();
+    post_batch(app, &lines).await
+}
+
 #[tokio::test]
 async fn closing_a_conversation_by_any_path_deactivates_its_context_at_once() {
     let app = spawn_app().await;
@@ -717,28 +744,13 @@ async fn closing_a_conversation_by_any_path_deactivates_its_context_at_once() {
     // Inside a $batch change set, with another part.
     let (context2, conversation2) = opened(&app, 4).await;
     assert_ne!(context2, context);
-    let lines: Vec<String> = [
-        vec![
-            "--batch_A".to_string(),
-            "Content-Type: multipart/mixed; boundary=changeset_B".into(),
-            String::new(),
-            "--changeset_B".into(),
-        ],
-        batch_part(
-            Some("1"),
-            &format!("PATCH msdyn_ocliveworkitems({conversation2})"),
-            Some(&json!({"statecode": 1, "statuscode": 4})),
-        ),
-        vec!["--changeset_B".into()],
-        batch_part(
-            Some("2"),
-            &format!("PATCH {CTX}({context2})"),
-            Some(&json!({"msdyn_name": "renamed in the same change set"})),
-        ),
-        vec!["--changeset_B--".into(), "--batch_A--".into()],
-    ]
-    .concat();
-    let (status, body) = post_batch(&app, &lines).await;
+    let (status, body) = close_in_change_set(
+        &app,
+        &conversation2,
+        &context2,
+        json!({"msdyn_name": "renamed in the same change set"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body.matches("HTTP/1.1 204").count(), 2, "{body}");
     let renamed = the_context(&app, &context2).await;
@@ -762,28 +774,13 @@ async fn closing_a_conversation_by_any_path_deactivates_its_context_at_once() {
     // A change set that fails rolls the close back: the context stays active.
     let (context4, conversation4) = opened(&app, 8).await;
     let before = transcript_of_context(&app, &the_context(&app, &context4).await).await;
-    let lines: Vec<String> = [
-        vec![
-            "--batch_A".to_string(),
-            "Content-Type: multipart/mixed; boundary=changeset_B".into(),
-            String::new(),
-            "--changeset_B".into(),
-        ],
-        batch_part(
-            Some("1"),
-            &format!("PATCH msdyn_ocliveworkitems({conversation4})"),
-            Some(&json!({"statecode": 1, "statuscode": 4})),
-        ),
-        vec!["--changeset_B".into()],
-        batch_part(
-            Some("2"),
-            &format!("PATCH {CTX}({context4})"),
-            Some(&json!({"msdyn_smsprovider": 7})),
-        ),
-        vec!["--changeset_B--".into(), "--batch_A--".into()],
-    ]
-    .concat();
-    let (_, body) = post_batch(&app, &lines).await;
+    let (_, body) = close_in_change_set(
+        &app,
+        &conversation4,
+        &context4,
+        json!({"msdyn_smsprovider": 7}),
+    )
+    .await;
     assert!(body.contains("400 Bad Request"), "{body}");
     assert_eq!(the_context(&app, &context4).await["statecode"], 0);
     let conversation_row = app

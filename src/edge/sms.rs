@@ -180,6 +180,37 @@ fn twilio_request_params(
     }
 }
 
+/// `X-Twilio-Signature` checked with the channel's auth token for `url` (a 403 when it does
+/// not match).
+fn check_twilio_signature(
+    channel: &Channel,
+    url: &str,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    params: &[(String, String)],
+    json_body: bool,
+) -> Result<(), ApiError> {
+    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER)?;
+    let valid = if json_body {
+        twilio::validate_json(&channel.secret, url, body, signature)
+    } else {
+        twilio::validate_form(&channel.secret, url, params, signature)
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER))
+    }
+}
+
+/// A signed request of another Twilio account than the channel's is refused as unsigned.
+fn check_twilio_account(channel: &Channel, account_sid: &str) -> Result<(), ApiError> {
+    match channel.account.as_deref() {
+        Some(account) if account != account_sid => Err(ApiError::webhook_not_signed("AccountSid")),
+        _ => Ok(()),
+    }
+}
+
 /// The one value of a parameter Twilio sends once.
 fn one_param<'p>(params: &'p [(String, String)], name: &str) -> Result<&'p str, ApiError> {
     let mut values = params.iter().filter(|(n, _)| n == name);
@@ -220,21 +251,9 @@ async fn twilio_status_inner(state: &AppState, request: Request) -> Result<Respo
         Some(url) => url,
         None => reached_url(&parts),
     };
-    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER)?;
-    let valid = if json_body {
-        twilio::validate_json(&channel.secret, &url, &body, signature)
-    } else {
-        twilio::validate_form(&channel.secret, &url, &params, signature)
-    };
-    if !valid {
-        return Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER));
-    }
+    check_twilio_signature(&channel, &url, &parts, &body, &params, json_body)?;
     let report = TwilioStatus::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
-    if let Some(account) = channel.account.as_deref() {
-        if account != report.account_sid {
-            return Err(ApiError::webhook_not_signed("AccountSid"));
-        }
-    }
+    check_twilio_account(&channel, &report.account_sid)?;
     if let Some(status) = DeliveryStatus::from_twilio(&report.message_status) {
         report_delivery(
             state,
@@ -290,21 +309,9 @@ async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, Ap
     let channel = channel_of(state, &org, Provider::Twilio).await?;
 
     let url = signed_url(&channel, &parts);
-    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER)?;
-    let valid = if json_body {
-        twilio::validate_json(&channel.secret, &url, &body, signature)
-    } else {
-        twilio::validate_form(&channel.secret, &url, &params, signature)
-    };
-    if !valid {
-        return Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER));
-    }
+    check_twilio_signature(&channel, &url, &parts, &body, &params, json_body)?;
     let inbound = TwilioInbound::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
-    if let Some(account) = channel.account.as_deref() {
-        if account != inbound.account_sid {
-            return Err(ApiError::webhook_not_signed("AccountSid"));
-        }
-    }
+    check_twilio_account(&channel, &inbound.account_sid)?;
     let customer = parse_customer_number(&inbound.from, &org)
         .map_err(|e| bad_request(format!("From: {e}")))?;
     land(

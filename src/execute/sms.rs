@@ -854,22 +854,7 @@ impl Sms {
         context: &Record,
     ) -> Result<WriteOp, SmsError> {
         let e = &self.context;
-        let model = e.state_model();
-        let inactive = model
-            .as_ref()
-            .and_then(|m| m.state_by_invariant_name(STATE_INACTIVE))
-            .unwrap_or(1);
-        let status = model
-            .as_ref()
-            .and_then(|m| m.default_status(inactive))
-            .unwrap_or(2);
-        let payload = Payload {
-            values: vec![
-                position_value(e, STATE, Value::Int(inactive.into())),
-                position_value(e, STATUS, Value::Int(status.into())),
-            ],
-            binds: Vec::new(),
-        };
+        let payload = lifecycle::set_state(e, STATE_INACTIVE);
         let changes = service
             .update_changes(service.system().store(), admin, e, context, payload)
             .await?;

@@ -74,6 +74,27 @@ fn state_of(entity: &Entity, invariant: &str) -> Option<i64> {
         .map(i64::from)
 }
 
+/// The SetState payload moving a row of `entity` to the state named `invariant`, with that
+/// state's default status.
+pub(crate) fn set_state(entity: &Entity, invariant: &str) -> Payload {
+    let model = entity.state_model();
+    let state = model
+        .as_ref()
+        .and_then(|m| m.state_by_invariant_name(invariant))
+        .unwrap_or_default();
+    let status = model
+        .as_ref()
+        .and_then(|m| m.default_status(state))
+        .unwrap_or_default();
+    Payload {
+        values: vec![
+            position_value(entity, STATE, Value::Int(state.into())),
+            position_value(entity, STATUS, Value::Int(status.into())),
+        ],
+        binds: Vec::new(),
+    }
+}
+
 impl Lifecycle {
     /// `None` when the catalog lacks one of the tables.
     pub fn new(catalog: &Catalog) -> Option<Lifecycle> {
@@ -210,24 +231,14 @@ impl Lifecycle {
         context: &Record,
     ) -> Result<WriteOp, ExecError> {
         let x = &self.context;
-        let model = x.state_model();
-        let inactive = model
-            .as_ref()
-            .and_then(|m| m.state_by_invariant_name(STATE_INACTIVE))
-            .unwrap_or(1);
-        let status = model
-            .as_ref()
-            .and_then(|m| m.default_status(inactive))
-            .unwrap_or(2);
-        let payload = Payload {
-            values: vec![
-                position_value(x, STATE, Value::Int(inactive.into())),
-                position_value(x, STATUS, Value::Int(status.into())),
-            ],
-            binds: Vec::new(),
-        };
         let changes = service
-            .update_changes(service.system().store(), caller, x, context, payload)
+            .update_changes(
+                service.system().store(),
+                caller,
+                x,
+                context,
+                set_state(x, STATE_INACTIVE),
+            )
             .await?;
         Ok(WriteOp::Update {
             entity: Arc::clone(x),
@@ -310,20 +321,8 @@ impl Lifecycle {
                 continue;
             }
             let c = &self.conversation;
-            let closed_state = state_of(c, STATE_CLOSED).unwrap_or(1);
-            let status = c
-                .state_model()
-                .and_then(|m| m.default_status(closed_state as i32))
-                .unwrap_or(4);
-            let payload = Payload {
-                values: vec![
-                    position_value(c, STATE, Value::Int(closed_state)),
-                    position_value(c, STATUS, Value::Int(status.into())),
-                ],
-                binds: Vec::new(),
-            };
             let changes = service
-                .update_changes(store, admin, c, &conversation, payload)
+                .update_changes(store, admin, c, &conversation, set_state(c, STATE_CLOSED))
                 .await?;
             let mut ops = vec![WriteOp::Update {
                 entity: Arc::clone(c),
