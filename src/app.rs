@@ -36,6 +36,9 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the job worker looks for jobs it was not woken for.
 const JOB_POLL_INTERVAL: Duration = Duration::from_secs(3);
 
+/// How often the SMS channels' inactivity timeouts are checked, by default.
+pub const DEFAULT_INACTIVITY_CHECK_SECONDS: u64 = 60;
+
 /// Deliveries deleted per transaction by the retention task.
 const RETENTION_BATCH: usize = 500;
 
@@ -69,6 +72,9 @@ pub struct ServeConfig {
     pub connections: crate::listen::ConnectionLimits,
     /// Rows a BulkDelete job deletes per transaction.
     pub bulk_delete_batch: usize,
+    /// Seconds between two checks of the channels' inactivity timeouts (a channel without a
+    /// timeout, the default, closes nothing).
+    pub sms_inactivity_check_seconds: u64,
 }
 
 /// The bound on database work: reader connections (SQLite; PostgreSQL has `pool_size`), the
@@ -139,6 +145,7 @@ impl Default for ServeConfig {
             connections: Default::default(),
             tls: None,
             bulk_delete_batch: crate::execute::jobs::DEFAULT_BATCH,
+            sms_inactivity_check_seconds: DEFAULT_INACTIVITY_CHECK_SECONDS,
         }
     }
 }
@@ -442,6 +449,7 @@ pub struct Application {
     connections: crate::listen::ConnectionLimits,
     retention_days: u32,
     bulk_delete_batch: usize,
+    inactivity_check: Duration,
 }
 
 impl Application {
@@ -502,6 +510,7 @@ impl Application {
             connections: config.connections,
             retention_days: config.sms_delivery_retention_days,
             bulk_delete_batch: config.bulk_delete_batch.max(1),
+            inactivity_check: Duration::from_secs(config.sms_inactivity_check_seconds.max(1)),
         })
     }
 
@@ -557,6 +566,10 @@ impl Application {
             sole_node: matches!(self.store, Backend::Sqlite(_)),
         };
         let jobs = tokio::spawn(run_jobs(Arc::clone(&self.state), worker));
+        let idle = tokio::spawn(close_idle_conversations(
+            Arc::clone(&self.state),
+            self.inactivity_check,
+        ));
         let result =
             crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
         if let Some(task) = retention {
@@ -567,6 +580,9 @@ impl Application {
         // its lease runs out): every batch it finished is committed with its progress.
         jobs.abort();
         let _ = jobs.await;
+        // A close is one transaction: stopped between two, the next pass finds the rest.
+        idle.abort();
+        let _ = idle.await;
         drop(self.state);
         self.store.close();
         result
@@ -597,6 +613,24 @@ async fn purge_deliveries(state: Arc<AppState>, days: u32) {
 /// The system job worker: a pass over the unfinished jobs at start, whenever a request on this
 /// node records one, and every [`JOB_POLL_INTERVAL`] (jobs recorded on other nodes, and jobs
 /// whose node died, once their lease runs out), until the server stops.
+/// Closes the conversations whose channel's inactivity timeout ran out, every `interval`.
+/// Every node may run it: each close is compared-and-set on the conversation's version.
+async fn close_idle_conversations(state: Arc<AppState>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match state
+            .sms
+            .sms
+            .close_idle_conversations(&state.service, &state.sms.admin)
+            .await
+        {
+            Ok(0) => {}
+            Ok(closed) => tracing::info!(closed, "closed idle SMS conversations"),
+            Err(e) => tracing::warn!("closing idle SMS conversations failed: {e}"),
+        }
+    }
+}
+
 async fn run_jobs(state: Arc<AppState>, worker: crate::execute::jobs::Worker) {
     loop {
         let notified = state.jobs.notified();

@@ -121,6 +121,9 @@ pub struct ChannelUpdateArgs {
     /// The provider API's base URL for outbound messages; '' clears it.
     #[arg(long)]
     pub api_base_url: Option<String>,
+    /// Minutes without a message after which a conversation is closed; 0 turns it off.
+    #[arg(long)]
+    pub inactivity_timeout: Option<i64>,
     /// The team that owns the contexts and conversations the number opens.
     #[arg(long, conflicts_with = "owner_user")]
     pub owner_team: Option<uuid::Uuid>,
@@ -175,6 +178,9 @@ pub struct ChannelAddArgs {
     /// The provider API's base URL for outbound messages (default: the provider's own).
     #[arg(long)]
     pub api_base_url: Option<String>,
+    /// Minutes without a message after which a conversation is closed (default: never).
+    #[arg(long)]
+    pub inactivity_timeout: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +280,9 @@ pub struct ServeArgs {
     /// Rows a BulkDelete job deletes per transaction.
     #[arg(long, env = "SMSCTX_BULK_DELETE_BATCH", default_value_t = crate::execute::jobs::DEFAULT_BATCH, value_parser = clap::value_parser!(usize))]
     pub bulk_delete_batch: usize,
+    /// Seconds between two checks of the SMS channels' inactivity timeouts.
+    #[arg(long, env = "SMSCTX_SMS_INACTIVITY_CHECK_SECONDS", default_value_t = crate::app::DEFAULT_INACTIVITY_CHECK_SECONDS)]
+    pub sms_inactivity_check_seconds: u64,
     /// Accept HS256 bearer JWTs signed with this secret (`oid` names the user).
     #[arg(long, env = "SMSCTX_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -523,6 +532,7 @@ async fn channel_update(args: ChannelUpdateArgs) -> i32 {
         auto_reply: change(args.auto_reply),
         default_owner: owner.map(Some),
         api_base_url: change(args.api_base_url),
+        inactivity_timeout: args.inactivity_timeout.map(|m| Some(m).filter(|m| *m != 0)),
     };
     let result = admin
         .sms
@@ -617,6 +627,7 @@ async fn channel_add(args: ChannelAddArgs) -> i32 {
         auto_reply: args.auto_reply,
         default_owner,
         api_base_url: args.api_base_url,
+        inactivity_timeout: args.inactivity_timeout,
     };
     let result = admin
         .sms
@@ -741,6 +752,7 @@ async fn serve(args: ServeArgs) -> i32 {
         sms_rate_limit: args.sms_rate_limit,
         sms_delivery_retention_days: args.sms_delivery_retention_days,
         bulk_delete_batch: args.bulk_delete_batch,
+        sms_inactivity_check_seconds: args.sms_inactivity_check_seconds,
         jwt: crate::app::JwtConfig {
             secret: args.jwt_secret.filter(|s| !s.is_empty()),
             jwks: match args.jwks.filter(|s| !s.is_empty()) {

@@ -35,5 +35,6 @@ mod relationships;
 mod schema;
 mod security;
 mod sms;
+mod transcripts;
 mod validation;
 mod views;

@@ -17,24 +17,25 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const TOKEN_TWILIO: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a0";
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const ORG: &str = "+14252306549";
-const ORG_2: &str = "+14252306550";
-const CUSTOMER: &str = "+12015550123";
+pub(crate) const TOKEN_TWILIO: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+pub(crate) const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+pub(crate) const ORG: &str = "+14252306549";
+pub(crate) const ORG_2: &str = "+14252306550";
+pub(crate) const CUSTOMER: &str = "+12015550123";
 
 // TeleSign's example credentials from its "Authenticate callbacks" page.
-const TS_CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
-const TS_KEY: &str = "ABC12345yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw==";
-const TS_ORG: &str = "+14252306551";
+pub(crate) const TS_CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
+pub(crate) const TS_KEY: &str =
+    "ABC12345yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw==";
+pub(crate) const TS_ORG: &str = "+14252306551";
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Twilio's RequestValidator algorithm: URL, then each parameter's name and value sorted by
 /// name, HMAC-SHA1 with the auth token, base64.
-fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut data = url.to_owned();
@@ -47,7 +48,7 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     b64(&mac.finalize().into_bytes())
 }
 
-fn telesign_authorization(customer: &str, key: &str, body: &[u8]) -> String {
+pub(crate) fn telesign_authorization(customer: &str, key: &str, body: &[u8]) -> String {
     let key = base64::engine::general_purpose::STANDARD
         .decode(key)
         .unwrap();
@@ -57,15 +58,15 @@ fn telesign_authorization(customer: &str, key: &str, body: &[u8]) -> String {
 }
 
 /// The server root (`http://127.0.0.1:PORT`).
-fn root(app: &TestApp) -> String {
+pub(crate) fn root(app: &TestApp) -> String {
     app.base.trim_end_matches("/api/data/v9.2/").to_owned()
 }
 
-fn twilio_url(app: &TestApp) -> String {
+pub(crate) fn twilio_url(app: &TestApp) -> String {
     format!("{}/channels/sms/twilio", root(app))
 }
 
-async fn add_twilio_channel(app: &TestApp, number: &str, extra: Value) -> Value {
+pub(crate) async fn add_twilio_channel(app: &TestApp, number: &str, extra: Value) -> Value {
     let mut body = json!({
         "smsctx_provider": "twilio",
         "smsctx_phonenumber": number,
@@ -81,7 +82,7 @@ async fn add_twilio_channel(app: &TestApp, number: &str, extra: Value) -> Value 
     response.json().await.unwrap()
 }
 
-async fn add_telesign_channel(app: &TestApp) -> Value {
+pub(crate) async fn add_telesign_channel(app: &TestApp) -> Value {
     let response = app
         .post(
             "smsctx_smschannels",
@@ -99,7 +100,7 @@ async fn add_telesign_channel(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
-fn twilio_params<'a>(
+pub(crate) fn twilio_params<'a>(
     from: &'a str,
     to: &'a str,
     sid: &'a str,
@@ -120,7 +121,7 @@ fn twilio_params<'a>(
 }
 
 /// POSTs a form signed with `token` for `url` (and sent to `url`).
-async fn post_twilio(
+pub(crate) async fn post_twilio(
     client: &reqwest::Client,
     url: &str,
     token: &str,
@@ -139,7 +140,12 @@ async fn post_twilio(
         .unwrap()
 }
 
-async fn text_message(app: &TestApp, from: &str, to: &str, sid: &str) -> reqwest::Response {
+pub(crate) async fn text_message(
+    app: &TestApp,
+    from: &str,
+    to: &str,
+    sid: &str,
+) -> reqwest::Response {
     post_twilio(
         &app.client,
         &twilio_url(app),
@@ -149,18 +155,18 @@ async fn text_message(app: &TestApp, from: &str, to: &str, sid: &str) -> reqwest
     .await
 }
 
-fn sid(n: u32) -> String {
+pub(crate) fn sid(n: u32) -> String {
     format!("SM{n:032x}")
 }
 
-async fn contexts(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn contexts(app: &TestApp) -> Vec<Value> {
     app.get_json(&format!("{CTX}?$orderby=createdon asc")).await["value"]
         .as_array()
         .unwrap()
         .clone()
 }
 
-async fn conversations(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn conversations(app: &TestApp) -> Vec<Value> {
     app.get_json("msdyn_ocliveworkitems").await["value"]
         .as_array()
         .unwrap()
@@ -756,7 +762,7 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn telesign_body(reference: &str, from: &str, to: &str, text: &str) -> String {
+pub(crate) fn telesign_body(reference: &str, from: &str, to: &str, text: &str) -> String {
     json!({
         "reference_id": reference,
         "status": {"code": 1500, "description": "Delivered", "updated_on": "2026-11-30T14:47:10.490130Z"},
@@ -768,7 +774,11 @@ fn telesign_body(reference: &str, from: &str, to: &str, text: &str) -> String {
     .to_string()
 }
 
-async fn post_telesign(app: &TestApp, body: &str, authorization: &str) -> reqwest::Response {
+pub(crate) async fn post_telesign(
+    app: &TestApp,
+    body: &str,
+    authorization: &str,
+) -> reqwest::Response {
     app.client
         .post(format!("{}/channels/sms/telesign", root(app)))
         .header("Content-Type", "application/json")
@@ -1076,15 +1086,15 @@ async fn a_channels_default_owner_team_owns_what_it_opens() {
 }
 
 /// A request the fake provider saw: request line, Authorization, Content-Type, body.
-type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
 /// A fake provider on 127.0.0.1: records each request and answers with `answer`.
-struct FakeProvider {
-    base: String,
-    seen: Seen,
+pub(crate) struct FakeProvider {
+    pub(crate) base: String,
+    pub(crate) seen: Seen,
 }
 
-async fn fake_provider(status: u16, answer: Value) -> FakeProvider {
+pub(crate) async fn fake_provider(status: u16, answer: Value) -> FakeProvider {
     use axum::extract::Request;
     let seen: Seen = Arc::default();
     let record = Arc::clone(&seen);
@@ -1122,7 +1132,7 @@ async fn fake_provider(status: u16, answer: Value) -> FakeProvider {
     FakeProvider { base, seen }
 }
 
-fn send_sms_path(id: &str) -> String {
+pub(crate) fn send_sms_path(id: &str) -> String {
     format!("{CTX}({id})/Microsoft.Dynamics.CRM.smsctx_SendSms")
 }
 
@@ -1181,6 +1191,10 @@ async fn outbound_sms_goes_through_twilios_messages_api() {
             ("To".to_owned(), CUSTOMER.to_owned()),
             ("From".to_owned(), ORG.to_owned()),
             ("Body".to_owned(), "We're on it & will call.".to_owned()),
+            (
+                "StatusCallback".to_owned(),
+                format!("{}/status", twilio_url(&app)),
+            ),
         ]
     );
 

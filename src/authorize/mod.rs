@@ -34,6 +34,7 @@ pub use messages::{MessageError, PrincipalRef, ShareChange};
 pub use system::{ChangeSet, SystemAccess};
 
 use crate::metadata::system::*;
+use crate::metadata::transcripts::parent_of;
 use crate::metadata::{AttributeType, Entity};
 use crate::security::role::{is_builtin_role_id, is_system_administrator_role};
 use crate::security::{
@@ -249,9 +250,66 @@ impl Guard<'_> {
         self.scope(table)
     }
 
+    /// `filter` of a read of a parented table (`metadata::transcripts::PARENTED`) with the
+    /// path to its parent added: the parent exists and the caller may read it (its scope is
+    /// one of the plan's related scopes), recursively up to a table with a scope of its own.
+    fn with_parent(
+        &self,
+        entity: &Entity,
+        filter: Option<crate::query::Expr>,
+    ) -> Result<Option<crate::query::Expr>, StoreError> {
+        let Some(path) = self.parent_path(entity)? else {
+            return Ok(filter);
+        };
+        Ok(Some(match filter {
+            None => path,
+            Some(crate::query::Expr::And(mut operands)) => {
+                operands.push(path);
+                crate::query::Expr::And(operands)
+            }
+            Some(other) => crate::query::Expr::And(vec![other, path]),
+        }))
+    }
+
+    fn parent_path(&self, entity: &Entity) -> Result<Option<crate::query::Expr>, StoreError> {
+        use crate::query::ast::{PropertyRef, Table};
+        use crate::query::Expr;
+        let Some((lookup, parent)) = parent_of(&entity.logical_name) else {
+            return Ok(None);
+        };
+        let parent = self.directory.table(parent)?;
+        let index = entity
+            .position(lookup)
+            .ok_or_else(|| StoreError::UnknownTable(format!("{}.{lookup}", entity.logical_name)))?;
+        let inner = match self.parent_path(parent)? {
+            Some(path) => path,
+            None => {
+                let id = parent.primary_id_position();
+                Expr::NotNull(PropertyRef {
+                    index: id,
+                    name: format!("{lookup}/{}", parent.attributes[id].logical_name),
+                })
+            }
+        };
+        Ok(Some(Expr::Related {
+            lookup: PropertyRef {
+                index,
+                name: lookup.to_owned(),
+            },
+            target: Table(Arc::clone(parent)),
+            inner: Box::new(inner),
+        }))
+    }
+
     /// The row scope of a read of `entity`, after the Read privilege check.
     fn scope(&self, entity: &Entity) -> Result<Option<Scope>, StoreError> {
         check_privilege(self.ctx(), &entity.logical_name, Privilege::Read).map_err(denied)?;
+        if parent_of(&entity.logical_name).is_some() {
+            // No scope of its own: [`Guard::with_parent`] keeps the rows of readable parents
+            // (and a path that reaches it from its parent or its child starts from a row the
+            // caller may read).
+            return Ok(None);
+        }
         let scope = read_scope(self.ctx(), &self.principal.tree, &entity.logical_name);
         let Some((owner, business_unit)) = ownership_columns(entity) else {
             return Ok(match scope {
@@ -316,6 +374,20 @@ impl Access for Guard<'_> {
         let Some(record) = self.inner.get(entity, id, with_names).await? else {
             return Ok(None);
         };
+        if let Some((lookup, parent)) = parent_of(&entity.logical_name) {
+            // Readable exactly when its parent is: a row whose parent the caller may not
+            // read is refused as the parent is.
+            let parent_table = self.directory.table(parent)?;
+            let Some(parent_id) = record.get(lookup).as_guid() else {
+                return Ok(None);
+            };
+            return match Box::pin(self.get_for(parent_table, parent_id, false, Privilege::Read))
+                .await?
+            {
+                Some(_) => Ok(Some(record)),
+                None => Ok(None),
+            };
+        }
         if self.ctx().depth(&entity.logical_name, purpose) < Depth::Global {
             self.check_row(purpose, &record).await?;
         }
@@ -324,6 +396,7 @@ impl Access for Guard<'_> {
 
     async fn query(&self, mut query: Query) -> Result<Vec<Record>, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.filter = self.with_parent(&query.plan.entity, query.plan.filter.take())?;
         query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.query(query).await
     }
@@ -339,6 +412,7 @@ impl Access for Guard<'_> {
 
     async fn count(&self, mut query: Query, cap: usize) -> Result<u64, StoreError> {
         query.plan.scope = self.scope(&query.plan.entity)?;
+        query.plan.filter = self.with_parent(&query.plan.entity, query.plan.filter.take())?;
         query.plan.related = Some(self.related_scopes(query.plan.filter.as_ref())?);
         self.inner.count(query, cap).await
     }
@@ -349,6 +423,7 @@ impl Access for Guard<'_> {
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         plan.scope = self.scope(&plan.entity)?;
+        plan.filter = self.with_parent(&plan.entity, plan.filter.take())?;
         let mut related = self.related_scopes(plan.filter.as_ref())?;
         for hop in plan.through.iter().flatten() {
             let table = &hop.target.0;
@@ -364,6 +439,31 @@ impl Access for Guard<'_> {
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        self.checked_write(op, Vec::new()).await
+    }
+
+    /// `op` checked as [`Access::write`] checks it; `consequences` (the platform's own writes
+    /// that `op` causes) are not checked, and commit with it. Only an update carries them.
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        if !consequences.is_empty() && !matches!(op, WriteOp::Update { .. }) {
+            return Err(StoreError::Unexpected(
+                "only an update has consequences".into(),
+            ));
+        }
+        self.checked_write(op, consequences).await
+    }
+}
+
+impl Guard<'_> {
+    async fn checked_write(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
         match &op {
             WriteOp::Insert(record) => {
                 let entity = &record.entity;
@@ -438,7 +538,11 @@ impl Access for Guard<'_> {
                     self.refuse_system_administrator_roles(&roles).await?;
                     return self.write_role_privilege(op, &roles).await;
                 }
-                self.inner.write(op).await
+                if consequences.is_empty() {
+                    self.inner.write(op).await
+                } else {
+                    self.inner.write_with(op, consequences).await
+                }
             }
             WriteOp::Delete { entity, id, expect } => {
                 check_privilege(self.ctx(), &entity.logical_name, Privilege::Delete)

@@ -16,6 +16,7 @@
 pub mod outbound;
 pub mod phone;
 pub mod telesign;
+pub mod transcript;
 pub mod twilio;
 
 /// The largest callback body either provider sends that smsctx will read. Twilio caps an SMS

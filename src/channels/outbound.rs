@@ -56,6 +56,7 @@ pub fn twilio_request(
     from: &PhoneNumber,
     to: &PhoneNumber,
     text: &str,
+    status_callback: Option<&str>,
 ) -> Result<OutboundRequest, OutboundError> {
     check_text(text)?;
     if account_sid.trim().is_empty() {
@@ -67,11 +68,14 @@ pub fn twilio_request(
         percent_encoding::NON_ALPHANUMERIC,
     )
     .collect();
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("To", &to.e164())
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("To", &to.e164())
         .append_pair("From", &from.e164())
-        .append_pair("Body", text)
-        .finish();
+        .append_pair("Body", text);
+    if let Some(url) = status_callback {
+        form.append_pair("StatusCallback", url);
+    }
+    let form = form.finish();
     Ok(OutboundRequest {
         url: format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"),
         authorization: basic(account_sid.trim(), auth_token),
@@ -149,6 +153,7 @@ mod tests {
             &number("+14252306549"),
             &number("+12015550123"),
             "Hi & bye",
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -163,6 +168,20 @@ mod tests {
         assert_eq!(
             request.form,
             "To=%2B12015550123&From=%2B14252306549&Body=Hi+%26+bye"
+        );
+        let with_callback = twilio_request(
+            None,
+            "AC0123456789abcdef0123456789abcdef",
+            "token",
+            &number("+14252306549"),
+            &number("+12015550123"),
+            "Hi",
+            Some("https://example.com/channels/sms/twilio/status"),
+        )
+        .unwrap();
+        assert_eq!(
+            with_callback.form,
+            "To=%2B12015550123&From=%2B14252306549&Body=Hi&StatusCallback=https%3A%2F%2Fexample.com%2Fchannels%2Fsms%2Ftwilio%2Fstatus"
         );
     }
 
@@ -204,7 +223,7 @@ mod tests {
             Err(OutboundError::MissingCredential("customer id"))
         );
         assert_eq!(
-            twilio_request(Some("ftp://x"), "AC1", "t", &to, &to, "x"),
+            twilio_request(Some("ftp://x"), "AC1", "t", &to, &to, "x", None),
             Err(OutboundError::BadBaseUrl("ftp://x".into()))
         );
     }

@@ -237,6 +237,49 @@ struct WireCallback {
     user_response: Option<WireUserResponse>,
 }
 
+/// A delivery report of a message smsctx sent: `reference_id` (the id the SMS API answered)
+/// and `status.code` (200 delivered, 203 delivered to gateway, 290 in progress, the other codes
+/// final failures; TeleSign's "Receive SMS delivery reports" lists them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeleSignDeliveryReport {
+    pub reference_id: String,
+    pub status_code: i64,
+}
+
+impl TeleSignDeliveryReport {
+    /// Reads a callback body that [`TeleSignInbound::from_json`] found to be no inbound SMS:
+    /// one without `sub_resource` (or another than `mo_sms`) carrying `reference_id` and
+    /// `status.code`; [`TeleSignError::NotInboundSms`] for any other callback.
+    pub fn from_json(raw_body: &[u8]) -> Result<TeleSignDeliveryReport, TeleSignError> {
+        if raw_body.len() > MAX_CALLBACK_BYTES {
+            return Err(TeleSignError::BodyTooLarge {
+                limit: MAX_CALLBACK_BYTES,
+            });
+        }
+        let wire: WireCallback = serde_json::from_slice(raw_body)
+            .map_err(|error| TeleSignError::InvalidJson(error.to_string()))?;
+        let (Some(reference_id), Some(code)) =
+            (wire.reference_id, wire.status.and_then(|s| s.code))
+        else {
+            return Err(TeleSignError::NotInboundSms(wire.sub_resource));
+        };
+        let reference_id = reference_id.trim().to_owned();
+        if reference_id.is_empty()
+            || reference_id.chars().count() > MAX_REFERENCE_ID_CHARS
+            || !reference_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(invalid(
+                "reference_id",
+                &format!("it must be letters and digits, at most {MAX_REFERENCE_ID_CHARS}"),
+            ));
+        }
+        Ok(TeleSignDeliveryReport {
+            reference_id,
+            status_code: code,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct WireStatus {
     code: Option<i64>,

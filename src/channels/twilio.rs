@@ -201,6 +201,71 @@ impl TwilioInbound {
     }
 }
 
+/// Where Twilio reports a message's status, below the messaging webhook's URL.
+pub const STATUS_CALLBACK_SUFFIX: &str = "/status";
+
+/// The `StatusCallback` URL of a message sent from a channel whose webhook Twilio calls at
+/// `webhook_url` (its configured public URL): that URL with [`STATUS_CALLBACK_SUFFIX`], or
+/// none when it carries a query string.
+pub fn status_callback_url(webhook_url: &str) -> Option<String> {
+    let url = webhook_url.trim().trim_end_matches('/');
+    (!url.is_empty() && !url.contains('?')).then(|| format!("{url}{STATUS_CALLBACK_SUFFIX}"))
+}
+
+/// A status callback of an outbound message (Twilio's `StatusCallback` request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioStatus {
+    /// The message (`SM…`/`MM…`).
+    pub message_sid: String,
+    /// `queued`, `sent`, `delivered`, `undelivered`, `failed`, ...
+    pub message_status: String,
+    /// The organisation number the message was sent from.
+    pub from: String,
+    pub account_sid: String,
+    /// Twilio's error code of an undelivered or failed message.
+    pub error_code: Option<String>,
+}
+
+impl TwilioStatus {
+    /// Reads the callback's parameters: `MessageSid`, `MessageStatus`, `From` and
+    /// `AccountSid` are required and may appear only once; `ErrorCode` is optional.
+    pub fn from_params(params: &[(String, String)]) -> Result<TwilioStatus, TwilioError> {
+        let message_sid = required(params, "MessageSid")?;
+        check_sid("MessageSid", message_sid)?;
+        let message_status = required(params, "MessageStatus")?;
+        if message_status.trim().is_empty() || message_status.len() > 32 {
+            return Err(empty("MessageStatus"));
+        }
+        let from = required(params, "From")?;
+        if from.trim().is_empty() {
+            return Err(empty("From"));
+        }
+        let account_sid = required(params, "AccountSid")?;
+        check_sid("AccountSid", account_sid)?;
+        let error_code = single(params, "ErrorCode")?
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                if c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit()) {
+                    Ok(c.to_owned())
+                } else {
+                    Err(TwilioError::InvalidParameter {
+                        name: "ErrorCode",
+                        reason: format!("'{}' is not a Twilio error code", shorten(c)),
+                    })
+                }
+            })
+            .transpose()?;
+        Ok(TwilioStatus {
+            message_sid: message_sid.to_owned(),
+            message_status: message_status.trim().to_owned(),
+            from: from.trim().to_owned(),
+            account_sid: account_sid.to_owned(),
+            error_code,
+        })
+    }
+}
+
 /// The TwiML document answering a webhook: an empty `<Response/>`, or one `<Message>` with the
 /// reply text escaped for XML. Characters XML 1.0 cannot carry are dropped; an empty or
 /// whitespace-only reply sends nothing.

@@ -74,8 +74,10 @@ pub struct AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(root))
         .route("/health", get(health))
         .route(sms::TWILIO_PATH, post(sms::twilio))
+        .route(sms::TWILIO_STATUS_PATH, post(sms::twilio_status))
         .route(sms::TELESIGN_PATH, post(sms::telesign))
         .route("/api/data/{version}", any(odata))
         .route("/api/data/{version}/", any(odata))
@@ -106,7 +108,14 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::unexpected().into_response()
 }
 
-/// Outside every route (`/`, `/api`, `/api/data`, a typo): a 404 pointing at the API's root.
+/// `GET /`: for an API client (`Accept: application/json`, or anything) the JSON 404 pointing
+/// at `/api/data/v9.2/`, as every path outside the API. Its own route, so that a web console
+/// can answer browsers (`Accept: text/html`) here without changing what API clients get.
+async fn root(request: Request) -> Response {
+    fallback(request).await
+}
+
+/// Outside every route (`/api`, `/api/data`, a typo): a 404 pointing at the API's root.
 async fn fallback(request: Request) -> Response {
     ApiError::outside_api(&request.uri().to_string()).into_response()
 }

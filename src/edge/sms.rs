@@ -25,8 +25,9 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::{AppState, Call};
 use crate::channels::phone::PhoneNumber;
-use crate::channels::telesign::{self, TeleSignError, TeleSignInbound};
-use crate::channels::twilio::{self, TwilioInbound};
+use crate::channels::telesign::{self, TeleSignDeliveryReport, TeleSignError, TeleSignInbound};
+use crate::channels::transcript::DeliveryStatus;
+use crate::channels::twilio::{self, TwilioInbound, TwilioStatus};
 use crate::channels::MAX_CALLBACK_BYTES;
 use crate::execute::sms::{
     mask, parse_customer_number, parse_org_number, Channel, ChannelChanges, Inbound, NewChannel,
@@ -37,8 +38,9 @@ use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
 use crate::metadata::Catalog;
 
-/// The webhook paths.
+/// The webhook paths (Twilio's status callbacks below its messaging webhook).
 pub const TWILIO_PATH: &str = "/channels/sms/twilio";
+pub const TWILIO_STATUS_PATH: &str = "/channels/sms/twilio/status";
 pub const TELESIGN_PATH: &str = "/channels/sms/telesign";
 
 /// Webhook requests per second per peer address by default: far above what one provider
@@ -153,56 +155,163 @@ pub async fn twilio(State(state): State<Arc<AppState>>, request: Request) -> Res
     }
 }
 
-async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
-    state.sms.admit(&request)?;
-    let (parts, body) = read_body(state, request).await?;
+/// A Twilio request's parameters, from a form or a JSON body (`true`).
+fn twilio_request_params(
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, bool), ApiError> {
     let content_type = header_text(&parts.headers, header::CONTENT_TYPE.as_str())?
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let json_body = content_type == "application/json";
-    let params = if json_body {
-        json_params(&body)?
+    if content_type == "application/json" {
+        Ok((json_params(body)?, true))
     } else if content_type == "application/x-www-form-urlencoded" {
-        twilio::parse_form(&body).map_err(|e| bad_request(e.to_string()))?
+        Ok((
+            twilio::parse_form(body).map_err(|e| bad_request(e.to_string()))?,
+            false,
+        ))
     } else {
-        return Err(ApiError::unsupported_media_type(
+        Err(ApiError::unsupported_media_type(
             "A Twilio webhook is application/x-www-form-urlencoded (or application/json).",
-        ));
+        ))
+    }
+}
+
+/// `X-Twilio-Signature` checked with the channel's auth token for `url` (a 403 when it does
+/// not match).
+fn check_twilio_signature(
+    channel: &Channel,
+    url: &str,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    params: &[(String, String)],
+    json_body: bool,
+) -> Result<(), ApiError> {
+    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER)?;
+    let valid = if json_body {
+        twilio::validate_json(&channel.secret, url, body, signature)
+    } else {
+        twilio::validate_form(&channel.secret, url, params, signature)
     };
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER))
+    }
+}
+
+/// A signed request of another Twilio account than the channel's is refused as unsigned.
+fn check_twilio_account(channel: &Channel, account_sid: &str) -> Result<(), ApiError> {
+    match channel.account.as_deref() {
+        Some(account) if account != account_sid => Err(ApiError::webhook_not_signed("AccountSid")),
+        _ => Ok(()),
+    }
+}
+
+/// The one value of a parameter Twilio sends once.
+fn one_param<'p>(params: &'p [(String, String)], name: &str) -> Result<&'p str, ApiError> {
+    let mut values = params.iter().filter(|(n, _)| n == name);
+    match (values.next(), values.next()) {
+        (Some((_, value)), None) => Ok(value),
+        (None, _) => Err(bad_request(format!(
+            "the Twilio webhook has no '{name}' parameter"
+        ))),
+        (Some(_), Some(_)) => Err(bad_request(format!(
+            "the Twilio webhook has more than one '{name}' parameter"
+        ))),
+    }
+}
+
+/// `POST /channels/sms/twilio/status`: Twilio's status callback of a message sent with
+/// `smsctx_SendSms` (its `StatusCallback`), signed like the messaging webhook; the reply's
+/// delivery status in the transcript moves forward only.
+pub async fn twilio_status(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    match twilio_status_inner(&state, request).await {
+        Ok(response) => response,
+        Err(e) => rejected(Provider::Twilio, e),
+    }
+}
+
+async fn twilio_status_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    state.sms.admit(&request)?;
+    let (parts, body) = read_body(state, request).await?;
+    let (params, json_body) = twilio_request_params(&parts, &body)?;
+    // A status callback comes from the organisation's number: its channel checks the signature.
+    let org = parse_org_number(one_param(&params, "From")?)
+        .map_err(|e| bad_request(format!("From: {e}")))?;
+    let channel = channel_of(state, &org, Provider::Twilio).await?;
+    let url = match channel
+        .public_url
+        .as_deref()
+        .and_then(twilio::status_callback_url)
+    {
+        Some(url) => url,
+        None => reached_url(&parts),
+    };
+    check_twilio_signature(&channel, &url, &parts, &body, &params, json_body)?;
+    let report = TwilioStatus::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
+    check_twilio_account(&channel, &report.account_sid)?;
+    if let Some(status) = DeliveryStatus::from_twilio(&report.message_status) {
+        report_delivery(
+            state,
+            Provider::Twilio,
+            &report.message_sid,
+            status,
+            report.error_code.as_deref(),
+        )
+        .await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Applies a verified delivery report and logs it.
+async fn report_delivery(
+    state: &AppState,
+    provider: Provider,
+    message_id: &str,
+    status: DeliveryStatus,
+    error_code: Option<&str>,
+) -> Result<(), ApiError> {
+    let outcome = state
+        .sms
+        .sms
+        .delivery_report(
+            &state.service,
+            &state.sms.admin,
+            provider,
+            message_id,
+            status,
+            error_code,
+        )
+        .await?;
+    tracing::info!(
+        target: "smsctx::sms",
+        provider = provider.label(),
+        message = message_id,
+        status = status.label(),
+        outcome = ?outcome,
+        "delivery report"
+    );
+    Ok(())
+}
+
+async fn twilio_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    state.sms.admit(&request)?;
+    let (parts, body) = read_body(state, request).await?;
+    let (params, json_body) = twilio_request_params(&parts, &body)?;
     // The org number picks the channel whose token checks the signature; everything else is
     // read only from a request proven to come from Twilio.
-    let mut to = params.iter().filter(|(name, _)| name == "To");
-    let to = match (to.next(), to.next()) {
-        (Some((_, to)), None) => to,
-        (None, _) => return Err(bad_request("the Twilio webhook has no 'To' parameter")),
-        (Some(_), Some(_)) => {
-            return Err(bad_request(
-                "the Twilio webhook has more than one 'To' parameter",
-            ))
-        }
-    };
+    let to = one_param(&params, "To")?;
     let org = parse_org_number(to).map_err(|e| bad_request(format!("To: {e}")))?;
     let channel = channel_of(state, &org, Provider::Twilio).await?;
 
     let url = signed_url(&channel, &parts);
-    let signature = header_text(&parts.headers, twilio::SIGNATURE_HEADER)?;
-    let valid = if json_body {
-        twilio::validate_json(&channel.secret, &url, &body, signature)
-    } else {
-        twilio::validate_form(&channel.secret, &url, &params, signature)
-    };
-    if !valid {
-        return Err(ApiError::webhook_not_signed(twilio::SIGNATURE_HEADER));
-    }
+    check_twilio_signature(&channel, &url, &parts, &body, &params, json_body)?;
     let inbound = TwilioInbound::from_params(&params).map_err(|e| bad_request(e.to_string()))?;
-    if let Some(account) = channel.account.as_deref() {
-        if account != inbound.account_sid {
-            return Err(ApiError::webhook_not_signed("AccountSid"));
-        }
-    }
+    check_twilio_account(&channel, &inbound.account_sid)?;
     let customer = parse_customer_number(&inbound.from, &org)
         .map_err(|e| bad_request(format!("From: {e}")))?;
     land(
@@ -248,18 +357,21 @@ fn signed_url(channel: &Channel, parts: &axum::http::request::Parts) -> String {
     match (&channel.public_url, query) {
         (Some(url), Some(q)) if !url.contains('?') => format!("{url}?{q}"),
         (Some(url), _) => url.clone(),
-        (None, _) => {
-            // Unreadable bytes here only make the signature fail to match (403).
-            let host = crate::tls::request_host(parts);
-            let scheme = crate::tls::request_scheme(parts);
-            let path = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or(TWILIO_PATH);
-            format!("{scheme}://{host}{path}")
-        }
+        (None, _) => reached_url(parts),
     }
+}
+
+/// The URL a request reached, as its Host header and `X-Forwarded-Proto` tell. Unreadable
+/// bytes here only make a signature fail to match (403).
+fn reached_url(parts: &axum::http::request::Parts) -> String {
+    let host = crate::tls::request_host(parts);
+    let scheme = crate::tls::request_scheme(parts);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(TWILIO_PATH);
+    format!("{scheme}://{host}{path}")
 }
 
 async fn channel_of(
@@ -311,7 +423,8 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
         Ok(inbound) => inbound,
         Err(TeleSignError::NotInboundSms(kind)) => {
             // A delivery report or another callback on the same URL: acknowledged once it is
-            // proven to come from TeleSign, so TeleSign does not retry it.
+            // proven to come from TeleSign, so TeleSign does not retry it. A delivery report
+            // names no number: the channel whose key signed it is the one that sent.
             let sms = &state.sms.sms;
             let channels = sms.channels(state.service.system().store()).await?;
             let genuine = channels
@@ -319,6 +432,25 @@ async fn telesign_inner(state: &AppState, request: Request) -> Result<Response, 
                 .any(|c| c.provider == Provider::TeleSign && signed_by(c));
             if !genuine {
                 return Err(ApiError::webhook_not_signed("Authorization signature"));
+            }
+            match TeleSignDeliveryReport::from_json(&body) {
+                Ok(report) => {
+                    let status = DeliveryStatus::from_telesign(report.status_code);
+                    let code = report.status_code.to_string();
+                    let failed =
+                        matches!(status, DeliveryStatus::Failed | DeliveryStatus::Undelivered);
+                    report_delivery(
+                        state,
+                        Provider::TeleSign,
+                        &report.reference_id,
+                        status,
+                        failed.then_some(code.as_str()),
+                    )
+                    .await?;
+                    return Ok(StatusCode::OK.into_response());
+                }
+                Err(TeleSignError::NotInboundSms(_)) => {}
+                Err(e) => return Err(bad_request(e.to_string())),
             }
             tracing::info!(
                 target: "smsctx::sms",
@@ -454,7 +586,7 @@ pub(super) async fn send_sms(call: &Call<'_>, id: Uuid) -> Result<Response, ApiE
         .state
         .sms
         .sms
-        .send(&call.state.service, call.db, id, text)
+        .send(&call.state.service, call.db, &call.caller, id, text)
         .await?;
     let body = json!({
         "@odata.context": format!("{}$metadata#Microsoft.Dynamics.CRM.{SEND_SMS}Response", call.root),
@@ -524,6 +656,10 @@ fn channel_json(sms: &Sms, channel: &Channel, root: Option<&str>) -> Map<String,
         json!(channel.default_owner.as_ref().map(|o| o.table.clone())),
     );
     out.insert(CHANNEL_API_BASE_URL.into(), json!(channel.api_base_url));
+    out.insert(
+        CHANNEL_INACTIVITY_TIMEOUT.into(),
+        json!(channel.inactivity_timeout),
+    );
     out.insert(CREATED_ON.into(), json!(date(channel.created_on)));
     out.insert(MODIFIED_ON.into(), json!(date(channel.modified_on)));
     out
@@ -551,6 +687,18 @@ fn member(object: &Map<String, Json>, name: &str) -> Result<Option<Option<String
     }
 }
 
+/// The inactivity timeout: a whole number of minutes, or `null` (`Some(None)`).
+fn minutes(object: &Map<String, Json>) -> Result<Option<Option<i64>>, ApiError> {
+    match object.get(CHANNEL_INACTIVITY_TIMEOUT) {
+        None => Ok(None),
+        Some(Json::Null) => Ok(Some(None)),
+        Some(Json::Number(n)) if n.as_i64().is_some() => Ok(Some(n.as_i64())),
+        Some(_) => Err(bad_request(format!(
+            "The property '{CHANNEL_INACTIVITY_TIMEOUT}' must be a whole number of minutes or null."
+        ))),
+    }
+}
+
 fn check_members(object: &Map<String, Json>, allowed: &[&str]) -> Result<(), ApiError> {
     for name in object.keys() {
         if !allowed.contains(&name.as_str()) && !name.starts_with("@odata.") {
@@ -569,6 +717,7 @@ const WRITABLE: &[&str] = &[
     CHANNEL_PUBLIC_URL,
     CHANNEL_AUTO_REPLY,
     CHANNEL_API_BASE_URL,
+    CHANNEL_INACTIVITY_TIMEOUT,
     OWNER_BIND,
 ];
 
@@ -606,6 +755,7 @@ fn new_channel(
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?.flatten(),
         api_base_url: member(object, CHANNEL_API_BASE_URL)?.flatten(),
         default_owner: owner_bind(catalog, object)?.flatten(),
+        inactivity_timeout: minutes(object)?.flatten(),
     })
 }
 
@@ -639,6 +789,7 @@ fn channel_changes(
         auto_reply: member(object, CHANNEL_AUTO_REPLY)?,
         api_base_url: member(object, CHANNEL_API_BASE_URL)?,
         default_owner: owner_bind(catalog, object)?,
+        inactivity_timeout: minutes(object)?,
     })
 }
 

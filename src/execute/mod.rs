@@ -102,6 +102,8 @@ pub enum Upserted {
 pub struct Service {
     pub catalog: Arc<Catalog>,
     store: Arc<dyn Store>,
+    /// What closing a conversation also writes (`None` without the SMS tables).
+    lifecycle: Option<sms::lifecycle::Lifecycle>,
 }
 
 /// Refuses a message the table's page does not list, as Dataverse refuses it.
@@ -122,7 +124,17 @@ fn now() -> i64 {
 
 impl Service {
     pub fn new(catalog: Arc<Catalog>, store: Arc<dyn Store>) -> Service {
-        Service { catalog, store }
+        let lifecycle = sms::lifecycle::Lifecycle::new(&catalog);
+        Service {
+            catalog,
+            store,
+            lifecycle,
+        }
+    }
+
+    /// The conversation lifecycle (`None` without the SMS tables).
+    pub fn lifecycle(&self) -> Option<&sms::lifecycle::Lifecycle> {
+        self.lifecycle.as_ref()
     }
 
     /// The store as `principal` may use it: what every request's messages run against.
@@ -263,13 +275,27 @@ impl Service {
             let changes = self
                 .update_changes(db, caller, entity, &current, payload.clone())
                 .await?;
+            // Closing a conversation deactivates its contexts in the same transaction.
+            let consequences = match &self.lifecycle {
+                Some(lifecycle) => {
+                    lifecycle
+                        .consequences(self, caller, entity, &current, &changes)
+                        .await?
+                }
+                None => Vec::new(),
+            };
             let op = WriteOp::Update {
                 entity: Arc::clone(entity),
                 id,
                 changes,
                 expect: Expect::Version(version),
             };
-            match db.write(op).await {
+            let written = if consequences.is_empty() {
+                db.write(op).await
+            } else {
+                db.write_with(op, consequences).await
+            };
+            match written {
                 Ok(_) => return Ok(Upserted::Updated),
                 Err(StoreError::VersionMismatch { .. }) if if_match.is_some() => {
                     return Err(ExecError::VersionMismatch)

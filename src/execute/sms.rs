@@ -15,6 +15,12 @@
 //! shares the writer's group commit with other writes instead of holding the writer for the
 //! whole exchange.
 
+mod delivery;
+pub(crate) mod lifecycle;
+mod transcript;
+
+pub use delivery::Reported;
+
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -24,6 +30,7 @@ use super::{Caller, ExecError, Preconditions, Service};
 use crate::channels::outbound::{self, OutboundError, OutboundRequest};
 use crate::channels::phone::{PhoneError, PhoneNumber};
 use crate::channels::telesign;
+use crate::channels::transcript::{inbound_tags, Author, DeliveryStatus};
 use crate::metadata::sms::*;
 use crate::metadata::system::{CREATED_ON, MODIFIED_ON, SYSTEM_USER, TEAM};
 use crate::metadata::{Catalog, Entity};
@@ -126,6 +133,8 @@ pub struct Channel {
     pub auto_reply: Option<String>,
     pub default_owner: Option<Owner>,
     pub api_base_url: Option<String>,
+    /// Minutes of silence after which the channel closes a conversation; `None`: never.
+    pub inactivity_timeout: Option<i64>,
     pub created_on: i64,
     pub modified_on: i64,
     pub version: i64,
@@ -143,6 +152,7 @@ pub struct NewChannel {
     pub auto_reply: Option<String>,
     pub default_owner: Option<Owner>,
     pub api_base_url: Option<String>,
+    pub inactivity_timeout: Option<i64>,
 }
 
 /// The columns an update changes; `Some(None)` clears an optional one.
@@ -155,6 +165,7 @@ pub struct ChannelChanges {
     pub auto_reply: Option<Option<String>>,
     pub default_owner: Option<Option<Owner>>,
     pub api_base_url: Option<Option<String>>,
+    pub inactivity_timeout: Option<Option<i64>>,
 }
 
 /// A secret as reads show it: its last four characters at most, the rest hidden.
@@ -205,6 +216,8 @@ pub struct Sms {
     conversation: Arc<Entity>,
     team: Arc<Entity>,
     user: Arc<Entity>,
+    transcripts: transcript::Transcripts,
+    outbound: Arc<Entity>,
     http: reqwest::Client,
 }
 
@@ -236,6 +249,12 @@ impl Sms {
             conversation: table(CONVERSATION)?,
             team: table(TEAM)?,
             user: table(SYSTEM_USER)?,
+            transcripts: transcript::Transcripts::new(catalog).ok_or_else(|| {
+                SmsError::Exec(ExecError::Store(StoreError::UnknownTable(
+                    crate::metadata::transcripts::TRANSCRIPT.to_string(),
+                )))
+            })?,
+            outbound: table(OUTBOUND)?,
             http,
         })
     }
@@ -330,6 +349,7 @@ impl Sms {
             None => None,
         };
         payload.values.extend(self.owner_values(owner.as_ref()));
+        payload.values.push(self.timeout(input.inactivity_timeout)?);
         match service
             .create(store, caller, &self.channel, payload, Some(id))
             .await
@@ -386,6 +406,9 @@ impl Sms {
         }
         if let Some(url) = changes.api_base_url {
             values.push(self.url(e, CHANNEL_API_BASE_URL, clean(url))?);
+        }
+        if let Some(minutes) = changes.inactivity_timeout {
+            values.push(self.timeout(minutes)?);
         }
         if let Some(owner) = changes.default_owner {
             let owner = match owner {
@@ -508,6 +531,7 @@ impl Sms {
             auto_reply: text(CHANNEL_AUTO_REPLY),
             default_owner,
             api_base_url: text(CHANNEL_API_BASE_URL),
+            inactivity_timeout: record.get(CHANNEL_INACTIVITY_TIMEOUT).as_int(),
             created_on: date(CREATED_ON),
             modified_on: date(MODIFIED_ON),
             version: record.version().unwrap_or_default(),
@@ -564,6 +588,26 @@ impl Sms {
             entity,
             column,
             value.map_or(Value::Null, Value::Text),
+        ))
+    }
+
+    /// The inactivity timeout column: whole minutes in the column's range, or none.
+    fn timeout(&self, minutes: Option<i64>) -> Result<(usize, Value), SmsError> {
+        let e = &self.channel;
+        if let (Some(m), Some(attribute)) = (minutes, e.attribute(CHANNEL_INACTIVITY_TIMEOUT)) {
+            let (min, max) = (attribute.min_value, attribute.max_value);
+            if min.is_some_and(|min| m < min) || max.is_some_and(|max| m > max) {
+                return Err(SmsError::InvalidChannel(format!(
+                    "{CHANNEL_INACTIVITY_TIMEOUT} must be between {} and {} minutes, not {m}",
+                    min.unwrap_or_default(),
+                    max.unwrap_or_default()
+                )));
+            }
+        }
+        Ok(position_value(
+            e,
+            CHANNEL_INACTIVITY_TIMEOUT,
+            minutes.map_or(Value::Null, Value::Int),
         ))
     }
 
@@ -630,10 +674,10 @@ impl Sms {
                 None => None,
             };
 
-            let mut ops = Vec::with_capacity(6);
-            let (context_id, conversation_id, opened) = match (&current, reusable) {
+            let mut ops = Vec::with_capacity(8);
+            let (context_id, conversation, opened) = match (&current, reusable) {
                 (Some(context), Some(conversation)) => {
-                    (context.id().unwrap_or_default(), Some(conversation), false)
+                    (context.id().unwrap_or_default(), conversation, false)
                 }
                 _ => {
                     if let Some(old) = current.as_ref().filter(|c| self.is_active(c)) {
@@ -644,11 +688,36 @@ impl Sms {
                     let (conversation, context) = self
                         .new_context(service, admin, &inbound, conversation_id, context_id)
                         .await?;
-                    ops.push(WriteOp::Insert(conversation));
+                    ops.push(WriteOp::Insert(conversation.clone()));
                     ops.push(WriteOp::Insert(context));
-                    (context_id, Some(conversation_id), true)
+                    (context_id, conversation, true)
                 }
             };
+            let conversation_id = conversation.id();
+            // The message joins the conversation's transcript in the same transaction.
+            let note = match (opened, conversation_id) {
+                (false, Some(id)) => self.transcripts.transcript_note(store, id).await?,
+                _ => None,
+            };
+            let (e164, number) = (inbound.customer.e164(), customer.as_str());
+            let at = transcript::now_ms();
+            let tags = inbound_tags(inbound.message_id);
+            let written = self
+                .transcripts
+                .transcript_writes(service, admin, &conversation, note.as_ref(), |t| {
+                    t.push(
+                        at,
+                        Author::Customer {
+                            e164: &e164,
+                            number,
+                        },
+                        inbound.body,
+                        &tags,
+                    );
+                    true
+                })
+                .await?;
+            ops.extend(written.into_iter().flatten());
 
             let delivery = self
                 .new_delivery(
@@ -757,7 +826,7 @@ impl Sms {
         &self,
         store: &dyn Store,
         context: &Record,
-    ) -> Result<Option<Uuid>, SmsError> {
+    ) -> Result<Option<Record>, SmsError> {
         if !self.is_active(context) {
             return Ok(None);
         }
@@ -774,7 +843,7 @@ impl Sms {
             .map(i64::from)
             .collect();
         let state = conversation.get(STATE).as_int().unwrap_or_default();
-        Ok((!ended.contains(&state)).then_some(id))
+        Ok((!ended.contains(&state)).then_some(conversation))
     }
 
     /// SetState(Inactive) of a context whose conversation ended, compared-and-set.
@@ -785,22 +854,7 @@ impl Sms {
         context: &Record,
     ) -> Result<WriteOp, SmsError> {
         let e = &self.context;
-        let model = e.state_model();
-        let inactive = model
-            .as_ref()
-            .and_then(|m| m.state_by_invariant_name(STATE_INACTIVE))
-            .unwrap_or(1);
-        let status = model
-            .as_ref()
-            .and_then(|m| m.default_status(inactive))
-            .unwrap_or(2);
-        let payload = Payload {
-            values: vec![
-                position_value(e, STATE, Value::Int(inactive.into())),
-                position_value(e, STATUS, Value::Int(status.into())),
-            ],
-            binds: Vec::new(),
-        };
+        let payload = lifecycle::set_state(e, STATE_INACTIVE);
         let changes = service
             .update_changes(service.system().store(), admin, e, context, payload)
             .await?;
@@ -1053,6 +1107,7 @@ impl Sms {
         &self,
         service: &Service,
         db: &dyn Access,
+        caller: &Caller,
         context_id: Uuid,
         text: &str,
     ) -> Result<Sent, SmsError> {
@@ -1084,13 +1139,36 @@ impl Sms {
         let account = channel.account.as_deref().unwrap_or_default();
         let request = match channel.provider {
             Provider::Twilio => {
-                outbound::twilio_request(base, account, &channel.secret, &org, &customer, text)?
+                let callback = channel
+                    .public_url
+                    .as_deref()
+                    .and_then(crate::channels::twilio::status_callback_url);
+                outbound::twilio_request(
+                    base,
+                    account,
+                    &channel.secret,
+                    &org,
+                    &customer,
+                    text,
+                    callback.as_deref(),
+                )?
             }
             Provider::TeleSign => {
                 outbound::telesign_request(base, account, &channel.secret, &customer, text)?
             }
         };
-        let message_id = self.post(&request, channel.provider).await?;
+        let (message_id, status) = self.post(&request, channel.provider).await?;
+        // The reply joins the transcript before the caller hears it was sent.
+        self.record_reply(
+            service,
+            caller,
+            &context,
+            channel.provider,
+            message_id.as_deref(),
+            status.unwrap_or(DeliveryStatus::Queued),
+            text,
+        )
+        .await?;
         tracing::info!(
             target: "smsctx::sms",
             provider = channel.provider.label(),
@@ -1108,7 +1186,7 @@ impl Sms {
         &self,
         request: &OutboundRequest,
         provider: Provider,
-    ) -> Result<Option<String>, SmsError> {
+    ) -> Result<(Option<String>, Option<DeliveryStatus>), SmsError> {
         let response = self
             .http
             .post(&request.url)
@@ -1143,11 +1221,21 @@ impl Sms {
                 message,
             });
         }
-        let id = match provider {
-            Provider::Twilio => body.get("sid"),
-            Provider::TeleSign => body.get("reference_id"),
+        let (id, status) = match provider {
+            Provider::Twilio => (
+                body.get("sid"),
+                body.get("status")
+                    .and_then(|s| s.as_str())
+                    .and_then(DeliveryStatus::from_twilio),
+            ),
+            Provider::TeleSign => (
+                body.get("reference_id"),
+                body.pointer("/status/code")
+                    .and_then(|c| c.as_i64())
+                    .map(DeliveryStatus::from_telesign),
+            ),
         };
-        Ok(id.and_then(|v| v.as_str()).map(str::to_owned))
+        Ok((id.and_then(|v| v.as_str()).map(str::to_owned), status))
     }
 }
 

@@ -11,6 +11,16 @@ use super::Catalog;
 /// The literals allowed where they are not the catalog's names: (path prefix, literal, why).
 const ALLOWED: &[(&str, &str, &str)] = &[
     (
+        "src/edge/mod.rs",
+        "annotations",
+        "the `$metadata?annotations=true` query option, not the notes' entity set",
+    ),
+    (
+        "src/edge/options.rs",
+        "annotations",
+        "the `$metadata?annotations=true` query option, not the notes' entity set",
+    ),
+    (
         "src/schema/messages.rs",
         "name",
         "the `name` property of the served `sdkmessage` catalog, which is not a catalog table",

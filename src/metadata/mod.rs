@@ -13,6 +13,7 @@ mod literals;
 pub mod markdown;
 pub mod sms;
 pub mod system;
+pub mod transcripts;
 pub mod views;
 
 use std::collections::HashMap;
@@ -56,6 +57,11 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
         "msdyn_smsengagementctx",
         include_str!("../../metadata/msdyn_smsengagementctx.md"),
     ),
+    (
+        "msdyn_transcript",
+        include_str!("../../metadata/msdyn_transcript.md"),
+    ),
+    ("annotation", include_str!("../../metadata/annotation.md")),
     ("savedquery", include_str!("../../metadata/savedquery.md")),
     ("userquery", include_str!("../../metadata/userquery.md")),
     (
@@ -78,6 +84,10 @@ const CHANNEL_PAGES: &[(&str, &str)] = &[
     (
         "smsctx_smspair",
         include_str!("../../metadata/smsctx_smspair.md"),
+    ),
+    (
+        "smsctx_smsoutbound",
+        include_str!("../../metadata/smsctx_smsoutbound.md"),
     ),
 ];
 
@@ -267,9 +277,13 @@ impl Attribute {
     }
 
     /// Whether the column is an EDM structural property of the entity type. Lookups are exposed
-    /// as the computed `_x_value` property; `EntityName` columns (`owneridtype`) are not exposed.
+    /// as the computed `_x_value` property; the owner's type column (`owneridtype`) is not
+    /// exposed, while another `EntityName` column is a string property (a note's
+    /// `objecttypecode`, which Microsoft's transcript download filters on).
     pub fn is_edm_property(&self) -> bool {
-        self.is_stored() && self.attribute_type != AttributeType::EntityName
+        self.is_stored()
+            && !(self.attribute_type == AttributeType::EntityName
+                && self.logical_name == system::OWNER_ID_TYPE)
     }
 
     /// The name of the property in JSON payloads: `_x_value` for lookups, the logical name

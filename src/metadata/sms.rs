@@ -41,6 +41,8 @@ pub const CHANNEL_AUTO_REPLY: &str = "smsctx_autoreply";
 pub const CHANNEL_OWNER_ID: &str = "smsctx_defaultownerid";
 pub const CHANNEL_OWNER_TYPE: &str = "smsctx_defaultownertype";
 pub const CHANNEL_API_BASE_URL: &str = "smsctx_apibaseurl";
+/// Minutes of silence after which the channel closes a conversation (NULL: never).
+pub const CHANNEL_INACTIVITY_TIMEOUT: &str = "smsctx_inactivitytimeout";
 
 /// The delivery table: one row per inbound message, keyed by provider and message id.
 pub const DELIVERY: &str = "smsctx_smsdelivery";
@@ -50,6 +52,16 @@ pub const DELIVERY_CHANNEL: &str = "smsctx_channelid";
 pub const DELIVERY_CONTEXT: &str = "smsctx_contextid";
 pub const DELIVERY_CONVERSATION: &str = "smsctx_conversationid";
 pub const DELIVERY_OPENED: &str = "smsctx_openedcontext";
+
+/// The outbound table: one row per sent message, keyed by provider and message id, holding the
+/// transcript note it is in and the most advanced delivery status reported.
+pub const OUTBOUND: &str = "smsctx_smsoutbound";
+pub const OUTBOUND_MESSAGE_ID: &str = "smsctx_messageid";
+pub const OUTBOUND_PROVIDER: &str = "smsctx_provider";
+pub const OUTBOUND_ANNOTATION: &str = "smsctx_annotationid";
+pub const OUTBOUND_CONVERSATION: &str = "smsctx_conversationid";
+pub const OUTBOUND_STATUS: &str = "smsctx_status";
+pub const OUTBOUND_ERROR_CODE: &str = "smsctx_errorcode";
 
 /// The pair table: one row per (org number, customer number).
 pub const PAIR: &str = "smsctx_smspair";

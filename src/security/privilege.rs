@@ -188,6 +188,7 @@ const SYSTEM_PRIVILEGE_NAMES: &[(&str, &str)] = &[
     (crate::metadata::views::SAVED_QUERY, "Query"),
     (crate::metadata::views::USER_QUERY, "UserQuery"),
     (crate::metadata::jobs::ASYNC_OPERATION, "AsyncOperation"),
+    (crate::metadata::transcripts::ANNOTATION, "Note"),
 ];
 
 /// How a table is named inside its privileges' names: the historic name for the system tables
@@ -233,6 +234,7 @@ pub fn object_type_code(entity: &str) -> u32 {
         crate::metadata::views::SAVED_QUERY => 1039,
         crate::metadata::views::USER_QUERY => 4230,
         crate::metadata::jobs::ASYNC_OPERATION => 4700,
+        crate::metadata::transcripts::ANNOTATION => 5,
         _ => {
             // FNV-1a: stable across builds and platforms, unlike std's hasher.
             let hash = entity.bytes().fold(0x811c_9dc5_u32, |h, b| {

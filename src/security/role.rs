@@ -19,6 +19,7 @@
 //! | every role but System Administrator | `savedquery` (system views) | Read at Global |
 //! | every role but System Administrator | `userquery` (personal views) | all eight at Basic |
 //! | every role but System Administrator | `asyncoperation` (system jobs) | Read at Basic |
+//! | every role but System Administrator | `msdyn_transcript`, `annotation` | Read at Global (rows: those of readable conversations) |
 //!
 //! Read at Global on users, teams and business units is what Dataverse's own roles give (the
 //! published privilege tables of Dynamics CRM list prvReadUser, prvReadTeam and
@@ -71,6 +72,8 @@ pub const SECURED_TABLES: &[&str] = &[
     USER_QUERY,
     ORGANIZATION,
     crate::metadata::jobs::ASYNC_OPERATION,
+    crate::metadata::transcripts::TRANSCRIPT,
+    crate::metadata::transcripts::ANNOTATION,
 ];
 
 pub const SYSTEM_ADMINISTRATOR: &str = "System Administrator";
@@ -184,6 +187,15 @@ pub fn builtin_role(name: &str, business_unit: Uuid) -> Option<Role> {
         // Every user follows the system jobs they started (prvReadAsyncOperation); only the
         // server writes them.
         role.set(crate::metadata::jobs::ASYNC_OPERATION, Read, Depth::Basic);
+        // Transcripts and their notes have no row scope of their own: a row is readable when
+        // its conversation is (`metadata::transcripts::PARENTED`), so Read at Global here
+        // shows exactly the transcripts of the conversations the role reads.
+        for table in [
+            crate::metadata::transcripts::TRANSCRIPT,
+            crate::metadata::transcripts::ANNOTATION,
+        ] {
+            role.set(table, Read, Depth::Global);
+        }
     };
     match name {
         SYSTEM_ADMINISTRATOR => {

@@ -378,6 +378,36 @@ pub trait Access: Send + Sync {
     /// Executes one write atomically. On the store, it is its own durable transaction: when
     /// this returns `Ok`, it is on disk. In a [`Transaction`], it is durable at commit.
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError>;
+
+    /// Writes `op` and, in the same transaction, `consequences`: the writes the platform makes
+    /// because of `op` (a closed conversation's contexts deactivated), which the authorize
+    /// layer does not check (it checks `op`). The consequences go first, so inside a
+    /// transaction a failing one leaves `op` unwritten. The default, for a transaction, runs
+    /// them one after the other; a store runs them as one [`Store::write_all`].
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        for consequence in consequences {
+            self.write(consequence).await?;
+        }
+        self.write(op).await
+    }
+}
+
+/// The outcome of `op` in `write_all`'s outcomes of `consequences` then `op`.
+pub(crate) async fn write_all_with(
+    store: &dyn Store,
+    op: WriteOp,
+    mut consequences: Vec<WriteOp>,
+) -> Result<WriteOutcome, StoreError> {
+    consequences.push(op);
+    store
+        .write_all(consequences)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Unexpected("no outcome of a write".into()))
 }
 
 /// Several reads and writes that commit or roll back as one. Dropping it rolls back.

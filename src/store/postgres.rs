@@ -88,6 +88,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_async_operations.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_transcripts.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations across nodes ("smsctx" in ASCII).
@@ -758,6 +762,14 @@ impl Access for PostgresStore {
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let client = self.connection().await?;
         self.executor(&client).write(&op).await
+    }
+
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        super::write_all_with(self, op, consequences).await
     }
 }
 

@@ -66,6 +66,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_async_operations.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_transcripts.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
@@ -944,6 +948,14 @@ impl Access for SqliteStore {
         let (reply, receive) = oneshot::channel();
         self.send_job(Job::Write(op, reply)).await?;
         receive.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write_with(
+        &self,
+        op: WriteOp,
+        consequences: Vec<WriteOp>,
+    ) -> Result<WriteOutcome, StoreError> {
+        super::write_all_with(self, op, consequences).await
     }
 }
 

@@ -174,6 +174,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         connections: Default::default(),
         tls: None,
         bulk_delete_batch: smsctx::execute::jobs::DEFAULT_BATCH,
+        sms_inactivity_check_seconds: smsctx::app::DEFAULT_INACTIVITY_CHECK_SECONDS,
     }
 }
 

@@ -219,6 +219,8 @@ fn every_table_is_listed() {
             "principalobjectaccess",
             "msdyn_ocliveworkitem",
             SEED,
+            "msdyn_transcript",
+            "annotation",
             "savedquery",
             "userquery",
             "asyncoperation"

@@ -436,12 +436,12 @@ fn the_missing_privilege_message_is_dataverses() {
     let otc = crate::security::object_type_code(CTX);
     // The agent role: 5 context privileges, Read on 4 system tables (users, teams, business
     // units, the organization), Read and AppendTo on conversations, Read on system views and
-    // the 8 personal view privileges, and Read on system jobs.
+    // the 8 personal view privileges, Read on system jobs, and Read on transcripts and notes.
     assert_eq!(
         denied.message(),
         format!(
             "Principal user (Id=00000000-0000-0000-0000-0000000a11ce, type=8, roleCount=1, \
-             privilegeCount=21, accessMode=0), is missing prvDeletemsdyn_smsengagementctx \
+             privilegeCount=23, accessMode=0), is missing prvDeletemsdyn_smsengagementctx \
              privilege (Id={prv_id}) on OTC={otc} for entity 'msdyn_smsengagementctx'. \
              context.Caller=00000000-0000-0000-0000-0000000a11ce"
         )
