@@ -470,6 +470,26 @@ pub fn record_body(request: &Request<'_>, result: &RecordResult) -> Vec<u8> {
 
 /// A page of rows, in the conventions of the front end that asked.
 pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
+    rows_body_tracked(request, result, None)
+}
+
+/// What a change-tracking response adds to a page of rows.
+#[derive(Debug)]
+pub struct Tracking<'a> {
+    /// A delta link's answer (context `.../$delta`), not the first read.
+    pub delta: bool,
+    /// Rows deleted or no longer readable: `$deletedEntity` entries after the rows.
+    pub removed: &'a [Uuid],
+    /// The delta token for `@odata.deltaLink` (written on the last page only).
+    pub token: &'a str,
+}
+
+/// A page of rows with the change-tracking members (`@odata.deltaLink`, `$deletedEntity`).
+pub fn rows_body_tracked(
+    request: &Request<'_>,
+    result: &RowsResult,
+    tracking: Option<&Tracking<'_>>,
+) -> Vec<u8> {
     let read = &result.request;
     let entity = &read.entity;
     let annotations = request.annotations;
@@ -482,10 +502,14 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(256 + result.rows.len() * 1024);
     let mut body = ObjectWriter::open(&mut out);
-    body.string(
-        "@odata.context",
-        &collection_context(request.root, &entity.entity_set_name, names.as_deref()),
-    );
+    let context = collection_context(request.root, &entity.entity_set_name, names.as_deref());
+    match tracking {
+        Some(t) if t.delta => body.string("@odata.context", &format!("{context}/$delta")),
+        _ => body.string("@odata.context", &context),
+    }
+    if let Some(t) = tracking.filter(|_| !result.more) {
+        body.string("@odata.deltaLink", &delta_link(request, entity, t.token));
+    }
     let cap = PAGE_LIMIT as u64;
     match (read.front, result.total) {
         (Front::OData, Some(total)) => body.value("@odata.count", &Value::Int(total as i64)),
@@ -536,6 +560,22 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
             object.value(name, value);
         }
         object.close();
+    }
+    if let Some(t) = tracking {
+        let deleted = format!(
+            "{}$metadata#{}/$deletedEntity",
+            request.root, entity.entity_set_name
+        );
+        for (i, id) in t.removed.iter().enumerate() {
+            if i > 0 || !result.rows.is_empty() {
+                array.push(b',');
+            }
+            let mut object = ObjectWriter::open(array);
+            object.string("@odata.context", &deleted);
+            object.string("id", &id.to_string());
+            object.string("reason", "deleted");
+            object.close();
+        }
     }
     array.push(b']');
     if !fetch && result.more {
@@ -600,6 +640,25 @@ const QUERY_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 
 fn encode_query(text: &str) -> String {
     utf8_percent_encode(text, QUERY_SAFE).to_string()
+}
+
+/// The delta link: the request's `$select` (every other option is refused with change
+/// tracking) and `$deltatoken`.
+fn delta_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
+    let query: Vec<String> = request
+        .pairs
+        .iter()
+        .filter(|(k, _)| k == "$select")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(std::iter::once(("$deltatoken", token)))
+        .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+        .collect();
+    format!(
+        "{}{}?{}",
+        request.root,
+        request.path.unwrap_or(&entity.entity_set_name),
+        query.join("&")
+    )
 }
 
 /// The request's URL with `$skiptoken` replaced by `token`.

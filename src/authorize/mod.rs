@@ -174,6 +174,21 @@ impl Guard<'_> {
         }
     }
 
+    /// The change log of `entity` after `since` (see [`Store::changes_since`]): the ids of
+    /// changed rows only, for a caller holding Read on the table; the rows themselves are read
+    /// through this guard's row scope. On the store, not inside a change set.
+    pub async fn changes_since(
+        &self,
+        entity: &Entity,
+        since: Option<&str>,
+    ) -> Result<crate::store::ChangeWindow, StoreError> {
+        self.check_privilege(entity, Privilege::Read)?;
+        let store = self.store.ok_or_else(|| {
+            StoreError::Database("changes cannot be tracked inside a change set".into())
+        })?;
+        store.changes_since(&entity.logical_name, since).await
+    }
+
     fn schema_store(&self) -> Result<&dyn Store, StoreError> {
         if !self.ctx().is_system_administrator {
             return Err(denied(Denied::NotSystemAdministrator {

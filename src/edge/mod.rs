@@ -9,6 +9,7 @@
 pub mod auth;
 mod batch;
 mod bulk;
+mod changes;
 mod deep;
 pub mod error;
 mod keys;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub organization: crate::execute::organization::Organization,
     /// Wakes this node's job worker when a request records a system job.
     pub jobs: Arc<tokio::sync::Notify>,
+    /// Seconds a delta token stays valid (`--change-log-retention-secs`; `i64::MAX`: always).
+    pub change_log_retention_secs: i64,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -920,6 +923,9 @@ async fn navigation(
 /// `GET {set}`: an OData list or aggregation, or FetchXML; the front end compiles the request,
 /// the planner reads it, the serializer writes it.
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    if changes::is_tracked(call) {
+        return changes::tracked_list(call, entity).await;
+    }
     // A view (`savedQuery`, `userQuery`) runs its FetchXML like `fetchXml`.
     let view = views::chosen_view(call, entity).await?;
     let catalog = &call.state.service.catalog;

@@ -174,6 +174,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         connections: Default::default(),
         tls: None,
         bulk_delete_batch: smsctx::execute::jobs::DEFAULT_BATCH,
+        change_log_retention_secs: smsctx::app::DEFAULT_CHANGE_LOG_RETENTION_SECS,
     }
 }
 
