@@ -624,7 +624,7 @@ async fn purge_change_log(state: Arc<AppState>) {
         let before = time::OffsetDateTime::now_utc().unix_timestamp()
             - state.change_log_retention_secs
             - CHANGE_LOG_PURGE_MARGIN_SECS;
-        match state.service.purge_change_log(before).await {
+        match state.service.system().store().purge_changes(before).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "deleted change-log rows past retention"),
             Err(e) => tracing::warn!("deleting change-log rows past retention failed: {e}"),

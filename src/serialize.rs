@@ -594,6 +594,23 @@ pub fn rows_body_tracked(
     out
 }
 
+/// An audit detail's `OldValue` or `NewValue`: its `@odata.type` and the given columns, by
+/// property name (`_x_value` for a lookup), as a record's members are written.
+pub fn audit_values(record: &Record, columns: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut object = ObjectWriter::open(&mut out);
+    object.string(
+        "@odata.type",
+        &format!("#{}", record.entity.edm_type_name()),
+    );
+    for &position in columns {
+        let attribute = &record.entity.attributes[position];
+        object.value(attribute.property_name(), &record.values[position]);
+    }
+    object.close();
+    out
+}
+
 /// The response of an aggregation: one object per group, its values named by the request's
 /// output names. FetchXML leaves null values out; OData writes them.
 pub fn aggregate_body(request: &Request<'_>, read: &AggregateRead, rows: &[Vec<Value>]) -> Vec<u8> {

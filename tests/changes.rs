@@ -556,4 +556,208 @@ async fn entity_definitions_report_change_tracking() {
         .map(|e| e["LogicalName"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["msdyn_smsengagementctx"]);
+    // `$metadata?annotations=true` marks its entity set, and only its.
+    let csdl = app
+        .get("$metadata?annotations=true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let term = "<Annotation Term=\"Org.OData.Capabilities.V1.ChangeTracking\">";
+    assert_eq!(csdl.matches(term).count(), 1);
+    let set = csdl
+        .find("<EntitySet Name=\"msdyn_smsengagementctxes\"")
+        .unwrap();
+    let end = set + csdl[set..].find("</EntitySet>").unwrap();
+    assert!(csdl[set..end].contains(term));
+}
+
+/// `RetrieveRecordChangeHistory` of a context as the bearer of `token`.
+async fn history(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    let target = percent_encode(&format!("{{'@odata.id':'{CTX}({id})'}}"));
+    get_as(
+        app,
+        token,
+        &format!("RetrieveRecordChangeHistory(Target=@t)?@t={target}"),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_message_leaves_its_audit_record_with_old_and_new_values() {
+    let app = spawn_app().await;
+    let admin = app.get_json("WhoAmI").await["UserId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let root = root_unit(&app).await;
+    let role = basic_role(&app, &root).await;
+    let user = signed_in_user(&app, "auditee", &root, &[&role]).await;
+    let id = app.create(CTX, &json!({"msdyn_name": "first"})).await;
+    let mut writes = vec![
+        json!({"msdyn_name": "second"}),
+        json!({"statecode": 1, "statuscode": 2}),
+        json!({"ownerid@odata.bind": format!("/systemusers({})", user.id)}),
+    ];
+    for body in writes.drain(..) {
+        let response = app.patch(&ctx(&id), &body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{body}");
+    }
+    let response = app.delete(&ctx(&id)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let response = history(&app, TOKEN, &id).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["@odata.context"],
+        app.url("$metadata#Microsoft.Dynamics.CRM.RetrieveRecordChangeHistoryResponse")
+    );
+    let details = body["AuditDetailCollection"]["AuditDetails"]
+        .as_array()
+        .unwrap();
+    let actions: Vec<i64> = details
+        .iter()
+        .map(|d| d["AuditRecord"]["action"].as_i64().unwrap())
+        .collect();
+    // Create, Update, Deactivate, Assign, Delete.
+    assert_eq!(actions, [1, 2, 5, 13, 3], "{body}");
+    assert_eq!(body["AuditDetailCollection"]["TotalRecordCount"], 5);
+    for detail in details {
+        assert_eq!(
+            detail["@odata.type"],
+            "#Microsoft.Dynamics.CRM.AttributeAuditDetail"
+        );
+        assert_eq!(detail["AuditRecord"]["_objectid_value"], id.as_str());
+        assert_eq!(
+            detail["AuditRecord"]["objecttypecode"],
+            "msdyn_smsengagementctx"
+        );
+    }
+    let created = &details[0];
+    assert_eq!(created["AuditRecord"]["operation"], 1);
+    assert_eq!(created["AuditRecord"]["_userid_value"], admin.as_str());
+    assert_eq!(created["NewValue"]["msdyn_name"], "first");
+    assert_eq!(
+        created["OldValue"],
+        json!({"@odata.type": "#Microsoft.Dynamics.CRM.msdyn_smsengagementctx"})
+    );
+    let updated = &details[1];
+    assert_eq!(
+        updated["OldValue"],
+        json!({"@odata.type": "#Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_name": "first"})
+    );
+    assert_eq!(
+        updated["NewValue"],
+        json!({"@odata.type": "#Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_name": "second"})
+    );
+    let deactivated = &details[2];
+    assert_eq!(deactivated["OldValue"]["statecode"], 0);
+    assert_eq!(deactivated["NewValue"]["statecode"], 1);
+    assert_eq!(deactivated["NewValue"]["statuscode"], 2);
+    let assigned = &details[3];
+    assert_eq!(assigned["OldValue"]["_ownerid_value"], admin.as_str());
+    assert_eq!(assigned["NewValue"]["_ownerid_value"], user.id.as_str());
+    let deleted = &details[4];
+    assert_eq!(deleted["AuditRecord"]["operation"], 3);
+    assert_eq!(deleted["OldValue"]["msdyn_name"], "second");
+
+    // One record by its id.
+    let audit = details[1]["AuditRecord"]["auditid"].as_str().unwrap();
+    let one = app
+        .get_json(&format!("RetrieveAuditDetails(AuditId={audit})"))
+        .await;
+    assert_eq!(one["AuditDetail"], details[1]);
+
+    // A share change is a ShareAuditDetail.
+    let shared = app.create(CTX, &json!({"msdyn_name": "shared"})).await;
+    let share = app
+        .post(
+            "GrantAccess",
+            &json!({
+                "Target": {"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_smsengagementctxid": shared},
+                "PrincipalAccess": {
+                    "Principal": {"@odata.type": "Microsoft.Dynamics.CRM.systemuser", "systemuserid": user.id},
+                    "AccessMask": "ReadAccess"
+                }
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(share.status(), StatusCode::NO_CONTENT);
+    let body: Value = history(&app, TOKEN, &shared).await.json().await.unwrap();
+    let details = body["AuditDetailCollection"]["AuditDetails"]
+        .as_array()
+        .unwrap();
+    assert_eq!(details.len(), 2, "{body}");
+    assert_eq!(
+        details[1]["@odata.type"],
+        "#Microsoft.Dynamics.CRM.ShareAuditDetail"
+    );
+    assert_eq!(details[1]["AuditRecord"]["action"], 14);
+    assert_eq!(details[1]["Principal"]["systemuserid"], user.id.as_str());
+    assert_eq!(details[1]["NewPrivileges"], "ReadAccess");
+}
+
+#[tokio::test]
+async fn only_the_audit_privilege_reads_or_deletes_the_history() {
+    let app = spawn_app().await;
+    let root = root_unit(&app).await;
+    let role = basic_role(&app, &root).await;
+    let user = signed_in_user(&app, "noaudit", &root, &[&role]).await;
+    let id = app
+        .create(
+            CTX,
+            &json!({"msdyn_name": "theirs", "ownerid@odata.bind": format!("/systemusers({})", user.id)}),
+        )
+        .await;
+    assert_error(
+        history(&app, &user.token, &id).await,
+        StatusCode::FORBIDDEN,
+        "0x80040220",
+        "is missing prvReadAuditSummary privilege",
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("DeleteAuditData"))
+        .bearer_auth(&user.token)
+        .json(&json!({"EndDate": "2100-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // The administrator deletes the history up to a date: the records before it are gone, and
+    // a delta token issued before it is refused as expired.
+    let (first, _) = first_read(&app, TOKEN, CTX).await;
+    let link = delta_link(&first);
+    let body: Value = history(&app, TOKEN, &id).await.json().await.unwrap();
+    assert_eq!(body["AuditDetailCollection"]["TotalRecordCount"], 1);
+    let response = app
+        .post(
+            "DeleteAuditData",
+            &json!({"EndDate": "2100-01-01T00:00:00Z"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let deleted: Value = response.json().await.unwrap();
+    assert!(deleted["Result"].as_u64().unwrap() >= 1, "{deleted}");
+    let body: Value = history(&app, TOKEN, &id).await.json().await.unwrap();
+    assert_eq!(body["AuditDetailCollection"]["AuditDetails"], json!([]));
+    let response = app
+        .client
+        .get(&link)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::BAD_REQUEST, "0x80044352", "expired").await;
 }

@@ -296,6 +296,7 @@ pub fn denied_code(d: &Denied) -> &'static str {
         Denied::RoleOfAnotherBusinessUnit { team: false, .. } => "0x80041409",
         Denied::RoleOfAnotherBusinessUnit { team: true, .. } => "0x8004140d",
         Denied::NotSystemAdministrator { .. } => "0x80040220",
+        Denied::MissingAuditPrivilege { .. } => "0x80040220",
     }
 }
 

@@ -6,6 +6,7 @@
 //! execute ([`crate::execute::Service`]) against the store behind the caller's
 //! [`crate::authorize::Guard`] → serialize ([`crate::serialize`]).
 
+mod audit;
 pub mod auth;
 mod batch;
 mod bulk;
@@ -412,6 +413,14 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
             organization::user_privileges(&call, &entity, id, &arguments).await
         }
         (_, Resource::Action(name)) if name == "BulkDelete" => bulk::bulk_delete(&call).await,
+        (Method::POST, Resource::Action(name)) if name == audit::DELETE_AUDIT_DATA => {
+            audit::delete_audit_data(&call).await
+        }
+        (Method::GET, Resource::Function { name, arguments })
+            if audit::FUNCTIONS.contains(&name.as_str()) =>
+        {
+            audit::function(&call, &name, &arguments).await
+        }
         (_, Resource::Action(name)) => sharing::action(&call, &name).await,
         (
             _,

@@ -38,14 +38,6 @@ const IDS_PER_READ: usize = 500;
 /// The audit actions that change who may read a row: Assign, Modify Share, Unshare.
 const ACCESS_ACTIONS: [i64; 3] = [13, 48, 49];
 
-/// Whether a table tracks changes: its page says `ChangeTrackingEnabled` is `True`.
-pub fn tracks_changes(entity: &Entity) -> bool {
-    entity
-        .properties
-        .get("ChangeTrackingEnabled")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
 /// A delta token: where in the change log a client stands, and when it was issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaToken {
@@ -73,8 +65,20 @@ impl DeltaToken {
         format!("{}!{}", self.position, self.issued)
     }
 
+    #[cfg(test)]
     fn check_age(&self, now: i64, retention_secs: i64) -> Result<(), ExecError> {
-        if now.saturating_sub(self.issued) > retention_secs {
+        self.check_age_and_floor(now, retention_secs, 0)
+    }
+
+    /// Refuses a token older than the retention, or issued at or before `floor` (the change
+    /// log was deleted up to there by `DeleteAuditData`).
+    fn check_age_and_floor(
+        &self,
+        now: i64,
+        retention_secs: i64,
+        floor: i64,
+    ) -> Result<(), ExecError> {
+        if now.saturating_sub(self.issued) > retention_secs || self.issued <= floor {
             return Err(ExecError::ExpiredDeltaToken);
         }
         Ok(())
@@ -105,12 +109,6 @@ fn store_error(e: StoreError) -> ExecError {
 }
 
 impl Service {
-    /// Deletes the change-log rows created before `before` (Unix seconds): the retention
-    /// task's, on the store itself (the rows are no caller's).
-    pub async fn purge_change_log(&self, before: i64) -> Result<u64, ExecError> {
-        Ok(self.store.purge_changes(before).await?)
-    }
-
     /// The first read of a tracked list (`Prefer: odata.track-changes`), or a later page of
     /// it (`start`: the token its first page took): the page as a plain list reads it, less
     /// the rows changed since the token (the first delta returns them), and the token.
@@ -126,7 +124,8 @@ impl Service {
         refuse_untracked(&entity)?;
         let token = match start {
             Some(token) => {
-                token.check_age(now(), retention_secs)?;
+                let floor = db.change_log_floor().await?;
+                token.check_age_and_floor(now(), retention_secs, floor)?;
                 token
             }
             None => DeltaToken {
@@ -170,7 +169,8 @@ impl Service {
             .changes_since(&entity, Some(&token.position))
             .await
             .map_err(store_error)?;
-        token.check_age(issued, retention_secs)?;
+        let floor = db.change_log_floor().await?;
+        token.check_age_and_floor(issued, retention_secs, floor)?;
         let next = DeltaToken {
             position: window.position.clone(),
             issued,
@@ -219,7 +219,7 @@ impl Service {
 }
 
 fn refuse_untracked(entity: &Entity) -> Result<(), ExecError> {
-    if tracks_changes(entity) {
+    if entity.tracks_changes() {
         Ok(())
     } else {
         Err(ExecError::ChangeTrackingNotEnabled(

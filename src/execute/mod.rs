@@ -7,6 +7,7 @@
 //! state/status model, ownership, and the read-validate-write loop that makes updates
 //! compare-and-set on `versionnumber`.
 
+pub mod audit;
 pub mod changes;
 pub mod context;
 pub mod jobs;
