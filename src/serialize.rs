@@ -662,30 +662,32 @@ fn encode_query(text: &str) -> String {
 /// The delta link: the request's `$select` (every other option is refused with change
 /// tracking) and `$deltatoken`.
 fn delta_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
-    let query: Vec<String> = request
-        .pairs
-        .iter()
-        .filter(|(k, _)| k == "$select")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(std::iter::once(("$deltatoken", token)))
-        .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
-        .collect();
-    format!(
-        "{}{}?{}",
-        request.root,
-        request.path.unwrap_or(&entity.entity_set_name),
-        query.join("&")
-    )
+    link(request, entity, |k| k == "$select", ("$deltatoken", token))
 }
 
 /// The request's URL with `$skiptoken` replaced by `token`.
 fn next_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
+    link(
+        request,
+        entity,
+        |k| k != "$skiptoken",
+        ("$skiptoken", token),
+    )
+}
+
+/// The request's URL with the query pairs `keep` keeps, then `last`.
+fn link(
+    request: &Request<'_>,
+    entity: &Entity,
+    keep: impl Fn(&str) -> bool,
+    last: (&str, &str),
+) -> String {
     let query: Vec<String> = request
         .pairs
         .iter()
-        .filter(|(k, _)| k != "$skiptoken")
+        .filter(|(k, _)| keep(k))
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(std::iter::once(("$skiptoken", token)))
+        .chain(std::iter::once(last))
         .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
         .collect();
     format!(

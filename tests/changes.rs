@@ -337,6 +337,30 @@ async fn two_nodes_committing_concurrently_miss_nothing_and_repeat_nothing() {
     walk_while_writing(&app, &bases, writers).await;
 }
 
+/// GrantAccess: Read on the context `id` to the user `user`, as the administrator.
+async fn share_read(app: &TestApp, id: &str, user: &str) {
+    let share = app
+        .post(
+            "GrantAccess",
+            &json!({
+                "Target": {"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_smsengagementctxid": id},
+                "PrincipalAccess": {
+                    "Principal": {"@odata.type": "Microsoft.Dynamics.CRM.systemuser", "systemuserid": user},
+                    "AccessMask": "ReadAccess"
+                }
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        share.status(),
+        StatusCode::NO_CONTENT,
+        "{}",
+        share.text().await.unwrap()
+    );
+}
+
 fn skipped(test: &str) {
     eprintln!("{test}: PostgreSQL only (set SMSCTX_TEST_POSTGRES); skipped");
 }
@@ -384,26 +408,7 @@ async fn a_basic_depth_user_gets_only_readable_rows_and_loses_rows_taken_away() 
     assert_eq!(body["value"], json!([]), "{body}");
 
     // Shared with the user: it appears; the share revoked: it is removed.
-    let share = app
-        .post(
-            "GrantAccess",
-            &json!({
-                "Target": {"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_smsengagementctxid": theirs},
-                "PrincipalAccess": {
-                    "Principal": {"@odata.type": "Microsoft.Dynamics.CRM.systemuser", "systemuserid": user.id},
-                    "AccessMask": "ReadAccess"
-                }
-            }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        share.status(),
-        StatusCode::NO_CONTENT,
-        "{}",
-        share.text().await.unwrap()
-    );
+    share_read(&app, &theirs, &user.id).await;
     let shared = follow(&app, &user.token, &delta_link(&body)).await;
     let delta = read_delta(&shared);
     assert_eq!(
@@ -675,21 +680,7 @@ async fn every_message_leaves_its_audit_record_with_old_and_new_values() {
 
     // A share change is a ShareAuditDetail.
     let shared = app.create(CTX, &json!({"msdyn_name": "shared"})).await;
-    let share = app
-        .post(
-            "GrantAccess",
-            &json!({
-                "Target": {"@odata.type": "Microsoft.Dynamics.CRM.msdyn_smsengagementctx", "msdyn_smsengagementctxid": shared},
-                "PrincipalAccess": {
-                    "Principal": {"@odata.type": "Microsoft.Dynamics.CRM.systemuser", "systemuserid": user.id},
-                    "AccessMask": "ReadAccess"
-                }
-            }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(share.status(), StatusCode::NO_CONTENT);
+    share_read(&app, &shared, &user.id).await;
     let body: Value = history(&app, TOKEN, &shared).await.json().await.unwrap();
     let details = body["AuditDetailCollection"]["AuditDetails"]
         .as_array()

@@ -4,13 +4,13 @@
 //! set) or a `ShareAuditDetail` (the principal and its access before and after), as Dataverse
 //! writes them; `DeleteAuditData` deletes the history older than its `EndDate`.
 
-use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::{argument, entity_reference, json_response, Call};
+use super::organization::response_of;
+use super::{argument, entity_reference, Call};
 use crate::execute::audit::{audit_id, AuditDetail};
 use crate::metadata::system::{CREATED_ON, OBJECT_TYPE_CODE};
 use crate::parse::ParseError;
@@ -25,19 +25,6 @@ pub(super) const DELETE_AUDIT_DATA: &str = "DeleteAuditData";
 
 fn bad(message: impl Into<String>) -> ApiError {
     ParseError::InvalidArgument(message.into()).into()
-}
-
-fn response_of(call: &Call<'_>, name: &str, key: &str, value: Json) -> Response {
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        Json::String(format!(
-            "{}$metadata#Microsoft.Dynamics.CRM.{name}",
-            call.root
-        )),
-    );
-    body.insert(key.into(), value);
-    json_response(StatusCode::OK, &body)
 }
 
 pub(super) async fn function(
@@ -65,8 +52,7 @@ pub(super) async fn function(
             Ok(response_of(
                 call,
                 "RetrieveRecordChangeHistoryResponse",
-                "AuditDetailCollection",
-                collection,
+                vec![("AuditDetailCollection", collection)],
             ))
         }
         "RetrieveAuditDetails" => {
@@ -80,8 +66,7 @@ pub(super) async fn function(
             Ok(response_of(
                 call,
                 "RetrieveAuditDetailsResponse",
-                "AuditDetail",
-                detail_json(&detail),
+                vec![("AuditDetail", detail_json(&detail))],
             ))
         }
         _ => Err(ParseError::ResourceNotFound(name.to_string()).into()),
@@ -109,16 +94,11 @@ pub(super) async fn delete_audit_data(call: &Call<'_>) -> Result<Response, ApiEr
         .service
         .delete_audit_data(call.db, end.unix_timestamp())
         .await?;
-    let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        Json::String(format!(
-            "{}$metadata#Microsoft.Dynamics.CRM.DeleteAuditDataResponse",
-            call.root
-        )),
-    );
-    body.insert("Result".into(), json!(deleted));
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(response_of(
+        call,
+        "DeleteAuditDataResponse",
+        vec![("Result", json!(deleted))],
+    ))
 }
 
 fn values(record: &crate::store::Record, columns: &[usize]) -> Json {

@@ -365,6 +365,14 @@ pub struct AuditRecord {
     pub newdata: Option<serde_json::Value>,
 }
 
+/// A change-log JSON column as read back (`olddata`, `newdata`).
+pub(crate) fn change_data(text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|_| StoreError::Unexpected("change-log value".into()))
+    })
+    .transpose()
+}
+
 /// Which audit records to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditSelection {

@@ -42,9 +42,9 @@ use uuid::Uuid;
 
 use super::sql::TableSql as EntitySql;
 use super::{
-    is_snapshot_text, migration_check_failed, sql, stored_key, Access, AuditRecord, AuditSelection,
-    ChangeWindow, Expect, LoggedChange, Query, Record, Store, StoreError, StoredKey, Transaction,
-    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    change_data, is_snapshot_text, migration_check_failed, sql, stored_key, Access, AuditRecord,
+    AuditSelection, ChangeWindow, Expect, LoggedChange, Query, Record, Store, StoreError,
+    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -944,13 +944,6 @@ impl Store for PostgresStore {
                 client.query(&statement, &[&seq]).await?
             }
         };
-        let json = |text: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
-            text.map(|t| {
-                serde_json::from_str(&t)
-                    .map_err(|_| StoreError::Unexpected("change-log value".into()))
-            })
-            .transpose()
-        };
         rows.iter()
             .map(|r| {
                 Ok(AuditRecord {
@@ -965,8 +958,8 @@ impl Store for PostgresStore {
                     userid: r.get(6),
                     callinguserid: r.get(7),
                     createdon: r.get(8),
-                    olddata: json(r.get(9))?,
-                    newdata: json(r.get(10))?,
+                    olddata: change_data(r.get(9))?,
+                    newdata: change_data(r.get(10))?,
                 })
             })
             .collect()

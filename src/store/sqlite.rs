@@ -25,9 +25,9 @@ use uuid::Uuid;
 use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, stored_key, Access, AuditRecord, AuditSelection, ChangeWindow,
-    Expect, LoggedChange, Query, Record, Store, StoreError, StoredKey, Transaction, Value, WriteOp,
-    WriteOutcome, MIGRATION_CHECKS,
+    change_data, migration_check_failed, sql, stored_key, Access, AuditRecord, AuditSelection,
+    ChangeWindow, Expect, LoggedChange, Query, Record, Store, StoreError, StoredKey, Transaction,
+    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
@@ -1055,14 +1055,6 @@ impl Store for SqliteStore {
             let mut rows = statement.query([key])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                let json = |i: usize| -> Result<Option<serde_json::Value>, StoreError> {
-                    let text: Option<String> = row.get(i)?;
-                    text.map(|t| {
-                        serde_json::from_str(&t)
-                            .map_err(|_| StoreError::Unexpected("change-log value".into()))
-                    })
-                    .transpose()
-                };
                 let guid = |i: usize| -> Result<Option<Uuid>, StoreError> {
                     match row.get_ref(i)? {
                         ValueRef::Null => Ok(None),
@@ -1081,8 +1073,8 @@ impl Store for SqliteStore {
                     userid: guid(6)?,
                     callinguserid: guid(7)?,
                     createdon: row.get(8)?,
-                    olddata: json(9)?,
-                    newdata: json(10)?,
+                    olddata: change_data(row.get(9)?)?,
+                    newdata: change_data(row.get(10)?)?,
                 });
             }
             Ok(out)
