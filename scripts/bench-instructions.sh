@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by callgrind (repeatable on a busy machine): the server's
 # total over N2 requests minus its total over N1, divided by N2 - N1, so start-up cancels out.
-# Usage: bash scripts/bench-instructions.sh create|retrieve|filter [PEER] [SQL]
+# Usage: bash scripts/bench-instructions.sh create|retrieve|filter|update [PEER] [SQL]
 #   PEER  a smsctx binary (default ./target/release/smsctx, built first), or `limit`: the bare
 #         axum + rusqlite server of ../shared/perf/limit, built in a copy of the harness
 #         (LIMIT_DIR, default /tmp/perf/limit) on the same number of rows
@@ -12,7 +12,7 @@
 # (scripts/bench/requests.py). Needs valgrind, sqlite3, python3, curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case_=${1:?create, retrieve or filter}
+case_=${1:?create, retrieve, filter or update}
 peer=${2:-./target/release/smsctx}
 prepare=${3:-}
 N1=${N1:-300} N2=${N2:-1300} port=${PORT:-18193} rows=2000

@@ -30,6 +30,14 @@ use crate::store::{Store, StoreError, Value};
 /// How long inbound deliveries are kept for replay detection, by default.
 pub const DEFAULT_DELIVERY_RETENTION_DAYS: u32 = 30;
 
+/// How long the change log (delta tokens, audit history) is kept, by default: 30 days.
+pub const DEFAULT_CHANGE_LOG_RETENTION_SECS: u64 = 30 * 86_400;
+
+/// A change-log row outlives the retention by this much before it is purged, so a token
+/// issued just inside the retention never misses a row of a transaction that was committing
+/// as the token was read.
+const CHANGE_LOG_PURGE_MARGIN_SECS: i64 = 600;
+
 /// How often the deliveries past their retention are looked for.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -75,6 +83,9 @@ pub struct ServeConfig {
     /// Seconds between two checks of the channels' inactivity timeouts (a channel without a
     /// timeout, the default, closes nothing).
     pub sms_inactivity_check_seconds: u64,
+    /// Seconds the change log is kept: older delta tokens are refused as expired, older rows
+    /// (and so audit history) are purged in the background. 0 keeps it forever.
+    pub change_log_retention_secs: u64,
 }
 
 /// The bound on database work: reader connections (SQLite; PostgreSQL has `pool_size`), the
@@ -139,6 +150,7 @@ impl Default for ServeConfig {
             pool_size: DEFAULT_POOL_SIZE,
             sms_rate_limit: crate::edge::sms::DEFAULT_RATE_LIMIT,
             sms_delivery_retention_days: DEFAULT_DELIVERY_RETENTION_DAYS,
+            change_log_retention_secs: DEFAULT_CHANGE_LOG_RETENTION_SECS,
             jwt: JwtConfig::default(),
             limits: LimitConfig::default(),
             capacity: CapacityConfig::default(),
@@ -498,6 +510,10 @@ impl Application {
             organization,
             sms: crate::edge::sms::SmsState::new(sms, admin, config.sms_rate_limit),
             jobs: Arc::new(tokio::sync::Notify::new()),
+            change_log_retention_secs: match config.change_log_retention_secs {
+                0 => i64::MAX,
+                secs => i64::try_from(secs).unwrap_or(i64::MAX),
+            },
         });
         Ok(Application {
             listener,
@@ -570,6 +586,8 @@ impl Application {
             Arc::clone(&self.state),
             self.inactivity_check,
         ));
+        let change_log = (self.state.change_log_retention_secs < i64::MAX)
+            .then(|| tokio::spawn(purge_change_log(Arc::clone(&self.state))));
         let result =
             crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
         if let Some(task) = retention {
@@ -583,6 +601,10 @@ impl Application {
         // A close is one transaction: stopped between two, the next pass finds the rest.
         idle.abort();
         let _ = idle.await;
+        if let Some(task) = change_log {
+            task.abort();
+            let _ = task.await;
+        }
         drop(self.state);
         self.store.close();
         result
@@ -605,6 +627,23 @@ async fn purge_deliveries(state: Arc<AppState>, days: u32) {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, days, "deleted inbound deliveries past retention"),
             Err(e) => tracing::warn!("deleting deliveries past retention failed: {e}"),
+        }
+        tokio::time::sleep(RETENTION_INTERVAL).await;
+    }
+}
+
+/// Deletes the change-log rows past the retention (and a margin), at start and then every
+/// [`RETENTION_INTERVAL`]: the bound on the log's growth. A delta token older than the
+/// retention is refused before it could need a purged row.
+async fn purge_change_log(state: Arc<AppState>) {
+    loop {
+        let before = time::OffsetDateTime::now_utc().unix_timestamp()
+            - state.change_log_retention_secs
+            - CHANGE_LOG_PURGE_MARGIN_SECS;
+        match state.service.system().store().purge_changes(before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "deleted change-log rows past retention"),
+            Err(e) => tracing::warn!("deleting change-log rows past retention failed: {e}"),
         }
         tokio::time::sleep(RETENTION_INTERVAL).await;
     }

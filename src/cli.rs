@@ -277,6 +277,9 @@ pub struct ServeArgs {
     /// Days inbound SMS deliveries are kept for replay detection (0: forever).
     #[arg(long, env = "SMSCTX_SMS_DELIVERY_RETENTION_DAYS", default_value_t = crate::app::DEFAULT_DELIVERY_RETENTION_DAYS)]
     pub sms_delivery_retention_days: u32,
+    /// Seconds the change log (delta tokens, audit history) is kept (0: forever).
+    #[arg(long, env = "SMSCTX_CHANGE_LOG_RETENTION_SECS", default_value_t = crate::app::DEFAULT_CHANGE_LOG_RETENTION_SECS)]
+    pub change_log_retention_secs: u64,
     /// Rows a BulkDelete job deletes per transaction.
     #[arg(long, env = "SMSCTX_BULK_DELETE_BATCH", default_value_t = crate::execute::jobs::DEFAULT_BATCH, value_parser = clap::value_parser!(usize))]
     pub bulk_delete_batch: usize,
@@ -753,6 +756,7 @@ async fn serve(args: ServeArgs) -> i32 {
         sms_delivery_retention_days: args.sms_delivery_retention_days,
         bulk_delete_batch: args.bulk_delete_batch,
         sms_inactivity_check_seconds: args.sms_inactivity_check_seconds,
+        change_log_retention_secs: args.change_log_retention_secs,
         jwt: crate::app::JwtConfig {
             secret: args.jwt_secret.filter(|s| !s.is_empty()),
             jwks: match args.jwks.filter(|s| !s.is_empty()) {

@@ -491,6 +491,26 @@ pub fn record_body(request: &Request<'_>, result: &RecordResult) -> Vec<u8> {
 
 /// A page of rows, in the conventions of the front end that asked.
 pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
+    rows_body_tracked(request, result, None)
+}
+
+/// What a change-tracking response adds to a page of rows.
+#[derive(Debug)]
+pub struct Tracking<'a> {
+    /// A delta link's answer (context `.../$delta`), not the first read.
+    pub delta: bool,
+    /// Rows deleted or no longer readable: `$deletedEntity` entries after the rows.
+    pub removed: &'a [Uuid],
+    /// The delta token for `@odata.deltaLink` (written on the last page only).
+    pub token: &'a str,
+}
+
+/// A page of rows with the change-tracking members (`@odata.deltaLink`, `$deletedEntity`).
+pub fn rows_body_tracked(
+    request: &Request<'_>,
+    result: &RowsResult,
+    tracking: Option<&Tracking<'_>>,
+) -> Vec<u8> {
     let read = &result.request;
     let entity = &read.entity;
     let annotations = request.annotations;
@@ -503,10 +523,14 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(256 + result.rows.len() * 1024);
     let mut body = ObjectWriter::open(&mut out);
-    body.string(
-        "@odata.context",
-        &collection_context(request.root, &entity.entity_set_name, names.as_deref()),
-    );
+    let context = collection_context(request.root, &entity.entity_set_name, names.as_deref());
+    match tracking {
+        Some(t) if t.delta => body.string("@odata.context", &format!("{context}/$delta")),
+        _ => body.string("@odata.context", &context),
+    }
+    if let Some(t) = tracking.filter(|_| !result.more) {
+        body.string("@odata.deltaLink", &delta_link(request, entity, t.token));
+    }
     let cap = PAGE_LIMIT as u64;
     match (read.front, result.total) {
         (Front::OData, Some(total)) => body.value("@odata.count", &Value::Int(total as i64)),
@@ -559,6 +583,22 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
         }
         object.close();
     }
+    if let Some(t) = tracking {
+        let deleted = format!(
+            "{}$metadata#{}/$deletedEntity",
+            request.root, entity.entity_set_name
+        );
+        for (i, id) in t.removed.iter().enumerate() {
+            if i > 0 || !result.rows.is_empty() {
+                array.push(b',');
+            }
+            let mut object = ObjectWriter::open(array);
+            object.string("@odata.context", &deleted);
+            object.string("id", &id.to_string());
+            object.string("reason", "deleted");
+            object.close();
+        }
+    }
     array.push(b']');
     if !fetch && result.more {
         if let Some((first, last)) = ends {
@@ -573,6 +613,23 @@ pub fn rows_body(request: &Request<'_>, result: &RowsResult) -> Vec<u8> {
         }
     }
     body.close();
+    out
+}
+
+/// An audit detail's `OldValue` or `NewValue`: its `@odata.type` and the given columns, by
+/// property name (`_x_value` for a lookup), as a record's members are written.
+pub fn audit_values(record: &Record, columns: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut object = ObjectWriter::open(&mut out);
+    object.string(
+        "@odata.type",
+        &format!("#{}", record.entity.edm_type_name()),
+    );
+    for &position in columns {
+        let attribute = &record.entity.attributes[position];
+        object.value(attribute.property_name(), &record.values[position]);
+    }
+    object.close();
     out
 }
 
@@ -624,14 +681,35 @@ fn encode_query(text: &str) -> String {
     utf8_percent_encode(text, QUERY_SAFE).to_string()
 }
 
+/// The delta link: the request's `$select` (every other option is refused with change
+/// tracking) and `$deltatoken`.
+fn delta_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
+    link(request, entity, |k| k == "$select", ("$deltatoken", token))
+}
+
 /// The request's URL with `$skiptoken` replaced by `token`.
 fn next_link(request: &Request<'_>, entity: &Entity, token: &str) -> String {
+    link(
+        request,
+        entity,
+        |k| k != "$skiptoken",
+        ("$skiptoken", token),
+    )
+}
+
+/// The request's URL with the query pairs `keep` keeps, then `last`.
+fn link(
+    request: &Request<'_>,
+    entity: &Entity,
+    keep: impl Fn(&str) -> bool,
+    last: (&str, &str),
+) -> String {
     let query: Vec<String> = request
         .pairs
         .iter()
-        .filter(|(k, _)| k != "$skiptoken")
+        .filter(|(k, _)| keep(k))
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(std::iter::once(("$skiptoken", token)))
+        .chain(std::iter::once(last))
         .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
         .collect();
     format!(

@@ -11,6 +11,7 @@ mod backup;
 mod batch;
 mod bulk;
 mod bulk_delete;
+mod changes;
 mod clients;
 mod connections;
 mod durability;

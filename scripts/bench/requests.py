@@ -3,7 +3,8 @@
 
 Usage: requests.py PEER CASE PORT N [START]
   PEER  smsctx (the Web API, admin token "bench") or limit (../shared/perf/limit's /rows routes)
-  CASE  create (N creates numbered from START), retrieve (by key), filter (customer phone eq)
+  CASE  create (N creates numbered from START), retrieve (by key), filter (customer phone eq),
+        update (a PATCH of one column; smsctx only)
 The database is expected to hold the rows seed() creates (`requests.py PEER seed PORT 2000`
 for smsctx; ../shared/perf/seed.sh for the limit), whose phone numbers phone(PEER, i) names.
 """
@@ -63,8 +64,14 @@ def main():
             body = json.loads(call("GET", f"{base}?$filter=msdyn_customerphonenumber%20eq%20%27{number}%27"))
             rows = body["value"] if isinstance(body, dict) else body
             assert len(rows) == 1, body
+    elif case == "update" and peer == "smsctx":
+        page = json.loads(call("GET", f"{API}?$select=msdyn_smsengagementctxid&$top=500"))
+        ids = [r["msdyn_smsengagementctxid"] for r in page["value"]]
+        for i in range(n):
+            body = json.dumps({"msdyn_name": f"updated {start + i}"})
+            call("PATCH", f"{API}({ids[i % len(ids)]})", body, 204)
     else:
-        raise SystemExit(f"unknown case {case}")
+        raise SystemExit(f"unknown case {case} for {peer}")
 
 
 main()

@@ -47,6 +47,9 @@ use crate::store::{
     WriteOutcome,
 };
 
+/// The setting that records how far `DeleteAuditData` deleted the change log.
+pub const CHANGE_LOG_FLOOR: &str = "change_log_deleted_before";
+
 /// How often a delete is checked again when the row changed between its check and its write.
 const MAX_ATTEMPTS: usize = 8;
 
@@ -174,6 +177,66 @@ impl Guard<'_> {
             Some(store) => store.entity_keys().await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The change log of `entity` after `since` (see [`Store::changes_since`]): the ids of
+    /// changed rows only, for a caller holding Read on the table; the rows themselves are read
+    /// through this guard's row scope. On the store, not inside a change set.
+    pub async fn changes_since(
+        &self,
+        entity: &Entity,
+        since: Option<&str>,
+    ) -> Result<crate::store::ChangeWindow, StoreError> {
+        self.check_privilege(entity, Privilege::Read)?;
+        let store = self.store.ok_or_else(|| {
+            StoreError::Database("changes cannot be tracked inside a change set".into())
+        })?;
+        store.changes_since(&entity.logical_name, since).await
+    }
+
+    /// Audit records of the change log, for a caller allowed to read the audit history
+    /// (`prvReadAuditSummary`: the System Administrator role holds it; no other role does).
+    pub async fn audit_records(
+        &self,
+        selection: crate::store::AuditSelection,
+    ) -> Result<Vec<crate::store::AuditRecord>, StoreError> {
+        if !self.ctx().is_system_administrator {
+            return Err(denied(Denied::MissingAuditPrivilege {
+                user_id: self.ctx().user_id,
+            }));
+        }
+        let store = self.store.ok_or_else(|| {
+            StoreError::Database("the audit history is not read inside a change set".into())
+        })?;
+        store.audit_records(selection).await
+    }
+
+    /// Deletes the change log before `end` (Unix seconds): the audit history and what delta
+    /// tokens issued before `end` would need, so those are refused as expired from now on
+    /// ([`CHANGE_LOG_FLOOR`]). A System Administrator's, on the store.
+    pub async fn delete_audit_data(&self, end: i64) -> Result<u64, StoreError> {
+        let store = self.schema_store()?;
+        // Tokens issued up to now (or up to `end`, when earlier) may need what is deleted.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let floor = end.min(now);
+        if floor > self.change_log_floor().await? {
+            store
+                .set_setting(CHANGE_LOG_FLOOR, &floor.to_string())
+                .await?;
+        }
+        store.purge_changes(end).await
+    }
+
+    /// The Unix second before which the change log was deleted by `DeleteAuditData` (0: never).
+    pub async fn change_log_floor(&self) -> Result<i64, StoreError> {
+        let Some(store) = self.store else {
+            return Ok(0);
+        };
+        Ok(store
+            .setting(CHANGE_LOG_FLOOR)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     fn schema_store(&self) -> Result<&dyn Store, StoreError> {

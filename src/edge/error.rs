@@ -296,6 +296,7 @@ pub fn denied_code(d: &Denied) -> &'static str {
         Denied::RoleOfAnotherBusinessUnit { team: false, .. } => "0x80041409",
         Denied::RoleOfAnotherBusinessUnit { team: true, .. } => "0x8004140d",
         Denied::NotSystemAdministrator { .. } => "0x80040220",
+        Denied::MissingAuditPrivilege { .. } => "0x80040220",
     }
 }
 
@@ -317,6 +318,11 @@ impl From<ExecError> for ApiError {
             E::AggregateLimit => (StatusCode::BAD_REQUEST, "0x8004E023"),
             E::MessageNotSupported { .. } => (StatusCode::BAD_REQUEST, "0x80040800"),
             E::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
+            E::InvalidDeltaToken(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
+            // ExpiredVersionStamp: the client must start again with a full read.
+            E::ExpiredDeltaToken => (StatusCode::BAD_REQUEST, "0x80044352"),
+            E::ChangeTrackingNotEnabled(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
+            E::ChangeTrackingOption(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
             E::Query(query) => return query.clone().into(),
             E::Store(StoreError::Closed) => {
                 return ApiError::new(

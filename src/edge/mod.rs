@@ -6,9 +6,11 @@
 //! execute ([`crate::execute::Service`]) against the store behind the caller's
 //! [`crate::authorize::Guard`] → serialize ([`crate::serialize`]).
 
+mod audit;
 pub mod auth;
 mod batch;
 mod bulk;
+mod changes;
 mod deep;
 pub mod error;
 mod keys;
@@ -70,6 +72,8 @@ pub struct AppState {
     pub organization: crate::execute::organization::Organization,
     /// Wakes this node's job worker when a request records a system job.
     pub jobs: Arc<tokio::sync::Notify>,
+    /// Seconds a delta token stays valid (`--change-log-retention-secs`; `i64::MAX`: always).
+    pub change_log_retention_secs: i64,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -418,6 +422,14 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
             organization::user_privileges(&call, &entity, id, &arguments).await
         }
         (_, Resource::Action(name)) if name == "BulkDelete" => bulk::bulk_delete(&call).await,
+        (Method::POST, Resource::Action(name)) if name == audit::DELETE_AUDIT_DATA => {
+            audit::delete_audit_data(&call).await
+        }
+        (Method::GET, Resource::Function { name, arguments })
+            if audit::FUNCTIONS.contains(&name.as_str()) =>
+        {
+            audit::function(&call, &name, &arguments).await
+        }
         (_, Resource::Action(name)) => sharing::action(&call, &name).await,
         (
             _,
@@ -929,6 +941,9 @@ async fn navigation(
 /// `GET {set}`: an OData list or aggregation, or FetchXML; the front end compiles the request,
 /// the planner reads it, the serializer writes it.
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
+    if changes::is_tracked(call) {
+        return changes::tracked_list(call, entity).await;
+    }
     // A view (`savedQuery`, `userQuery`) runs its FetchXML like `fetchXml`.
     let view = views::chosen_view(call, entity).await?;
     let catalog = &call.state.service.catalog;

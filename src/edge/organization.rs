@@ -33,7 +33,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 /// A response of the complex type `name`: `{"@odata.context": "...#Microsoft.Dynamics.CRM.<name>", ...}`.
-fn response_of(call: &Call<'_>, name: &str, members: Vec<(&str, Json)>) -> Response {
+pub(super) fn response_of(call: &Call<'_>, name: &str, members: Vec<(&str, Json)>) -> Response {
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),

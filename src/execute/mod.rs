@@ -7,6 +7,8 @@
 //! state/status model, ownership, and the read-validate-write loop that makes updates
 //! compare-and-set on `versionnumber`.
 
+pub mod audit;
+pub mod changes;
 pub mod context;
 pub mod jobs;
 pub mod organization;
@@ -74,6 +76,18 @@ pub enum ExecError {
         message: &'static str,
         entity: String,
     },
+    /// A `$deltatoken` this server cannot have written.
+    #[error("The delta token '{0}' is not valid.")]
+    InvalidDeltaToken(String),
+    /// A `$deltatoken` older than the change log's retention.
+    #[error("Version stamp associated with the client has expired. Please perform a full sync.")]
+    ExpiredDeltaToken,
+    /// A delta link, or `Prefer: odata.track-changes`, on a table that does not track changes.
+    #[error("Change tracking is not enabled for the entity '{0}'.")]
+    ChangeTrackingNotEnabled(String),
+    /// A query option Dataverse refuses with change tracking (`filter`, `orderby`, ...).
+    #[error("The \"${0}\" query parameter isn't supported when Change Tracking is enabled.")]
+    ChangeTrackingOption(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
     /// A part of a read that could only be bound once the rows were read (the `$select` of a

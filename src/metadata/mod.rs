@@ -397,6 +397,14 @@ impl Entity {
         self.messages.is_empty() || self.messages.iter().any(|m| m == message)
     }
 
+    /// Whether the table tracks changes: its page's `ChangeTrackingEnabled` is `True` (the
+    /// change log's triggers, migration 14, exist for exactly these tables).
+    pub fn tracks_changes(&self) -> bool {
+        self.properties
+            .get("ChangeTrackingEnabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     /// The fully qualified EDM type name.
     pub fn edm_type_name(&self) -> String {
         format!("Microsoft.Dynamics.CRM.{}", self.logical_name)

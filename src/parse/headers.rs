@@ -14,6 +14,8 @@ pub struct Prefer {
     pub include_annotations: Option<String>,
     pub max_page_size: Option<u32>,
     pub continue_on_error: bool,
+    /// `odata.track-changes`: a list answers a delta link too.
+    pub track_changes: bool,
 }
 
 impl Prefer {
@@ -34,6 +36,7 @@ impl Prefer {
                     }
                     ("odata.maxpagesize", Some(a)) => prefer.max_page_size = a.parse().ok(),
                     ("odata.continue-on-error", _) => prefer.continue_on_error = true,
+                    ("odata.track-changes", _) => prefer.track_changes = true,
                     _ => {}
                 }
             }

@@ -98,7 +98,13 @@ pub enum Resource {
 }
 
 /// The unbound actions served.
-pub const ACTIONS: &[&str] = &["GrantAccess", "ModifyAccess", "RevokeAccess", "BulkDelete"];
+pub const ACTIONS: &[&str] = &[
+    "GrantAccess",
+    "ModifyAccess",
+    "RevokeAccess",
+    "BulkDelete",
+    "DeleteAuditData",
+];
 
 /// The actions bound to an entity set (the bulk messages), served for every table.
 pub const COLLECTION_ACTIONS: &[&str] = &["CreateMultiple", "UpdateMultiple", "UpsertMultiple"];
@@ -115,6 +121,8 @@ pub const FUNCTIONS: &[&str] = &[
     "RetrieveVersion",
     "RetrieveCurrentOrganization",
     "RetrieveTotalRecordCount",
+    "RetrieveRecordChangeHistory",
+    "RetrieveAuditDetails",
 ];
 
 /// The functions bound to a record that may also be called without the namespace prefix and

@@ -28,6 +28,8 @@ const EDMX_NS: &str = "http://docs.oasis-open.org/odata/ns/edmx";
 const EDM_NS: &str = "http://docs.oasis-open.org/odata/ns/edm";
 const CORE_VOCABULARY: &str =
     "http://docs.oasis-open.org/odata/odata/v4.0/os/vocabularies/Org.OData.Core.V1.xml";
+const CAPABILITIES_VOCABULARY: &str =
+    "https://oasis-tcs.github.io/odata-vocabularies/vocabularies/Org.OData.Capabilities.V1.xml";
 
 /// The members of the `AccessRights` flags enumeration, as Dataverse defines them.
 pub const ACCESS_RIGHTS: &[(&str, u32)] = &[
@@ -54,6 +56,15 @@ pub fn csdl(catalog: &Catalog, annotations: bool) -> String {
             &[("Namespace", "Org.OData.Core.V1"), ("Alias", "Core")],
         );
         xml.close("edmx:Reference");
+        xml.open("edmx:Reference", &[("Uri", CAPABILITIES_VOCABULARY)]);
+        xml.empty(
+            "edmx:Include",
+            &[
+                ("Namespace", "Org.OData.Capabilities.V1"),
+                ("Alias", "Capabilities"),
+            ],
+        );
+        xml.close("edmx:Reference");
     }
     xml.open("edmx:DataServices", &[]);
     xml.open(
@@ -77,7 +88,7 @@ pub fn csdl(catalog: &Catalog, annotations: bool) -> String {
     operations(&mut xml, catalog);
     identity::operations(&mut xml, catalog);
     bulk_delete::operations(&mut xml);
-    container(&mut xml, &model, catalog);
+    container(&mut xml, &model, catalog, annotations);
 
     xml.close("Schema");
     xml.close("edmx:DataServices");
@@ -477,7 +488,7 @@ fn operation(
 
 /// The `System` container: one entity set per table, with the bindings of its navigation
 /// properties to the sets they lead to, and the imports of the unbound operations.
-fn container(xml: &mut Xml, model: &Model, catalog: &Catalog) {
+fn container(xml: &mut Xml, model: &Model, catalog: &Catalog, annotations: bool) {
     xml.open("EntityContainer", &[("Name", "System")]);
     for entity in catalog.entities() {
         let type_name = format!("{NAMESPACE}.{}", entity.logical_name);
@@ -499,6 +510,20 @@ fn container(xml: &mut Xml, model: &Model, catalog: &Catalog) {
         }
         for partner in partners {
             binding(xml, partner.name, &partner.source.entity_set_name);
+        }
+        // Dataverse marks the sets of tables that track changes (with annotations only).
+        if annotations && entity.tracks_changes() {
+            xml.open(
+                "Annotation",
+                &[("Term", "Org.OData.Capabilities.V1.ChangeTracking")],
+            );
+            xml.open("Record", &[]);
+            xml.empty(
+                "PropertyValue",
+                &[("Property", "Supported"), ("Bool", "true")],
+            );
+            xml.close("Record");
+            xml.close("Annotation");
         }
         xml.close("EntitySet");
     }

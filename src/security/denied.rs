@@ -65,6 +65,9 @@ pub enum Denied {
     /// A schema change (an alternate key's creation or removal) by a caller without the
     /// System Administrator role.
     NotSystemAdministrator { user_id: Uuid },
+    /// A read of the audit history (`prvReadAuditSummary`, held with the System Administrator
+    /// role) by a caller without it.
+    MissingAuditPrivilege { user_id: Uuid },
 }
 
 impl Denied {
@@ -154,9 +157,18 @@ impl fmt::Display for Denied {
                 "Principal user (Id={user_id}, type=8) is missing the System Administrator role: \
                  only a System Administrator may create or delete alternate keys."
             ),
+            Denied::MissingAuditPrivilege { user_id } => write!(
+                f,
+                "Principal user (Id={user_id}, type=8) is missing prvReadAuditSummary privilege \
+                 (Id={}).",
+                privilege_id(AUDIT_SUMMARY)
+            ),
         }
     }
 }
+
+/// The privilege that reads the audit history.
+pub const AUDIT_SUMMARY: &str = "prvReadAuditSummary";
 
 impl std::error::Error for Denied {}
 

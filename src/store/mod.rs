@@ -182,6 +182,9 @@ pub enum StoreError {
     /// write succeeds again once space is freed.
     #[error("the database has no space left on its disk")]
     Full,
+    /// A change-log position (inside a delta token) that this store cannot have written.
+    #[error("the change-tracking position '{0}' is not one this store wrote")]
+    BadPosition(String),
     #[error("the transaction ended (timed out or rolled back)")]
     TransactionEnded,
     #[error("database error: {0}")]
@@ -331,6 +334,78 @@ pub(crate) fn migration_check_failed(version: i64, found: &[String]) -> Option<S
     })
 }
 
+/// One row of the change log (migration 14): a change to a row of a tracked table, in the
+/// order of commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedChange {
+    pub seq: i64,
+    pub objectid: Uuid,
+    /// Dataverse's audit action (1 Create, 2 Update, 3 Delete, 4 Activate, 5 Deactivate,
+    /// 13 Assign, 14 Share, 48 Modify Share, 49 Unshare).
+    pub action: i64,
+    /// Dataverse's audit operation (1 Create, 2 Update, 3 Delete).
+    pub operation: i64,
+}
+
+impl LoggedChange {
+    /// The audit operation of a delete.
+    pub const DELETE: i64 = 3;
+}
+
+/// The changes committed after a position of the change log, and the position that follows
+/// them. A position is the store's own text (SQLite: the last `seq` seen; PostgreSQL: a
+/// snapshot, `xmin:xmax:xip,...`): every change not yet seen at a position is returned by
+/// the next window from it, exactly once, whichever node committed it and however late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeWindow {
+    pub changes: Vec<LoggedChange>,
+    pub position: String,
+}
+
+/// One audit record: a change-log row with who made it and the row before and after (JSON
+/// objects by column logical name, as the database wrote them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub change: LoggedChange,
+    pub entity: String,
+    pub versionnumber: Option<i64>,
+    pub userid: Option<Uuid>,
+    pub callinguserid: Option<Uuid>,
+    /// Unix seconds.
+    pub createdon: i64,
+    pub olddata: Option<serde_json::Value>,
+    pub newdata: Option<serde_json::Value>,
+}
+
+/// A change-log JSON column as read back (`olddata`, `newdata`).
+pub(crate) fn change_data(text: Option<String>) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|_| StoreError::Unexpected("change-log value".into()))
+    })
+    .transpose()
+}
+
+/// Which audit records to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditSelection {
+    /// The history of one row, oldest first.
+    Object(Uuid),
+    /// One record by its number.
+    Record(i64),
+}
+
+/// Whether `text` is a PostgreSQL snapshot as `pg_current_snapshot()::text` writes it.
+pub(crate) fn is_snapshot_text(text: &str) -> bool {
+    let mut parts = text.splitn(3, ':');
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(xmin), Some(xmax), Some(xip)) => {
+            number(xmin) && number(xmax) && (xip.is_empty() || xip.split(',').all(number))
+        }
+        _ => false,
+    }
+}
+
 /// Reads and writes, on the store itself or inside a [`Transaction`].
 #[async_trait::async_trait]
 pub trait Access: Send + Sync {
@@ -455,6 +530,24 @@ pub trait Store: Access + 'static {
     /// built from has incremented (triggers of migration 4), so an unchanged epoch means an
     /// unchanged principal, whichever node wrote.
     async fn security_epoch(&self) -> Result<i64, StoreError>;
+
+    /// The changes of `entity`'s rows committed after `since` (none and the current
+    /// position when `since` is `None`), in commit order. A position this store cannot have
+    /// written is [`StoreError::BadPosition`].
+    async fn changes_since(
+        &self,
+        entity: &str,
+        since: Option<&str>,
+    ) -> Result<ChangeWindow, StoreError>;
+
+    /// Deletes the change-log rows created before `before` (Unix seconds); returns how many.
+    async fn purge_changes(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Audit records of the change log.
+    async fn audit_records(
+        &self,
+        selection: AuditSelection,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Every alternate key, by table and then name.
     async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError>;

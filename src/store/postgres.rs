@@ -42,8 +42,9 @@ use uuid::Uuid;
 
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, stored_key, Access, Expect, JoinQuery, JoinedRow, Query, Record,
-    Store, StoreError, StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    change_data, is_snapshot_text, migration_check_failed, sql, stored_key, Access, AuditRecord,
+    AuditSelection, ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store, StoreError,
+    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -91,6 +92,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         13,
         include_str!("../../migrations/postgres/0013_transcripts.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_change_log.sql"),
     ),
 ];
 
@@ -894,6 +899,120 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
+    async fn changes_since(
+        &self,
+        entity: &str,
+        since: Option<&str>,
+    ) -> Result<ChangeWindow, StoreError> {
+        let client = self.connection().await?;
+        let Some(since) = since else {
+            let statement = client
+                .prepare_cached("SELECT pg_current_snapshot()::text")
+                .await?;
+            let position: String = client.query_one(&statement, &[]).await?.get(0);
+            return Ok(ChangeWindow {
+                changes: Vec::new(),
+                position,
+            });
+        };
+        if !is_snapshot_text(since) {
+            return Err(StoreError::BadPosition(since.to_string()));
+        }
+        // One statement, so one snapshot: the rows committed since the token's snapshot that
+        // this statement sees, and this statement's snapshot as the next position. A
+        // transaction in progress at the token's snapshot is not visible in it, so its rows
+        // come in the first window after it commits, however late.
+        let statement = client
+            .prepare_cached(
+                "WITH now AS (SELECT pg_current_snapshot()::text AS position) \
+                 SELECT now.position, c.seq, c.objectid, c.action, c.operation \
+                 FROM now LEFT JOIN smsctx_changelog c \
+                 ON c.entity = $1 AND c.txid >= pg_snapshot_xmin($2::text::pg_snapshot) \
+                 AND NOT pg_visible_in_snapshot(c.txid, $2::text::pg_snapshot) \
+                 ORDER BY c.seq",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&entity, &since]).await?;
+        let position = rows
+            .first()
+            .map(|r| r.get::<_, String>(0))
+            .ok_or_else(|| StoreError::Unexpected("snapshot".into()))?;
+        let changes = rows
+            .iter()
+            .filter_map(|r| {
+                Some(LoggedChange {
+                    seq: r.get::<_, Option<i64>>(1)?,
+                    objectid: r.get(2),
+                    action: r.get(3),
+                    operation: r.get(4),
+                })
+            })
+            .collect();
+        Ok(ChangeWindow { changes, position })
+    }
+
+    async fn purge_changes(&self, before: i64) -> Result<u64, StoreError> {
+        let client = self.connection().await?;
+        let statement = client
+            .prepare_cached(
+                "DELETE FROM smsctx_changelog WHERE seq IN (SELECT seq FROM smsctx_changelog \
+                 WHERE createdon < $1 ORDER BY seq LIMIT 1000)",
+            )
+            .await?;
+        let mut purged = 0;
+        loop {
+            let deleted = client.execute(&statement, &[&before]).await?;
+            purged += deleted;
+            if deleted < 1000 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn audit_records(
+        &self,
+        selection: AuditSelection,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let client = self.connection().await?;
+        let columns = "seq, objectid, action, operation, entity, versionnumber, userid, \
+                       callinguserid, createdon, olddata::text, newdata::text FROM smsctx_changelog";
+        let rows = match selection {
+            AuditSelection::Object(id) => {
+                let statement = client
+                    .prepare_cached(&format!(
+                        "SELECT {columns} WHERE objectid = $1 ORDER BY seq"
+                    ))
+                    .await?;
+                client.query(&statement, &[&id]).await?
+            }
+            AuditSelection::Record(seq) => {
+                let statement = client
+                    .prepare_cached(&format!("SELECT {columns} WHERE seq = $1"))
+                    .await?;
+                client.query(&statement, &[&seq]).await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    change: LoggedChange {
+                        seq: r.get(0),
+                        objectid: r.get(1),
+                        action: r.get(2),
+                        operation: r.get(3),
+                    },
+                    entity: r.get(4),
+                    versionnumber: r.get(5),
+                    userid: r.get(6),
+                    callinguserid: r.get(7),
+                    createdon: r.get(8),
+                    olddata: change_data(r.get(9))?,
+                    newdata: change_data(r.get(10))?,
+                })
+            })
+            .collect()
+    }
+
     async fn security_epoch(&self) -> Result<i64, StoreError> {
         let client = self.connection().await?;
         let statement = client
@@ -1130,6 +1249,52 @@ mod tests {
         record.set("parentbusinessunitid", Value::Guid(Uuid::new_v4()));
         record.set("name", Value::Text(name.into()));
         (id, record)
+    }
+
+    /// The change log orders by commit: a token issued while a transaction was still open
+    /// returns that transaction's change once it commits, after a later one committed first,
+    /// and the token that follows returns neither again.
+    #[tokio::test]
+    async fn a_transaction_that_commits_late_is_not_skipped_by_a_token_issued_meanwhile() {
+        with_store("postgres change log", |url, catalog| async move {
+            let store = PostgresStore::open(&url, &catalog, 4).await.unwrap();
+            let contexts = Arc::clone(catalog.entity("msdyn_smsengagementctx").unwrap());
+            let context = |name: &str| {
+                let mut record = Record::empty(Arc::clone(&contexts));
+                let id = Uuid::new_v4();
+                record.values[contexts.primary_id_position()] = Value::Guid(id);
+                record.set("msdyn_name", Value::Text(name.into()));
+                (id, record)
+            };
+            let table = contexts.logical_name.as_str();
+            let start = store.changes_since(table, None).await.unwrap().position;
+            // The early transaction writes first and stays open.
+            let (early, early_row) = context("early");
+            let open = store.begin().await.unwrap();
+            open.write(WriteOp::Insert(early_row)).await.unwrap();
+            // Meanwhile a later write commits, and a token is issued that has seen it.
+            let (late, late_row) = context("late");
+            store.write(WriteOp::Insert(late_row)).await.unwrap();
+            let window = store.changes_since(table, Some(&start)).await.unwrap();
+            let seen: Vec<Uuid> = window.changes.iter().map(|c| c.objectid).collect();
+            assert_eq!(seen, vec![late]);
+            let token = window.position;
+            // The early transaction commits after the token: the token still returns it.
+            open.commit().await.unwrap();
+            let window = store.changes_since(table, Some(&token)).await.unwrap();
+            let seen: Vec<Uuid> = window.changes.iter().map(|c| c.objectid).collect();
+            assert_eq!(seen, vec![early]);
+            let after = store
+                .changes_since(table, Some(&window.position))
+                .await
+                .unwrap();
+            assert!(after.changes.is_empty(), "{after:?}");
+            assert!(matches!(
+                store.changes_since(table, Some("1:x:")).await,
+                Err(StoreError::BadPosition(_))
+            ));
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -25,8 +25,9 @@ use uuid::Uuid;
 use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
-    migration_check_failed, sql, stored_key, Access, Expect, JoinQuery, JoinedRow, Query, Record,
-    Store, StoreError, StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    change_data, migration_check_failed, sql, stored_key, Access, AuditRecord, AuditSelection,
+    ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store, StoreError, StoredKey, Transaction,
+    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
@@ -69,6 +70,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         13,
         include_str!("../../migrations/sqlite/0013_transcripts.sql"),
+    ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_change_log.sql"),
     ),
 ];
 
@@ -424,6 +429,17 @@ impl ToSql for Value {
                     .to_string(),
             ),
         })
+    }
+}
+
+/// A GUID column as the store wrote it.
+fn parse_guid(value: ValueRef<'_>) -> Result<Uuid, StoreError> {
+    match value {
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| Uuid::parse_str(t).ok())
+            .ok_or_else(|| StoreError::Unexpected("GUID".into())),
+        _ => Err(StoreError::Unexpected("GUID".into())),
     }
 }
 
@@ -1011,6 +1027,122 @@ impl Store for SqliteStore {
 
     async fn security_epoch(&self) -> Result<i64, StoreError> {
         Ok(self.security_epoch.load(Ordering::Acquire))
+    }
+
+    async fn changes_since(
+        &self,
+        entity: &str,
+        since: Option<&str>,
+    ) -> Result<ChangeWindow, StoreError> {
+        let since = match since {
+            None => None,
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| StoreError::BadPosition(text.to_string()))?,
+            ),
+        };
+        let entity = entity.to_string();
+        self.with_reader_blocking(move |_, conn| {
+            let Some(since) = since else {
+                let last: i64 = conn
+                    .prepare_cached("SELECT coalesce(max(seq), 0) FROM smsctx_changelog")?
+                    .query_row([], |r| r.get(0))?;
+                return Ok(ChangeWindow {
+                    changes: Vec::new(),
+                    position: last.to_string(),
+                });
+            };
+            // One statement, one snapshot: the position is the last row it saw.
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, objectid, action, operation FROM smsctx_changelog \
+                 WHERE entity = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let mut rows = statement.query(rusqlite::params![entity, since])?;
+            let mut changes = Vec::new();
+            while let Some(row) = rows.next()? {
+                changes.push(LoggedChange {
+                    seq: row.get(0)?,
+                    objectid: parse_guid(row.get_ref(1)?)?,
+                    action: row.get(2)?,
+                    operation: row.get(3)?,
+                });
+            }
+            let last = changes.last().map_or(since, |c: &LoggedChange| c.seq);
+            Ok(ChangeWindow {
+                changes,
+                position: last.to_string(),
+            })
+        })
+        .await
+    }
+
+    async fn purge_changes(&self, before: i64) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        loop {
+            // Batches, each its own short transaction, so writers wait for one batch at most.
+            let deleted = schema_change(&self.readers.path, move |tx| {
+                Ok(tx.execute(
+                    "DELETE FROM smsctx_changelog WHERE seq IN (SELECT seq FROM smsctx_changelog \
+                     WHERE createdon < ?1 ORDER BY seq LIMIT 1000)",
+                    [before],
+                )? as u64)
+            })
+            .await?;
+            purged += deleted;
+            if deleted < 1000 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    async fn audit_records(
+        &self,
+        selection: AuditSelection,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.with_reader_blocking(move |_, conn| {
+            let columns = "seq, objectid, action, operation, entity, versionnumber, userid, \
+                           callinguserid, createdon, olddata, newdata FROM smsctx_changelog";
+            let (text, key) = match selection {
+                AuditSelection::Object(id) => (
+                    format!("SELECT {columns} WHERE objectid = ?1 ORDER BY seq"),
+                    rusqlite::types::Value::Text(guid_text(id)),
+                ),
+                AuditSelection::Record(seq) => (
+                    format!("SELECT {columns} WHERE seq = ?1"),
+                    rusqlite::types::Value::Integer(seq),
+                ),
+            };
+            let mut statement = conn.prepare_cached(&text)?;
+            let mut rows = statement.query([key])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let guid = |i: usize| -> Result<Option<Uuid>, StoreError> {
+                    match row.get_ref(i)? {
+                        ValueRef::Null => Ok(None),
+                        value => parse_guid(value).map(Some),
+                    }
+                };
+                out.push(AuditRecord {
+                    change: LoggedChange {
+                        seq: row.get(0)?,
+                        objectid: parse_guid(row.get_ref(1)?)?,
+                        action: row.get(2)?,
+                        operation: row.get(3)?,
+                    },
+                    entity: row.get(4)?,
+                    versionnumber: row.get(5)?,
+                    userid: guid(6)?,
+                    callinguserid: guid(7)?,
+                    createdon: row.get(8)?,
+                    olddata: change_data(row.get(9)?)?,
+                    newdata: change_data(row.get(10)?)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError> {

@@ -2,7 +2,7 @@
 // $batch, metadata, associate / disassociate (one-to-many and single-valued), a nested
 // expand of a collection-valued navigation property, and retrieve / update / upsert /
 // deleteRecord with `key: "col='v',col2='w'"` (an alternate key, which the library puts in
-// the URL as it is written).
+// the URL as it is written), and change tracking (`trackChanges`, then the delta link).
 import { ORG_URL, TAG, TOKEN, check, outcome, require, results, step } from "./harness.mjs";
 
 const { DynamicsWebApi } = require("dynamics-web-api");
@@ -188,6 +188,24 @@ await step("deleteRecord by alternate key", async () => {
   check(status === 404, `a retrieve after the delete answered ${status}`);
   return row.msdyn_smsengagementctxid;
 }, ["define alternate key"]);
+
+await step("retrieveMultiple trackChanges then its delta link", async () => {
+  const doomed = await api.create({ collection, data: { msdyn_name: `${name}-doomed` } });
+  const request = { collection, select: ["msdyn_name"], trackChanges: true };
+  // Paged: the delta link comes on the last page and starts where the first page started.
+  const first = await api.retrieveAll({ ...request, maxPageSize: 2 });
+  check(first.oDataDeltaLink && first.value.some((r) => r.msdyn_smsengagementctxid === doomed), first);
+  const added = await api.create({ collection, data: { msdyn_name: `${name}-tracked` } });
+  await api.update({ collection, key: added, data: { msdyn_name: `${name}-tracked2` } });
+  await api.deleteRecord({ collection, key: doomed });
+  const delta = await api.retrieveMultiple(request, first.oDataDeltaLink);
+  check(delta.value.length === 2, delta);
+  check(delta.value.some((r) => r.msdyn_smsengagementctxid === added && r.msdyn_name === `${name}-tracked2`), delta);
+  check(delta.value.some((r) => r.id === doomed && r.reason === "deleted"), delta);
+  check(delta.oDataDeltaLink && delta.oDataDeltaLink !== first.oDataDeltaLink, delta);
+  const none = await api.retrieveMultiple(request, delta.oDataDeltaLink);
+  check(none.value.length === 0 && none.oDataDeltaLink, none);
+});
 
 outcome({
   keyed: results["upsert by alternate key (updates)"]

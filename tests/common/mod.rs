@@ -175,6 +175,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         tls: None,
         bulk_delete_batch: smsctx::execute::jobs::DEFAULT_BATCH,
         sms_inactivity_check_seconds: smsctx::app::DEFAULT_INACTIVITY_CHECK_SECONDS,
+        change_log_retention_secs: smsctx::app::DEFAULT_CHANGE_LOG_RETENTION_SECS,
     }
 }
 
