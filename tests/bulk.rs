@@ -146,6 +146,61 @@ async fn a_failing_target_writes_nothing_and_is_named_by_its_index() {
 }
 
 #[tokio::test]
+async fn a_store_refusal_inside_create_multiple_is_named_and_rolls_back() {
+    // Targets without binds are written in one go: a duplicate id at the third target (a
+    // refusal of the store itself, after the first two are written) rolls them back and is
+    // named by its index, as the one-by-one path names it.
+    let app = spawn_app().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = json!({"Targets": [
+        target(json!({"msdyn_smsengagementctxid": id, "msdyn_name": "dup-a"})),
+        target(json!({"msdyn_name": "dup-b"})),
+        target(json!({"msdyn_smsengagementctxid": id, "msdyn_name": "dup-c"})),
+    ]});
+    let (status, error) = bulk(&app, "CreateMultiple", &body).await;
+    assert!(status.is_client_error(), "{status} {error}");
+    refused_at((status, error), status, 2);
+    assert!(names(&app, "dup-").await.is_empty());
+    // The same id alone is free, and the same rows without the duplicate are all written.
+    let body = json!({"Targets": [
+        target(json!({"msdyn_smsengagementctxid": id, "msdyn_name": "dup-a"})),
+        target(json!({"msdyn_name": "dup-b"})),
+    ]});
+    let (status, created) = bulk(&app, "CreateMultiple", &body).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["Ids"][0], id.as_str());
+    assert_eq!(names(&app, "dup-").await, ["dup-a", "dup-b"]);
+}
+
+#[tokio::test]
+async fn a_user_without_create_is_refused_at_the_first_target() {
+    let app = spawn_app().await;
+    let root = root_unit(&app).await;
+    let role = custom_role(
+        &app,
+        &root,
+        "reader only",
+        &[("prvReadmsdyn_smsengagementctx", 1)],
+    )
+    .await;
+    let user = signed_in_user(&app, "nocreate", &root, &[&role]).await;
+    let body = json!({"Targets": [target(json!({"msdyn_name": "nc-a"})), target(json!({"msdyn_name": "nc-b"}))]});
+    let response = app
+        .client
+        .request(Method::POST, app.url(&action("CreateMultiple")))
+        .bearer_auth(&user.token)
+        .header("Accept", "application/json")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let error: Value = response.json().await.unwrap();
+    refused_at((status, error), StatusCode::FORBIDDEN, 0);
+    assert!(names(&app, "nc-").await.is_empty());
+}
+
+#[tokio::test]
 async fn more_than_1000_targets_are_refused() {
     let app = spawn_app().await;
     let many: Vec<Value> = (0..1001)

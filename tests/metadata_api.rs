@@ -136,7 +136,13 @@ async fn entity_definitions_filter_on_documented_properties() {
             "OwnershipType eq Microsoft.Dynamics.CRM.OwnershipTypes'UserOwned' and not IsActivity"
         )
         .await,
-        ["annotation", "asyncoperation", SEED, "msdyn_transcript", "userquery"]
+        [
+            "annotation",
+            "asyncoperation",
+            SEED,
+            "msdyn_transcript",
+            "userquery"
+        ]
     );
     assert_eq!(
         names("EntitySetName eq 'msdyn_smsengagementctxes'").await,

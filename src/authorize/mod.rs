@@ -505,6 +505,43 @@ impl Access for Guard<'_> {
         self.checked_write(op, Vec::new()).await
     }
 
+    /// Each op checked as [`Access::write`] checks it. Plain inserts
+    /// ([`Guard::inserts_checkable_first`]) are all checked first and then written in one
+    /// `write_each` of the store (one round trip on SQLite); a refused one is preceded by the
+    /// writes before it, as one by one. Anything else is written one by one.
+    async fn write_each(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        if !Self::inserts_checkable_first(&ops) {
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for op in ops {
+                let outcome = self.checked_write(op, Vec::new()).await;
+                let failed = outcome.is_err();
+                outcomes.push(outcome);
+                if failed {
+                    break;
+                }
+            }
+            return outcomes;
+        }
+        let mut refused = None;
+        let mut checked = Vec::with_capacity(ops.len());
+        for op in ops {
+            if let WriteOp::Insert(record) = &op {
+                if let Err(e) = self.check_insert(record).await {
+                    refused = Some(e);
+                    break;
+                }
+            }
+            checked.push(op);
+        }
+        let mut outcomes = self.inner.write_each(checked).await;
+        if let Some(e) = refused {
+            if outcomes.iter().all(Result::is_ok) {
+                outcomes.push(Err(e));
+            }
+        }
+        outcomes
+    }
+
     /// `op` checked as [`Access::write`] checks it; `consequences` (the platform's own writes
     /// that `op` causes) are not checked, and commit with it. Only an update carries them.
     async fn write_with(
@@ -522,6 +559,51 @@ impl Access for Guard<'_> {
 }
 
 impl Guard<'_> {
+    /// What an insert needs: the Create privilege for the new row, and Append with AppendTo on
+    /// each lookup it sets.
+    async fn check_insert(&self, record: &Record) -> Result<(), StoreError> {
+        let entity = &record.entity;
+        check_create(
+            self.ctx(),
+            &self.principal.tree,
+            &entity.logical_name,
+            &facts(record),
+        )
+        .map_err(denied)?;
+        let lookups: Vec<usize> = (0..entity.attributes.len())
+            .filter(|&p| is_client_column(entity, p, true))
+            .collect();
+        self.check_new_lookups(record, &lookups).await
+    }
+
+    /// Whether `ops` may be checked first and then written in one go with the same outcome as
+    /// one by one: inserts only, of tables whose insert has no consequence of the guard's own
+    /// (business units, roles, role privileges), none of them looking up a row that an earlier
+    /// one creates (its AppendTo check reads that row).
+    fn inserts_checkable_first(ops: &[WriteOp]) -> bool {
+        let mut created = std::collections::HashSet::new();
+        for op in ops {
+            let WriteOp::Insert(record) = op else {
+                return false;
+            };
+            let entity = &record.entity;
+            if [BUSINESS_UNIT, ROLE, ROLE_PRIVILEGES].contains(&entity.logical_name.as_str()) {
+                return false;
+            }
+            let looks_up_earlier = entity.attributes.iter().enumerate().any(|(p, a)| {
+                a.attribute_type == AttributeType::Lookup
+                    && record.values[p]
+                        .as_guid()
+                        .is_some_and(|id| created.contains(&id))
+            });
+            if looks_up_earlier {
+                return false;
+            }
+            created.extend(record.id());
+        }
+        true
+    }
+
     async fn checked_write(
         &self,
         op: WriteOp,
@@ -530,17 +612,7 @@ impl Guard<'_> {
         match &op {
             WriteOp::Insert(record) => {
                 let entity = &record.entity;
-                check_create(
-                    self.ctx(),
-                    &self.principal.tree,
-                    &entity.logical_name,
-                    &facts(record),
-                )
-                .map_err(denied)?;
-                let lookups: Vec<usize> = (0..entity.attributes.len())
-                    .filter(|&p| is_client_column(entity, p, true))
-                    .collect();
-                self.check_new_lookups(record, &lookups).await?;
+                self.check_insert(record).await?;
                 let id = record.id();
                 let is_unit = entity.logical_name == BUSINESS_UNIT;
                 if entity.logical_name == ROLE {

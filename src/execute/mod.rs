@@ -237,6 +237,42 @@ impl Service {
         }
     }
 
+    /// Creates several records of `entity` as that many [`Service::create`]s would, in the
+    /// transaction `db` is on: every record is built first (so none may look up another of
+    /// them; the bulk message sends those one by one), then all are written in one
+    /// [`Access::write_each`]. A failure names the index of its payload.
+    pub async fn create_many(
+        &self,
+        db: &dyn Access,
+        caller: &Caller,
+        entity: &Arc<Entity>,
+        payloads: Vec<Payload>,
+    ) -> Result<Vec<Uuid>, (usize, ExecError)> {
+        supports(entity, "Create").map_err(|e| (0, e))?;
+        let mut ids = Vec::with_capacity(payloads.len());
+        let mut ops = Vec::with_capacity(payloads.len());
+        for (index, payload) in payloads.into_iter().enumerate() {
+            let record = self
+                .build_new(db, caller, entity, payload, None)
+                .await
+                .map_err(|e| (index, e))?;
+            ids.push(record.id().unwrap_or_default());
+            ops.push(WriteOp::Insert(record));
+        }
+        for (index, outcome) in db.write_each(ops).await.into_iter().enumerate() {
+            match outcome {
+                Ok(WriteOutcome::Written { .. }) => {}
+                Ok(WriteOutcome::Deleted) => {
+                    let e = StoreError::Unexpected("outcome of an insert".into());
+                    return Err((index, e.into()));
+                }
+                Err(StoreError::Duplicate) => return Err((index, ExecError::Duplicate)),
+                Err(e) => return Err((index, e.into())),
+            }
+        }
+        Ok(ids)
+    }
+
     /// Update, or create when the record does not exist (upsert), honouring `If-Match` and
     /// `If-None-Match`.
     pub async fn upsert(

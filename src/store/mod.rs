@@ -454,6 +454,23 @@ pub trait Access: Send + Sync {
     /// this returns `Ok`, it is on disk. In a [`Transaction`], it is durable at commit.
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError>;
 
+    /// Executes `ops` one after the other, exactly as as many [`Access::write`]s would, and
+    /// stops at the first failure: the outcomes of the writes made, then that failure (so its
+    /// index in `ops` is the length minus one). A SQLite transaction runs them in one round
+    /// trip to its writer thread (a bulk message's thousand rows are one job, not a thousand).
+    async fn write_each(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            let outcome = self.write(op).await;
+            let failed = outcome.is_err();
+            outcomes.push(outcome);
+            if failed {
+                break;
+            }
+        }
+        outcomes
+    }
+
     /// Writes `op` and, in the same transaction, `consequences`: the writes the platform makes
     /// because of `op` (a closed conversation's contexts deactivated), which the authorize
     /// layer does not check (it checks `op`). The consequences go first, so inside a

@@ -137,6 +137,7 @@ enum TxJob {
     Count(Query, usize, Reply<u64>),
     Aggregate(sql::AggregatePlan, sql::Context, Reply<Vec<Vec<Value>>>),
     Write(WriteOp, Reply<WriteOutcome>),
+    WriteEach(Vec<WriteOp>, Reply<Vec<Result<WriteOutcome, StoreError>>>),
     Commit(Reply<()>),
     Rollback(Reply<()>),
 }
@@ -561,6 +562,18 @@ fn run_transaction(
             }
             TxJob::Write(op, reply) => {
                 let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op, &mut versions));
+            }
+            TxJob::WriteEach(ops, reply) => {
+                let mut outcomes = Vec::with_capacity(ops.len());
+                for op in &ops {
+                    let outcome = apply_in_savepoint(&mut tx, sql, op, &mut versions);
+                    let failed = outcome.is_err();
+                    outcomes.push(outcome);
+                    if failed {
+                        break;
+                    }
+                }
+                let _ = reply.send(Ok(outcomes));
             }
             TxJob::Commit(reply) => {
                 let result = versions
@@ -1288,6 +1301,13 @@ impl Access for SqliteTransaction {
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         self.ask(|reply| TxJob::Write(op, reply)).await
+    }
+
+    async fn write_each(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
+        match self.ask(|reply| TxJob::WriteEach(ops, reply)).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => vec![Err(e)],
+        }
     }
 }
 
