@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# PostgreSQL (fsync on), one smsctx node against two behind HAProxy, and the CPU each request
+# costs (issue 16). Seeds the side-by-side harness's 100,000 contexts (../shared/perf's shape:
+# row i has id 00000000-0000-4000-8000-<i, 12 digits> and customer number 1555<i, 7 digits>),
+# then runs its three cases (retrieve by key, $filter on the customer number, create) with
+# wrk 2 threads x 64 connections, 5 s warm-up then 10 s measured, against
+#   (a) one node directly, (b) one node behind HAProxy, (c) two nodes behind HAProxy
+# (round robin, HTTP mode, keep-alive, health check GET /health). Every node is stateless on the
+# one database. For each run it reads utime+stime from /proc before and after the measured
+# 10 s: of the smsctx node(s), of PostgreSQL (the postmaster, its live children, and the
+# children it reaped, via cutime+cstime) and of HAProxy, and prints CPU seconds per 1,000
+# requests, which hold on a shared machine where requests/s do not. At the end, a capacity
+# table derived from those costs (see BENCHMARKS.md).
+#
+# Usage: bash scripts/bench-scaleout.sh
+# Env: DUR=10 WARM=5 (seconds) CONNS=64 THREADS=2 NROWS=100000 SMSCTX_BINARY=target/release/smsctx
+#      MIX="50 30 20" (percent retrieve, filter, create for the capacity table) HEADROOM=2
+#      (provisioned cores = measured CPU x HEADROOM) CORES_PER_NODE=4
+#      SUMMARY=FILE (appends machine-readable "run CONFIG CASE RPS P50 P99 REQS NON2XX
+#      SOCKERR SMSCTX_CPU_S PG_CPU_S HAPROXY_CPU_S" lines)
+# Needs: cargo (unless SMSCTX_BINARY is given), python3, curl, wrk and haproxy (installed from
+# Debian's packages when missing), PostgreSQL (scripts/lib/postgres.sh installs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${DUR:-10}
+WARM=${WARM:-5}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+NROWS=${NROWS:-100000}
+MIX=${MIX:-50 30 20}
+HEADROOM=${HEADROOM:-2}
+CORES_PER_NODE=${CORES_PER_NODE:-4}
+SUMMARY=${SUMMARY:-}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v haproxy >/dev/null || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -z "${SMSCTX_BINARY:-}" ]; then
+    cargo build --release --quiet
+    SMSCTX_BINARY=target/release/smsctx
+fi
+[ -x "$SMSCTX_BINARY" ] || { echo "no smsctx binary at $SMSCTX_BINARY" >&2; exit 1; }
+
+# One measurement at a time on this machine, shared with ../shared/perf/measure.sh's lock.
+exec 9>"${TMPDIR:-/tmp}/peers-measure.lock"
+flock -n 9 || { echo "waiting for another measurement to finish" >&2; flock 9; }
+
+source scripts/lib/postgres.sh
+start_postgres on
+work=$(mktemp -d)
+pids=()
+haproxy_pid=""
+cleanup() {
+    local pid
+    [ -z "$haproxy_pid" ] || kill "$haproxy_pid" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}" $haproxy_pid; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+    stop_postgres
+}
+trap cleanup EXIT
+export SMSCTX_BENCH_TOKEN=bench NROWS
+"$PGBIN/psql" -q "$SMSCTX_PG_URL" -c "CREATE DATABASE scale"
+database="${SMSCTX_PG_URL%/postgres}/scale"
+postmaster=$(head -1 "$PGTMP/data/postmaster.pid")
+tck=$(getconf CLK_TCK)
+
+# Starts a node listening on port $1 (any further arguments go to `serve`); its pid is the last
+# of $pids.
+node() {
+    local port=$1
+    shift
+    "$SMSCTX_BINARY" serve --listen "127.0.0.1:$port" --database "$database" \
+        --admin-token "$SMSCTX_BENCH_TOKEN" "$@" >"$work/node.$port.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && return; sleep 0.1; done
+    echo "node on port $port did not start:" >&2
+    tail -20 "$work/node.$port.log" >&2
+    exit 1
+}
+
+# Reads HAProxy's stats CSV on stdin: column $1 of each server of backend "nodes" (with its name
+# first when $2 is "name").
+stat_column() {
+    awk -F, -v want="$1" -v named="${2:-}" '
+        NR == 1 {for (i = 1; i <= NF; i++) if ($i == want || $i == "# " want) c = i}
+        $1 == "nodes" && $2 != "BACKEND" {print (named ? $2 " " : "") $c}'
+}
+
+# Requests each HAProxy server answered with a 2xx so far (proof of the round robin).
+spread() {
+    curl -sf 'http://127.0.0.1:18309/stats;csv' |
+        awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "hrsp_2xx") c = i}
+                 $1 == "nodes" && $2 != "BACKEND" {printf "%s%s %s", sep, $2, $c; sep = ", "}
+                 END {print ""}'
+}
+
+# Starts HAProxy on port 18300 (stats on 18309) in front of the nodes on the ports given.
+balancer() {
+    local port n=0
+    [ -z "$haproxy_pid" ] || { kill "$haproxy_pid"; wait "$haproxy_pid" 2>/dev/null || true; }
+    {
+        cat <<EOF
+global
+    maxconn 4096
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend api
+    bind 127.0.0.1:18300
+    default_backend nodes
+frontend stats
+    bind 127.0.0.1:18309
+    stats enable
+    stats uri /stats
+backend nodes
+    balance roundrobin
+    option httpchk GET /health
+    http-check expect status 200
+EOF
+        for port in "$@"; do
+            n=$((n + 1))
+            echo "    server node$n 127.0.0.1:$port check inter 2s"
+        done
+    } >"$work/haproxy.cfg"
+    haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
+    haproxy_pid=$!
+    # Up when the stats page reports every server UP (the health check passed).
+    for _ in $(seq 100); do
+        if [ "$(curl -sf 'http://127.0.0.1:18309/stats;csv' | stat_column status |
+            grep -c '^UP$')" -eq $# ]; then
+            return
+        fi
+        sleep 0.1
+    done
+    echo "haproxy did not report its $# servers up:" >&2
+    cat "$work/haproxy.log" >&2
+    exit 1
+}
+
+# utime+stime (clock ticks) of the processes given; with --reaped also cutime+cstime (the
+# children they waited for). A process that is gone counts 0.
+ticks() {
+    local reaped=0 pid total=0 t
+    if [ "${1:-}" = --reaped ]; then reaped=1; shift; fi
+    for pid in "$@"; do
+        t=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null |
+            awk -v r=$reaped '{print $12 + $13 + r * ($14 + $15)}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+pg_ticks() {
+    # shellcheck disable=SC2046
+    echo $(($(ticks --reaped "$postmaster") + $(ticks $(pgrep -P "$postmaster"))))
+}
+# Busy, steal and all jiffies of the whole machine (for the load note).
+machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat; }
+
+seconds() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
+per1000() { awk -v s="$1" -v r="$2" 'BEGIN {printf "%.3f", (r > 0 ? s / r * 1000 : 0)}'; }
+
+rows=()
+# Runs case $2 (get|filter|post, labelled $3) of configuration $1 against port $4: warm-up,
+# then the measured run with CPU read around it.
+run() {
+    local config=$1 mode=$2 label=$3 port=$4 smsctx0 pg0 lb0 m0 smsctx1 pg1 lb1 m1 result
+    MODE=$mode wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" --timeout 5s -s scripts/bench/harness.lua \
+        "http://127.0.0.1:$port" >/dev/null
+    smsctx0=$(ticks "${serving[@]}")
+    pg0=$(pg_ticks)
+    lb0=$(ticks $haproxy_pid)
+    m0=$(machine)
+    result=$(MODE=$mode wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s \
+        -s scripts/bench/harness.lua "http://127.0.0.1:$port" | grep '^RESULT')
+    smsctx1=$(ticks "${serving[@]}")
+    pg1=$(pg_ticks)
+    lb1=$(ticks $haproxy_pid)
+    m1=$(machine)
+    local rps p50 p99 reqs non2xx sockerr
+    read -r rps p50 p99 reqs non2xx sockerr < <(sed -E 's/[a-z0-9_]+=//g; s/^RESULT //' <<<"$result")
+    local s_cpu pg_cpu lb_cpu busy steal
+    s_cpu=$(seconds "$smsctx0" "$smsctx1")
+    pg_cpu=$(seconds "$pg0" "$pg1")
+    lb_cpu=$(seconds "$lb0" "$lb1")
+    read -r busy steal < <(awk -v a="$m0" -v b="$m1" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); all = y[3] - x[3]
+        printf "%.0f %.0f\n", (y[1] - x[1]) / all * 100, (y[2] - x[2]) / all * 100 }')
+    rows+=("$config|$label|$rps|$p50|$p99|$reqs|$non2xx|$sockerr|$s_cpu|$pg_cpu|$lb_cpu|$busy|$steal")
+    [ -z "$SUMMARY" ] ||
+        echo "run $config $mode $rps $p50 $p99 $reqs $non2xx $sockerr $s_cpu $pg_cpu $lb_cpu" >>"$SUMMARY"
+    printf '  %-16s %7s req/s  p50 %6s ms  p99 %7s ms  non-2xx %s  socket errors %s  CPU s: smsctx %s, PostgreSQL %s, HAProxy %s (machine %s%% busy, %s%% stolen; load %s)\n' \
+        "$label" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$s_cpu" "$pg_cpu" "$lb_cpu" "$busy" "$steal" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# The three cases of configuration $1 on port $2.
+cases() {
+    echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    run "$1" get "retrieve by key" "$2"
+    run "$1" filter "filter phone eq" "$2"
+    run "$1" post "create one row" "$2"
+}
+
+
+echo "== seeding $NROWS contexts (CreateMultiple, 1,000 a request)"
+node 18310 --max-body-bytes 4194304
+python3 - "$NROWS" <<'PY'
+import http.client, json, sys, threading
+n = int(sys.argv[1])
+url = "/api/data/v9.2/msdyn_smsengagementctxes/Microsoft.Dynamics.CRM.CreateMultiple"
+kind = "Microsoft.Dynamics.CRM.msdyn_smsengagementctx"
+headers = {"Authorization": "Bearer bench", "Content-Type": "application/json",
+           "OData-Version": "4.0", "Accept": "application/json"}
+def row(i):  # ../shared/perf/smsctx/seed.py's row i
+    return {"@odata.type": kind, "msdyn_smsengagementctxid": "00000000-0000-4000-8000-%012d" % i,
+            "msdyn_name": "SMS engagement %d" % i, "msdyn_countrycode": "US",
+            "msdyn_customerphonenumber": "1555%07d" % i, "msdyn_orgphonenumber": "1800%07d" % (i % 1000),
+            "msdyn_smsengagementid": "SM%030d" % i,
+            "msdyn_smsprovider": 192350000 if i % 2 == 0 else 192350001}
+batches = [range(s, min(s + 1000, n + 1)) for s in range(1, n + 1, 1000)]
+failed = []
+def worker(k):
+    c = http.client.HTTPConnection("127.0.0.1", 18310, timeout=120)
+    for b in batches[k::4]:
+        c.request("POST", url, json.dumps({"Targets": [row(i) for i in b]}), headers)
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            failed.append("rows %d..%d: HTTP %d %s" % (b[0], b[-1], r.status, body[:300]))
+            return
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+if failed:
+    sys.exit("seeding failed: " + failed[0])
+PY
+count=$(curl -sf "http://127.0.0.1:18310/api/data/v9.2/msdyn_smsengagementctxes/\$count" \
+    -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN")
+[ "$count" -ge "$NROWS" ] || { echo "seeded $count rows, expected $NROWS" >&2; exit 1; }
+check=$(curl -sf -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN" \
+    "http://127.0.0.1:18310/api/data/v9.2/msdyn_smsengagementctxes?\$filter=msdyn_customerphonenumber%20eq%20%271555$(printf %07d "$NROWS")%27")
+[[ "$check" == *"00000000-0000-4000-8000-$(printf %012d "$NROWS")"* ]] ||
+    { echo "the filter does not find row $NROWS: ${check:0:300}" >&2; exit 1; }
+kill "${pids[0]}"
+wait "${pids[0]}" 2>/dev/null || true
+pids=()
+"$PGBIN/psql" -q "$database" -c "VACUUM ANALYZE"
+echo "  $count rows; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
+
+node 18311
+serving=("${pids[0]}")
+cases "(a) one node" 18311
+
+balancer 18311
+cases "(b) HAProxy, one node" 18300
+echo "  HAProxy 2xx per server: $(spread)"
+
+node 18312
+serving=("${pids[@]}")
+balancer 18311 18312
+cases "(c) HAProxy, two nodes" 18300
+echo "  HAProxy 2xx per server: $(spread)"
+
+echo
+echo "Date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores,"
+echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNS, ${WARM} s warm-up, ${DUR} s measured."
+echo
+echo "| configuration | case | req/s | p50 ms | p99 ms | non-2xx | machine busy / stolen % |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for row in "${rows[@]}"; do
+    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal <<<"$row"
+    echo "| $config | $label | $rps | $p50 | $p99 | $((non2xx + sockerr)) | $busy / $steal |"
+done
+echo
+echo "CPU seconds per 1,000 requests (utime+stime from /proc over the measured run / requests done):"
+echo
+echo "| configuration | case | requests | smsctx | PostgreSQL | HAProxy | all three |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for row in "${rows[@]}"; do
+    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal <<<"$row"
+    echo "| $config | $label | $reqs | $(per1000 "$s" "$reqs") | $(per1000 "$pg" "$reqs") | $(per1000 "$lb" "$reqs") | $(per1000 "$(awk -v a="$s" -v b="$pg" -v c="$lb" 'BEGIN {print a + b + c}')" "$reqs") |"
+done
+
+# Capacity from (a)'s costs for smsctx and PostgreSQL and (b)'s for HAProxy: cores = req/s x
+# CPU s per request of the mix x HEADROOM; nodes of CORES_PER_NODE cores, at least two.
+cost() { # configuration case column(9 smsctx, 10 PostgreSQL, 11 HAProxy) -> CPU s per request
+    local row
+    for row in "${rows[@]}"; do
+        IFS='|' read -ra f <<<"$row"
+        if [ "${f[0]}" = "$1" ] && [ "${f[1]}" = "$2" ]; then
+            awk -v s="${f[$(($3 - 1))]}" -v r="${f[5]}" 'BEGIN {printf "%.9f", (r > 0 ? s / r : 0)}'
+        fi
+    done
+}
+read -r w_get w_filter w_post <<<"$MIX"
+mixed() { # column -> CPU s per request of the mix
+    awk -v a="$(cost "$1" "retrieve by key" "$2")" -v b="$(cost "$1" "filter phone eq" "$2")" \
+        -v c="$(cost "$1" "create one row" "$2")" -v x="$w_get" -v y="$w_filter" -v z="$w_post" \
+        'BEGIN {printf "%.9f", (a * x + b * y + c * z) / (x + y + z)}'
+}
+c_smsctx=$(mixed "(a) one node" 9)
+c_pg=$(mixed "(a) one node" 10)
+c_lb=$(mixed "(b) HAProxy, one node" 11)
+echo
+echo "Capacity for a mix of $w_get % retrieve by key, $w_filter % customer-number filter, $w_post % create"
+echo "(CPU ms per request: smsctx $(awk -v c="$c_smsctx" 'BEGIN {printf "%.3f", c * 1000}'),"\
+    "PostgreSQL $(awk -v c="$c_pg" 'BEGIN {printf "%.3f", c * 1000}'),"\
+    "HAProxy $(awk -v c="$c_lb" 'BEGIN {printf "%.3f", c * 1000}');" \
+    "headroom x$HEADROOM; nodes of $CORES_PER_NODE cores, at least two):"
+echo
+echo "| target load | smsctx cores | smsctx nodes | PostgreSQL cores | HAProxy cores |"
+echo "|---:|---:|---:|---:|---:|"
+for load in 1000 5000 20000; do
+    awk -v l="$load" -v s="$c_smsctx" -v p="$c_pg" -v b="$c_lb" -v h="$HEADROOM" -v k="$CORES_PER_NODE" '
+        function up(x) { return (x == int(x)) ? x : int(x) + 1 }
+        BEGIN {
+            sc = l * s * h; n = up(sc / k); if (n < 2) n = 2
+            printf "| %d req/s | %.1f | %d | %.1f | %.1f |\n", l, sc, n, l * p * h, l * b * h
+        }'
+done
