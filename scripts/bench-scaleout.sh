@@ -13,17 +13,18 @@
 # table derived from those costs (see BENCHMARKS.md).
 #
 # Usage: bash scripts/bench-scaleout.sh
-# Env: DUR=10 WARM=5 (seconds) CONNS=64 THREADS=2 NROWS=100000 SMSCTX_BINARY=target/release/smsctx
+# Env: DUR=10 WARM=5 IDLE=10 (seconds) CONNS=64 THREADS=2 NROWS=100000 SMSCTX_BINARY=target/release/smsctx
 #      MIX="50 30 20" (percent retrieve, filter, create for the capacity table) HEADROOM=2
 #      (provisioned cores = measured CPU x HEADROOM) CORES_PER_NODE=4
 #      SUMMARY=FILE (appends machine-readable "run CONFIG CASE RPS P50 P99 REQS NON2XX
-#      SOCKERR SMSCTX_CPU_S PG_CPU_S HAPROXY_CPU_S" lines)
+#      SOCKERR SMSCTX_CPU_S PG_CPU_S HAPROXY_CPU_S WRK_CPU_S" lines)
 # Needs: cargo (unless SMSCTX_BINARY is given), python3, curl, wrk and haproxy (installed from
 # Debian's packages when missing), PostgreSQL (scripts/lib/postgres.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-10}
 WARM=${WARM:-5}
+IDLE=${IDLE:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 NROWS=${NROWS:-100000}
@@ -165,6 +166,12 @@ pg_ticks() {
 # Busy, steal and all jiffies of the whole machine (for the load note).
 machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit}' /proc/stat; }
 
+# CPU seconds (user + system) the shell's children used between two `times` outputs ($1 after,
+# $2 before): its second line, "XmY.YYYs XmY.YYYs".
+children_seconds() {
+    awk 'FNR == 2 {for (i = 1; i <= 2; i++) {split($i, p, "m"); t += (FILENAME == ARGV[1] ? 1 : -1) * (p[1] * 60 + p[2])}}
+         END {printf "%.2f", t}' "$1" "$2"
+}
 seconds() { awk -v a="$1" -v b="$2" -v t="$tck" 'BEGIN {printf "%.2f", (b - a) / t}'; }
 per1000() { awk -v s="$1" -v r="$2" 'BEGIN {printf "%.3f", (r > 0 ? s / r * 1000 : 0)}'; }
 
@@ -172,33 +179,38 @@ rows=()
 # Runs case $2 (get|filter|post, labelled $3) of configuration $1 against port $4: warm-up,
 # then the measured run with CPU read around it.
 run() {
-    local config=$1 mode=$2 label=$3 port=$4 smsctx0 pg0 lb0 m0 smsctx1 pg1 lb1 m1 result
+    local config=$1 mode=$2 label=$3 port=$4 smsctx0 pg0 lb0 m0 smsctx1 pg1 lb1 m1
     MODE=$mode wrk -t"$THREADS" -c"$CONNS" -d"${WARM}s" --timeout 5s -s scripts/bench/harness.lua \
         "http://127.0.0.1:$port" >/dev/null
     smsctx0=$(ticks "${serving[@]}")
     pg0=$(pg_ticks)
     lb0=$(ticks $haproxy_pid)
     m0=$(machine)
-    result=$(MODE=$mode wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s \
-        -s scripts/bench/harness.lua "http://127.0.0.1:$port" | grep '^RESULT')
+    # wrk runs in this shell (no subshell), so `times` counts its CPU among the children's.
+    times >"$work/times0"
+    MODE=$mode wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --timeout 5s \
+        -s scripts/bench/harness.lua "http://127.0.0.1:$port" >"$work/wrk.out"
+    times >"$work/times1"
     smsctx1=$(ticks "${serving[@]}")
     pg1=$(pg_ticks)
     lb1=$(ticks $haproxy_pid)
     m1=$(machine)
     local rps p50 p99 reqs non2xx sockerr
-    read -r rps p50 p99 reqs non2xx sockerr < <(sed -E 's/[a-z0-9_]+=//g; s/^RESULT //' <<<"$result")
-    local s_cpu pg_cpu lb_cpu busy steal
+    read -r rps p50 p99 reqs non2xx sockerr < <(grep '^RESULT' "$work/wrk.out" |
+        sed -E 's/[a-z0-9_]+=//g; s/^RESULT //')
+    local s_cpu pg_cpu lb_cpu wrk_cpu busy steal
     s_cpu=$(seconds "$smsctx0" "$smsctx1")
     pg_cpu=$(seconds "$pg0" "$pg1")
     lb_cpu=$(seconds "$lb0" "$lb1")
+    wrk_cpu=$(children_seconds "$work/times1" "$work/times0")
     read -r busy steal < <(awk -v a="$m0" -v b="$m1" 'BEGIN {
         split(a, x, " "); split(b, y, " "); all = y[3] - x[3]
         printf "%.0f %.0f\n", (y[1] - x[1]) / all * 100, (y[2] - x[2]) / all * 100 }')
-    rows+=("$config|$label|$rps|$p50|$p99|$reqs|$non2xx|$sockerr|$s_cpu|$pg_cpu|$lb_cpu|$busy|$steal")
+    rows+=("$config|$label|$rps|$p50|$p99|$reqs|$non2xx|$sockerr|$s_cpu|$pg_cpu|$lb_cpu|$busy|$steal|$wrk_cpu")
     [ -z "$SUMMARY" ] ||
-        echo "run $config $mode $rps $p50 $p99 $reqs $non2xx $sockerr $s_cpu $pg_cpu $lb_cpu" >>"$SUMMARY"
-    printf '  %-16s %7s req/s  p50 %6s ms  p99 %7s ms  non-2xx %s  socket errors %s  CPU s: smsctx %s, PostgreSQL %s, HAProxy %s (machine %s%% busy, %s%% stolen; load %s)\n' \
-        "$label" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$s_cpu" "$pg_cpu" "$lb_cpu" "$busy" "$steal" \
+        echo "run ${config// /_} $mode $rps $p50 $p99 $reqs $non2xx $sockerr $s_cpu $pg_cpu $lb_cpu $wrk_cpu" >>"$SUMMARY"
+    printf '  %-16s %7s req/s  p50 %6s ms  p99 %7s ms  non-2xx %s  socket errors %s  CPU s: smsctx %s, PostgreSQL %s, HAProxy %s, wrk %s (machine %s%% busy, %s%% stolen; load %s)\n' \
+        "$label" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$s_cpu" "$pg_cpu" "$lb_cpu" "$wrk_cpu" "$busy" "$steal" \
         "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
@@ -213,6 +225,7 @@ cases() {
 
 echo "== seeding $NROWS contexts (CreateMultiple, 1,000 a request)"
 node 18310 --max-body-bytes 4194304
+seeding=$SECONDS
 python3 - "$NROWS" <<'PY'
 import http.client, json, sys, threading
 n = int(sys.argv[1])
@@ -243,8 +256,8 @@ for t in threads: t.join()
 if failed:
     sys.exit("seeding failed: " + failed[0])
 PY
-count=$(curl -sf "http://127.0.0.1:18310/api/data/v9.2/msdyn_smsengagementctxes/\$count" \
-    -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN")
+# (The Web API's $count stops at 5,000, as Dataverse's does: count in the database.)
+count=$("$PGBIN/psql" -qtA "$database" -c "SELECT count(*) FROM msdyn_smsengagementctx")
 [ "$count" -ge "$NROWS" ] || { echo "seeded $count rows, expected $NROWS" >&2; exit 1; }
 check=$(curl -sf -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN" \
     "http://127.0.0.1:18310/api/data/v9.2/msdyn_smsengagementctxes?\$filter=msdyn_customerphonenumber%20eq%20%271555$(printf %07d "$NROWS")%27")
@@ -254,10 +267,15 @@ kill "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || true
 pids=()
 "$PGBIN/psql" -q "$database" -c "VACUUM ANALYZE"
-echo "  $count rows; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
+echo "  $count rows in $((SECONDS - seeding)) s; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
 
 node 18311
 serving=("${pids[0]}")
+# The fixed cost of a node that serves nothing (its background jobs), over $IDLE seconds.
+idle0=$(ticks "${serving[@]}")
+idle_pg0=$(pg_ticks)
+sleep "$IDLE"
+echo "== an idle node over $IDLE s: CPU s smsctx $(seconds "$idle0" "$(ticks "${serving[@]}")"), PostgreSQL $(seconds "$idle_pg0" "$(pg_ticks)")"
 cases "(a) one node" 18311
 
 balancer 18311
@@ -277,17 +295,17 @@ echo
 echo "| configuration | case | req/s | p50 ms | p99 ms | non-2xx | machine busy / stolen % |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
-    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal <<<"$row"
+    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal wrk <<<"$row"
     echo "| $config | $label | $rps | $p50 | $p99 | $((non2xx + sockerr)) | $busy / $steal |"
 done
 echo
 echo "CPU seconds per 1,000 requests (utime+stime from /proc over the measured run / requests done):"
 echo
-echo "| configuration | case | requests | smsctx | PostgreSQL | HAProxy | all three |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| configuration | case | requests | smsctx | PostgreSQL | HAProxy | the three | wrk (client) |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
-    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal <<<"$row"
-    echo "| $config | $label | $reqs | $(per1000 "$s" "$reqs") | $(per1000 "$pg" "$reqs") | $(per1000 "$lb" "$reqs") | $(per1000 "$(awk -v a="$s" -v b="$pg" -v c="$lb" 'BEGIN {print a + b + c}')" "$reqs") |"
+    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal wrk <<<"$row"
+    echo "| $config | $label | $reqs | $(per1000 "$s" "$reqs") | $(per1000 "$pg" "$reqs") | $(per1000 "$lb" "$reqs") | $(per1000 "$(awk -v a="$s" -v b="$pg" -v c="$lb" 'BEGIN {print a + b + c}')" "$reqs") | $(per1000 "$wrk" "$reqs") |"
 done
 
 # Capacity from (a)'s costs for smsctx and PostgreSQL and (b)'s for HAProxy: cores = req/s x
