@@ -308,31 +308,41 @@ for row in "${rows[@]}"; do
     echo "| $config | $label | $reqs | $(per1000 "$s" "$reqs") | $(per1000 "$pg" "$reqs") | $(per1000 "$lb" "$reqs") | $(per1000 "$(awk -v a="$s" -v b="$pg" -v c="$lb" 'BEGIN {print a + b + c}')" "$reqs") | $(per1000 "$wrk" "$reqs") |"
 done
 
-# Capacity from (a)'s costs for smsctx and PostgreSQL and (b)'s for HAProxy: cores = req/s x
-# CPU s per request of the mix x HEADROOM; nodes of CORES_PER_NODE cores, at least two.
-cost() { # configuration case column(9 smsctx, 10 PostgreSQL, 11 HAProxy) -> CPU s per request
-    local row
+# Capacity: cores = req/s x CPU s per request of the mix x HEADROOM, with each case's CPU s per
+# request pooled over the runs (CPU seconds added up / requests added up; HAProxy's over (b) and
+# (c)); smsctx nodes of CORES_PER_NODE cores, at least two.
+cost() { # case column(9 smsctx, 10 PostgreSQL, 11 HAProxy) [configuration to leave out]
+    local row cpu=0 reqs=0
     for row in "${rows[@]}"; do
         IFS='|' read -ra f <<<"$row"
-        if [ "${f[0]}" = "$1" ] && [ "${f[1]}" = "$2" ]; then
-            awk -v s="${f[$(($3 - 1))]}" -v r="${f[5]}" 'BEGIN {printf "%.9f", (r > 0 ? s / r : 0)}'
+        if [ "${f[1]}" = "$1" ] && [ "${f[0]}" != "${3:-}" ]; then
+            cpu=$(awk -v a="$cpu" -v b="${f[$(($2 - 1))]}" 'BEGIN {print a + b}')
+            reqs=$((reqs + f[5]))
         fi
     done
+    awk -v s="$cpu" -v r="$reqs" 'BEGIN {printf "%.9f", (r > 0 ? s / r : 0)}'
 }
 read -r w_get w_filter w_post <<<"$MIX"
-mixed() { # column -> CPU s per request of the mix
-    awk -v a="$(cost "$1" "retrieve by key" "$2")" -v b="$(cost "$1" "filter phone eq" "$2")" \
-        -v c="$(cost "$1" "create one row" "$2")" -v x="$w_get" -v y="$w_filter" -v z="$w_post" \
+mixed() { # column [configuration to leave out] -> CPU s per request of the mix
+    awk -v a="$(cost "retrieve by key" "$@")" -v b="$(cost "filter phone eq" "$@")" \
+        -v c="$(cost "create one row" "$@")" -v x="$w_get" -v y="$w_filter" -v z="$w_post" \
         'BEGIN {printf "%.9f", (a * x + b * y + c * z) / (x + y + z)}'
 }
-c_smsctx=$(mixed "(a) one node" 9)
-c_pg=$(mixed "(a) one node" 10)
-c_lb=$(mixed "(b) HAProxy, one node" 11)
+c_smsctx=$(mixed 9)
+c_pg=$(mixed 10)
+c_lb=$(mixed 11 "(a) one node")
+ms() { awk -v c="$1" 'BEGIN {printf "%.3f", c * 1000}'; }
+echo
+echo "CPU ms per request, pooled over the three configurations (HAProxy: over (b) and (c)):"
+echo
+echo "| case | smsctx | PostgreSQL | HAProxy |"
+echo "|---|---:|---:|---:|"
+for label in "retrieve by key" "filter phone eq" "create one row"; do
+    echo "| $label | $(ms "$(cost "$label" 9)") | $(ms "$(cost "$label" 10)") | $(ms "$(cost "$label" 11 "(a) one node")") |"
+done
 echo
 echo "Capacity for a mix of $w_get % retrieve by key, $w_filter % customer-number filter, $w_post % create"
-echo "(CPU ms per request: smsctx $(awk -v c="$c_smsctx" 'BEGIN {printf "%.3f", c * 1000}'),"\
-    "PostgreSQL $(awk -v c="$c_pg" 'BEGIN {printf "%.3f", c * 1000}'),"\
-    "HAProxy $(awk -v c="$c_lb" 'BEGIN {printf "%.3f", c * 1000}');" \
+echo "(CPU ms per request: smsctx $(ms "$c_smsctx"), PostgreSQL $(ms "$c_pg"), HAProxy $(ms "$c_lb");" \
     "headroom x$HEADROOM; nodes of $CORES_PER_NODE cores, at least two):"
 echo
 echo "| target load | smsctx cores | smsctx nodes | PostgreSQL cores | HAProxy cores |"
