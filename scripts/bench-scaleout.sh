@@ -12,7 +12,10 @@
 # requests, which hold on a shared machine where requests/s do not. At the end, a capacity
 # table derived from those costs (see BENCHMARKS.md).
 #
-# Usage: bash scripts/bench-scaleout.sh
+# Usage: bash scripts/bench-scaleout.sh [statements]
+#   statements: instead of the runs, count the SQL statements one request of each case runs
+#   (pg_stat_statements; wrk 1 thread x 4 connections for DUR seconds on one node, NROWS
+#   default 1,000): where PostgreSQL's share of each request goes.
 # Env: DUR=10 WARM=5 IDLE=10 (seconds) CONNS=64 THREADS=2 NROWS=100000 SMSCTX_BINARY=target/release/smsctx
 #      MIX="50 30 20" (percent retrieve, filter, create for the capacity table) HEADROOM=2
 #      (provisioned cores = measured CPU x HEADROOM) CORES_PER_NODE=4
@@ -27,6 +30,7 @@ WARM=${WARM:-5}
 IDLE=${IDLE:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+NROWS_SET=${NROWS:-}
 NROWS=${NROWS:-100000}
 MIX=${MIX:-50 30 20}
 HEADROOM=${HEADROOM:-2}
@@ -50,8 +54,18 @@ fi
 exec 9>"${TMPDIR:-/tmp}/peers-measure.lock"
 flock -n 9 || { echo "waiting for another measurement to finish" >&2; flock 9; }
 
+statements=""
+if [ "${1:-}" = statements ]; then
+    statements=yes
+    NROWS=${NROWS_SET:-1000}
+fi
+
 source scripts/lib/postgres.sh
 start_postgres on
+if [ -n "$statements" ]; then
+    "$PGBIN/psql" -q "$SMSCTX_PG_URL" -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+    "${PG_RUN_AS[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -w restart >/dev/null
+fi
 work=$(mktemp -d)
 pids=()
 haproxy_pid=""
@@ -271,6 +285,22 @@ echo "  $count rows in $((SECONDS - seeding)) s; PostgreSQL $("$PGBIN/postgres" 
 
 node 18311
 serving=("${pids[0]}")
+if [ -n "$statements" ]; then
+    "$PGBIN/psql" -q "$database" -c "CREATE EXTENSION pg_stat_statements"
+    for mode in get filter post; do
+        "$PGBIN/psql" -qtA "$database" -c "SELECT pg_stat_statements_reset()" >/dev/null
+        MODE=$mode wrk -t1 -c4 -d"${DUR}s" -s scripts/bench/harness.lua http://127.0.0.1:18311 >"$work/wrk.out"
+        reqs=$(sed -nE 's/^RESULT .*reqs=([0-9]+).*/\1/p' "$work/wrk.out")
+        echo "== $mode: $reqs requests; top-level statements per request (calls / requests), execution ms per call"
+        "$PGBIN/psql" -qtA -F ' | ' "$database" -c "
+            SELECT round(calls::numeric / $reqs, 2), round((total_exec_time / calls)::numeric, 3),
+                   left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+            FROM pg_stat_statements
+            WHERE calls >= $reqs / 100 AND query NOT LIKE '%pg_stat_statements%'
+            ORDER BY calls DESC"
+    done
+    exit 0
+fi
 # The fixed cost of a node that serves nothing (its background jobs), over $IDLE seconds.
 idle0=$(ticks "${serving[@]}")
 idle_pg0=$(pg_ticks)
