@@ -82,6 +82,14 @@ export SMSCTX_BENCH_TOKEN=bench NROWS
 "$PGBIN/psql" -q "$SMSCTX_PG_URL" -c "CREATE DATABASE scale"
 database="${SMSCTX_PG_URL%/postgres}/scale"
 postmaster=$(head -1 "$PGTMP/data/postmaster.pid")
+# Ports nothing listens on (other benchmarks on this machine use fixed ones): the seeding node,
+# the two nodes, HAProxy and its stats page.
+read -r seed_port port1 port2 lb_port stats_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(5)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
 tck=$(getconf CLK_TCK)
 
 # Starts a node listening on port $1 (any further arguments go to `serve`); its pid is the last
@@ -92,7 +100,11 @@ node() {
     "$SMSCTX_BINARY" serve --listen "127.0.0.1:$port" --database "$database" \
         --admin-token "$SMSCTX_BENCH_TOKEN" "$@" >"$work/node.$port.log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && return; sleep 0.1; done
+    for _ in $(seq 200); do
+        kill -0 "${pids[-1]}" 2>/dev/null || break
+        curl -sf "http://127.0.0.1:$port/health" >/dev/null && return
+        sleep 0.1
+    done
     echo "node on port $port did not start:" >&2
     tail -20 "$work/node.$port.log" >&2
     exit 1
@@ -108,13 +120,13 @@ stat_column() {
 
 # Requests each HAProxy server answered with a 2xx so far (proof of the round robin).
 spread() {
-    curl -sf 'http://127.0.0.1:18309/stats;csv' |
+    curl -sf "http://127.0.0.1:$stats_port/stats;csv" |
         awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "hrsp_2xx") c = i}
                  $1 == "nodes" && $2 != "BACKEND" {printf "%s%s %s", sep, $2, $c; sep = ", "}
                  END {print ""}'
 }
 
-# Starts HAProxy on port 18300 (stats on 18309) in front of the nodes on the ports given.
+# Starts HAProxy on $lb_port (stats on $stats_port) in front of the nodes on the ports given.
 balancer() {
     local port n=0
     [ -z "$haproxy_pid" ] || { kill "$haproxy_pid"; wait "$haproxy_pid" 2>/dev/null || true; }
@@ -130,10 +142,10 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
 frontend api
-    bind 127.0.0.1:18300
+    bind 127.0.0.1:$lb_port
     default_backend nodes
 frontend stats
-    bind 127.0.0.1:18309
+    bind 127.0.0.1:$stats_port
     stats enable
     stats uri /stats
 backend nodes
@@ -150,7 +162,8 @@ EOF
     haproxy_pid=$!
     # Up when the stats page reports every server UP (the health check passed).
     for _ in $(seq 100); do
-        if [ "$(curl -sf 'http://127.0.0.1:18309/stats;csv' | stat_column status |
+        kill -0 "$haproxy_pid" 2>/dev/null || break
+        if [ "$(curl -sf "http://127.0.0.1:$stats_port/stats;csv" | stat_column status |
             grep -c '^UP$')" -eq $# ]; then
             return
         fi
@@ -238,11 +251,11 @@ cases() {
 
 
 echo "== seeding $NROWS contexts (CreateMultiple, 1,000 a request)"
-node 18310 --max-body-bytes 4194304
+node "$seed_port" --max-body-bytes 4194304
 seeding=$SECONDS
-python3 - "$NROWS" <<'PY'
+python3 - "$NROWS" "$seed_port" <<'PY'
 import http.client, json, sys, threading
-n = int(sys.argv[1])
+n, port = int(sys.argv[1]), int(sys.argv[2])
 url = "/api/data/v9.2/msdyn_smsengagementctxes/Microsoft.Dynamics.CRM.CreateMultiple"
 kind = "Microsoft.Dynamics.CRM.msdyn_smsengagementctx"
 headers = {"Authorization": "Bearer bench", "Content-Type": "application/json",
@@ -256,7 +269,7 @@ def row(i):  # ../shared/perf/smsctx/seed.py's row i
 batches = [range(s, min(s + 1000, n + 1)) for s in range(1, n + 1, 1000)]
 failed = []
 def worker(k):
-    c = http.client.HTTPConnection("127.0.0.1", 18310, timeout=120)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for b in batches[k::4]:
         c.request("POST", url, json.dumps({"Targets": [row(i) for i in b]}), headers)
         r = c.getresponse()
@@ -274,7 +287,7 @@ PY
 count=$("$PGBIN/psql" -qtA "$database" -c "SELECT count(*) FROM msdyn_smsengagementctx")
 [ "$count" -ge "$NROWS" ] || { echo "seeded $count rows, expected $NROWS" >&2; exit 1; }
 check=$(curl -sf -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN" \
-    "http://127.0.0.1:18310/api/data/v9.2/msdyn_smsengagementctxes?\$filter=msdyn_customerphonenumber%20eq%20%271555$(printf %07d "$NROWS")%27")
+    "http://127.0.0.1:$seed_port/api/data/v9.2/msdyn_smsengagementctxes?\$filter=msdyn_customerphonenumber%20eq%20%271555$(printf %07d "$NROWS")%27")
 [[ "$check" == *"00000000-0000-4000-8000-$(printf %012d "$NROWS")"* ]] ||
     { echo "the filter does not find row $NROWS: ${check:0:300}" >&2; exit 1; }
 kill "${pids[0]}"
@@ -283,13 +296,13 @@ pids=()
 "$PGBIN/psql" -q "$database" -c "VACUUM ANALYZE"
 echo "  $count rows in $((SECONDS - seeding)) s; PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync on, synchronous_commit on"
 
-node 18311
+node "$port1"
 serving=("${pids[0]}")
 if [ -n "$statements" ]; then
     "$PGBIN/psql" -q "$database" -c "CREATE EXTENSION pg_stat_statements"
     for mode in get filter post; do
         "$PGBIN/psql" -qtA "$database" -c "SELECT pg_stat_statements_reset()" >/dev/null
-        MODE=$mode wrk -t1 -c4 -d"${DUR}s" -s scripts/bench/harness.lua http://127.0.0.1:18311 >"$work/wrk.out"
+        MODE=$mode wrk -t1 -c4 -d"${DUR}s" -s scripts/bench/harness.lua "http://127.0.0.1:$port1" >"$work/wrk.out"
         reqs=$(sed -nE 's/^RESULT .*reqs=([0-9]+).*/\1/p' "$work/wrk.out")
         echo "== $mode: $reqs requests; top-level statements per request (calls / requests), execution ms per call"
         "$PGBIN/psql" -qtA -F ' | ' "$database" -c "
@@ -306,37 +319,36 @@ idle0=$(ticks "${serving[@]}")
 idle_pg0=$(pg_ticks)
 sleep "$IDLE"
 echo "== an idle node over $IDLE s: CPU s smsctx $(seconds "$idle0" "$(ticks "${serving[@]}")"), PostgreSQL $(seconds "$idle_pg0" "$(pg_ticks)")"
-cases "(a) one node" 18311
+cases "(a) one node" "$port1"
 
-balancer 18311
-cases "(b) HAProxy, one node" 18300
+balancer "$port1"
+cases "(b) HAProxy, one node" "$lb_port"
 echo "  HAProxy 2xx per server: $(spread)"
 
-node 18312
+node "$port2"
 serving=("${pids[@]}")
-balancer 18311 18312
-cases "(c) HAProxy, two nodes" 18300
+balancer "$port1" "$port2"
+cases "(c) HAProxy, two nodes" "$lb_port"
 echo "  HAProxy 2xx per server: $(spread)"
 
 echo
 echo "Date $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores,"
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNS, ${WARM} s warm-up, ${DUR} s measured."
 echo
-echo "| configuration | case | req/s | p50 ms | p99 ms | non-2xx | machine busy / stolen % |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+runs_table="| configuration | case | req/s | p50 ms | p99 ms | non-2xx | machine busy / stolen % |
+|---|---|---:|---:|---:|---:|---:|"
+cpu_table="| configuration | case | requests | smsctx | PostgreSQL | HAProxy | the three | wrk (client) |
+|---|---|---:|---:|---:|---:|---:|---:|"
 for row in "${rows[@]}"; do
     IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal wrk <<<"$row"
-    echo "| $config | $label | $rps | $p50 | $p99 | $((non2xx + sockerr)) | $busy / $steal |"
+    runs_table+=$'\n'"| $config | $label | $rps | $p50 | $p99 | $((non2xx + sockerr)) | $busy / $steal |"
+    cpu_table+=$'\n'"| $config | $label | $reqs | $(per1000 "$s" "$reqs") | $(per1000 "$pg" "$reqs") | $(per1000 "$lb" "$reqs") | $(per1000 "$(awk -v a="$s" -v b="$pg" -v c="$lb" 'BEGIN {print a + b + c}')" "$reqs") | $(per1000 "$wrk" "$reqs") |"
 done
+echo "$runs_table"
 echo
 echo "CPU seconds per 1,000 requests (utime+stime from /proc over the measured run / requests done):"
 echo
-echo "| configuration | case | requests | smsctx | PostgreSQL | HAProxy | the three | wrk (client) |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
-for row in "${rows[@]}"; do
-    IFS='|' read -r config label rps p50 p99 reqs non2xx sockerr s pg lb busy steal wrk <<<"$row"
-    echo "| $config | $label | $reqs | $(per1000 "$s" "$reqs") | $(per1000 "$pg" "$reqs") | $(per1000 "$lb" "$reqs") | $(per1000 "$(awk -v a="$s" -v b="$pg" -v c="$lb" 'BEGIN {print a + b + c}')" "$reqs") | $(per1000 "$wrk" "$reqs") |"
-done
+echo "$cpu_table"
 
 # Capacity: cores = req/s x CPU s per request of the mix x HEADROOM, with each case's CPU s per
 # request pooled over the runs (CPU seconds added up / requests added up; HAProxy's over (b) and
@@ -385,3 +397,14 @@ for load in 1000 5000 20000; do
             printf "| %d req/s | %.1f | %d | %.1f | %.1f |\n", l, sc, n, l * p * h, l * b * h
         }'
 done
+
+# A run with failed requests measured something else than the cases: say so in the exit code.
+errors=0
+for row in "${rows[@]}"; do
+    IFS='|' read -ra f <<<"$row"
+    errors=$((errors + f[6] + f[7]))
+done
+if [ "$errors" -gt 0 ]; then
+    echo "error: $errors requests failed (non-2xx or socket errors): the figures above do not hold" >&2
+    exit 1
+fi
