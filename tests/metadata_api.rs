@@ -125,7 +125,7 @@ async fn entity_definitions_filter_on_documented_properties() {
     assert_eq!(names("IsActivity eq true").await, ["msdyn_ocliveworkitem"]);
     assert_eq!(
         names("IsCustomEntity eq true").await,
-        ["msdyn_ocliveworkitem", SEED]
+        ["msdyn_ocliveworkitem", SEED, "msdyn_transcript"]
     );
     assert_eq!(
         names("ObjectTypeCode eq 8 or ObjectTypeCode eq 9").await,
@@ -136,7 +136,13 @@ async fn entity_definitions_filter_on_documented_properties() {
             "OwnershipType eq Microsoft.Dynamics.CRM.OwnershipTypes'UserOwned' and not IsActivity"
         )
         .await,
-        ["asyncoperation", SEED, "userquery"]
+        [
+            "annotation",
+            "asyncoperation",
+            SEED,
+            "msdyn_transcript",
+            "userquery"
+        ]
     );
     assert_eq!(
         names("EntitySetName eq 'msdyn_smsengagementctxes'").await,
@@ -157,12 +163,8 @@ async fn entity_definitions_filter_on_documented_properties() {
         ))
         .await;
     assert_eq!(body["IsCustomEntity"], true);
-    for property in [
-        "ObjectTypeCode",
-        "IsAuditEnabled",
-        "PrimaryImageAttribute",
-        "EntityColor",
-    ] {
+    assert_eq!(body["IsAuditEnabled"]["Value"], true, "{body}");
+    for property in ["ObjectTypeCode", "PrimaryImageAttribute", "EntityColor"] {
         assert_eq!(body[property], Value::Null, "{property}");
     }
 }
