@@ -10,7 +10,9 @@
 -- - `smsctx_columnaudit`, the columns whose auditing an administrator set (absent: on).
 --
 -- The triggers of migration 14 are replaced by ones that consult the settings in the writing
--- statement itself (`smsctx_changelog_settings`): a change is logged when the table tracks
+-- statement itself (`smsctx_changelog_settings`, one row per watched table, which triggers on
+-- the settings keep equal to `smsctx_changelog_settings_now`, so a write reads one row by its
+-- key rather than computing it): a change is logged when the table tracks
 -- changes or is audited, and its row carries `audited` (the old and new JSON only then, which
 -- only the audit history reads) and `unaudited`, the columns whose auditing was off then (their
 -- values are never served). A change of a table with neither setting writes nothing.
@@ -38,7 +40,7 @@ CREATE TABLE smsctx_columnaudit (
 ) WITHOUT ROWID;
 
 -- What the triggers need of the settings, per watched table.
-CREATE VIEW smsctx_changelog_settings AS
+CREATE VIEW smsctx_changelog_settings_now AS
 SELECT entity, audited, changetrackingenabled OR audited AS logged, unaudited
 FROM (SELECT t.entity, t.changetrackingenabled,
           t.isauditenabled AND coalesce((SELECT isauditenabled FROM organization LIMIT 1), 1)
@@ -47,8 +49,52 @@ FROM (SELECT t.entity, t.changetrackingenabled,
            WHERE c.entity = t.entity AND c.isauditenabled = 0) AS unaudited
       FROM smsctx_tablesettings t);
 
+CREATE TABLE smsctx_changelog_settings (
+    entity    TEXT PRIMARY KEY,
+    audited   INTEGER NOT NULL,
+    logged    INTEGER NOT NULL,
+    unaudited TEXT
+) WITHOUT ROWID;
+INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+
+CREATE TRIGGER smsctx_changelog_settings_t AFTER UPDATE ON smsctx_tablesettings
+BEGIN
+    DELETE FROM smsctx_changelog_settings;
+    INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+END;
+CREATE TRIGGER smsctx_changelog_settings_ci AFTER INSERT ON smsctx_columnaudit
+BEGIN
+    DELETE FROM smsctx_changelog_settings;
+    INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+END;
+CREATE TRIGGER smsctx_changelog_settings_cu AFTER UPDATE ON smsctx_columnaudit
+BEGIN
+    DELETE FROM smsctx_changelog_settings;
+    INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+END;
+CREATE TRIGGER smsctx_changelog_settings_cd AFTER DELETE ON smsctx_columnaudit
+BEGIN
+    DELETE FROM smsctx_changelog_settings;
+    INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+END;
+CREATE TRIGGER smsctx_changelog_settings_oi AFTER INSERT ON organization
+BEGIN
+    DELETE FROM smsctx_changelog_settings;
+    INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+END;
+CREATE TRIGGER smsctx_changelog_settings_ou AFTER UPDATE OF isauditenabled ON organization
+BEGIN
+    DELETE FROM smsctx_changelog_settings;
+    INSERT INTO smsctx_changelog_settings SELECT * FROM smsctx_changelog_settings_now;
+END;
+
 ALTER TABLE smsctx_changelog ADD COLUMN audited INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE smsctx_changelog ADD COLUMN unaudited TEXT;
+-- Cheaper writes: one writer thread commits every SQLite write, so `seq` order is creation
+-- order, the purge deletes the oldest rows by `seq` and a delta reads a `seq` range; neither
+-- needs these indexes (PostgreSQL keeps its own, ordered by transaction).
+DROP INDEX smsctx_changelog_entity_seq;
+DROP INDEX smsctx_changelog_createdon;
 
 DROP TRIGGER smsctx_changelog_ctx_i;
 DROP TRIGGER smsctx_changelog_ctx_u;

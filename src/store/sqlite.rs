@@ -1089,8 +1089,9 @@ impl Store for SqliteStore {
             // Batches, each its own short transaction, so writers wait for one batch at most.
             let deleted = schema_change(&self.readers.path, move |tx| {
                 Ok(tx.execute(
+                    // The oldest rows by `seq`, which is creation order (one writer).
                     "DELETE FROM smsctx_changelog WHERE seq IN (SELECT seq FROM smsctx_changelog \
-                     WHERE createdon < ?1 ORDER BY seq LIMIT 1000)",
+                     ORDER BY seq LIMIT 1000) AND createdon < ?1",
                     [before],
                 )? as u64)
             })
