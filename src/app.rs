@@ -494,6 +494,7 @@ impl Application {
         // The stored alternate keys, for requests that address records by one (a change set
         // cannot read them again inside its transaction).
         catalog.set_alternate_keys(service.system().store().entity_keys().await?);
+        catalog.set_tracking(service.system().store().tracking_settings().await?);
         let token_file = config
             .admin_token_file
             .clone()

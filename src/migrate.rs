@@ -99,7 +99,12 @@ pub async fn migrate(
     }
 
     let mut reports = Vec::new();
-    for entity in catalog.entities() {
+    // The audit table is a view of the change log, not rows of its own.
+    for entity in catalog
+        .entities()
+        .iter()
+        .filter(|e| e.logical_name != crate::metadata::system::AUDIT)
+    {
         let total = source
             .count(all_rows(entity, None, None), usize::MAX)
             .await?;

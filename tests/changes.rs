@@ -507,10 +507,21 @@ async fn options_dataverse_refuses_with_change_tracking_are_refused() {
         )
         .await;
     }
-    // A table whose page does not enable change tracking.
+    // A table that does not track changes: the preference is not applied (a plain list, no
+    // delta link), and a delta link is refused.
     let response = app
         .get("msdyn_ocliveworkitems")
         .header("Prefer", TRACK)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("Preference-Applied").is_none());
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("@odata.deltaLink").is_none(), "{body}");
+    assert!(body["value"].is_array(), "{body}");
+    let response = app
+        .get("msdyn_ocliveworkitems?$deltatoken=1!1")
         .send()
         .await
         .unwrap();

@@ -7,6 +7,7 @@ mod common;
 #[path = "../src/test_support.rs"]
 mod test_support;
 
+mod audit;
 mod backup;
 mod batch;
 mod bulk;

@@ -163,12 +163,8 @@ async fn entity_definitions_filter_on_documented_properties() {
         ))
         .await;
     assert_eq!(body["IsCustomEntity"], true);
-    for property in [
-        "ObjectTypeCode",
-        "IsAuditEnabled",
-        "PrimaryImageAttribute",
-        "EntityColor",
-    ] {
+    assert_eq!(body["IsAuditEnabled"]["Value"], true, "{body}");
+    for property in ["ObjectTypeCode", "PrimaryImageAttribute", "EntityColor"] {
         assert_eq!(body[property], Value::Null, "{property}");
     }
 }

@@ -50,6 +50,9 @@ use crate::store::{
 /// The setting that records how far `DeleteAuditData` deleted the change log.
 pub const CHANGE_LOG_FLOOR: &str = "change_log_deleted_before";
 
+/// What [`Guard::schema_store`] names for an alternate key's creation or removal.
+const KEYS: &str = "create or delete alternate keys";
+
 /// How often a delete is checked again when the row changed between its check and its write.
 const MAX_ATTEMPTS: usize = 8;
 
@@ -162,12 +165,14 @@ impl Guard<'_> {
     /// Defines an alternate key (its unique index with it): a System Administrator's change,
     /// made on the store itself, never inside a change set.
     pub async fn create_entity_key(&self, key: &crate::store::StoredKey) -> Result<(), StoreError> {
-        self.schema_store()?.create_entity_key(key).await
+        self.schema_store(KEYS)?.create_entity_key(key).await
     }
 
     /// Removes an alternate key and its index (`false`: there was none); as for creation.
     pub async fn delete_entity_key(&self, entity: &str, name: &str) -> Result<bool, StoreError> {
-        self.schema_store()?.delete_entity_key(entity, name).await
+        self.schema_store(KEYS)?
+            .delete_entity_key(entity, name)
+            .await
     }
 
     /// The alternate keys as stored (anyone may read the metadata); `None` inside a change
@@ -215,7 +220,7 @@ impl Guard<'_> {
     /// tokens issued before `end` would need, so those are refused as expired from now on
     /// ([`CHANGE_LOG_FLOOR`]). A System Administrator's, on the store.
     pub async fn delete_audit_data(&self, end: i64) -> Result<u64, StoreError> {
-        let store = self.schema_store()?;
+        let store = self.schema_store("delete audit data")?;
         // Tokens issued up to now (or up to `end`, when earlier) may need what is deleted.
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let floor = end.min(now);
@@ -239,15 +244,49 @@ impl Guard<'_> {
             .unwrap_or(0))
     }
 
-    fn schema_store(&self) -> Result<&dyn Store, StoreError> {
+    /// The store, for a schema or settings change only a System Administrator may make
+    /// (`change` says which), never inside a change set.
+    fn schema_store(&self, change: &'static str) -> Result<&dyn Store, StoreError> {
         if !self.ctx().is_system_administrator {
             return Err(denied(Denied::NotSystemAdministrator {
                 user_id: self.ctx().user_id,
+                change,
             }));
         }
-        self.store.ok_or_else(|| {
-            StoreError::Database("alternate keys cannot change inside a change set".into())
-        })
+        self.store
+            .ok_or_else(|| StoreError::Database(format!("cannot {change} inside a change set")))
+    }
+
+    /// The audit and change-tracking settings as stored (anyone may read the metadata);
+    /// `None` inside a change set, where they cannot change.
+    pub async fn tracking_settings(
+        &self,
+    ) -> Result<Option<crate::store::TrackingSettings>, StoreError> {
+        match self.store {
+            Some(store) => store.tracking_settings().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets a watched table's `ChangeTrackingEnabled` and `IsAuditEnabled`: a System
+    /// Administrator's change, on the store.
+    pub async fn set_table_tracking(
+        &self,
+        table: &crate::store::TableTracking,
+    ) -> Result<(), StoreError> {
+        self.schema_store("change a table's auditing or change tracking")?
+            .set_table_tracking(table)
+            .await
+    }
+
+    /// Sets a column's `IsAuditEnabled`, as [`Guard::set_table_tracking`].
+    pub async fn set_column_audit(
+        &self,
+        column: &crate::store::ColumnAudit,
+    ) -> Result<(), StoreError> {
+        self.schema_store("change a column's auditing")?
+            .set_column_audit(column)
+            .await
     }
 
     /// `privilege` on `entity` at any depth (the table-level check a message that selects its

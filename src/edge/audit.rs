@@ -12,7 +12,9 @@ use super::error::ApiError;
 use super::organization::response_of;
 use super::{argument, entity_reference, Call};
 use crate::execute::audit::{audit_id, AuditDetail};
-use crate::metadata::system::{CREATED_ON, OBJECT_TYPE_CODE};
+use crate::metadata::system::{
+    AUDIT_ACTION, AUDIT_ID, AUDIT_OPERATION, CREATED_ON, OBJECT_TYPE_CODE,
+};
 use crate::parse::ParseError;
 use crate::security::AccessRights;
 use crate::serialize;
@@ -109,9 +111,9 @@ fn detail_json(detail: &AuditDetail) -> Json {
     let record = detail.record();
     let audit = json!({
         "@odata.type": "#Microsoft.Dynamics.CRM.audit",
-        "auditid": audit_id(record.change.seq),
-        "action": record.change.action,
-        "operation": record.change.operation,
+        AUDIT_ID: audit_id(record.change.seq),
+        AUDIT_ACTION: record.change.action,
+        AUDIT_OPERATION: record.change.operation,
         CREATED_ON: serialize::datetime_text(record.createdon),
         OBJECT_TYPE_CODE: record.entity,
         "_objectid_value": record.change.objectid,

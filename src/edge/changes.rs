@@ -38,6 +38,13 @@ pub(super) fn is_tracked(call: &Call<'_>) -> bool {
     call.prefer.track_changes || option(&call.pairs, "$deltatoken").is_some()
 }
 
+/// Whether a tracked list request is answered as one: a delta link always is (and refused
+/// when the table does not track changes), `Prefer: odata.track-changes` only when the table
+/// tracks changes (else it is not applied: a plain list, without a delta link).
+pub(super) fn applies(call: &Call<'_>, entity: &Entity) -> bool {
+    option(&call.pairs, "$deltatoken").is_some() || call.state.service.tracks_changes(entity)
+}
+
 /// `GET {set}` with `Prefer: odata.track-changes`, or a delta link.
 pub(super) async fn tracked_list(
     call: &Call<'_>,

@@ -393,6 +393,7 @@ impl From<SchemaError> for ApiError {
             S::UnknownEntity(_) => (StatusCode::BAD_REQUEST, "0x80041102"),
             S::UnknownAttribute { .. } => (StatusCode::BAD_REQUEST, "0x80041103"),
             S::UnknownProperty { .. } | S::BadQuery(_) => (StatusCode::BAD_REQUEST, "0x80060888"),
+            S::CannotChange { .. } | S::BadPayload(_) => (StatusCode::BAD_REQUEST, "0x80040203"),
             S::UnknownCast(_) | S::UnknownSegment(_) => (StatusCode::NOT_FOUND, "0x8006088a"),
             S::UnknownMember { .. }
             | S::UnknownRelationship(_)

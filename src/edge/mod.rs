@@ -18,6 +18,7 @@ pub mod limits;
 mod navigation;
 mod options;
 mod organization;
+mod settings;
 mod sharing;
 pub mod sms;
 mod sql;
@@ -300,10 +301,17 @@ async fn dispatch(call: Call<'_>, resource: Resource) -> Result<Response, ApiErr
     let method = call.method.clone();
     match (method, resource) {
         (Method::GET, Resource::ServiceDocument) => Ok(service_document(&call)),
-        (Method::GET, Resource::Metadata) => metadata_document(&call),
+        (Method::GET, Resource::Metadata) => {
+            settings::refresh(&call).await?;
+            metadata_document(&call)
+        }
         (Method::GET, Resource::Schema(segments)) => {
             keys::refresh(&call).await?;
+            settings::refresh(&call).await?;
             schema_request(&call, &segments)
+        }
+        (Method::PUT, Resource::Schema(segments)) => {
+            settings::put_definition(&call, &segments).await
         }
         (Method::POST | Method::DELETE, Resource::Schema(segments))
             if keys::addresses_keys(&segments) =>
@@ -942,7 +950,10 @@ async fn navigation(
 /// the planner reads it, the serializer writes it.
 async fn list(call: &Call<'_>, entity: &Arc<Entity>) -> Result<Response, ApiError> {
     if changes::is_tracked(call) {
-        return changes::tracked_list(call, entity).await;
+        settings::refresh(call).await?;
+        if changes::applies(call, entity) {
+            return changes::tracked_list(call, entity).await;
+        }
     }
     // A view (`savedQuery`, `userQuery`) runs its FetchXML like `fetchXml`.
     let view = views::chosen_view(call, entity).await?;

@@ -5,6 +5,10 @@
 //! An audit record's `auditid` is its change-log number as a GUID
 //! (`00000000-0000-0000-0000-<seq in hex>`), so a record is found by it without a second key.
 //! Only a caller allowed to read the audit history gets any ([`Guard::audit_records`]).
+//!
+//! A column whose auditing was off when the change was made (its `IsAuditEnabled`; the change
+//! log row lists them) is left out of the detail, and an update that changed no audited column
+//! is no audit record of the history (a change-log row change tracking keeps).
 
 use std::sync::Arc;
 
@@ -57,6 +61,12 @@ pub enum AuditDetail {
 }
 
 impl AuditDetail {
+    /// A plain update none of whose changed columns is audited.
+    fn is_empty_update(&self) -> bool {
+        matches!(self, AuditDetail::Attribute { record, changed, .. }
+            if record.change.action == 2 && changed.is_empty())
+    }
+
     pub fn record(&self) -> &AuditRecord {
         match self {
             AuditDetail::Attribute { record, .. } | AuditDetail::Share { record, .. } => record,
@@ -77,6 +87,7 @@ impl Service {
             .into_iter()
             .filter(|r| r.entity == entity.logical_name)
             .map(|r| detail(entity, r))
+            .filter(|d| !d.is_empty_update())
             .collect())
     }
 
@@ -93,7 +104,7 @@ impl Service {
         audit: Uuid,
     ) -> Result<AuditDetail, ExecError> {
         let missing = || ExecError::NotFound {
-            entity: "audit".into(),
+            entity: crate::metadata::system::AUDIT.into(),
             id: audit,
         };
         let seq = audit_seq(audit).ok_or_else(missing)?;
@@ -107,7 +118,11 @@ impl Service {
             .catalog
             .entity(&record.entity)
             .ok_or_else(|| ExecError::UnknownEntity(record.entity.clone()))?;
-        Ok(detail(entity, record))
+        let detail = detail(entity, record);
+        if detail.is_empty_update() {
+            return Err(missing());
+        }
+        Ok(detail)
     }
 }
 
@@ -117,7 +132,7 @@ fn detail(entity: &Arc<Entity>, record: AuditRecord) -> AuditDetail {
     }
     let old = row(entity, record.olddata.as_ref());
     let new = row(entity, record.newdata.as_ref());
-    let changed = match record.change.operation {
+    let changed: Vec<usize> = match record.change.operation {
         LoggedChange::DELETE => non_null(&old),
         1 => non_null(&new),
         _ => (0..entity.attributes.len())
@@ -128,6 +143,14 @@ fn detail(entity: &Arc<Entity>, record: AuditRecord) -> AuditDetail {
             })
             .collect(),
     };
+    let changed = changed
+        .into_iter()
+        .filter(|&p| {
+            !record
+                .unaudited
+                .contains(&entity.attributes[p].logical_name)
+        })
+        .collect();
     AuditDetail::Attribute {
         record,
         old,

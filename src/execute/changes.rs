@@ -121,7 +121,7 @@ impl Service {
         retention_secs: i64,
     ) -> Result<Tracked, ExecError> {
         let entity = Arc::clone(&request.entity);
-        refuse_untracked(&entity)?;
+        self.refuse_untracked(&entity)?;
         let token = match start {
             Some(token) => {
                 let floor = db.change_log_floor().await?;
@@ -162,7 +162,7 @@ impl Service {
         retention_secs: i64,
     ) -> Result<Tracked, ExecError> {
         let entity = Arc::clone(&request.entity);
-        refuse_untracked(&entity)?;
+        self.refuse_untracked(&entity)?;
         let issued = now();
         // A position the store cannot have written is refused as invalid, before its age.
         let window = db
@@ -218,13 +218,21 @@ impl Service {
     }
 }
 
-fn refuse_untracked(entity: &Entity) -> Result<(), ExecError> {
-    if entity.tracks_changes() {
-        Ok(())
-    } else {
-        Err(ExecError::ChangeTrackingNotEnabled(
-            entity.logical_name.clone(),
-        ))
+impl Service {
+    /// Whether `entity` tracks changes now (its `ChangeTrackingEnabled`, as the catalog last
+    /// read it from the store).
+    pub fn tracks_changes(&self, entity: &Entity) -> bool {
+        self.catalog.tracking().tracks_changes(&entity.logical_name)
+    }
+
+    fn refuse_untracked(&self, entity: &Entity) -> Result<(), ExecError> {
+        if self.tracks_changes(entity) {
+            Ok(())
+        } else {
+            Err(ExecError::ChangeTrackingNotEnabled(
+                entity.logical_name.clone(),
+            ))
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{Caller, ExecError, Service};
 use crate::authorize::{Guard, MessageError};
-use crate::metadata::system::{IS_DISABLED, LANGUAGE_CODE, NAME, ORGANIZATION};
+use crate::metadata::system::{IS_AUDIT_ENABLED, IS_DISABLED, LANGUAGE_CODE, NAME, ORGANIZATION};
 use crate::metadata::{Catalog, Entity};
 use crate::parse::body::Payload;
 use crate::security::{privilege_id, Depth, ACT_ON_BEHALF_OF_ANOTHER_USER};
@@ -59,6 +59,7 @@ pub async fn seed(
             (NAME, Value::Text(name.to_string())),
             (LANGUAGE_CODE, Value::Int(DEFAULT_LANGUAGE_CODE)),
             (IS_DISABLED, Value::Bool(false)),
+            (IS_AUDIT_ENABLED, Value::Bool(true)),
         ];
         let payload = Payload {
             values: values

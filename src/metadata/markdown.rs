@@ -198,7 +198,11 @@ pub fn import(page: &str) -> Result<Entity, ImportError> {
             .cloned()
             .unwrap_or_default(),
         description,
-        primary_name: prop("PrimaryNameAttribute")?,
+        // A table without a primary name (the audit table) leaves the cell empty.
+        primary_name: entity_props
+            .get("PrimaryNameAttribute")
+            .cloned()
+            .unwrap_or_default(),
         primary_id,
         ownership,
         messages,

@@ -13,6 +13,7 @@ mod literals;
 pub mod markdown;
 pub mod sms;
 pub mod system;
+pub mod tracking;
 pub mod transcripts;
 pub mod views;
 
@@ -68,6 +69,7 @@ const BUILTIN_PAGES: &[(&str, &str)] = &[
         "asyncoperation",
         include_str!("../../metadata/asyncoperation.md"),
     ),
+    ("audit", include_str!("../../metadata/audit.md")),
 ];
 
 /// The SMS channel's internal tables: stored like the pages above (same importer, same store
@@ -205,6 +207,8 @@ pub enum OwnershipType {
     UserOwned,
     BusinessOwned,
     OrganizationOwned,
+    /// No owner and no business unit (the audit table).
+    None,
 }
 
 impl OwnershipType {
@@ -213,6 +217,7 @@ impl OwnershipType {
             "UserOwned" => Self::UserOwned,
             "BusinessOwned" => Self::BusinessOwned,
             "OrganizationOwned" => Self::OrganizationOwned,
+            "None" => Self::None,
             _ => return None,
         })
     }
@@ -222,6 +227,7 @@ impl OwnershipType {
             Self::UserOwned => "UserOwned",
             Self::BusinessOwned => "BusinessOwned",
             Self::OrganizationOwned => "OrganizationOwned",
+            Self::None => "None",
         }
     }
 }
@@ -397,14 +403,6 @@ impl Entity {
         self.messages.is_empty() || self.messages.iter().any(|m| m == message)
     }
 
-    /// Whether the table tracks changes: its page's `ChangeTrackingEnabled` is `True` (the
-    /// change log's triggers, migration 14, exist for exactly these tables).
-    pub fn tracks_changes(&self) -> bool {
-        self.properties
-            .get("ChangeTrackingEnabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    }
-
     /// The fully qualified EDM type name.
     pub fn edm_type_name(&self) -> String {
         format!("Microsoft.Dynamics.CRM.{}", self.logical_name)
@@ -478,6 +476,10 @@ pub struct Catalog {
     /// The alternate keys as last read from the store: the edge replaces them from the store
     /// before it answers a metadata request and after it creates or deletes a key.
     alternate_keys: std::sync::RwLock<Vec<AlternateKey>>,
+    /// The audit and change-tracking settings as last read from the store: the edge replaces
+    /// them before it answers a metadata request, a tracked list or an audit read, and after
+    /// it changes them.
+    tracking: std::sync::RwLock<tracking::TrackingSettings>,
 }
 
 impl Catalog {
@@ -490,6 +492,7 @@ impl Catalog {
         let catalog = Catalog {
             entities,
             alternate_keys: Default::default(),
+            tracking: Default::default(),
         };
         catalog.check_targets()?;
         Ok(catalog)
@@ -506,6 +509,7 @@ impl Catalog {
         let catalog = Catalog {
             entities,
             alternate_keys: Default::default(),
+            tracking: Default::default(),
         };
         catalog.check_targets()?;
         Ok(catalog)
@@ -559,7 +563,20 @@ impl Catalog {
                     .map(|keys| keys.clone())
                     .unwrap_or_default(),
             ),
+            tracking: std::sync::RwLock::new(self.tracking()),
         }
+    }
+
+    /// Replaces the audit and change-tracking settings with the store's.
+    pub fn set_tracking(&self, settings: tracking::TrackingSettings) {
+        if let Ok(mut current) = self.tracking.write() {
+            *current = settings;
+        }
+    }
+
+    /// The audit and change-tracking settings as last read.
+    pub fn tracking(&self) -> tracking::TrackingSettings {
+        self.tracking.read().map(|t| t.clone()).unwrap_or_default()
     }
 
     pub fn set_alternate_keys(&self, keys: Vec<AlternateKey>) {

@@ -24,6 +24,14 @@ pub const BUSINESS_UNIT: &str = "businessunit";
 /// The organisation table and the columns the identity functions read.
 pub const ORGANIZATION: &str = "organization";
 pub const LANGUAGE_CODE: &str = "languagecode";
+/// The organisation's auditing switch (migration 15).
+pub const IS_AUDIT_ENABLED: &str = "isauditenabled";
+
+// The audit table (metadata/audit.md): a read-only view of the change log.
+pub const AUDIT: &str = "audit";
+pub const AUDIT_ID: &str = "auditid";
+pub const AUDIT_ACTION: &str = "action";
+pub const AUDIT_OPERATION: &str = "operation";
 
 /// The user's name parts and the full name the server derives from them.
 pub const FIRST_NAME: &str = "firstname";

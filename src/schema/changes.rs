@@ -244,8 +244,9 @@ fn operand(value: Option<&Value>) -> Result<Operand, SchemaError> {
 impl MetadataChangesRequest {
     pub fn respond(&self, catalog: &Catalog, root: &str) -> Result<Value, SchemaError> {
         let mut entities = Vec::new();
+        let settings = catalog.tracking();
         for entity in catalog.entities() {
-            let full = entity_object(entity);
+            let full = entity_object(&settings, entity);
             if !self
                 .entity_filter
                 .as_ref()
@@ -270,6 +271,7 @@ impl MetadataChangesRequest {
             }
             if wants_attributes {
                 let attributes = typed_attributes(
+                    &settings,
                     entity,
                     self.attribute_filter.as_ref(),
                     self.attribute_properties.as_deref(),

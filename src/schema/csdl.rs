@@ -512,7 +512,7 @@ fn container(xml: &mut Xml, model: &Model, catalog: &Catalog, annotations: bool)
             binding(xml, partner.name, &partner.source.entity_set_name);
         }
         // Dataverse marks the sets of tables that track changes (with annotations only).
-        if annotations && entity.tracks_changes() {
+        if annotations && catalog.tracking().tracks_changes(&entity.logical_name) {
             xml.open(
                 "Annotation",
                 &[("Term", "Org.OData.Capabilities.V1.ChangeTracking")],

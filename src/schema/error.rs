@@ -30,4 +30,15 @@ pub enum SchemaError {
     UnknownRecord { table: &'static str, id: uuid::Uuid },
     #[error("{0}")]
     BadQuery(String),
+    /// A metadata update (`PUT EntityDefinitions(...)`) that changes what cannot change.
+    #[error("The property '{property}' of '{owner}' cannot be changed{reason}.")]
+    CannotChange {
+        property: String,
+        owner: String,
+        /// Why, with its leading separator (`: ...`), or empty.
+        reason: String,
+    },
+    /// A metadata update whose body is not an object of typed properties.
+    #[error("{0}")]
+    BadPayload(String),
 }

@@ -25,9 +25,9 @@ mod request;
 
 pub use csdl::csdl;
 pub use definitions::{
-    attribute_definition, attributes_of_kind, entities_definition, entity_definition,
-    parse_definitions_path, AttributeKind, AttributeQuery, DefinitionsRequest, MetadataKey,
-    OptionSetQuery,
+    attribute_definition, attribute_update, attributes_of_kind, entities_definition,
+    entity_definition, entity_update, parse_definitions_path, resolve_attribute, resolve_entity,
+    AttributeKind, AttributeQuery, DefinitionsRequest, MetadataKey, OptionSetQuery,
 };
 pub use error::SchemaError;
 pub use request::{parse_schema_path, serves, SchemaRequest};

@@ -140,6 +140,11 @@ pub fn check_privilege(
     if ctx.depth(entity, privilege) > Depth::None {
         return Ok(());
     }
+    if entity == crate::metadata::system::AUDIT && privilege == Privilege::Read {
+        return Err(Denied::MissingAuditPrivilege {
+            user_id: ctx.user_id,
+        });
+    }
     Err(Denied::MissingPrivilege {
         user_id: ctx.user_id,
         role_count: ctx.role_count,
@@ -277,6 +282,13 @@ impl RowScope {
 
 /// The rows of `entity` the caller may read (see [`RowScope`]).
 pub fn read_scope(ctx: &SecurityContext, tree: &BusinessUnitTree, entity: &str) -> RowScope {
+    // The audit table has no grants: prvReadAuditSummary reads all of it.
+    if entity == crate::metadata::system::AUDIT {
+        return match ctx.depth(entity, Privilege::Read) {
+            Depth::None => RowScope::Nothing,
+            _ => RowScope::All,
+        };
+    }
     let grants = ctx.privileges.grants(entity, Privilege::Read);
     if grants.is_empty() {
         return RowScope::Nothing;

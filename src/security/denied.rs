@@ -64,7 +64,11 @@ pub enum Denied {
     },
     /// A schema change (an alternate key's creation or removal) by a caller without the
     /// System Administrator role.
-    NotSystemAdministrator { user_id: Uuid },
+    NotSystemAdministrator {
+        user_id: Uuid,
+        /// What only an administrator may do (`create or delete alternate keys`).
+        change: &'static str,
+    },
     /// A read of the audit history (`prvReadAuditSummary`, held with the System Administrator
     /// role) by a caller without it.
     MissingAuditPrivilege { user_id: Uuid },
@@ -152,10 +156,10 @@ impl fmt::Display for Denied {
                  userBU={principal_business_unit}, roleId={role_id}, roleBU={role_business_unit}",
                 if *team { "team" } else { "user" }
             ),
-            Denied::NotSystemAdministrator { user_id } => write!(
+            Denied::NotSystemAdministrator { user_id, change } => write!(
                 f,
                 "Principal user (Id={user_id}, type=8) is missing the System Administrator role: \
-                 only a System Administrator may create or delete alternate keys."
+                 only a System Administrator may {change}."
             ),
             Denied::MissingAuditPrivilege { user_id } => write!(
                 f,

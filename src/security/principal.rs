@@ -285,8 +285,17 @@ impl SecurityContext {
         }
     }
 
-    /// The deepest depth the caller holds a privilege at.
+    /// The deepest depth the caller holds a privilege at. The audit table has no role
+    /// privileges of its own: reading it is `prvReadAuditSummary`, which only the System
+    /// Administrator role holds, and nobody writes it.
     pub fn depth(&self, entity: &str, privilege: Privilege) -> Depth {
+        if entity == crate::metadata::system::AUDIT {
+            return if privilege == Privilege::Read && self.is_system_administrator {
+                Depth::Global
+            } else {
+                Depth::None
+            };
+        }
         self.privileges.depth(entity, privilege)
     }
 

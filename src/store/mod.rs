@@ -296,6 +296,7 @@ fn is_alternate_key_violation(message: &str) -> bool {
         .any(|index| columns.starts_with(index))
 }
 
+pub use crate::metadata::tracking::{ColumnAudit, TableTracking, TrackingSettings};
 /// An alternate key as the store keeps it (`smsctx_entitykeys`).
 pub use crate::metadata::AlternateKey as StoredKey;
 
@@ -375,6 +376,20 @@ pub struct AuditRecord {
     pub createdon: i64,
     pub olddata: Option<serde_json::Value>,
     pub newdata: Option<serde_json::Value>,
+    /// The columns whose auditing was off when the change was made (their values are not
+    /// part of the record).
+    pub unaudited: Vec<String>,
+}
+
+/// The change log's `unaudited` column (a comma-separated list) as read back.
+pub(crate) fn unaudited_columns(text: Option<String>) -> Vec<String> {
+    text.map(|t| {
+        t.split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// A change-log JSON column as read back (`olddata`, `newdata`).
@@ -565,6 +580,16 @@ pub trait Store: Access + 'static {
         &self,
         selection: AuditSelection,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The audit and change-tracking settings.
+    async fn tracking_settings(&self) -> Result<TrackingSettings, StoreError>;
+
+    /// Sets a watched table's change tracking and auditing; [`StoreError::UnknownTable`] for a
+    /// table the change log does not watch.
+    async fn set_table_tracking(&self, table: &TableTracking) -> Result<(), StoreError>;
+
+    /// Sets one column's auditing.
+    async fn set_column_audit(&self, column: &ColumnAudit) -> Result<(), StoreError>;
 
     /// Every alternate key, by table and then name.
     async fn entity_keys(&self) -> Result<Vec<StoredKey>, StoreError>;

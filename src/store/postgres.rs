@@ -42,9 +42,10 @@ use uuid::Uuid;
 
 use super::sql::TableSql as EntitySql;
 use super::{
-    change_data, is_snapshot_text, migration_check_failed, sql, stored_key, Access, AuditRecord,
-    AuditSelection, ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store,
-    StoreError, StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    change_data, is_snapshot_text, migration_check_failed, sql, stored_key, unaudited_columns,
+    Access, AuditRecord, AuditSelection, ChangeWindow, ColumnAudit, Expect, JoinQuery, JoinedRow,
+    LoggedChange, Query, Record, Store, StoreError, StoredKey, TableTracking, TrackingSettings,
+    Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;
@@ -96,6 +97,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/postgres/0014_change_log.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_audit_settings.sql"),
     ),
 ];
 
@@ -975,19 +980,20 @@ impl Store for PostgresStore {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let client = self.connection().await?;
         let columns = "seq, objectid, action, operation, entity, versionnumber, userid, \
-                       callinguserid, createdon, olddata::text, newdata::text FROM smsctx_changelog";
+                       callinguserid, createdon, olddata::text, newdata::text, unaudited \
+                       FROM smsctx_changelog";
         let rows = match selection {
             AuditSelection::Object(id) => {
                 let statement = client
                     .prepare_cached(&format!(
-                        "SELECT {columns} WHERE objectid = $1 ORDER BY seq"
+                        "SELECT {columns} WHERE audited AND objectid = $1 ORDER BY seq"
                     ))
                     .await?;
                 client.query(&statement, &[&id]).await?
             }
             AuditSelection::Record(seq) => {
                 let statement = client
-                    .prepare_cached(&format!("SELECT {columns} WHERE seq = $1"))
+                    .prepare_cached(&format!("SELECT {columns} WHERE audited AND seq = $1"))
                     .await?;
                 client.query(&statement, &[&seq]).await?
             }
@@ -1008,9 +1014,86 @@ impl Store for PostgresStore {
                     createdon: r.get(8),
                     olddata: change_data(r.get(9))?,
                     newdata: change_data(r.get(10))?,
+                    unaudited: unaudited_columns(r.get(11)),
                 })
             })
             .collect()
+    }
+
+    async fn tracking_settings(&self) -> Result<TrackingSettings, StoreError> {
+        let client = self.connection().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT entity, changetrackingenabled, isauditenabled FROM smsctx_tablesettings \
+                 ORDER BY entity",
+            )
+            .await?;
+        let tables = client
+            .query(&statement, &[])
+            .await?
+            .iter()
+            .map(|r| TableTracking {
+                entity: r.get(0),
+                change_tracking: r.get(1),
+                audit: r.get(2),
+            })
+            .collect();
+        let statement = client
+            .prepare_cached(
+                "SELECT entity, attribute, isauditenabled FROM smsctx_columnaudit \
+                 ORDER BY entity, attribute",
+            )
+            .await?;
+        let columns = client
+            .query(&statement, &[])
+            .await?
+            .iter()
+            .map(|r| ColumnAudit {
+                entity: r.get(0),
+                attribute: r.get(1),
+                audit: r.get(2),
+            })
+            .collect();
+        let statement = client
+            .prepare_cached("SELECT coalesce(isauditenabled, true) FROM organization LIMIT 1")
+            .await?;
+        let organization_audit = client
+            .query_opt(&statement, &[])
+            .await?
+            .is_none_or(|r| r.get::<_, bool>(0));
+        Ok(TrackingSettings {
+            tables,
+            columns,
+            organization_audit,
+        })
+    }
+
+    async fn set_table_tracking(&self, table: &TableTracking) -> Result<(), StoreError> {
+        let client = self.connection().await?;
+        let changed = client
+            .execute(
+                "UPDATE smsctx_tablesettings SET changetrackingenabled = $2, isauditenabled = $3 \
+                 WHERE entity = $1",
+                &[&table.entity, &table.change_tracking, &table.audit],
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::UnknownTable(table.entity.clone()));
+        }
+        Ok(())
+    }
+
+    async fn set_column_audit(&self, column: &ColumnAudit) -> Result<(), StoreError> {
+        let client = self.connection().await?;
+        client
+            .execute(
+                "INSERT INTO smsctx_columnaudit (entity, attribute, isauditenabled) \
+                 VALUES ($1, $2, $3) \
+                 ON CONFLICT (entity, attribute) DO UPDATE SET isauditenabled = excluded.isauditenabled",
+                &[&column.entity, &column.attribute, &column.audit],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn security_epoch(&self) -> Result<i64, StoreError> {

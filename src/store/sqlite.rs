@@ -25,9 +25,10 @@ use uuid::Uuid;
 use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
-    change_data, migration_check_failed, sql, stored_key, Access, AuditRecord, AuditSelection,
-    ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store, StoreError,
-    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    change_data, migration_check_failed, sql, stored_key, unaudited_columns, Access, AuditRecord,
+    AuditSelection, ChangeWindow, ColumnAudit, Expect, JoinQuery, JoinedRow, LoggedChange, Query,
+    Record, Store, StoreError, StoredKey, TableTracking, TrackingSettings, Transaction, Value,
+    WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
@@ -74,6 +75,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         14,
         include_str!("../../migrations/sqlite/0014_change_log.sql"),
+    ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_audit_settings.sql"),
     ),
 ];
 
@@ -1097,8 +1102,9 @@ impl Store for SqliteStore {
             // Batches, each its own short transaction, so writers wait for one batch at most.
             let deleted = schema_change(&self.readers.path, move |tx| {
                 Ok(tx.execute(
+                    // The oldest rows by `seq`, which is creation order (one writer).
                     "DELETE FROM smsctx_changelog WHERE seq IN (SELECT seq FROM smsctx_changelog \
-                     WHERE createdon < ?1 ORDER BY seq LIMIT 1000)",
+                     ORDER BY seq LIMIT 1000) AND createdon < ?1",
                     [before],
                 )? as u64)
             })
@@ -1116,14 +1122,14 @@ impl Store for SqliteStore {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.with_reader_blocking(move |_, conn| {
             let columns = "seq, objectid, action, operation, entity, versionnumber, userid, \
-                           callinguserid, createdon, olddata, newdata FROM smsctx_changelog";
+                           callinguserid, createdon, olddata, newdata, unaudited FROM smsctx_changelog";
             let (text, key) = match selection {
                 AuditSelection::Object(id) => (
-                    format!("SELECT {columns} WHERE objectid = ?1 ORDER BY seq"),
+                    format!("SELECT {columns} WHERE audited = 1 AND objectid = ?1 ORDER BY seq"),
                     rusqlite::types::Value::Text(guid_text(id)),
                 ),
                 AuditSelection::Record(seq) => (
-                    format!("SELECT {columns} WHERE seq = ?1"),
+                    format!("SELECT {columns} WHERE audited = 1 AND seq = ?1"),
                     rusqlite::types::Value::Integer(seq),
                 ),
             };
@@ -1151,9 +1157,81 @@ impl Store for SqliteStore {
                     createdon: row.get(8)?,
                     olddata: change_data(row.get(9)?)?,
                     newdata: change_data(row.get(10)?)?,
+                    unaudited: unaudited_columns(row.get(11)?),
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn tracking_settings(&self) -> Result<TrackingSettings, StoreError> {
+        self.with_reader(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT entity, changetrackingenabled, isauditenabled FROM smsctx_tablesettings \
+                 ORDER BY entity",
+            )?;
+            let tables = statement
+                .query_map([], |r| {
+                    Ok(TableTracking {
+                        entity: r.get(0)?,
+                        change_tracking: r.get(1)?,
+                        audit: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut statement = conn.prepare_cached(
+                "SELECT entity, attribute, isauditenabled FROM smsctx_columnaudit \
+                 ORDER BY entity, attribute",
+            )?;
+            let columns = statement
+                .query_map([], |r| {
+                    Ok(ColumnAudit {
+                        entity: r.get(0)?,
+                        attribute: r.get(1)?,
+                        audit: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let organization_audit: Option<bool> = conn
+                .prepare_cached("SELECT coalesce(isauditenabled, 1) FROM organization LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            Ok(TrackingSettings {
+                tables,
+                columns,
+                organization_audit: organization_audit.unwrap_or(true),
+            })
+        })
+        .await
+    }
+
+    async fn set_table_tracking(&self, table: &TableTracking) -> Result<(), StoreError> {
+        let table = table.clone();
+        schema_change(&self.readers.path, move |tx| {
+            let changed = tx.execute(
+                "UPDATE smsctx_tablesettings SET changetrackingenabled = ?2, isauditenabled = ?3 \
+                 WHERE entity = ?1",
+                rusqlite::params![table.entity, table.change_tracking, table.audit],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::UnknownTable(table.entity));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_column_audit(&self, column: &ColumnAudit) -> Result<(), StoreError> {
+        let column = column.clone();
+        schema_change(&self.readers.path, move |tx| {
+            tx.execute(
+                "INSERT INTO smsctx_columnaudit (entity, attribute, isauditenabled) \
+                 VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (entity, attribute) DO UPDATE SET isauditenabled = excluded.isauditenabled",
+                rusqlite::params![column.entity, column.attribute, column.audit],
+            )?;
+            Ok(())
         })
         .await
     }

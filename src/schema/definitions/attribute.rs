@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::{check_selected, find_entity};
 use super::{label, projection, selected, AttributeQuery, OptionSetQuery};
+use crate::metadata::tracking::TrackingSettings;
 use crate::metadata::{Attribute, AttributeType, Catalog, Entity, OptionMeta, RequiredLevel};
 use crate::schema::filter::Filter;
 use crate::schema::{attribute_metadata_id, metadata_id, SchemaError, NAMESPACE};
@@ -57,6 +58,7 @@ pub(super) const ATTRIBUTE_PROPERTIES: &[&str] = &[
     "IsValidForCreate",
     "IsValidForUpdate",
     "IsValidForRead",
+    "IsAuditEnabled",
     "MetadataId",
 ];
 
@@ -155,7 +157,7 @@ impl AttributeKind {
     }
 
     /// The properties this type declares beyond `AttributeMetadata`'s.
-    fn properties(self) -> &'static [&'static str] {
+    pub(super) fn properties(self) -> &'static [&'static str] {
         match self {
             Self::String => &["MaxLength", "Format", "FormatName"],
             Self::Memo => &["MaxLength", "Format"],
@@ -208,7 +210,7 @@ pub fn attribute_definition(
             attributes_context(root, entity, cast, query)
         )),
     );
-    write_attribute(&mut out, entity, found, cast, query);
+    write_attribute(&mut out, &catalog.tracking(), entity, found, cast, query);
     Ok(Value::Object(out))
 }
 
@@ -223,11 +225,12 @@ pub fn attributes_of_kind(
 ) -> Result<Value, SchemaError> {
     let entity = find_entity(catalog, entity)?;
     check_attribute_query(kind, query)?;
-    let value: Vec<Value> = filtered_attributes(entity, kind, query.filter.as_ref())
+    let settings = catalog.tracking();
+    let value: Vec<Value> = filtered_attributes(&settings, entity, kind, query.filter.as_ref())
         .into_iter()
         .map(|attribute| {
             let mut out = Map::new();
-            write_attribute(&mut out, entity, attribute, kind, query);
+            write_attribute(&mut out, &settings, entity, attribute, kind, query);
             Value::Object(out)
         })
         .collect();
@@ -240,6 +243,7 @@ pub fn attributes_of_kind(
 /// The columns of one kind (all without one) that the filter accepts, in table order; the
 /// filter sees each whole object.
 pub(super) fn filtered_attributes<'a>(
+    settings: &TrackingSettings,
     entity: &'a Entity,
     kind: Option<AttributeKind>,
     filter: Option<&Filter>,
@@ -253,6 +257,7 @@ pub(super) fn filtered_attributes<'a>(
                 let mut object = Map::new();
                 write_attribute(
                     &mut object,
+                    settings,
                     entity,
                     attribute,
                     None,
@@ -280,17 +285,19 @@ pub fn all_attribute_properties() -> Vec<&'static str> {
 /// The columns as `RetrieveMetadataChanges` returns them: each with its `@odata.type`, its
 /// `MetadataId` and the requested properties its type declares (all without a list).
 pub fn typed_attributes(
+    settings: &TrackingSettings,
     entity: &Entity,
     filter: Option<&Filter>,
     properties: Option<&[String]>,
 ) -> Vec<Value> {
-    filtered_attributes(entity, None, filter)
+    filtered_attributes(settings, entity, None, filter)
         .into_iter()
         .map(|attribute| {
             let kind = AttributeKind::of(attribute.attribute_type);
             let mut full = Map::new();
             write_attribute(
                 &mut full,
+                settings,
                 entity,
                 attribute,
                 None,
@@ -394,6 +401,7 @@ pub(super) fn attributes_context(
 
 pub(super) fn write_attribute(
     out: &mut Map<String, Value>,
+    settings: &TrackingSettings,
     entity: &Entity,
     attribute: &Attribute,
     cast: Option<AttributeKind>,
@@ -416,7 +424,10 @@ pub(super) fn write_attribute(
         .collect();
     for name in selected(query.select.as_deref(), &all) {
         if !out.contains_key(name) {
-            out.insert(name.to_string(), attribute_value(entity, attribute, name));
+            out.insert(
+                name.to_string(),
+                attribute_value(settings, entity, attribute, name),
+            );
         }
     }
     if let Some(expanded) = &query.option_set {
@@ -427,7 +438,12 @@ pub(super) fn write_attribute(
     }
 }
 
-pub(super) fn attribute_value(entity: &Entity, attribute: &Attribute, property: &str) -> Value {
+pub(super) fn attribute_value(
+    settings: &TrackingSettings,
+    entity: &Entity,
+    attribute: &Attribute,
+    property: &str,
+) -> Value {
     let kind = AttributeKind::of(attribute.attribute_type);
     let format = |default: &str| json!(attribute.format.as_deref().unwrap_or(default));
     match property {
@@ -451,6 +467,17 @@ pub(super) fn attribute_value(entity: &Entity, attribute: &Attribute, property: 
         "IsValidForCreate" => json!(attribute.valid_for_create),
         "IsValidForUpdate" => json!(attribute.valid_for_update),
         "IsValidForRead" => json!(attribute.valid_for_read),
+        // A column of a table the change log watches can be audited; its own switch counts
+        // only while its table's and the organisation's are on too.
+        "IsAuditEnabled" => {
+            let watched = settings.table(&entity.logical_name).is_some();
+            json!({
+                "Value": watched
+                    && settings.audits_column(&entity.logical_name, &attribute.logical_name),
+                "CanBeChanged": watched,
+                "ManagedPropertyLogicalName": "canmodifyauditsettings",
+            })
+        }
         "MetadataId" => json!(attribute_metadata_id(entity, attribute)),
         "MaxLength" => json!(attribute.max_length),
         "Format" => match kind {

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::attribute::{attribute_projection, filtered_attributes, write_attribute};
 use super::member::member_projection;
 use super::{label, project, projection, EntityQuery};
+use crate::metadata::tracking::TrackingSettings;
 use crate::metadata::{Catalog, Entity, OwnershipType};
 use crate::schema::entity_metadata_id;
 use crate::schema::filter::{self, Shape};
@@ -171,10 +172,11 @@ pub fn entity_definition(
 
 /// `GET EntityDefinitions`: every table of the catalog that the filter accepts.
 pub fn entities_definition(catalog: &Catalog, root: &str, query: &EntityQuery) -> Value {
+    let settings = catalog.tracking();
     let mut tables: Vec<Value> = catalog
         .entities()
         .iter()
-        .map(|entity| Value::Object(entity_object(entity)))
+        .map(|entity| Value::Object(entity_object(&settings, entity)))
         .collect();
     filter::retain(&mut tables, query.filter.as_ref());
     let value: Vec<Value> = tables
@@ -211,13 +213,18 @@ fn entity_projection(query: &EntityQuery) -> String {
 
 /// One table as the query shapes it: the selected properties, then the expansions.
 fn write_entity(catalog: &Catalog, entity: &Entity, query: &EntityQuery) -> Map<String, Value> {
-    let mut out = project(entity_object(entity), query.select.as_deref(), "MetadataId");
+    let settings = catalog.tracking();
+    let mut out = project(
+        entity_object(&settings, entity),
+        query.select.as_deref(),
+        "MetadataId",
+    );
     if let Some(attributes) = &query.attributes {
-        let values = filtered_attributes(entity, None, attributes.filter.as_ref())
+        let values = filtered_attributes(&settings, entity, None, attributes.filter.as_ref())
             .into_iter()
             .map(|attribute| {
                 let mut object = Map::new();
-                write_attribute(&mut object, entity, attribute, None, attributes);
+                write_attribute(&mut object, &settings, entity, attribute, None, attributes);
                 Value::Object(object)
             })
             .collect();
@@ -231,15 +238,29 @@ fn write_entity(catalog: &Catalog, entity: &Entity, query: &EntityQuery) -> Map<
 }
 
 /// Every property of a table, in declared order.
-pub fn entity_object(entity: &Entity) -> Map<String, Value> {
+pub fn entity_object(settings: &TrackingSettings, entity: &Entity) -> Map<String, Value> {
     ENTITY_PROPERTIES
         .iter()
-        .map(|name| (name.to_string(), entity_value(entity, name)))
+        .map(|name| (name.to_string(), entity_value(settings, entity, name)))
         .collect()
 }
 
-fn entity_value(entity: &Entity, property: &str) -> Value {
+pub(super) fn entity_value(settings: &TrackingSettings, entity: &Entity, property: &str) -> Value {
+    // The tables the change log watches (migration 15) track changes and are audited as their
+    // settings say; no other table can.
+    let watched = settings.table(&entity.logical_name);
     match property {
+        "ChangeTrackingEnabled" => json!(watched.is_some_and(|t| t.change_tracking)),
+        "CanChangeTrackingBeEnabled" => json!({
+            "Value": watched.is_some(),
+            "CanBeChanged": false,
+            "ManagedPropertyLogicalName": "canchangetrackingbeenabled",
+        }),
+        "IsAuditEnabled" => json!({
+            "Value": watched.is_some_and(|t| t.audit),
+            "CanBeChanged": watched.is_some(),
+            "ManagedPropertyLogicalName": "canmodifyauditsettings",
+        }),
         "LogicalName" => json!(entity.logical_name),
         "SchemaName" => json!(entity.schema_name),
         "EntitySetName" => json!(entity.entity_set_name),
@@ -270,7 +291,6 @@ fn entity_value(entity: &Entity, property: &str) -> Value {
                 | "HasNotes"
                 | "HasEmailAddresses"
                 | "HasFeedback"
-                | "ChangeTrackingEnabled"
                 | "EnforceStateTransitions"
                 | "AutoRouteToOwnerQueue"
                 | "AutoCreateAccessTeams" => json!(false),

@@ -29,6 +29,7 @@ mod options;
 mod path;
 #[cfg(test)]
 mod tests;
+mod update;
 
 pub use attribute::{
     all_attribute_properties, attribute_definition, attributes_of_kind, typed_attributes,
@@ -38,6 +39,7 @@ pub use entity::{entities_definition, entity_definition, entity_object, entity_s
 pub use member::{Member, MemberQuery};
 pub use path::parse_definitions_path;
 pub(crate) use path::split_key;
+pub use update::{attribute_update, entity_update};
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -211,7 +213,7 @@ pub(super) fn find_entity<'a>(
         .ok_or_else(|| SchemaError::UnknownEntity(logical_name.to_string()))
 }
 
-pub(super) fn resolve_entity<'a>(
+pub fn resolve_entity<'a>(
     catalog: &'a Catalog,
     key: &MetadataKey,
 ) -> Result<&'a Entity, SchemaError> {
@@ -226,7 +228,7 @@ pub(super) fn resolve_entity<'a>(
     }
 }
 
-pub(super) fn resolve_attribute<'a>(
+pub fn resolve_attribute<'a>(
     entity: &'a Entity,
     key: &MetadataKey,
 ) -> Result<&'a Attribute, SchemaError> {

@@ -223,7 +223,8 @@ fn every_table_is_listed() {
             "annotation",
             "savedquery",
             "userquery",
-            "asyncoperation"
+            "asyncoperation",
+            "audit"
         ]
     );
 }
@@ -257,6 +258,7 @@ fn one_string_attribute_in_full() {
             "IsValidForCreate": true,
             "IsValidForUpdate": true,
             "IsValidForRead": true,
+            "IsAuditEnabled": {"Value": false, "CanBeChanged": false, "ManagedPropertyLogicalName": "canmodifyauditsettings"},
             "MaxLength": 100,
             "Format": "Text",
             "FormatName": {"Value": "Text"},

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Durable creates at 64 connections (wrk) with the change log on (change tracking and auditing,
+# the defaults) and off (both switched off by the administrator through the Web API), back to
+# back on fresh SQLite stores, alternating, so machine load falls on both alike (issue 15).
+# Usage: bash scripts/bench-changelog.sh [seconds per run, default 15] [rounds, default 2]
+# SMSCTX_BINARY=path runs another build (default ./target/release/smsctx, built first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-15}
+rounds=${2:-2}
+binary=${SMSCTX_BINARY:-./target/release/smsctx}
+[ -n "${SMSCTX_BINARY:-}" ] || cargo build --release --quiet
+port=${PORT:-18341}
+export SMSCTX_BENCH_TOKEN=bench
+B="http://127.0.0.1:$port/api/data/v9.2"
+run() { # on|off
+  local dir; dir=$(mktemp -d)
+  "$binary" serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" \
+    --admin-token "$SMSCTX_BENCH_TOKEN" >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  if [ "$1" = off ]; then
+    curl -sf -X PUT "$B/EntityDefinitions(LogicalName='msdyn_smsengagementctx')" \
+      -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN" -H 'Content-Type: application/json' \
+      -d '{"ChangeTrackingEnabled":false,"IsAuditEnabled":{"Value":false}}'
+  fi
+  echo "== change log $1, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  wrk -t2 -c64 -d"${duration}s" --latency -s scripts/bench/create.lua "http://127.0.0.1:$port" \
+    | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+  kill $pid; wait $pid 2>/dev/null || true
+  rm -rf "$dir"
+}
+for _ in $(seq "$rounds"); do run on; run off; done
