@@ -14,6 +14,7 @@ mod bulk_delete;
 mod changes;
 mod clients;
 mod connections;
+mod console;
 mod durability;
 mod fetch_joins;
 mod first_contact;
