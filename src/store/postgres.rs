@@ -43,8 +43,8 @@ use uuid::Uuid;
 use super::sql::TableSql as EntitySql;
 use super::{
     change_data, is_snapshot_text, migration_check_failed, sql, stored_key, Access, AuditRecord,
-    AuditSelection, ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store,
-    StoreError, StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    AuditSelection, ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store, StoreError,
+    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::{AttributeType, Catalog, Entity};
 use crate::query::apply::AggregateFn;

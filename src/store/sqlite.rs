@@ -26,8 +26,8 @@ use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
 use super::{
     change_data, migration_check_failed, sql, stored_key, Access, AuditRecord, AuditSelection,
-    ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store, StoreError,
-    StoredKey, Transaction, Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
+    ChangeWindow, Expect, JoinQuery, JoinedRow, LoggedChange, Query, Record, Store, StoreError, StoredKey, Transaction,
+    Value, WriteOp, WriteOutcome, MIGRATION_CHECKS,
 };
 use crate::metadata::system::VERSION_NUMBER;
 use crate::metadata::{AttributeType, Catalog, Entity};
