@@ -182,10 +182,15 @@ function queueItem(conversation) {
 }
 
 async function loadQueue() {
-  const rows = await all(
-    `msdyn_ocliveworkitems?$filter=statecode eq 0&$select=subject,createdon,_ownerid_value&$expand=${TRANSCRIPT_EXPAND}`,
-    500,
-  );
+  const list = 'msdyn_ocliveworkitems?$filter=statecode eq 0&$select=subject,createdon,_ownerid_value';
+  let rows;
+  try {
+    rows = await all(`${list}&$expand=${TRANSCRIPT_EXPAND}`, 500);
+  } catch (e) {
+    // A role that reads conversations but not transcripts (or notes): the queue without them.
+    if (e.status !== 403) throw e;
+    rows = await all(list, 500);
+  }
   session.queue = rows.map(queueItem).sort((a, b) => String(b.at).localeCompare(String(a.at)));
 }
 
@@ -268,6 +273,14 @@ async function principals() {
   return session.principals;
 }
 
+/** A user's or team's name, once the principals are loaded. */
+function ownerName(id) {
+  if (!id || !session.principals) return '';
+  const user = session.principals.users.find((u) => u.systemuserid === id);
+  const team = session.principals.teams.find((t) => t.teamid === id);
+  return user ? user.fullname || user.domainname : team ? team.name : '';
+}
+
 function principalSelect(id) {
   const select = h('select', { id, required: true });
   principals()
@@ -283,9 +296,14 @@ function principalSelect(id) {
 }
 
 async function loadConversation(id) {
-  const conversation = await api(
-    `msdyn_ocliveworkitems(${id})?$select=subject,statecode,statuscode,createdon,_ownerid_value&$expand=${TRANSCRIPT_EXPAND}`,
-  );
+  const one = `msdyn_ocliveworkitems(${id})?$select=subject,statecode,statuscode,createdon,_ownerid_value`;
+  let conversation;
+  try {
+    conversation = await api(`${one}&$expand=${TRANSCRIPT_EXPAND}`);
+  } catch (e) {
+    if (e.status !== 403 || e.code === '0x80048306') throw e;
+    conversation = await api(one);
+  }
   const contexts = await api(
     `msdyn_smsengagementctxes?$filter=_msdyn_liveworkitemid_value eq ${id}&$select=msdyn_name,msdyn_customerphonenumber,msdyn_orgphonenumber,statecode&$orderby=createdon desc&$top=1`,
   );
@@ -295,6 +313,7 @@ async function loadConversation(id) {
 async function refreshConversation(id, first = false) {
   let loaded;
   try {
+    await principals().catch(() => null);
     loaded = await loadConversation(id);
   } catch (e) {
     const pane = document.getElementById('conversation');
@@ -324,7 +343,7 @@ function renderConversation({ conversation, context, messages }, first) {
     first = true;
   }
   const state = conversation['statecode@OData.Community.Display.V1.FormattedValue'] || (open ? 'Open' : 'Closed');
-  const owner = conversation['_ownerid_value@OData.Community.Display.V1.FormattedValue'];
+  const owner = conversation['_ownerid_value@OData.Community.Display.V1.FormattedValue'] || ownerName(conversation._ownerid_value);
   const header = h(
     'header',
     { class: 'thread-head' },

@@ -141,7 +141,13 @@ async fn a_browser_gets_the_console_and_an_api_client_keeps_the_json_answer() {
 async fn read_events(response: &mut reqwest::Response, until: &str) -> Vec<(String, Value)> {
     let mut buffer = String::new();
     let mut events = Vec::new();
+    // Keep-alive comments do not count: a stream that never sends the event fails the test.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no '{until}' event in 60 s: {events:?}"
+        );
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
             let mut name = String::new();
@@ -635,5 +641,47 @@ async fn agents_work_the_queue_in_headless_chromium() {
         let bytes = std::fs::read(shots.join(name)).unwrap_or_default();
         assert!(bytes.starts_with(b"\x89PNG"), "{name} is a PNG");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_write_on_another_node_reaches_this_nodes_consoles() {
+    if postgres_admin_url().is_none() {
+        eprintln!("note: set {POSTGRES_ENV} to run the two-node console test (one SQLite file serves one process)");
+        return;
+    }
+    let app = spawn_app().await;
+    add_twilio_channel(&app, ORG, json!({})).await;
+    let (other, stop) = crate::sms::spawn_node(&app.db).await;
+    let mut stream = open_stream(&app, Some(TOKEN)).await;
+    assert_eq!(read_events(&mut stream, "ready").await.len(), 1);
+    // The message lands on the other node (signed for the public URL, as behind a balancer).
+    let send = |n: u32| {
+        let message = crate::sms::sid(n);
+        let params = twilio_params(CUSTOMER, ORG, &message, "via node 2");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
+        app.client
+            .post(format!("{other}/channels/sms/twilio"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header(
+                "X-Twilio-Signature",
+                crate::sms::twilio_signature(TOKEN_TWILIO, &twilio_url(&app), &params),
+            )
+            .body(body)
+            .send()
+    };
+    assert_eq!(send(7).await.unwrap().status(), StatusCode::OK);
+    // This node hears of it by polling (a bare "changed": which row is not said). Its first
+    // look after the stream opened says "changed" in any case; the second message, to the
+    // conversation that exists, changes only the transcript note, which the next looks see.
+    let seen = read_events(&mut stream, "changed").await;
+    assert_eq!(seen.last(), Some(&("changed".to_owned(), json!({}))));
+    assert_eq!(send(8).await.unwrap().status(), StatusCode::OK);
+    let seen = read_events(&mut stream, "changed").await;
+    assert_eq!(seen, vec![("changed".to_owned(), json!({}))]);
+    drop(stream);
+    let _ = stop.send(());
     app.stop().await;
 }

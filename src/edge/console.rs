@@ -415,8 +415,9 @@ fn frame(event: &str, data: &serde_json::Value) -> bytes::Bytes {
 }
 
 /// While a console is connected to this node, looks every [`REMOTE_POLL`] for writes the other
-/// nodes of a PostgreSQL database made (the highest `versionnumber` of the conversations and
-/// the transcript notes), and tells this node's consoles to refetch when it moved.
+/// nodes of a PostgreSQL database made (the last modified conversation and transcript note, by
+/// `modifiedon` then `versionnumber`: every write of a row gives it a higher version), and tells
+/// this node's consoles to refetch when either moved.
 pub async fn watch_other_nodes(state: Arc<AppState>) {
     let mut seen: Option<Vec<Option<i64>>> = None;
     loop {
@@ -427,7 +428,9 @@ pub async fn watch_other_nodes(state: Arc<AppState>) {
         }
         match latest_versions(&state).await {
             Ok(now) => {
-                if seen.as_ref().is_some_and(|before| *before != now) {
+                // The first look after a console connected has nothing to compare with: a
+                // write may have landed between its first fetch and this look, so it refetches.
+                if seen.as_ref().is_none_or(|before| *before != now) {
                     state.console.notify(Event::Changed);
                 }
                 seen = Some(now);
@@ -438,7 +441,7 @@ pub async fn watch_other_nodes(state: Arc<AppState>) {
 }
 
 async fn latest_versions(state: &AppState) -> Result<Vec<Option<i64>>, crate::store::StoreError> {
-    use crate::metadata::system::VERSION_NUMBER;
+    use crate::metadata::system::{MODIFIED_ON, VERSION_NUMBER};
     use crate::query::options::OrderBy;
     use crate::store::sql::Plan;
     let catalog = &state.service.catalog;
@@ -451,22 +454,25 @@ async fn latest_versions(state: &AppState) -> Result<Vec<Option<i64>>, crate::st
         let Some(entity) = catalog.entity(table) else {
             continue;
         };
-        let Some(index) = entity.position(VERSION_NUMBER) else {
-            continue;
-        };
-        let prop = crate::query::PropertyRef {
-            index,
-            name: VERSION_NUMBER.to_owned(),
-        };
+        // Newest first by modifiedon (indexed on conversations), ties by version.
+        let order: Vec<OrderBy> = [MODIFIED_ON, VERSION_NUMBER]
+            .into_iter()
+            .filter_map(|column| {
+                Some(OrderBy {
+                    prop: crate::query::PropertyRef {
+                        index: entity.position(column)?,
+                        name: column.to_owned(),
+                    },
+                    descending: true,
+                })
+            })
+            .collect();
         let rows = store
             .query(crate::store::Query {
                 plan: Plan {
                     entity: Arc::clone(entity),
                     filter: None,
-                    order: vec![OrderBy {
-                        prop,
-                        descending: true,
-                    }],
+                    order,
                     limit: Some(1),
                     after: None,
                     scope: None,

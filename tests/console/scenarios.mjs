@@ -30,6 +30,7 @@ const SHOTS = env('SMSCTX_SCREENSHOTS');
 const WAIT = 15000;
 
 const outcome = {};
+let agents = null;
 let failed = false;
 
 async function step(name, body) {
@@ -231,7 +232,34 @@ try {
     const width = await bob.page.evaluate(() => document.documentElement.scrollWidth);
     expect(width <= 375, `the page is ${width}px wide at 375px`);
     await bob.page.screenshot({ path: path.join(SHOTS, 'basic-agent-375px.png') });
-    expect(bob.errors.length === 0 && alice.errors.length === 0, `page errors: ${[...bob.errors, ...alice.errors].join(' | ')}`);
+    agents = { alice, bob };
+  });
+
+  await step('the administrator assigns a conversation to an agent, who sees it live', async () => {
+    await page.click('[data-section="queue"]');
+    await page.locator('.queue-item', { hasText: ORG_2 }).click();
+    await page.locator('.msg-customer', { hasText: 'Another message for alice' }).waitFor({ timeout: WAIT });
+    await page.click('text=Assign…');
+    await page.waitForSelector('dialog[open] #assign-to option', { state: 'attached', timeout: WAIT });
+    await page.selectOption('#assign-to', { label: 'bob Agent' });
+    await page.click('dialog[open] button.primary');
+    await page.waitForSelector('dialog[open]', { state: 'detached', timeout: WAIT });
+    await agents.bob.page.locator('.queue-item', { hasText: ORG_2 }).waitFor({ timeout: WAIT });
+    await agents.alice.page.locator('.queue-item', { hasText: ORG_2 }).waitFor({ state: 'detached', timeout: WAIT });
+  });
+
+  await step('the administrator shares it back with the first agent (GrantAccess)', async () => {
+    await page.click('text=Share…');
+    await page.waitForSelector('dialog[open] #share-with option', { state: 'attached', timeout: WAIT });
+    await page.selectOption('#share-with', { label: 'alice Agent' });
+    await page.click('dialog[open] button.primary');
+    await page.waitForSelector('dialog[open]', { state: 'detached', timeout: WAIT });
+    await agents.alice.page.locator('.queue-item', { hasText: ORG_2 }).waitFor({ timeout: WAIT });
+  });
+
+  await step("the agents' pages logged no script errors", async () => {
+    const errors = [...agents.bob.errors, ...agents.alice.errors, ...admin.errors];
+    expect(errors.length === 0, `page errors: ${errors.join(' | ')}`);
   });
 } finally {
   console.log(`OUTCOME ${JSON.stringify(outcome)}`);
