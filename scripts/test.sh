@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 # The real client libraries tests/clients.rs drives (pinned; installed once under target/clients).
 source scripts/lib/clients.sh
 install_clients
+# The headless browser the console's tests (tests/console.rs) drive with playwright-core.
+source scripts/lib/chromium.sh
+install_chromium
 
 # The fuzz targets (tests/fuzz.rs) run for this long each on the first pass, briefly on the second.
 FUZZ_SECONDS="${SMSCTX_FUZZ_SECONDS:-10}"

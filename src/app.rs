@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::authorize::{Directory, Relationship};
 use crate::edge::auth::{generate_token, Authenticator};
+use crate::edge::console::{watch_other_nodes, ConsoleState, DevLogin};
 pub use crate::edge::limits::LimitConfig;
 use crate::edge::limits::Limiter;
 use crate::edge::{router, AppState};
@@ -86,6 +87,9 @@ pub struct ServeConfig {
     /// Seconds the change log is kept: older delta tokens are refused as expired, older rows
     /// (and so audit history) are purged in the background. 0 keeps it forever.
     pub change_log_retention_secs: u64,
+    /// The console's development login (`--console-dev-login`): hands the bootstrap admin
+    /// token to a browser on this machine. Off by default.
+    pub console_dev_login: bool,
 }
 
 /// The bound on database work: reader connections (SQLite; PostgreSQL has `pool_size`), the
@@ -158,6 +162,7 @@ impl Default for ServeConfig {
             tls: None,
             bulk_delete_batch: crate::execute::jobs::DEFAULT_BATCH,
             sms_inactivity_check_seconds: DEFAULT_INACTIVITY_CHECK_SECONDS,
+            console_dev_login: false,
         }
     }
 }
@@ -502,6 +507,11 @@ impl Application {
         let admin_token =
             AdminToken::settle(&*store.as_store(), token_file, config.admin_token).await?;
         let sms = crate::execute::sms::Sms::new(&store_catalog)?;
+        let dev_login = match (&admin_token.origin, config.console_dev_login) {
+            (TokenOrigin::Generated { token, .. }, true) => DevLogin::Token(token.clone()),
+            (TokenOrigin::Kept { file }, true) => DevLogin::File(file.clone()),
+            _ => DevLogin::Off,
+        };
         let state = Arc::new(AppState {
             service,
             auth: Authenticator::new(admin_token.hash, admin.user_id, verifier, directory),
@@ -515,6 +525,7 @@ impl Application {
                 0 => i64::MAX,
                 secs => i64::try_from(secs).unwrap_or(i64::MAX),
             },
+            console: ConsoleState::new(dev_login),
         });
         Ok(Application {
             listener,
@@ -589,8 +600,22 @@ impl Application {
         ));
         let change_log = (self.state.change_log_retention_secs < i64::MAX)
             .then(|| tokio::spawn(purge_change_log(Arc::clone(&self.state))));
+        // Several nodes share a PostgreSQL database: a console here learns of the others'
+        // writes by polling (one SQLite node sees every write itself).
+        let other_nodes = matches!(self.store, Backend::Postgres(_))
+            .then(|| tokio::spawn(watch_other_nodes(Arc::clone(&self.state))));
+        let stopping = Arc::clone(&self.state);
+        let shutdown = async move {
+            shutdown.await;
+            // The event streams never end by themselves: end them so in-flight requests drain.
+            stopping.console.close();
+        };
         let result =
             crate::listen::serve(self.listener, self.tls, router, self.connections, shutdown).await;
+        if let Some(task) = other_nodes {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some(task) = retention {
             task.abort();
             let _ = task.await;
@@ -665,7 +690,10 @@ async fn close_idle_conversations(state: Arc<AppState>, interval: Duration) {
             .await
         {
             Ok(0) => {}
-            Ok(closed) => tracing::info!(closed, "closed idle SMS conversations"),
+            Ok(closed) => {
+                tracing::info!(closed, "closed idle SMS conversations");
+                state.console.notify(crate::edge::console::Event::Changed);
+            }
             Err(e) => tracing::warn!("closing idle SMS conversations failed: {e}"),
         }
     }

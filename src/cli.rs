@@ -286,6 +286,10 @@ pub struct ServeArgs {
     /// Seconds between two checks of the SMS channels' inactivity timeouts.
     #[arg(long, env = "SMSCTX_SMS_INACTIVITY_CHECK_SECONDS", default_value_t = crate::app::DEFAULT_INACTIVITY_CHECK_SECONDS)]
     pub sms_inactivity_check_seconds: u64,
+    /// Development only: the web console's "development login" hands the generated admin
+    /// token to a browser on this machine (not with --admin-token).
+    #[arg(long, env = "SMSCTX_CONSOLE_DEV_LOGIN")]
+    pub console_dev_login: bool,
     /// Accept HS256 bearer JWTs signed with this secret (`oid` names the user).
     #[arg(long, env = "SMSCTX_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -757,6 +761,7 @@ async fn serve(args: ServeArgs) -> i32 {
         bulk_delete_batch: args.bulk_delete_batch,
         sms_inactivity_check_seconds: args.sms_inactivity_check_seconds,
         change_log_retention_secs: args.change_log_retention_secs,
+        console_dev_login: args.console_dev_login,
         jwt: crate::app::JwtConfig {
             secret: args.jwt_secret.filter(|s| !s.is_empty()),
             jwks: match args.jwks.filter(|s| !s.is_empty()) {

@@ -15,6 +15,7 @@ mod bulk_delete;
 mod changes;
 mod clients;
 mod connections;
+mod console;
 mod durability;
 mod fetch_joins;
 mod first_contact;

@@ -1445,7 +1445,7 @@ async fn the_webhooks_are_rate_limited_per_peer() {
 
 /// Starts one more server (a second node) on an existing database; returns its root URL and a
 /// handle that stops it.
-async fn spawn_node(db: &TestDatabase) -> (String, tokio::sync::oneshot::Sender<()>) {
+pub(crate) async fn spawn_node(db: &TestDatabase) -> (String, tokio::sync::oneshot::Sender<()>) {
     let app = smsctx::app::Application::build(common::config(db))
         .await
         .unwrap();

@@ -1,10 +1,11 @@
-# Installs the real Dataverse client libraries tests/clients.rs drives, with pinned versions,
+# Installs the real Dataverse client libraries tests/clients.rs drives (and playwright-core,
+# which tests/console.rs drives Debian's chromium with), with pinned versions,
 # once, under target/clients/ (a Python venv and a Node project of their own). Source it, then
 # call install_clients; it exports SMSCTX_CLIENTS_PYTHON and SMSCTX_CLIENTS_NODE_MODULES.
 # A second call (or run) reuses what is installed when the pins have not changed.
 
 CLIENTS_PY_PINS="PowerPlatform-Dataverse-Client==1.1.0 dataverse-api==1.4.3"
-CLIENTS_NPM_PINS="dynamics-web-api@2.5.0 dataverse-webapi@3.3.0"
+CLIENTS_NPM_PINS="dynamics-web-api@2.5.0 dataverse-webapi@3.3.0 playwright-core@1.65.1"
 
 install_clients() {
     local root

@@ -105,6 +105,15 @@ impl ApiError {
         )
     }
 
+    /// The console's development login is not offered here (`reason` says why).
+    pub fn dev_login_unavailable(reason: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "0x80072560",
+            format!("The development login is not available: {reason}."),
+        )
+    }
+
     /// A value the request gives that Dataverse refuses (InvalidArgument).
     pub fn invalid_argument(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "0x80040203", message)

@@ -11,6 +11,7 @@ pub mod auth;
 mod batch;
 mod bulk;
 mod changes;
+pub mod console;
 mod deep;
 pub mod error;
 mod keys;
@@ -75,11 +76,19 @@ pub struct AppState {
     pub jobs: Arc<tokio::sync::Notify>,
     /// Seconds a delta token stays valid (`--change-log-retention-secs`; `i64::MAX`: always).
     pub change_log_retention_secs: i64,
+    /// The web console: its live-event channel and development login.
+    pub console: console::ConsoleState,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(root))
+        .route("/", get(console::root))
+        .route("/console/events", get(console::events))
+        .route(
+            "/console/dev-login",
+            get(console::dev_login_offered).post(console::dev_login),
+        )
+        .route("/console/{name}", get(console::assets))
         .route("/health", get(health))
         .route(sms::TWILIO_PATH, post(sms::twilio))
         .route(sms::TWILIO_STATUS_PATH, post(sms::twilio_status))
@@ -113,15 +122,8 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::unexpected().into_response()
 }
 
-/// `GET /`: for an API client (`Accept: application/json`, or anything) the JSON 404 pointing
-/// at `/api/data/v9.2/`, as every path outside the API. Its own route, so that a web console
-/// can answer browsers (`Accept: text/html`) here without changing what API clients get.
-async fn root(request: Request) -> Response {
-    fallback(request).await
-}
-
 /// Outside every route (`/api`, `/api/data`, a typo): a 404 pointing at the API's root.
-async fn fallback(request: Request) -> Response {
+pub(crate) async fn fallback(request: Request) -> Response {
     ApiError::outside_api(&request.uri().to_string()).into_response()
 }
 
@@ -171,8 +173,16 @@ struct Call<'a> {
 }
 
 async fn odata(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let reads_only = matches!(*request.method(), Method::GET | Method::HEAD);
     match handle(&state, request).await {
-        Ok(response) => response,
+        Ok(response) => {
+            // A write answered 2xx has committed (a `$batch` may have committed some parts):
+            // the open consoles refetch what they show.
+            if !reads_only && response.status().is_success() {
+                state.console.notify(console::Event::Changed);
+            }
+            response
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -119,6 +119,12 @@ async fn land(state: &AppState, inbound: Inbound<'_>) -> Result<(), ApiError> {
         replay = landed.replay,
         "inbound SMS"
     );
+    if !landed.replay {
+        state.console.notify(match landed.conversation_id {
+            Some(id) => super::console::Event::Conversation(id),
+            None => super::console::Event::Changed,
+        });
+    }
     Ok(())
 }
 
@@ -295,6 +301,9 @@ async fn report_delivery(
         outcome = ?outcome,
         "delivery report"
     );
+    if matches!(outcome, crate::execute::sms::Reported::Updated) {
+        state.console.notify(super::console::Event::Changed);
+    }
     Ok(())
 }
 

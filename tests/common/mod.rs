@@ -176,6 +176,7 @@ pub fn config(db: &TestDatabase) -> ServeConfig {
         bulk_delete_batch: smsctx::execute::jobs::DEFAULT_BATCH,
         sms_inactivity_check_seconds: smsctx::app::DEFAULT_INACTIVITY_CHECK_SECONDS,
         change_log_retention_secs: smsctx::app::DEFAULT_CHANGE_LOG_RETENTION_SECS,
+        console_dev_login: false,
     }
 }
 
