@@ -550,16 +550,7 @@ impl Access for Guard<'_> {
     /// writes before it, as one by one. Anything else is written one by one.
     async fn write_each(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
         if !Self::inserts_checkable_first(&ops) {
-            let mut outcomes = Vec::with_capacity(ops.len());
-            for op in ops {
-                let outcome = self.checked_write(op, Vec::new()).await;
-                let failed = outcome.is_err();
-                outcomes.push(outcome);
-                if failed {
-                    break;
-                }
-            }
-            return outcomes;
+            return crate::store::write_one_by_one(self, ops).await;
         }
         let mut refused = None;
         let mut checked = Vec::with_capacity(ops.len());

@@ -474,16 +474,7 @@ pub trait Access: Send + Sync {
     /// index in `ops` is the length minus one). A SQLite transaction runs them in one round
     /// trip to its writer thread (a bulk message's thousand rows are one job, not a thousand).
     async fn write_each(&self, ops: Vec<WriteOp>) -> Vec<Result<WriteOutcome, StoreError>> {
-        let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            let outcome = self.write(op).await;
-            let failed = outcome.is_err();
-            outcomes.push(outcome);
-            if failed {
-                break;
-            }
-        }
-        outcomes
+        write_one_by_one(self, ops).await
     }
 
     /// Writes `op` and, in the same transaction, `consequences`: the writes the platform makes
@@ -501,6 +492,23 @@ pub trait Access: Send + Sync {
         }
         self.write(op).await
     }
+}
+
+/// [`Access::write_each`] as that many [`Access::write`]s of `access`, up to the first failure.
+pub(crate) async fn write_one_by_one<A: Access + ?Sized>(
+    access: &A,
+    ops: Vec<WriteOp>,
+) -> Vec<Result<WriteOutcome, StoreError>> {
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        let outcome = access.write(op).await;
+        let failed = outcome.is_err();
+        outcomes.push(outcome);
+        if failed {
+            break;
+        }
+    }
+    outcomes
 }
 
 /// The outcome of `op` in `write_all`'s outcomes of `consequences` then `op`.
