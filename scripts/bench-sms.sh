@@ -15,8 +15,15 @@ port=18182
 url="http://127.0.0.1:$port/channels/sms/twilio"
 token=bench-twilio-auth-token-0123456789
 bin=${SMSCTX_BINARY:-./target/release/smsctx}
+# `channel add` needs an existing store: one short start creates it.
+$bin serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" --admin-token bench \
+  >/dev/null 2>&1 &
+pid=$!
+until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.2; done
+kill $pid; wait $pid 2>/dev/null || true
+# The account scripts/bench/sign-twilio.py signs the messages as.
 $bin channel add --database "sqlite://$dir/bench.db" --provider twilio --number +14252306549 \
-  --secret "$token" --public-url "$url" >/dev/null
+  --account AC0123456789abcdef0123456789abcdef --secret "$token" --public-url "$url" >/dev/null
 # Enough distinct messages for the run (about 5,000 per second at most on this machine).
 python3 scripts/bench/sign-twilio.py "$url" "$token" +14252306549 $((duration * 6000)) "$customers" \
   > "$dir/requests.tsv"
