@@ -3,8 +3,8 @@
 
 Usage: python3 scripts/bench-console.py [messages, default 500] [streams, default 1]
 
-Starts `smsctx serve` (target/release/smsctx, or $SMSCTX_BINARY) on a fresh SQLite store with a
-Twilio channel, opens STREAMS event streams (`GET /console/events` with the admin token, as the
+Starts `smsctx serve` (target/release/smsctx, or $SMSCTX_BINARY) on a fresh SQLite store, adds a
+Twilio channel through the Web API, opens STREAMS event streams (`GET /console/events` with the admin token, as the
 console does), then sends MESSAGES signed Twilio webhooks one after another, each from a new
 customer (so each opens a conversation). For each, it takes the time the 200 arrived and the
 time the `conversation` event arrived on every stream, with one clock (time.perf_counter), and
@@ -41,11 +41,6 @@ if not os.environ.get("SMSCTX_BINARY"):
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=root, check=True)
 work = tempfile.mkdtemp()
 database = f"sqlite://{work}/bench.db"
-subprocess.run(
-    [binary, "channel", "add", "--database", database, "--provider", "twilio", "--number", ORG,
-     "--secret", TOKEN, "--public-url", URL],
-    check=True, stdout=subprocess.DEVNULL,
-)
 server = subprocess.Popen(
     [binary, "serve", "--listen", f"127.0.0.1:{PORT}", "--database", database, "--admin-token", ADMIN],
     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -66,6 +61,15 @@ try:
         if health():
             break
         time.sleep(0.1)
+    import json
+    api = http.client.HTTPConnection("127.0.0.1", PORT)
+    api.request("POST", "/api/data/v9.2/smsctx_smschannels", body=json.dumps({
+        "smsctx_provider": "twilio", "smsctx_phonenumber": ORG, "smsctx_secret": TOKEN,
+        "smsctx_account": ACCOUNT, "smsctx_publicurl": URL}), headers={
+        "Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+    created = api.getresponse()
+    created.read()
+    assert created.status == 201, created.status
 
     arrivals = [queue.Queue() for _ in range(STREAMS)]
     ready = threading.Barrier(STREAMS + 1)

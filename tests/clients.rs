@@ -13,8 +13,8 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use reqwest::StatusCode;
@@ -80,34 +80,17 @@ fn run_script(app: &TestApp, script: &str, tag: &str) -> Option<String> {
     ]);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
     let log = app.db.dir.path().join(format!("{script}.stderr"));
-    let mut child = Command::new(&program)
-        .arg(dir.join(script))
-        .current_dir(&dir)
-        .envs(env)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the script's status") {
-            break status;
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.kill();
-            panic!("{script} ran longer than {SCRIPT_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = reader.join().expect("the reader").expect("UTF-8 output");
+    let (status, output) = run_to_end(
+        Command::new(&program)
+            .arg(dir.join(script))
+            .current_dir(&dir)
+            .envs(env)
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy"),
+        &log,
+        SCRIPT_TIMEOUT,
+        script,
+    );
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         status.success(),

@@ -16,7 +16,7 @@ use crate::sms::{
 };
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -28,6 +28,11 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn root(app: &TestApp) -> String {
     crate::sms::root(app)
+}
+
+/// Sends a request and reads its JSON body.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -260,15 +265,7 @@ async fn the_event_stream_needs_a_token_and_never_names_a_conversation_the_calle
 async fn the_development_login_hands_out_only_the_bootstrap_token_and_only_when_enabled() {
     // The harness's server runs with --admin-token: no development login.
     let app = spawn_app().await;
-    let offered: Value = app
-        .client
-        .get(format!("{}/console/dev-login", root(&app)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let offered: Value = json_of(app.client.get(format!("{}/console/dev-login", root(&app)))).await;
     assert_eq!(offered, json!({"available": false}));
     let refused = app
         .client
@@ -287,15 +284,7 @@ async fn the_development_login_hands_out_only_the_bootstrap_token_and_only_when_
 
     // A generated admin token with --console-dev-login: handed to a local browser.
     let (app, token) = spawn_bootstrap_app().await;
-    let given: Value = app
-        .client
-        .post(format!("{}/console/dev-login", root(&app)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let given: Value = json_of(app.client.post(format!("{}/console/dev-login", root(&app)))).await;
     assert_eq!(given["token"], token.as_str());
     let me = get_as(&app, &token, "WhoAmI").send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
@@ -354,33 +343,16 @@ fn browser_ready() -> bool {
 /// Runs the scenario script with `env`; its standard output.
 fn run_scenarios(env: Vec<(String, String)>, log: &Path) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console");
-    let mut child = Command::new("node")
-        .arg(dir.join("scenarios.mjs"))
-        .current_dir(&dir)
-        .envs(env)
-        .env("SMSCTX_CLIENTS_NODE_MODULES", node_modules())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("a log file"))
-        .spawn()
-        .expect("node starts");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the script's status") {
-            break status;
-        }
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = child.kill();
-            panic!("the browser scenarios ran longer than {SCRIPT_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = reader.join().expect("the reader").expect("UTF-8 output");
+    let (status, output) = run_to_end(
+        Command::new("node")
+            .arg(dir.join("scenarios.mjs"))
+            .current_dir(&dir)
+            .envs(env)
+            .env("SMSCTX_CLIENTS_NODE_MODULES", node_modules()),
+        log,
+        SCRIPT_TIMEOUT,
+        "the browser scenarios",
+    );
     let stderr = std::fs::read_to_string(log).unwrap_or_default();
     assert!(
         status.success(),
@@ -418,13 +390,8 @@ async fn agents_work_the_queue_in_headless_chromium() {
     // The administrator's number (its conversations are the administrator's), replies through
     // the fake Twilio; alice's number, whose conversations are hers.
     let unit = {
-        let units: Value = as_admin(reqwest::Method::GET, "businessunits?$select=name")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let units: Value =
+            json_of(as_admin(reqwest::Method::GET, "businessunits?$select=name")).await;
         units["value"][0]["businessunitid"]
             .as_str()
             .unwrap()
@@ -580,40 +547,24 @@ async fn agents_work_the_queue_in_headless_chromium() {
     );
     // The conversation the agent closed is closed, and its context inactive.
     let conversation = outcome["conversation"].as_str().unwrap();
-    let closed: Value = as_admin(
+    let closed: Value = json_of(as_admin(
         reqwest::Method::GET,
         &format!("msdyn_ocliveworkitems({conversation})?$select=statecode"),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    ))
+    .await;
     assert_eq!(closed["statecode"], 1);
-    let contexts: Value = as_admin(
+    let contexts: Value = json_of(as_admin(
         reqwest::Method::GET,
         &format!("{CTX}?$filter=_msdyn_liveworkitemid_value eq {conversation}&$select=statecode"),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    ))
+    .await;
     assert_eq!(contexts["value"].as_array().unwrap().len(), 1);
     assert_eq!(
         contexts["value"][0]["statecode"], 1,
         "the context is inactive"
     );
     // The channel the administrator added in the browser.
-    let channels: Value = as_admin(reqwest::Method::GET, "smsctx_smschannels")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let channels: Value = json_of(as_admin(reqwest::Method::GET, "smsctx_smschannels")).await;
     let added = outcome["channel"].as_str().unwrap().trim_start_matches('+');
     assert!(
         channels["value"]

@@ -560,3 +560,37 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `command` (standard output piped, standard error to `log`) until it exits, killing it
+/// after `timeout` (a panic naming `what`); its exit status and standard output.
+pub fn run_to_end(
+    command: &mut std::process::Command,
+    log: &std::path::Path,
+    timeout: std::time::Duration,
+    what: &str,
+) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("a log file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("{what} ran longer than {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = reader.join().expect("the reader").expect("UTF-8 output");
+    (status, output)
+}
