@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
@@ -162,7 +162,7 @@ pub struct SqliteStore {
 struct Readers {
     path: PathBuf,
     /// Idle connections; a read holding a slot always finds one (or reopens one lost).
-    pool: Mutex<Vec<Connection>>,
+    pool: Mutex<Vec<Reader>>,
     admission: Admission,
     cache_kib: u32,
     sql: Arc<HashMap<String, EntitySql>>,
@@ -239,6 +239,25 @@ impl SqliteStore {
         self.readers.with_reader(slot, f)
     }
 
+    /// Runs the read `f` inline when it finishes within [`INLINE_STEPS`] steps of SQLite's
+    /// virtual machine, and otherwise again from its start on the blocking pool, keeping its
+    /// slot. Most list reads (an indexed equality, a short page) take microseconds, and the
+    /// hand-off to a blocking thread would cost them more than their work, mostly as waiting
+    /// for a core; a long one (a big page, a scan) leaves the async workers after a bounded
+    /// first try.
+    async fn with_reader_sized<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Readers, &Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let slot = self.readers.admission.enter().await?;
+        let readers = Arc::clone(&self.readers);
+        let slot = match readers.with_reader_inline(slot, |conn| f(&readers, conn)) {
+            Inline::Done(result) => return result,
+            Inline::TooLong(slot) => slot,
+        };
+        on_blocking_pool(readers, slot, f).await
+    }
+
     /// Runs `f` on a reader connection on the blocking pool, after waiting for a slot: at most
     /// one blocking thread per slot is ever busy with reads.
     async fn with_reader_blocking<T: Send + 'static>(
@@ -246,10 +265,7 @@ impl SqliteStore {
         f: impl FnOnce(&Readers, &Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let slot = self.readers.admission.enter().await?;
-        let readers = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || readers.with_reader(slot, |conn| f(&readers, conn)))
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?
+        on_blocking_pool(Arc::clone(&self.readers), slot, f).await
     }
 
     fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
@@ -267,6 +283,17 @@ impl SqliteStore {
     }
 }
 
+/// Runs `f` on a reader connection on the blocking pool while `slot` is held.
+async fn on_blocking_pool<T: Send + 'static>(
+    readers: Arc<Readers>,
+    slot: Slot,
+    f: impl FnOnce(&Readers, &Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(move || readers.with_reader(slot, |conn| f(&readers, conn)))
+        .await
+        .map_err(|e| StoreError::Database(e.to_string()))?
+}
+
 impl Readers {
     /// Runs `f` on an idle connection while `slot` is held. There are as many connections as
     /// slots, so one is idle; one lost to a panic is reopened. The connection goes back before
@@ -276,17 +303,47 @@ impl Readers {
         slot: Slot,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.pool.lock().ok().and_then(|mut pool| pool.pop());
-        let conn = match conn {
-            Some(c) => c,
-            None => open_reader(&self.path, self.cache_kib)?,
-        };
-        let result = f(&conn);
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.push(conn);
-        }
+        let reader = self.take()?;
+        let result = f(&reader.conn);
+        self.put_back(reader);
         drop(slot);
         result
+    }
+
+    /// As [`Readers::with_reader`], but `f` is interrupted after [`INLINE_STEPS`] steps of the
+    /// virtual machine; then the slot comes back for a second run elsewhere.
+    fn with_reader_inline<T>(
+        &self,
+        slot: Slot,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Inline<T> {
+        let reader = match self.take() {
+            Ok(reader) => reader,
+            Err(e) => return Inline::Done(Err(e)),
+        };
+        reader.budget.store(BUDGET_ARMED, Ordering::Relaxed);
+        let result = f(&reader.conn);
+        let spent = reader.budget.swap(BUDGET_OFF, Ordering::Relaxed) == BUDGET_SPENT;
+        self.put_back(reader);
+        if spent {
+            Inline::TooLong(slot)
+        } else {
+            drop(slot);
+            Inline::Done(result)
+        }
+    }
+
+    fn take(&self) -> Result<Reader, StoreError> {
+        match self.pool.lock().ok().and_then(|mut pool| pool.pop()) {
+            Some(reader) => Ok(reader),
+            None => open_reader(&self.path, self.cache_kib),
+        }
+    }
+
+    fn put_back(&self, reader: Reader) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(reader);
+        }
     }
 
     fn entity_sql(&self, entity: &Entity) -> Result<&EntitySql, StoreError> {
@@ -314,11 +371,49 @@ fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> 
     Ok(conn)
 }
 
+/// The steps of SQLite's virtual machine a read may take inline on an async worker before it
+/// is interrupted and run again on the blocking pool ([`SqliteStore::with_reader_sized`]):
+/// about a page of a few hundred narrow rows, well under a millisecond.
+pub const INLINE_STEPS: i32 = 20_000;
+
+const BUDGET_OFF: u8 = 0;
+const BUDGET_ARMED: u8 = 1;
+const BUDGET_SPENT: u8 = 2;
+
+/// A reader connection and the switch of its progress handler: armed, the handler interrupts
+/// the statement at the first call (after [`INLINE_STEPS`] steps) and records that it did.
+struct Reader {
+    conn: Connection,
+    budget: Arc<AtomicU8>,
+}
+
+/// How an inline read ended.
+enum Inline<T> {
+    Done(Result<T, StoreError>),
+    /// Interrupted at its budget: the slot, for a run on the blocking pool.
+    TooLong(Slot),
+}
+
 /// A reader connection of the pool, its memory bounded.
-fn open_reader(path: &Path, cache_kib: u32) -> Result<Connection, StoreError> {
+fn open_reader(path: &Path, cache_kib: u32) -> Result<Reader, StoreError> {
     let conn = open_connection(path, false)?;
     bound_memory(&conn, cache_kib)?;
-    Ok(conn)
+    let budget = Arc::new(AtomicU8::new(BUDGET_OFF));
+    let handler = Arc::clone(&budget);
+    conn.progress_handler(
+        INLINE_STEPS,
+        Some(move || {
+            handler
+                .compare_exchange(
+                    BUDGET_ARMED,
+                    BUDGET_SPENT,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        }),
+    );
+    Ok(Reader { conn, budget })
 }
 
 /// A page cache of at most `cache_kib` KiB and no memory-mapped I/O (a map of the whole file
@@ -946,8 +1041,8 @@ impl Access for SqliteStore {
     }
 
     async fn query(&self, query: Query) -> Result<Vec<Record>, StoreError> {
-        // A page can hold thousands of rows: read it off the async workers.
-        self.with_reader_blocking(move |readers, conn| {
+        // A page can hold thousands of rows: a long one is read off the async workers.
+        self.with_reader_sized(move |readers, conn| {
             let entity_sql = readers.entity_sql(&query.plan.entity)?;
             read_query(conn, entity_sql, &query)
         })
@@ -955,7 +1050,7 @@ impl Access for SqliteStore {
     }
 
     async fn query_join(&self, query: JoinQuery) -> Result<Vec<JoinedRow>, StoreError> {
-        self.with_reader_blocking(move |readers, conn| {
+        self.with_reader_sized(move |readers, conn| {
             let root = readers.entity_sql(&query.plan.root.entity)?;
             let child = readers.entity_sql(&query.plan.join.child.0)?;
             read_join(conn, root, child, &query)
@@ -974,7 +1069,7 @@ impl Access for SqliteStore {
         plan: sql::AggregatePlan,
         context: sql::Context,
     ) -> Result<Vec<Vec<Value>>, StoreError> {
-        self.with_reader_blocking(move |_, conn| read_aggregate(conn, &plan, &context))
+        self.with_reader_sized(move |_, conn| read_aggregate(conn, &plan, &context))
             .await
     }
 
@@ -1403,6 +1498,36 @@ impl Transaction for SqliteTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read longer than the inline budget is interrupted and its slot handed back; the same
+    /// read then runs whole with the budget off, and a short read finishes inline.
+    #[tokio::test]
+    async fn a_long_read_leaves_the_inline_path_and_runs_whole_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), &catalog).unwrap();
+        let readers = &store.readers;
+        let long = |conn: &Connection| -> Result<i64, StoreError> {
+            let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                       WHERE i < 200000) SELECT count(*) FROM n";
+            Ok(conn.query_row(sql, [], |r| r.get(0))?)
+        };
+        let slot = readers.admission.enter().await.unwrap();
+        let slot = match readers.with_reader_inline(slot, long) {
+            Inline::TooLong(slot) => slot,
+            Inline::Done(result) => panic!("a 200,000-row read finished inline: {result:?}"),
+        };
+        assert_eq!(readers.with_reader(slot, long).unwrap(), 200_000);
+        let slot = readers.admission.enter().await.unwrap();
+        let short = |conn: &Connection| -> Result<i64, StoreError> {
+            Ok(conn.query_row("SELECT 41 + 1", [], |r| r.get(0))?)
+        };
+        match readers.with_reader_inline(slot, short) {
+            Inline::Done(result) => assert_eq!(result.unwrap(), 42),
+            Inline::TooLong(_) => panic!("a one-step read was interrupted"),
+        }
+        assert_eq!(store.readers.pool.lock().unwrap().len(), default_readers());
+    }
 
     #[test]
     fn the_schema_has_a_column_for_every_stored_attribute() {
