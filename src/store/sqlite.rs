@@ -374,7 +374,7 @@ fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> 
 /// The steps of SQLite's virtual machine a read may take inline on an async worker before it
 /// is interrupted and run again on the blocking pool ([`SqliteStore::with_reader_sized`]):
 /// about a page of a few hundred narrow rows, well under a millisecond.
-pub const INLINE_STEPS: i32 = 20_000;
+const INLINE_STEPS: i32 = 20_000;
 
 const BUDGET_OFF: u8 = 0;
 const BUDGET_ARMED: u8 = 1;
