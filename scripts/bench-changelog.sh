@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Durable creates at 64 connections (wrk) with the change log on (change tracking and auditing,
-# the defaults) and off (both switched off by the administrator through the Web API), back to
-# back on fresh SQLite stores, alternating, so machine load falls on both alike (issue 15).
+# Durable creates or updates at 64 connections (wrk) with the change log on (change tracking and
+# auditing, the defaults) and off (both switched off by the administrator through the Web API),
+# back to back on fresh SQLite stores, alternating, so machine load falls on both alike (issue
+# 15). Updates are PATCHes of the name of random rows among 2,000 seeded ones.
 # Usage: bash scripts/bench-changelog.sh [seconds per run, default 15] [rounds, default 2]
+#        [create|update, default create]
 # SMSCTX_BINARY=path runs another build (default ./target/release/smsctx, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-15}
 rounds=${2:-2}
+case_=${3:-create}
 binary=${SMSCTX_BINARY:-./target/release/smsctx}
 [ -n "${SMSCTX_BINARY:-}" ] || cargo build --release --quiet
 port=${PORT:-18341}
@@ -24,8 +27,16 @@ run() { # on|off
       -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN" -H 'Content-Type: application/json' \
       -d '{"ChangeTrackingEnabled":false,"IsAuditEnabled":{"Value":false}}'
   fi
-  echo "== change log $1, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  wrk -t2 -c64 -d"${duration}s" --latency -s scripts/bench/create.lua "http://127.0.0.1:$port" \
+  if [ "$case_" = update ]; then
+    python3 scripts/bench/requests.py smsctx seed "$port" 2000 0
+    curl -sf "$B/msdyn_smsengagementctxes?\$select=msdyn_smsengagementctxid" \
+      -H "Authorization: Bearer $SMSCTX_BENCH_TOKEN" -H 'Prefer: odata.maxpagesize=5000' \
+      | python3 -c 'import json,sys; [print(r["msdyn_smsengagementctxid"]) for r in json.load(sys.stdin)["value"]]' \
+      > "$dir/ids"
+    export SMSCTX_BENCH_IDS="$dir/ids"
+  fi
+  echo "== $case_, change log $1, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  wrk -t2 -c64 -d"${duration}s" --latency -s "scripts/bench/$case_.lua" "http://127.0.0.1:$port" \
     | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
   kill $pid; wait $pid 2>/dev/null || true
   rm -rf "$dir"

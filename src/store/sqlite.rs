@@ -80,6 +80,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../migrations/sqlite/0015_audit_settings.sql"),
     ),
+    (
+        16,
+        include_str!("../../migrations/sqlite/0016_changelog_cheaper.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
@@ -1196,12 +1200,30 @@ impl Store for SqliteStore {
         loop {
             // Batches, each its own short transaction, so writers wait for one batch at most.
             let deleted = schema_change(&self.readers.path, move |tx| {
-                Ok(tx.execute(
+                let newest: Option<i64> =
+                    tx.query_row("SELECT max(seq) FROM smsctx_changelog", [], |r| r.get(0))?;
+                // SQLite numbers a new row after the largest `seq` there is (migration 16): a
+                // purged newest row leaves a placeholder with its `seq` (no entity, not
+                // audited, read only by `max(seq)`), so no `seq` a delta token holds is given
+                // again. A placeholder that is no longer the newest row is dropped uncounted.
+                tx.execute(
+                    "DELETE FROM smsctx_changelog WHERE entity = '' AND seq < ?1",
+                    [newest],
+                )?;
+                let deleted = tx.execute(
                     // The oldest rows by `seq`, which is creation order (one writer).
                     "DELETE FROM smsctx_changelog WHERE seq IN (SELECT seq FROM smsctx_changelog \
-                     ORDER BY seq LIMIT 1000) AND createdon < ?1",
+                     WHERE entity <> '' ORDER BY seq LIMIT 1000) AND createdon < ?1",
                     [before],
-                )? as u64)
+                )?;
+                tx.execute(
+                    "INSERT INTO smsctx_changelog (seq, entity, objectid, action, operation, \
+                     audited) SELECT ?1, '', '', 0, 0, 0 \
+                     WHERE ?1 IS NOT NULL \
+                     AND NOT EXISTS (SELECT 1 FROM smsctx_changelog WHERE seq >= ?1)",
+                    [newest],
+                )?;
+                Ok(deleted as u64)
             })
             .await?;
             purged += deleted;
@@ -1573,22 +1595,29 @@ mod tests {
         assert_eq!(n, MIGRATIONS.len() as i64);
     }
 
+    /// A store with the migrations before `version` applied and recorded, as an older smsctx
+    /// left it.
+    fn migrated_before(path: &Path, version: i64) -> Connection {
+        let conn = open_connection(path, true).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE smsctx_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (applied, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < version) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO smsctx_migrations VALUES (?1, 0)", [applied])
+                .unwrap();
+        }
+        conn
+    }
+
     /// Users that share an Entra object id stop migration 9 with a message naming the id, and
     /// the store is left as it was (the migration is not recorded, so the next start retries).
     #[test]
     fn shared_object_ids_stop_the_unique_index_migration() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let mut conn = open_connection(&path, true).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE smsctx_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)",
-        )
-        .unwrap();
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 9) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO smsctx_migrations VALUES (?1, 0)", [version])
-                .unwrap();
-        }
+        let mut conn = migrated_before(&path, 9);
         let oid = "3f2b0000-0000-4000-8000-000000000001";
         for user in [
             "aaaaaaaa-0000-4000-8000-000000000001",
@@ -1616,6 +1645,93 @@ mod tests {
             )
             .unwrap();
         assert_eq!(applied, 0);
+    }
+
+    /// Migration 16 drops AUTOINCREMENT from the change log: a `seq` handed out before is not
+    /// given again (the purged newest row's number is kept by a placeholder), an update logs
+    /// only the columns it changed, and a purge of everything keeps the numbering going.
+    #[tokio::test]
+    async fn the_change_log_never_gives_a_seq_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut conn = migrated_before(&path, 16);
+        let insert = "INSERT INTO msdyn_smsengagementctx (msdyn_smsengagementctxid, msdyn_name, \
+                      statecode, versionnumber) VALUES (?1, 'a', 0, 1)";
+        for id in [
+            "00000000-0000-4000-8000-000000000001",
+            "00000000-0000-4000-8000-000000000002",
+            "00000000-0000-4000-8000-000000000003",
+        ] {
+            conn.execute(insert, [id]).unwrap();
+        }
+        // As a purge before migration 16 could leave it: the newest row gone, AUTOINCREMENT
+        // remembering its number.
+        conn.execute("DELETE FROM smsctx_changelog WHERE seq = 3", [])
+            .unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute(insert, ["00000000-0000-4000-8000-000000000004"])
+            .unwrap();
+        let newest: (i64, String) = conn
+            .query_row(
+                "SELECT seq, objectid FROM smsctx_changelog ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            newest,
+            (4, "00000000-0000-4000-8000-000000000004".to_string())
+        );
+
+        conn.execute(
+            "UPDATE msdyn_smsengagementctx SET msdyn_name = 'b', versionnumber = 2, \
+             modifiedon = 5 WHERE msdyn_smsengagementctxid = \
+             '00000000-0000-4000-8000-000000000004'",
+            [],
+        )
+        .unwrap();
+        let (old, new): (String, String) = conn
+            .query_row(
+                "SELECT olddata, newdata FROM smsctx_changelog ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(old, r#"{"msdyn_name":"a"}"#);
+        assert_eq!(new, r#"{"msdyn_name":"b"}"#);
+        drop(conn);
+
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&path, &catalog).unwrap();
+        assert_eq!(store.purge_changes(i64::MAX).await.unwrap(), 4);
+        let window = store
+            .changes_since("msdyn_smsengagementctx", None)
+            .await
+            .unwrap();
+        assert_eq!(window.position, "5");
+        let conn = open_connection(&path, false).unwrap();
+        conn.execute(insert, ["00000000-0000-4000-8000-000000000005"])
+            .unwrap();
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM smsctx_changelog WHERE entity <> '' ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seqs, [6]);
+        let window = store
+            .changes_since("msdyn_smsengagementctx", Some("5"))
+            .await
+            .unwrap();
+        assert_eq!(window.changes.len(), 1);
+        assert_eq!(window.position, "6");
+        // A second purge counts only real rows and leaves one placeholder at most.
+        assert_eq!(store.purge_changes(i64::MAX).await.unwrap(), 1);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM smsctx_changelog", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
     }
 
     #[tokio::test]
