@@ -256,6 +256,34 @@ async fn the_event_stream_needs_a_token_and_never_names_a_conversation_the_calle
     );
     let seen = read_events(&mut agent, "changed").await;
     assert_eq!(seen, vec![("changed".to_owned(), json!({}))]);
+
+    // Alice is disabled: her token is no longer accepted, so the next write's frame is
+    // `signed-out`, and the stream ends; the administrator's goes on.
+    let response = app
+        .client
+        .patch(app.url(&format!("systemusers({})", alice.id)))
+        .bearer_auth(TOKEN)
+        .json(&json!({"isdisabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    app.create(CTX, &json!({"msdyn_name": "after alice"})).await;
+    let seen = read_events(&mut agent, "signed-out").await;
+    assert_eq!(seen.last(), Some(&("signed-out".to_owned(), json!({}))));
+    assert!(
+        seen.iter().all(|(name, _)| name == "signed-out"),
+        "a frame reached a disabled user: {seen:?}"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(30), agent.chunk()).await;
+    assert!(
+        matches!(end, Ok(Ok(None))),
+        "the stream goes on after signed-out"
+    );
+    assert_eq!(
+        read_events(&mut admin, "changed").await.last(),
+        Some(&("changed".to_owned(), json!({})))
+    );
     drop(admin);
     drop(agent);
     app.stop().await;

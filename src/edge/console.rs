@@ -12,7 +12,8 @@
 //! conversation it touched ([`Event::Conversation`]) only to a stream whose caller the Guard lets
 //! read that conversation (checked when the event is delivered, with the token authenticated
 //! again, so a role removed or a token expired meanwhile counts); every other write is a bare
-//! [`Event::Changed`], which says only "refetch".
+//! [`Event::Changed`], which says only "refetch", and no frame (a keep-alive neither) goes to a
+//! token that is no longer accepted: the stream says `signed-out` and ends.
 
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
@@ -25,6 +26,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use super::auth::Authenticated;
 use super::error::ApiError;
 use super::AppState;
 use crate::store::Access;
@@ -366,47 +368,54 @@ impl EventStream {
                 received = tokio::time::timeout(KEEP_ALIVE, self.receiver.recv()) => received,
             };
             let event = match received {
-                Err(_) => return Some(bytes::Bytes::from_static(b": keep-alive\n\n")),
-                Ok(Ok(event)) => event,
+                Err(_) => None,
+                Ok(Ok(event)) => Some(event),
                 // Fell behind: whatever was missed, a refetch shows it.
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => Event::Changed,
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => Some(Event::Changed),
                 Ok(Err(broadcast::error::RecvError::Closed)) => return None,
             };
+            // Every frame, a keep-alive included, is for a caller whose token is still
+            // accepted: a lapsed or revoked one ends the stream with `signed-out`.
+            let Ok(who) = self.signed_in().await else {
+                return Some(frame("signed-out", &json!({})));
+            };
             match event {
-                Event::Changed => return Some(frame("changed", &json!({}))),
-                Event::Conversation(id) => match self.may_read(id).await {
-                    Ok(true) => return Some(frame("conversation", &json!({ "id": id }))),
-                    Ok(false) => continue,
-                    Err(()) => return Some(frame("signed-out", &json!({}))),
-                },
+                None => return Some(bytes::Bytes::from_static(b": keep-alive\n\n")),
+                Some(Event::Changed) => return Some(frame("changed", &json!({}))),
+                Some(Event::Conversation(id)) => {
+                    if self.may_read(&who, id).await {
+                        return Some(frame("conversation", &json!({ "id": id })));
+                    }
+                }
             }
         }
     }
 
-    /// Whether the stream's caller may read the conversation now (`Err`: the token is no
-    /// longer accepted).
-    async fn may_read(&mut self, id: Uuid) -> Result<bool, ()> {
+    /// The stream's caller, authenticated again (`Err`: the token is no longer accepted, and
+    /// nothing more is sent on this stream).
+    async fn signed_in(&mut self) -> Result<Authenticated, ()> {
         let state = &self.state;
-        let who = state
+        state
             .auth
             .authenticate(&self.headers, state.service.system().store())
             .await
             .map_err(|_| {
-                // Nothing more is sent on this stream.
                 self.closing = watch::channel(true).1;
-            })?;
+            })
+    }
+
+    /// Whether the stream's caller may read the conversation now.
+    async fn may_read(&self, who: &Authenticated, id: Uuid) -> bool {
+        let state = &self.state;
         let Some(conversation) = state
             .service
             .catalog
             .entity(crate::metadata::sms::CONVERSATION)
         else {
-            return Ok(false);
+            return false;
         };
         let guard = state.service.guard(&state.auth.directory, &who.principal);
-        Ok(matches!(
-            guard.get(conversation, id, false).await,
-            Ok(Some(_))
-        ))
+        matches!(guard.get(conversation, id, false).await, Ok(Some(_)))
     }
 }
 
