@@ -344,6 +344,14 @@ fn credentials(headers: &HeaderMap) -> HeaderMap {
     kept
 }
 
+/// Why a stream's caller is no longer served.
+enum Lapsed {
+    /// The token is refused (expired, revoked, its user disabled).
+    SignedOut,
+    /// Authentication could not be decided (the store failed).
+    Unknown,
+}
+
 struct EventStream {
     state: Arc<AppState>,
     headers: HeaderMap,
@@ -376,8 +384,12 @@ impl EventStream {
             };
             // Every frame, a keep-alive included, is for a caller whose token is still
             // accepted: a lapsed or revoked one ends the stream with `signed-out`.
-            let Ok(who) = self.signed_in().await else {
-                return Some(frame("signed-out", &json!({})));
+            let who = match self.signed_in().await {
+                Ok(who) => who,
+                Err(Lapsed::SignedOut) => return Some(frame("signed-out", &json!({}))),
+                // The store could not say (busy, unreachable): the stream ends without a
+                // verdict, and the console reconnects.
+                Err(Lapsed::Unknown) => return None,
             };
             match event {
                 None => return Some(bytes::Bytes::from_static(b": keep-alive\n\n")),
@@ -391,17 +403,21 @@ impl EventStream {
         }
     }
 
-    /// The stream's caller, authenticated again (`Err`: the token is no longer accepted, and
-    /// nothing more is sent on this stream).
-    async fn signed_in(&mut self) -> Result<Authenticated, ()> {
+    /// The stream's caller, authenticated again; on `Err` nothing more is sent on this stream.
+    async fn signed_in(&mut self) -> Result<Authenticated, Lapsed> {
         let state = &self.state;
-        state
+        let result = state
             .auth
             .authenticate(&self.headers, state.service.system().store())
-            .await
-            .map_err(|_| {
-                self.closing = watch::channel(true).1;
-            })
+            .await;
+        result.map_err(|e| {
+            self.closing = watch::channel(true).1;
+            if matches!(e.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                Lapsed::SignedOut
+            } else {
+                Lapsed::Unknown
+            }
+        })
     }
 
     /// Whether the stream's caller may read the conversation now.
