@@ -7,7 +7,7 @@ Usage: python3 scripts/bench-bulk.py [sqlite|postgres|both, default both] [reque
 
 Needs a release build (cargo build --release). PostgreSQL: SMSCTX_PG_URL names a database the
 script may fill (scripts/lib/postgres.sh's start_postgres sets one up), e.g.
-    bash -c 'source scripts/lib/postgres.sh; start_postgres on; python3 scripts/bench-bulk.py postgres'
+    bash -c 'source scripts/lib/postgres.sh; start_postgres on; export SMSCTX_PG_URL; python3 scripts/bench-bulk.py postgres'
 The SQLite file lives in a temporary directory (fsync on, the server's default).
 """
 import http.client
