@@ -300,7 +300,9 @@ pub(crate) async fn run(
         body: request.body,
         unmatched_key,
     };
-    dispatch(call, resource).await
+    // Boxed: `dispatch`'s future holds the largest state of every message; inline, each
+    // caller's future would be as large and be copied whole as it is wrapped.
+    Box::pin(dispatch(call, resource)).await
 }
 
 /// The URL of a record a request created, carried on its response for `$batch` references.
