@@ -74,7 +74,7 @@ impl<'a> ObjectWriter<'a> {
     }
 }
 
-fn write_json_string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
     // Names and most values need no escaping: copy them as they are.
     if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.reserve(text.len() + 2);

@@ -16,17 +16,9 @@ use uuid::Uuid;
 
 use super::{ExecError, Service};
 use crate::authorize::Guard;
-use crate::metadata::system::{MODIFIED_BY, MODIFIED_ON, MODIFIED_ON_BEHALF_BY, VERSION_NUMBER};
+use crate::metadata::system::EVERY_UPDATE as UNAUDITED;
 use crate::metadata::{AttributeType, Entity};
 use crate::store::{AuditRecord, AuditSelection, LoggedChange, Record, Value};
-
-/// The columns an update's audit leaves out: they change with every write.
-const UNAUDITED: [&str; 4] = [
-    VERSION_NUMBER,
-    MODIFIED_ON,
-    MODIFIED_BY,
-    MODIFIED_ON_BEHALF_BY,
-];
 
 /// The audit actions of share changes (Share, Modify Share, Unshare).
 const SHARE_ACTIONS: [i64; 3] = [14, 48, 49];

@@ -9,6 +9,13 @@ pub const CREATED_ON_BEHALF_BY: &str = "createdonbehalfby";
 pub const MODIFIED_ON_BEHALF_BY: &str = "modifiedonbehalfby";
 pub const OVERRIDDEN_CREATED_ON: &str = "overriddencreatedon";
 pub const VERSION_NUMBER: &str = "versionnumber";
+/// The columns every update changes; an update's audit leaves them out.
+pub const EVERY_UPDATE: [&str; 4] = [
+    VERSION_NUMBER,
+    MODIFIED_ON,
+    MODIFIED_BY,
+    MODIFIED_ON_BEHALF_BY,
+];
 pub const OWNER_ID: &str = "ownerid";
 pub const OWNER_ID_TYPE: &str = "owneridtype";
 pub const OWNING_USER: &str = "owninguser";

@@ -13,6 +13,7 @@ pub mod postgres;
 mod query_plans;
 pub mod sql;
 pub mod sqlite;
+mod sqlite_changelog;
 
 use std::sync::Arc;
 

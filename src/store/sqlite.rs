@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::admission::{Admission, Slot};
 use super::sql::TableSql as EntitySql;
+use super::sqlite_changelog as changelog;
 use super::{
     change_data, migration_check_failed, sql, stored_key, unaudited_columns, Access, AuditRecord,
     AuditSelection, ChangeWindow, ColumnAudit, Expect, JoinQuery, JoinedRow, LoggedChange, Query,
@@ -83,6 +84,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         16,
         include_str!("../../migrations/sqlite/0016_changelog_cheaper.sql"),
+    ),
+    (
+        17,
+        include_str!("../../migrations/sqlite/0017_changelog_in_writer.sql"),
     ),
 ];
 
@@ -402,6 +407,8 @@ enum Inline<T> {
 fn open_reader(path: &Path, cache_kib: u32) -> Result<Reader, StoreError> {
     let conn = open_connection(path, false)?;
     bound_memory(&conn, cache_kib)?;
+    // Rows are written by the writer thread only, which logs their changes (`apply`).
+    conn.pragma_update(None, "query_only", true)?;
     let budget = Arc::new(AtomicU8::new(BUDGET_OFF));
     let handler = Arc::clone(&budget);
     conn.progress_handler(
@@ -970,6 +977,7 @@ fn apply(
         sql.get(&entity.logical_name)
             .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     };
+    // The change log is written here, in the write's savepoint (`sqlite_changelog`).
     match op {
         WriteOp::Insert(record) => {
             let entity_sql = table_sql(&record.entity)?;
@@ -985,6 +993,18 @@ fn apply(
             let mut statement = conn.prepare_cached(&entity_sql.insert)?;
             // A duplicate key is `StoreError::Duplicate`, a schema rule `StoreError::Rule`.
             statement.execute(params_from_iter(values))?;
+            if let Some(logging) = changelog::settings(conn, &record.entity)? {
+                let id = record.id().ok_or(StoreError::NotFound)?;
+                changelog::created(
+                    conn,
+                    &logging,
+                    entity_sql,
+                    &record.entity,
+                    id,
+                    &record.values,
+                    version,
+                )?;
+            }
             Ok(WriteOutcome::Written { version })
         }
         WriteOp::Update {
@@ -994,19 +1014,46 @@ fn apply(
             expect,
         } => {
             let entity_sql = table_sql(entity)?;
-            check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
+            let logging = changelog::settings(conn, entity)?;
+            let before = match logging {
+                Some(_) => {
+                    let before = changelog::before(conn, entity, *id, changes)?;
+                    check_expect(before.as_ref().map(|b| b.version), *expect)?;
+                    before
+                }
+                None => {
+                    check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
+                    None
+                }
+            };
             let version = versions.next(conn)?;
             let (statement, values) =
                 EntitySql::update(&sql::Sqlite, entity, *id, changes, version, Expect::Any);
             conn.prepare_cached(&statement)?
                 .execute(params_from_iter(values))?;
+            if let (Some(logging), Some(before)) = (logging, before) {
+                changelog::updated(conn, &logging, entity, *id, changes, before, version)?;
+            }
             Ok(WriteOutcome::Written { version })
         }
         WriteOp::Delete { entity, id, expect } => {
             let entity_sql = table_sql(entity)?;
-            check_expect(current_version(conn, entity_sql, *id)?, *expect)?;
+            let logging = changelog::settings(conn, entity)?;
+            let (current, old) = match &logging {
+                Some(logging) if logging.audited() => {
+                    match changelog::before_delete(conn, entity_sql, entity, *id)? {
+                        Some((version, json)) => (Some(version), Some(json)),
+                        None => (None, None),
+                    }
+                }
+                _ => (current_version(conn, entity_sql, *id)?, None),
+            };
+            check_expect(current, *expect)?;
             conn.prepare_cached(&entity_sql.delete)?
                 .execute([guid_text(*id)])?;
+            if let (Some(logging), Some(version)) = (logging, current) {
+                changelog::deleted(conn, &logging, entity, *id, version, old)?;
+            }
             Ok(WriteOutcome::Deleted)
         }
     }
@@ -1581,6 +1628,21 @@ mod tests {
         }
     }
 
+    /// The change log is written by the writer (`apply`): a reader connection cannot write.
+    #[test]
+    fn readers_cannot_write_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteStore::open(&path, &catalog).unwrap());
+        let reader = open_reader(&path, 1024).unwrap();
+        let error = reader
+            .conn
+            .execute("DELETE FROM msdyn_smsengagementctx", [])
+            .unwrap_err();
+        assert!(error.to_string().contains("readonly"), "{error}");
+    }
+
     #[test]
     fn migrations_run_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -1669,8 +1731,25 @@ mod tests {
         conn.execute("DELETE FROM smsctx_changelog WHERE seq = 3", [])
             .unwrap();
         migrate(&mut conn).unwrap();
-        conn.execute(insert, ["00000000-0000-4000-8000-000000000004"])
-            .unwrap();
+        drop(conn);
+        // From migration 17 the writer logs a row's changes (`sqlite_changelog`): the rest
+        // writes through the store.
+        let catalog = Catalog::builtin().unwrap();
+        let store = SqliteStore::open(&path, &catalog).unwrap();
+        let entity = Arc::clone(catalog.entity("msdyn_smsengagementctx").unwrap());
+        let context = |id: &str| {
+            let mut record = Record::empty(Arc::clone(&entity));
+            record.set(
+                "msdyn_smsengagementctxid",
+                Value::Guid(Uuid::parse_str(id).unwrap()),
+            );
+            record.set("msdyn_name", Value::Text("a".into()));
+            record.set("statecode", Value::Int(0));
+            WriteOp::Insert(record)
+        };
+        let fourth = "00000000-0000-4000-8000-000000000004";
+        store.write(context(fourth)).await.unwrap();
+        let conn = open_connection(&path, false).unwrap();
         let newest: (i64, String) = conn
             .query_row(
                 "SELECT seq, objectid FROM smsctx_changelog ORDER BY seq DESC LIMIT 1",
@@ -1678,18 +1757,21 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!(
-            newest,
-            (4, "00000000-0000-4000-8000-000000000004".to_string())
-        );
+        assert_eq!(newest, (4, fourth.to_string()));
 
-        conn.execute(
-            "UPDATE msdyn_smsengagementctx SET msdyn_name = 'b', versionnumber = 2, \
-             modifiedon = 5 WHERE msdyn_smsengagementctxid = \
-             '00000000-0000-4000-8000-000000000004'",
-            [],
-        )
-        .unwrap();
+        let position = |name: &str| entity.position(name).unwrap();
+        store
+            .write(WriteOp::Update {
+                entity: Arc::clone(&entity),
+                id: Uuid::parse_str(fourth).unwrap(),
+                changes: vec![
+                    (position("msdyn_name"), Value::Text("b".into())),
+                    (position("modifiedon"), Value::DateTime(5)),
+                ],
+                expect: Expect::Any,
+            })
+            .await
+            .unwrap();
         let (old, new): (String, String) = conn
             .query_row(
                 "SELECT olddata, newdata FROM smsctx_changelog ORDER BY seq DESC LIMIT 1",
@@ -1699,18 +1781,16 @@ mod tests {
             .unwrap();
         assert_eq!(old, r#"{"msdyn_name":"a"}"#);
         assert_eq!(new, r#"{"msdyn_name":"b"}"#);
-        drop(conn);
 
-        let catalog = Catalog::builtin().unwrap();
-        let store = SqliteStore::open(&path, &catalog).unwrap();
         assert_eq!(store.purge_changes(i64::MAX).await.unwrap(), 4);
         let window = store
             .changes_since("msdyn_smsengagementctx", None)
             .await
             .unwrap();
         assert_eq!(window.position, "5");
-        let conn = open_connection(&path, false).unwrap();
-        conn.execute(insert, ["00000000-0000-4000-8000-000000000005"])
+        store
+            .write(context("00000000-0000-4000-8000-000000000005"))
+            .await
             .unwrap();
         let seqs: Vec<i64> = conn
             .prepare("SELECT seq FROM smsctx_changelog WHERE entity <> '' ORDER BY seq")
