@@ -94,6 +94,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The most writes one commit may carry.
 const MAX_BATCH: usize = 512;
 
+/// WAL pages after which the writer's commit checkpoints (`PRAGMA wal_autocheckpoint`).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+
 /// The writes that may wait for the writer; the next is refused ([`StoreError::Busy`]).
 const WRITE_QUEUE: usize = 4096;
 
@@ -191,6 +194,7 @@ impl SqliteStore {
     ) -> Result<SqliteStore, StoreError> {
         let mut conn = open_connection(path, true)?;
         bound_memory(&conn, options.cache_kib)?;
+        configure_writer(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
         let security_epoch = Arc::new(AtomicI64::new(read_security_epoch(&conn)?));
@@ -425,6 +429,19 @@ fn open_reader(path: &Path, cache_kib: u32) -> Result<Reader, StoreError> {
         }),
     );
     Ok(Reader { conn, budget })
+}
+
+/// The writer connection's own settings (beside [`bound_memory`] and WAL).
+fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
+    // Each write runs in its own SAVEPOINT, whose sub-journal (the pages it changed, to roll
+    // back that write alone) would otherwise be a temporary file written page by page.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpoint at 4,000 WAL pages (16 MiB at 4 KiB pages) rather than SQLite's 1,000: a
+    // group commit of 64 creates writes roughly 600 pages, so at 1,000 nearly every commit also
+    // checkpointed, copying the same hot pages (B-tree interiors, the tails of the time
+    // indexes and of the change log) to the database again and again.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    Ok(())
 }
 
 /// A page cache of at most `cache_kib` KiB and no memory-mapped I/O (a map of the whole file
@@ -1626,6 +1643,20 @@ mod tests {
             }
             assert_eq!(columns.len(), stored.len(), "{}", entity.logical_name);
         }
+    }
+
+    #[test]
+    fn writer_keeps_sub_journals_in_memory_and_checkpoints_late() {
+        let conn = Connection::open_in_memory().unwrap();
+        configure_writer(&conn).unwrap();
+        let temp_store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2, "MEMORY");
+        let pages: i64 = conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages, WAL_AUTOCHECKPOINT_PAGES);
     }
 
     /// The change log is written by the writer (`apply`): a reader connection cannot write.
