@@ -238,8 +238,9 @@ fn every_common_query_shape_reads_an_index_on_sqlite() {
                 large && !rest.contains(" USING ")
             };
             let sort = |line: &str| line.contains("USE TEMP B-TREE FOR ORDER BY");
-            // The large tables are WITHOUT ROWID: the table is its primary key's b-tree, so an
-            // unfiltered read in primary-key order that sorts nothing walks that b-tree in order.
+            // An unfiltered read in primary-key order that sorts nothing walks the table's b-tree
+            // in order (the WITHOUT ROWID tables) or its primary key's index (the contexts, a
+            // rowid table since migration 18).
             let walks_primary_key =
                 !shape.query.contains("$filter") && !plan.iter().any(|l| sort(l));
             let full_scan = |line: &str| full_scan(line) && !walks_primary_key;
@@ -335,6 +336,53 @@ fn a_bound_limit_keeps_the_prepared_statement() {
     let reprepared = statement.get_status(rusqlite::StatementStatus::RePrepare);
     assert_eq!(reprepared, 0, "{text} was re-prepared {reprepared} times");
     drop(statement);
+    drop(conn);
+    store.close();
+}
+
+/// The SMS channel's phone-pair query reads the phone numbers' index once the planner has
+/// statistics, which the store gives it when it opens (`refresh_statistics`): without them
+/// SQLite chose `(statecode, id)`, every active row, for 2,000 active rows of distinct pairs.
+#[test]
+fn the_phone_pair_reads_the_phone_index_with_the_stores_statistics() {
+    let (dir, catalog, store, conn) = sqlite_schema();
+    store.close();
+    drop(store);
+    let insert = "INSERT INTO msdyn_smsengagementctx (msdyn_smsengagementctxid, \
+                  msdyn_orgphonenumber, msdyn_customerphonenumber, statecode, createdon, \
+                  versionnumber) VALUES (?1, ?2, ?3, 0, ?4, ?4)";
+    let mut statement = conn.prepare(insert).unwrap();
+    for n in 0..2_000i64 {
+        let id = Uuid::new_v4().to_string();
+        let org = format!("1425555{:04}", n % 20);
+        let customer = format!("1206555{n:04}");
+        statement
+            .execute(rusqlite::params![id, org, customer, n])
+            .unwrap();
+    }
+    drop(statement);
+    drop(conn);
+    let path = dir.path().join("plans.db");
+    let store = super::sqlite::SqliteStore::open(&path, &catalog).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let shape = shapes()
+        .into_iter()
+        .find(|s| s.query.contains("msdyn_orgphonenumber eq") && s.query.ends_with("eq 0"))
+        .expect("the phone-pair shape is in query_shapes.txt");
+    let (text, params) = lowered(&sql::Sqlite, &catalog, &shape).remove(0);
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {text}"))
+        .unwrap()
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("USING INDEX msdyn_smsengagementctx_phones")),
+        "{text}\n{}",
+        plan.join("\n")
+    );
     drop(conn);
     store.close();
 }

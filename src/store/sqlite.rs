@@ -89,6 +89,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../migrations/sqlite/0017_changelog_in_writer.sql"),
     ),
+    (
+        18,
+        include_str!("../../migrations/sqlite/0018_contexts_rowid.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
@@ -96,6 +100,11 @@ const MAX_BATCH: usize = 512;
 
 /// WAL pages after which the writer's commit checkpoints (`PRAGMA wal_autocheckpoint`).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+
+/// How often the writer refreshes the query planner's statistics (`PRAGMA optimize`), and how
+/// many index entries one table's refresh samples at most (`PRAGMA analysis_limit`).
+const OPTIMIZE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+const ANALYSIS_LIMIT: i64 = 1_000;
 
 /// The writes that may wait for the writer; the next is refused ([`StoreError::Busy`]).
 const WRITE_QUEUE: usize = 4096;
@@ -197,6 +206,7 @@ impl SqliteStore {
         configure_writer(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
+        refresh_statistics(&conn, true)?;
         let security_epoch = Arc::new(AtomicI64::new(read_security_epoch(&conn)?));
         let writer_epoch = Arc::clone(&security_epoch);
         let sql: HashMap<String, EntitySql> = catalog
@@ -444,6 +454,20 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Gives the query planner statistics of the tables (`sqlite_stat1`), as SQLite advises for a
+/// long-lived connection: `PRAGMA optimize` analyzes the tables that were never analyzed or
+/// whose size changed much since, each from at most [`ANALYSIS_LIMIT`] index entries, so it
+/// costs milliseconds on any size. `all` (at open) analyzes every table. Without statistics
+/// SQLite picks an index by its shape alone: the SMS channel's phone-pair query then walked
+/// `(statecode, id)`, every active row, instead of the phone numbers' index (BENCHMARKS.md).
+/// The readers load the new statistics when they next prepare a statement.
+fn refresh_statistics(conn: &Connection, all: bool) -> Result<(), StoreError> {
+    conn.pragma_update(None, "analysis_limit", ANALYSIS_LIMIT)?;
+    let mask = if all { "0x10002" } else { "0xfffe" };
+    conn.execute_batch(&format!("PRAGMA optimize={mask}"))?;
+    Ok(())
+}
+
 /// A page cache of at most `cache_kib` KiB and no memory-mapped I/O (a map of the whole file
 /// would count toward the process's memory as the file grows).
 fn bound_memory(conn: &Connection, cache_kib: u32) -> Result<(), StoreError> {
@@ -589,6 +613,7 @@ fn writer_loop(
     security_epoch: Arc<AtomicI64>,
 ) {
     let mut pending: Option<Job> = None;
+    let mut optimized = std::time::Instant::now();
     // After a commit, before its callers are answered: a caller that saw its write succeed
     // also sees the epoch it moved.
     let publish_epoch = |conn: &Connection| match read_security_epoch(conn) {
@@ -631,6 +656,12 @@ fn writer_loop(
         }
         for ((_, reply), result) in groups.into_iter().zip(group_results) {
             let _ = reply.send(result);
+        }
+        if optimized.elapsed() >= OPTIMIZE_EVERY {
+            optimized = std::time::Instant::now();
+            if let Err(e) = refresh_statistics(&conn, false) {
+                tracing::warn!(cause = %e, "cannot refresh the query planner's statistics");
+            }
         }
     }
 }
