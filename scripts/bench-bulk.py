@@ -9,6 +9,7 @@ Needs a release build (cargo build --release). PostgreSQL: SMSCTX_PG_URL names a
 script may fill (scripts/lib/postgres.sh's start_postgres sets one up), e.g.
     bash -c 'source scripts/lib/postgres.sh; start_postgres on; export SMSCTX_PG_URL; python3 scripts/bench-bulk.py postgres'
 The SQLite file lives in a temporary directory (fsync on, the server's default).
+SMSCTX_BINARY=path runs another build (to compare two builds back to back).
 """
 import http.client
 import json
@@ -27,7 +28,7 @@ CLIENTS = 4
 PORT = 18386
 TOKEN = "bench"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "smsctx")
+BINARY = os.environ.get("SMSCTX_BINARY") or os.path.join(ROOT, "target", "release", "smsctx")
 ACTION = "/api/data/v9.2/msdyn_smsengagementctxes/Microsoft.Dynamics.CRM.CreateMultiple"
 TYPE = "Microsoft.Dynamics.CRM.msdyn_smsengagementctx"
 

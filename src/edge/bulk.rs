@@ -216,7 +216,7 @@ async fn write(
                 None if name == "UpdateMultiple" => return Err(keys::key_not_found(&key)),
                 None => {
                     keys::key_payload(&service.catalog, &key, &mut payload)?;
-                    Some(from_body.unwrap_or_else(Uuid::new_v4))
+                    Some(from_body.unwrap_or_else(crate::execute::new_record_id))
                 }
             },
             None => Some(reference(call, entity, json)?),

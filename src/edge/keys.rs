@@ -120,7 +120,7 @@ pub(super) async fn resolve_path(
     let upsert = *method == Method::PATCH && segments.len() == 1;
     let id = match found {
         Some(id) => id,
-        None if upsert => Uuid::new_v4(),
+        None if upsert => crate::execute::new_record_id(),
         None => return Err(key_not_found(&key)),
     };
     segments[0] = path::record_segment(&key.entity, id);

@@ -144,7 +144,7 @@ impl Service {
         let mut record = self
             .build_new(store, caller, &table, Payload::default(), None)
             .await?;
-        let id = record.id().unwrap_or_else(Uuid::new_v4);
+        let id = record.id().unwrap_or_else(super::new_record_id);
         let data = JobData {
             queries,
             query: 0,

@@ -683,8 +683,8 @@ impl Sms {
                     if let Some(old) = current.as_ref().filter(|c| self.is_active(c)) {
                         ops.push(self.deactivate(service, admin, old).await?);
                     }
-                    let conversation_id = Uuid::new_v4();
-                    let context_id = Uuid::new_v4();
+                    let conversation_id = super::new_record_id();
+                    let context_id = super::new_record_id();
                     let (conversation, context) = self
                         .new_context(service, admin, &inbound, conversation_id, context_id)
                         .await?;
