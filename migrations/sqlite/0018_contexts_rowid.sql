@@ -13,8 +13,11 @@
 -- the id is a unique index of its own. The rows are copied in creation order, as new ones
 -- arrive, so a walk in `createdon` order reads neighbouring pages.
 --
--- No view or trigger names the table (migration 17 moved the change log into the writer); its
--- nine indexes are created again as they were.
+-- No view or trigger names the table (migration 17 moved the change log into the writer). Its
+-- nine indexes are created again with the id as their last column: an index of a WITHOUT ROWID
+-- table ends with the primary key without saying so, one of a rowid table ends with the rowid,
+-- so without the id a filter in the default order (by id), such as the customer number's,
+-- would sort its rows where it read them in order before.
 
 CREATE TABLE smsctx_new_smsengagementctx (
     msdyn_smsengagementctxid  TEXT NOT NULL PRIMARY KEY,
@@ -56,14 +59,18 @@ INSERT INTO smsctx_new_smsengagementctx
 DROP TABLE msdyn_smsengagementctx;
 ALTER TABLE smsctx_new_smsengagementctx RENAME TO msdyn_smsengagementctx;
 
-CREATE INDEX msdyn_smsengagementctx_owningbusinessunit ON msdyn_smsengagementctx (owningbusinessunit);
+CREATE INDEX msdyn_smsengagementctx_owningbusinessunit ON msdyn_smsengagementctx
+    (owningbusinessunit, msdyn_smsengagementctxid);
 CREATE INDEX msdyn_smsengagementctx_phones ON msdyn_smsengagementctx
-    (msdyn_orgphonenumber, msdyn_customerphonenumber, statecode, createdon);
-CREATE INDEX msdyn_smsengagementctx_customer ON msdyn_smsengagementctx (msdyn_customerphonenumber);
+    (msdyn_orgphonenumber, msdyn_customerphonenumber, statecode, createdon, msdyn_smsengagementctxid);
+CREATE INDEX msdyn_smsengagementctx_customer ON msdyn_smsengagementctx
+    (msdyn_customerphonenumber, msdyn_smsengagementctxid);
 CREATE INDEX msdyn_smsengagementctx_conversation ON msdyn_smsengagementctx
-    (msdyn_liveworkitemid, statecode);
-CREATE INDEX msdyn_smsengagementctx_owner ON msdyn_smsengagementctx (ownerid, statecode);
-CREATE INDEX msdyn_smsengagementctx_state ON msdyn_smsengagementctx (statecode, createdon);
+    (msdyn_liveworkitemid, statecode, msdyn_smsengagementctxid);
+CREATE INDEX msdyn_smsengagementctx_owner ON msdyn_smsengagementctx
+    (ownerid, statecode, msdyn_smsengagementctxid);
+CREATE INDEX msdyn_smsengagementctx_state ON msdyn_smsengagementctx
+    (statecode, createdon, msdyn_smsengagementctxid);
 CREATE INDEX msdyn_smsengagementctx_createdon ON msdyn_smsengagementctx
     (createdon, msdyn_smsengagementctxid);
 CREATE INDEX msdyn_smsengagementctx_modifiedon ON msdyn_smsengagementctx

@@ -340,11 +340,11 @@ fn a_bound_limit_keeps_the_prepared_statement() {
     store.close();
 }
 
-/// The SMS channel's phone-pair query reads the phone numbers' index once the planner has
+/// The SMS channel's phone-pair query reads an index of the phone numbers once the planner has
 /// statistics, which the store gives it when it opens (`refresh_statistics`): without them
 /// SQLite chose `(statecode, id)`, every active row, for 2,000 active rows of distinct pairs.
 #[test]
-fn the_phone_pair_reads_the_phone_index_with_the_stores_statistics() {
+fn the_phone_pair_reads_a_phone_index_with_the_stores_statistics() {
     let (dir, catalog, store, conn) = sqlite_schema();
     store.close();
     drop(store);
@@ -377,9 +377,11 @@ fn the_phone_pair_reads_the_phone_index_with_the_stores_statistics() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
+    // The phone numbers' index, or the customer number's (as selective here, and in id order).
     assert!(
         plan.iter()
-            .any(|l| l.contains("USING INDEX msdyn_smsengagementctx_phones")),
+            .any(|l| l.starts_with("SEARCH t USING INDEX")
+                && l.contains("msdyn_customerphonenumber=?")),
         "{text}\n{}",
         plan.join("\n")
     );
