@@ -59,6 +59,46 @@ async fn names_where(app: &TestApp, filter: &str) -> Vec<String> {
         .collect()
 }
 
+/// Ids the server assigns are sequential, as Dataverse's are: a Create's, then each target's
+/// of a CreateMultiple, in order, so the default order (by id) lists the rows as created.
+#[tokio::test]
+async fn assigned_ids_follow_the_order_of_creation() {
+    let app = spawn_app().await;
+    let mut ids = vec![
+        app.create(CTX, &json!({"msdyn_name": "seq-0"})).await,
+        app.create(CTX, &json!({"msdyn_name": "seq-1"})).await,
+    ];
+    let targets: Vec<Value> = (2..6)
+        .map(|n| target(json!({"msdyn_name": format!("seq-{n}")})))
+        .collect();
+    let (status, body) = bulk(&app, "CreateMultiple", &json!({"Targets": targets})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    ids.extend(
+        body["Ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_string()),
+    );
+    ids.push(app.create(CTX, &json!({"msdyn_name": "seq-6"})).await);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "assigned ids out of creation order");
+    let listed = app
+        .get_json(&format!(
+            "{CTX}?$select=msdyn_name&$filter=startswith(msdyn_name,'seq-')"
+        ))
+        .await;
+    let names: Vec<&str> = listed["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["msdyn_name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..7).map(|n| format!("seq-{n}")).collect();
+    assert_eq!(names, expected);
+}
+
 #[tokio::test]
 async fn create_multiple_returns_the_ids_of_the_rows_it_stores() {
     let app = spawn_app().await;
