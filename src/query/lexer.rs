@@ -55,7 +55,12 @@ impl Token {
 /// Splits `text` into tokens, ending with a [`TokenKind::End`] token.
 pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
     let chars: Vec<char> = text.chars().collect();
-    let mut tokens = Vec::new();
+    // The byte offset of each char (and of the end), so a token's text is a slice of `text`:
+    // positions stay counted in chars, as error messages give them.
+    let mut offsets: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    offsets.push(text.len());
+    let span = |from: usize, to: usize| &text[offsets[from]..offsets[to]];
+    let mut tokens = Vec::with_capacity(8);
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -82,9 +87,9 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
             TokenKind::Literal(Literal::String(value))
         } else if c == '"' {
             let end = json_string_end(&chars, i, text)?;
-            let raw: String = chars[i..end].iter().collect();
+            let raw = span(i, end);
             i = end;
-            let value = serde_json::from_str::<String>(&raw)
+            let value = serde_json::from_str::<String>(raw)
                 .map_err(|_| syntax(text, start, format!("'{raw}'"), "a JSON string"))?;
             TokenKind::JsonString(value)
         } else if c == '@' {
@@ -95,15 +100,15 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
             if i == start + 1 {
                 return Err(syntax(text, start, "'@'".into(), "a parameter alias name"));
             }
-            TokenKind::Alias(chars[start..i].iter().collect())
+            TokenKind::Alias(span(start, i).to_string())
         } else if is_word_char(c) {
             // A name ends at a `:` (a lambda variable); a date-time keeps its colons.
             let name = c.is_ascii_alphabetic() || c == '_';
             while i < chars.len() && is_word_char(chars[i]) && !(name && chars[i] == ':') {
                 i += 1;
             }
-            let word: String = chars[start..i].iter().collect();
-            classify(&word)
+            let word = span(start, i);
+            classify(word)
                 .ok_or_else(|| syntax(text, start, format!("'{word}'"), "a name or a literal"))?
         } else {
             return Err(syntax(text, start, format!("'{c}'"), "a name or a literal"));
@@ -111,7 +116,7 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
         tokens.push(Token {
             kind,
             position: start,
-            text: chars[start..i].iter().collect(),
+            text: span(start, i).to_string(),
         });
     }
     tokens.push(Token {
