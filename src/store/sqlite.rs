@@ -772,9 +772,12 @@ fn run_batch(
     let mut results = Vec::with_capacity(batch.len());
     let mut group_results = Vec::with_capacity(groups.len());
     let mut versions = Versions::new();
-    for (op, _) in batch {
-        results.push(apply_in_savepoint(&mut tx, sql, op, &mut versions));
-    }
+    results.extend(apply_independently(
+        &mut tx,
+        sql,
+        batch.iter().map(|(op, _)| op),
+        &mut versions,
+    ));
     for (ops, _) in groups {
         group_results.push(apply_all_in_savepoint(&mut tx, sql, ops, &mut versions));
     }
@@ -785,6 +788,29 @@ fn run_batch(
         return fail_all(e.into());
     }
     (results, group_results)
+}
+
+/// The writes of several callers, each kept or undone on its own, as that many
+/// [`apply_in_savepoint`]s. They first run in one SAVEPOINT, so a page every write changes is
+/// copied to the sub-journal once (see [`write_each_in_savepoint`]); when one fails, that
+/// savepoint is rolled back and every write runs again in a savepoint of its own.
+fn apply_independently<'a>(
+    tx: &mut rusqlite::Transaction<'_>,
+    sql: &HashMap<String, EntitySql>,
+    ops: impl Iterator<Item = &'a WriteOp> + Clone,
+    versions: &mut Versions,
+) -> Vec<Result<WriteOutcome, StoreError>> {
+    let together = in_savepoint(tx, |conn| {
+        ops.clone()
+            .map(|op| apply(conn, sql, op, versions))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match together {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(_) => ops
+            .map(|op| apply_in_savepoint(tx, sql, op, versions))
+            .collect(),
+    }
 }
 
 /// Several writes in one SAVEPOINT: all kept, or all rolled back at the first failure.
@@ -1919,6 +1945,48 @@ mod tests {
             .query_row("SELECT count(*) FROM smsctx_changelog", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1);
+    }
+
+    /// Writes of many callers at once share one commit; one failing among them (a duplicate
+    /// id) fails alone, and every other is kept, with its change-log row once.
+    #[tokio::test]
+    async fn a_failing_write_in_a_group_commit_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path, &catalog).unwrap();
+        let entity = Arc::clone(catalog.entity("msdyn_smsengagementctx").unwrap());
+        let context = |id: Uuid| {
+            let mut record = Record::empty(Arc::clone(&entity));
+            record.set("msdyn_smsengagementctxid", Value::Guid(id));
+            WriteOp::Insert(record)
+        };
+        let taken = Uuid::new_v4();
+        store.write(context(taken)).await.unwrap();
+        let ids: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+        let mut writes: Vec<_> = ids.iter().map(|&id| store.write(context(id))).collect();
+        writes.insert(100, store.write(context(taken)));
+        let outcomes = futures_util::future::join_all(writes).await;
+        for (n, outcome) in outcomes.iter().enumerate() {
+            if n == 100 {
+                assert!(matches!(outcome, Err(StoreError::Duplicate)), "{outcome:?}");
+            } else {
+                assert!(outcome.is_ok(), "{n}: {outcome:?}");
+            }
+        }
+        let conn = Connection::open(&path).unwrap();
+        let (rows, logged): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM msdyn_smsengagementctx), \
+                 (SELECT count(*) FROM smsctx_changelog WHERE objectid IN \
+                  (SELECT msdyn_smsengagementctxid FROM msdyn_smsengagementctx))",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, logged), (201, 201));
+        drop(conn);
+        store.close();
     }
 
     /// `write_each` keeps the writes before the first failure and nothing of the failing one or
