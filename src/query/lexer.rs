@@ -54,10 +54,9 @@ impl Token {
 
 /// Splits `text` into tokens, ending with a [`TokenKind::End`] token.
 pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
-    let chars: Vec<char> = text.chars().collect();
-    // The byte offset of each char (and of the end), so a token's text is a slice of `text`:
+    // Each char with its byte offset (and the end's), so a token's text is a slice of `text`:
     // positions stay counted in chars, as error messages give them.
-    let mut offsets: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
+    let (mut offsets, chars): (Vec<usize>, Vec<char>) = text.char_indices().unzip();
     offsets.push(text.len());
     let span = |from: usize, to: usize| &text[offsets[from]..offsets[to]];
     let mut tokens = Vec::with_capacity(8);

@@ -463,8 +463,11 @@ fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
 /// The readers load the new statistics when they next prepare a statement.
 fn refresh_statistics(conn: &Connection, all: bool) -> Result<(), StoreError> {
     conn.pragma_update(None, "analysis_limit", ANALYSIS_LIMIT)?;
-    let mask = if all { "0x10002" } else { "0xfffe" };
-    conn.execute_batch(&format!("PRAGMA optimize={mask}"))?;
+    conn.execute_batch(if all {
+        "PRAGMA optimize=0x10002"
+    } else {
+        "PRAGMA optimize"
+    })?;
     Ok(())
 }
 
@@ -772,12 +775,8 @@ fn run_batch(
     let mut results = Vec::with_capacity(batch.len());
     let mut group_results = Vec::with_capacity(groups.len());
     let mut versions = Versions::new();
-    results.extend(apply_independently(
-        &mut tx,
-        sql,
-        batch.iter().map(|(op, _)| op),
-        &mut versions,
-    ));
+    let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
+    results.extend(apply_independently(&mut tx, sql, &ops, &mut versions));
     for (ops, _) in groups {
         group_results.push(apply_all_in_savepoint(&mut tx, sql, ops, &mut versions));
     }
@@ -791,26 +790,50 @@ fn run_batch(
 }
 
 /// The writes of several callers, each kept or undone on its own, as that many
-/// [`apply_in_savepoint`]s. They first run in one SAVEPOINT, so a page every write changes is
-/// copied to the sub-journal once (see [`write_each_in_savepoint`]); when one fails, that
+/// [`apply_in_savepoint`]s. They first run together ([`apply_together`]); when one fails, that
 /// savepoint is rolled back and every write runs again in a savepoint of its own.
-fn apply_independently<'a>(
+fn apply_independently(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
-    ops: impl Iterator<Item = &'a WriteOp> + Clone,
+    ops: &[&WriteOp],
     versions: &mut Versions,
 ) -> Vec<Result<WriteOutcome, StoreError>> {
-    let together = in_savepoint(tx, |conn| {
-        ops.clone()
-            .map(|op| apply(conn, sql, op, versions))
-            .collect::<Result<Vec<_>, _>>()
-    });
-    match together {
+    match apply_together(tx, sql, ops, versions) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(_) => ops
+            .iter()
             .map(|op| apply_in_savepoint(tx, sql, op, versions))
             .collect(),
     }
+}
+
+/// `ops` in one SAVEPOINT rather than one each, so a page that every write changes (the
+/// table's last leaf, the ends of its indexes, the change log's) is copied to the sub-journal
+/// once and not once per write: a `CreateMultiple` of 1,000 rows gained a third in rows/s
+/// (BENCHMARKS.md). At the first failure the savepoint is rolled back, nothing of `ops` is
+/// kept, and the error comes with the index of the failing write (none when the savepoint's
+/// own statements failed).
+fn apply_together(
+    tx: &mut rusqlite::Transaction<'_>,
+    sql: &HashMap<String, EntitySql>,
+    ops: &[&WriteOp],
+    versions: &mut Versions,
+) -> Result<Vec<WriteOutcome>, (Option<usize>, StoreError)> {
+    let mut failed_at = None;
+    in_savepoint(tx, |conn| {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match apply(conn, sql, op, versions) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    failed_at = Some(index);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(outcomes)
+    })
+    .map_err(|e| (failed_at, e))
 }
 
 /// Several writes in one SAVEPOINT: all kept, or all rolled back at the first failure.
@@ -983,35 +1006,19 @@ fn apply_in_savepoint(
 
 /// `ops` one after the other up to the first failure, exactly as that many
 /// [`apply_in_savepoint`]s: the outcomes of the writes kept, then the failure, whose own
-/// changes are undone. They run in one SAVEPOINT rather than one each, so a page that every
-/// write changes (the table's last leaf, the ends of its indexes, the change log's) is copied
-/// to the sub-journal once and not once per write: a `CreateMultiple` of 1,000 rows gained a
-/// third in rows/s (BENCHMARKS.md). On a failure that savepoint is rolled back and the writes
-/// before the failing one are made again, each in a savepoint of its own, so only the rare path
-/// pays twice.
+/// changes are undone. They run together ([`apply_together`]); on a failure the writes before
+/// the failing one are made again, each in a savepoint of its own, so only the rare path pays
+/// twice.
 fn write_each_in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     ops: &[WriteOp],
     versions: &mut Versions,
 ) -> Vec<Result<WriteOutcome, StoreError>> {
-    let mut failed_at = None;
-    let attempt = in_savepoint(tx, |conn| {
-        let mut outcomes = Vec::with_capacity(ops.len());
-        for (index, op) in ops.iter().enumerate() {
-            match apply(conn, sql, op, versions) {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(e) => {
-                    failed_at = Some(index);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(outcomes)
-    });
-    let failure = match attempt {
+    let refs: Vec<&WriteOp> = ops.iter().collect();
+    let (failed_at, failure) = match apply_together(tx, sql, &refs, versions) {
         Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
-        Err(e) => e,
+        Err(failure) => failure,
     };
     // The savepoint's own statements failed: nothing was written.
     let Some(failed_at) = failed_at else {
