@@ -12,7 +12,7 @@
 //! past the queue a read is refused at once ([`StoreError::Busy`]), as is a write when the
 //! writer's queue is full.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -222,9 +222,10 @@ impl SqliteStore {
         let sql = Arc::new(sql);
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let writer_sql = Arc::clone(&sql);
+        let settings_sources = Arc::new(changelog::settings_sources(&conn)?);
         let handle = std::thread::Builder::new()
             .name("smsctx-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, receiver, writer_sql, writer_epoch))
+            .spawn(move || writer_loop(conn, receiver, writer_sql, settings_sources, writer_epoch))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let readers = options.readers.max(1);
         let pool = (0..readers)
@@ -613,6 +614,7 @@ fn writer_loop(
     mut conn: Connection,
     receiver: crossbeam_channel::Receiver<Job>,
     sql: Arc<HashMap<String, EntitySql>>,
+    settings_sources: Arc<HashSet<String>>,
     security_epoch: Arc<AtomicI64>,
 ) {
     let mut pending: Option<Job> = None;
@@ -635,7 +637,7 @@ fn writer_loop(
         let mut groups = Vec::new();
         match first {
             Job::Begin(reply) => {
-                run_transaction(&mut conn, &sql, reply, &publish_epoch);
+                run_transaction(&mut conn, &sql, &settings_sources, reply, &publish_epoch);
                 continue;
             }
             Job::Write(op, reply) => batch.push((op, reply)),
@@ -652,7 +654,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (results, group_results) = run_batch(&mut conn, &sql, &batch, &groups);
+        let (results, group_results) =
+            run_batch(&mut conn, &sql, &settings_sources, &batch, &groups);
         publish_epoch(&conn);
         for ((_, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
@@ -674,6 +677,7 @@ fn writer_loop(
 fn run_transaction(
     conn: &mut Connection,
     sql: &HashMap<String, EntitySql>,
+    settings_sources: &Arc<HashSet<String>>,
     reply: Reply<crossbeam_channel::Sender<TxJob>>,
     publish_epoch: &dyn Fn(&Connection),
 ) {
@@ -688,7 +692,7 @@ fn run_transaction(
     if reply.send(Ok(sender)).is_err() {
         return;
     }
-    let mut versions = Versions::new();
+    let mut state = TxState::new(settings_sources);
     let table = |entity: &Entity| {
         sql.get(&entity.logical_name)
             .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
@@ -723,18 +727,13 @@ fn run_transaction(
                 let _ = reply.send(read_aggregate(&tx, &plan, &context));
             }
             TxJob::Write(op, reply) => {
-                let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op, &mut versions));
+                let _ = reply.send(apply_in_savepoint(&mut tx, sql, &op, &mut state));
             }
             TxJob::WriteEach(ops, reply) => {
-                let _ = reply.send(Ok(write_each_in_savepoint(
-                    &mut tx,
-                    sql,
-                    &ops,
-                    &mut versions,
-                )));
+                let _ = reply.send(Ok(write_each_in_savepoint(&mut tx, sql, &ops, &mut state)));
             }
             TxJob::Commit(reply) => {
-                let result = versions
+                let result = state
                     .save(&tx)
                     .and_then(|()| tx.commit().map_err(StoreError::from));
                 publish_epoch(conn);
@@ -759,6 +758,7 @@ type BatchResults = (
 fn run_batch(
     conn: &mut Connection,
     sql: &HashMap<String, EntitySql>,
+    settings_sources: &Arc<HashSet<String>>,
     batch: &[(WriteOp, Reply<WriteOutcome>)],
     groups: &[(Vec<WriteOp>, Reply<Vec<WriteOutcome>>)],
 ) -> BatchResults {
@@ -774,13 +774,13 @@ fn run_batch(
     };
     let mut results = Vec::with_capacity(batch.len());
     let mut group_results = Vec::with_capacity(groups.len());
-    let mut versions = Versions::new();
+    let mut state = TxState::new(settings_sources);
     let ops: Vec<&WriteOp> = batch.iter().map(|(op, _)| op).collect();
-    results.extend(apply_independently(&mut tx, sql, &ops, &mut versions));
+    results.extend(apply_independently(&mut tx, sql, &ops, &mut state));
     for (ops, _) in groups {
-        group_results.push(apply_all_in_savepoint(&mut tx, sql, ops, &mut versions));
+        group_results.push(apply_all_in_savepoint(&mut tx, sql, ops, &mut state));
     }
-    if let Err(e) = versions.save(&tx) {
+    if let Err(e) = state.save(&tx) {
         return fail_all(e);
     }
     if let Err(e) = tx.commit() {
@@ -796,13 +796,13 @@ fn apply_independently(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     ops: &[&WriteOp],
-    versions: &mut Versions,
+    state: &mut TxState,
 ) -> Vec<Result<WriteOutcome, StoreError>> {
-    match apply_together(tx, sql, ops, versions) {
+    match apply_together(tx, sql, ops, state) {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(_) => ops
             .iter()
-            .map(|op| apply_in_savepoint(tx, sql, op, versions))
+            .map(|op| apply_in_savepoint(tx, sql, op, state))
             .collect(),
     }
 }
@@ -817,13 +817,14 @@ fn apply_together(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     ops: &[&WriteOp],
-    versions: &mut Versions,
+    state: &mut TxState,
 ) -> Result<Vec<WriteOutcome>, (Option<usize>, StoreError)> {
     let mut failed_at = None;
     in_savepoint(tx, |conn| {
+        let mut statements = Statements::new(conn);
         let mut outcomes = Vec::with_capacity(ops.len());
         for (index, op) in ops.iter().enumerate() {
-            match apply(conn, sql, op, versions) {
+            match apply(&mut statements, sql, op, state) {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(e) => {
                     failed_at = Some(index);
@@ -841,12 +842,13 @@ fn apply_all_in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     ops: &[WriteOp],
-    versions: &mut Versions,
+    state: &mut TxState,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     in_savepoint(tx, |conn| {
+        let mut statements = Statements::new(conn);
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
-            outcomes.push(apply(conn, sql, op, versions)?);
+            outcomes.push(apply(&mut statements, sql, op, state)?);
         }
         Ok(outcomes)
     })
@@ -999,9 +1001,9 @@ fn apply_in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     op: &WriteOp,
-    versions: &mut Versions,
+    state: &mut TxState,
 ) -> Result<WriteOutcome, StoreError> {
-    in_savepoint(tx, |conn| apply(conn, sql, op, versions))
+    in_savepoint(tx, |conn| apply(&mut Statements::new(conn), sql, op, state))
 }
 
 /// `ops` one after the other up to the first failure, exactly as that many
@@ -1013,10 +1015,10 @@ fn write_each_in_savepoint(
     tx: &mut rusqlite::Transaction<'_>,
     sql: &HashMap<String, EntitySql>,
     ops: &[WriteOp],
-    versions: &mut Versions,
+    state: &mut TxState,
 ) -> Vec<Result<WriteOutcome, StoreError>> {
     let refs: Vec<&WriteOp> = ops.iter().collect();
-    let (failed_at, failure) = match apply_together(tx, sql, &refs, versions) {
+    let (failed_at, failure) = match apply_together(tx, sql, &refs, state) {
         Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
         Err(failure) => failure,
     };
@@ -1026,7 +1028,7 @@ fn write_each_in_savepoint(
     };
     let mut outcomes = Vec::with_capacity(failed_at + 1);
     for op in &ops[..failed_at] {
-        let outcome = apply_in_savepoint(tx, sql, op, versions);
+        let outcome = apply_in_savepoint(tx, sql, op, state);
         let stop = outcome.is_err();
         outcomes.push(outcome);
         if stop {
@@ -1037,18 +1039,70 @@ fn write_each_in_savepoint(
     outcomes
 }
 
-/// Hands out row versions inside one transaction: the counter is read once, advanced in
-/// memory, and written back once before COMMIT (the writer thread is the only writer).
-struct Versions {
-    next: Option<i64>,
+/// The statements a run of writes reuses: each prepared (through the connection's cache) at
+/// its first use and handed back to the cache when the run ends. The thousand inserts of a
+/// `CreateMultiple` then look their two statements up once, not once a row; a lookup hashed
+/// the long text twice and cleared the bindings, about 4,000 instructions a row (callgrind,
+/// BENCHMARKS.md). rusqlite resets a statement after each `execute`, which binds every
+/// parameter again.
+pub(super) struct Statements<'c> {
+    conn: &'c Connection,
+    held: Vec<(Box<str>, rusqlite::CachedStatement<'c>)>,
 }
 
-impl Versions {
-    fn new() -> Versions {
-        Versions { next: None }
+/// The most statements one run holds; an update's text depends on the columns it changes.
+const HELD_STATEMENTS: usize = 8;
+
+impl<'c> Statements<'c> {
+    fn new(conn: &'c Connection) -> Statements<'c> {
+        Statements {
+            conn,
+            held: Vec::new(),
+        }
     }
 
-    fn next(&mut self, conn: &Connection) -> Result<i64, StoreError> {
+    pub(super) fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+
+    /// The statement of `text`, prepared once in this run.
+    pub(super) fn prepared(
+        &mut self,
+        text: &str,
+    ) -> Result<&mut rusqlite::CachedStatement<'c>, StoreError> {
+        let index = match self.held.iter().position(|(held, _)| **held == *text) {
+            Some(index) => index,
+            None => {
+                if self.held.len() == HELD_STATEMENTS {
+                    self.held.remove(0);
+                }
+                self.held
+                    .push((text.into(), self.conn.prepare_cached(text)?));
+                self.held.len() - 1
+            }
+        };
+        Ok(&mut self.held[index].1)
+    }
+}
+
+/// What one writer transaction keeps between its writes: it hands out row versions (the
+/// counter is read once, advanced in memory, and written back once before COMMIT; the writer
+/// thread is the only writer) and holds the tables' logging settings
+/// ([`changelog::SettingsCache`]).
+struct TxState {
+    next: Option<i64>,
+    logging: changelog::SettingsCache,
+}
+
+impl TxState {
+    fn new(settings_sources: &Arc<HashSet<String>>) -> TxState {
+        TxState {
+            next: None,
+            logging: changelog::SettingsCache::new(Arc::clone(settings_sources)),
+        }
+    }
+
+    fn next_version(&mut self, conn: &Connection) -> Result<i64, StoreError> {
         let current = match self.next {
             Some(n) => n,
             None => conn
@@ -1094,35 +1148,37 @@ fn check_expect(current: Option<i64>, expect: Expect) -> Result<(), StoreError> 
 }
 
 fn apply(
-    conn: &Connection,
+    statements: &mut Statements<'_>,
     sql: &HashMap<String, EntitySql>,
     op: &WriteOp,
-    versions: &mut Versions,
+    state: &mut TxState,
 ) -> Result<WriteOutcome, StoreError> {
     let table_sql = |entity: &Entity| {
         sql.get(&entity.logical_name)
             .ok_or_else(|| StoreError::UnknownTable(entity.logical_name.clone()))
     };
+    let conn = statements.conn();
     // The change log is written here, in the write's savepoint (`sqlite_changelog`).
     match op {
         WriteOp::Insert(record) => {
             let entity_sql = table_sql(&record.entity)?;
-            let version = versions.next(conn)?;
+            let version = state.next_version(conn)?;
             let version_position = record.entity.position(VERSION_NUMBER);
+            let version_value = Value::Int(version);
             let values = entity_sql.insert_positions.iter().map(|&i| {
                 if Some(i) == version_position {
-                    Value::Int(version)
+                    &version_value
                 } else {
-                    record.values[i].clone()
+                    &record.values[i]
                 }
             });
-            let mut statement = conn.prepare_cached(&entity_sql.insert)?;
+            let statement = statements.prepared(&entity_sql.insert)?;
             // A duplicate key is `StoreError::Duplicate`, a schema rule `StoreError::Rule`.
             statement.execute(params_from_iter(values))?;
-            if let Some(logging) = changelog::settings(conn, &record.entity)? {
+            if let Some(logging) = state.logging.for_write(conn, &record.entity)? {
                 let id = record.id().ok_or(StoreError::NotFound)?;
                 changelog::created(
-                    conn,
+                    statements,
                     &logging,
                     entity_sql,
                     &record.entity,
@@ -1140,7 +1196,7 @@ fn apply(
             expect,
         } => {
             let entity_sql = table_sql(entity)?;
-            let logging = changelog::settings(conn, entity)?;
+            let logging = state.logging.for_write(conn, entity)?;
             let before = match logging {
                 Some(_) => {
                     let before = changelog::before(conn, entity, *id, changes)?;
@@ -1152,19 +1208,20 @@ fn apply(
                     None
                 }
             };
-            let version = versions.next(conn)?;
+            let version = state.next_version(conn)?;
             let (statement, values) =
                 EntitySql::update(&sql::Sqlite, entity, *id, changes, version, Expect::Any);
-            conn.prepare_cached(&statement)?
+            statements
+                .prepared(&statement)?
                 .execute(params_from_iter(values))?;
             if let (Some(logging), Some(before)) = (logging, before) {
-                changelog::updated(conn, &logging, entity, *id, changes, before, version)?;
+                changelog::updated(statements, &logging, entity, *id, changes, before, version)?;
             }
             Ok(WriteOutcome::Written { version })
         }
         WriteOp::Delete { entity, id, expect } => {
             let entity_sql = table_sql(entity)?;
-            let logging = changelog::settings(conn, entity)?;
+            let logging = state.logging.for_write(conn, entity)?;
             let (current, old) = match &logging {
                 Some(logging) if logging.audited() => {
                     match changelog::before_delete(conn, entity_sql, entity, *id)? {
@@ -1175,10 +1232,11 @@ fn apply(
                 _ => (current_version(conn, entity_sql, *id)?, None),
             };
             check_expect(current, *expect)?;
-            conn.prepare_cached(&entity_sql.delete)?
+            statements
+                .prepared(&entity_sql.delete)?
                 .execute([guid_text(*id)])?;
             if let (Some(logging), Some(version)) = (logging, current) {
-                changelog::deleted(conn, &logging, entity, *id, version, old)?;
+                changelog::deleted(statements, &logging, entity, *id, version, old)?;
             }
             Ok(WriteOutcome::Deleted)
         }
@@ -2056,6 +2114,60 @@ mod tests {
         }
         drop(conn);
         store.close();
+    }
+
+    /// A transaction reads the logging settings once per table, yet a write in it that changes
+    /// them (the organisation's auditing) governs the writes after it: the first context is
+    /// audited, the second, created after auditing was turned off, is logged without its audit
+    /// data.
+    #[tokio::test]
+    async fn a_settings_change_in_a_transaction_governs_the_writes_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path, &catalog).unwrap();
+        let entity = Arc::clone(catalog.entity("msdyn_smsengagementctx").unwrap());
+        let organization = Arc::clone(catalog.entity("organization").unwrap());
+        let organization_id = Uuid::new_v4();
+        let mut seeded = Record::empty(Arc::clone(&organization));
+        seeded.set("organizationid", Value::Guid(organization_id));
+        seeded.set("name", Value::Text("org".into()));
+        seeded.set("isauditenabled", Value::Bool(true));
+        store.write(WriteOp::Insert(seeded)).await.unwrap();
+        let context = |id: Uuid| {
+            let mut record = Record::empty(Arc::clone(&entity));
+            record.set("msdyn_smsengagementctxid", Value::Guid(id));
+            WriteOp::Insert(record)
+        };
+        let audit_off = WriteOp::Update {
+            entity: Arc::clone(&organization),
+            id: organization_id,
+            changes: vec![(
+                organization.position("isauditenabled").unwrap(),
+                Value::Bool(false),
+            )],
+            expect: Expect::Any,
+        };
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let tx = store.begin().await.unwrap();
+        let mut outcomes = tx.write_each(vec![context(a)]).await;
+        outcomes.extend(tx.write_each(vec![audit_off, context(b)]).await);
+        outcomes.extend(tx.write_each(vec![context(c)]).await);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        tx.commit().await.unwrap();
+        store.close();
+        let conn = Connection::open(&path).unwrap();
+        for (id, audited) in [(a, 1), (b, 0), (c, 0)] {
+            let (logged, with_data): (i64, bool) = conn
+                .query_row(
+                    "SELECT audited, newdata IS NOT NULL FROM smsctx_changelog \
+                     WHERE objectid = ?1",
+                    [id.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((logged, with_data), (audited, audited == 1), "{id}");
+        }
     }
 
     #[tokio::test]

@@ -18,11 +18,15 @@
 //! (`principalobjectaccess`) are still logged by their triggers. PostgreSQL keeps its triggers:
 //! several nodes write there, and a trigger is the one place all of them pass.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
 use super::sql::TableSql;
+use super::sqlite::Statements;
 use super::{StoreError, Value};
 use crate::metadata::system::{EVERY_UPDATE, MODIFIED_BY, MODIFIED_ON_BEHALF_BY, VERSION_NUMBER};
 use crate::metadata::{AttributeType, Entity};
@@ -37,6 +41,7 @@ const DEACTIVATE: i64 = 5;
 const ASSIGN: i64 = 13;
 
 /// How a table's writes are logged now; `None` from [`settings`] when they are not.
+#[derive(Clone)]
 pub(super) struct Logging {
     audited: bool,
     unaudited: Option<String>,
@@ -44,7 +49,7 @@ pub(super) struct Logging {
 
 /// The table's logging settings, read in the write's transaction (an administrator may have
 /// changed them since the last write).
-pub(super) fn settings(conn: &Connection, entity: &Entity) -> Result<Option<Logging>, StoreError> {
+fn settings(conn: &Connection, entity: &Entity) -> Result<Option<Logging>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT audited, unaudited FROM smsctx_changelog_settings \
@@ -57,6 +62,64 @@ pub(super) fn settings(conn: &Connection, entity: &Entity) -> Result<Option<Logg
             })
         })
         .optional()?)
+}
+
+/// The tables whose writes change the logging settings: those with a trigger that rewrites
+/// `smsctx_changelog_settings` (the table, column and organisation audit settings), read from
+/// the schema.
+pub(super) fn settings_sources(conn: &Connection) -> Result<HashSet<String>, StoreError> {
+    let sources = conn
+        .prepare(
+            "SELECT DISTINCT tbl_name FROM sqlite_schema WHERE type = 'trigger' \
+             AND sql LIKE '%INSERT INTO smsctx_changelog_settings %'",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(sources)
+}
+
+/// The logging settings of the tables one writer transaction writes, each read once rather
+/// than once per write (about 3,900 instructions a row, BENCHMARKS.md). No other connection
+/// writes while the writer's transaction is open, so they change only through a write of this
+/// transaction to one of the `sources` ([`settings_sources`]); from the first of those on,
+/// every write reads them again. That holds through a savepoint's rollback too: what was
+/// cached before the first such write is what the rollback brings back.
+pub(super) struct SettingsCache {
+    sources: Arc<HashSet<String>>,
+    known: Vec<(String, Option<Logging>)>,
+    off: bool,
+}
+
+impl SettingsCache {
+    pub(super) fn new(sources: Arc<HashSet<String>>) -> SettingsCache {
+        SettingsCache {
+            sources,
+            known: Vec::new(),
+            off: false,
+        }
+    }
+
+    /// The settings for a write to `entity`, called before the write's statement runs.
+    pub(super) fn for_write(
+        &mut self,
+        conn: &Connection,
+        entity: &Entity,
+    ) -> Result<Option<Logging>, StoreError> {
+        if self.sources.contains(&entity.logical_name) {
+            self.off = true;
+            self.known.clear();
+        }
+        if self.off {
+            return settings(conn, entity);
+        }
+        let name = &entity.logical_name;
+        if let Some((_, logging)) = self.known.iter().find(|(known, _)| known == name) {
+            return Ok(logging.clone());
+        }
+        let logging = settings(conn, entity)?;
+        self.known.push((name.clone(), logging.clone()));
+        Ok(logging)
+    }
 }
 
 /// A value as SQLite stores it (the writer binds values the same way, `impl ToSql for Value`).
@@ -153,25 +216,30 @@ struct Change<'a> {
     new: Option<String>,
 }
 
-fn write(conn: &Connection, logging: &Logging, change: Change<'_>) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO smsctx_changelog (entity, objectid, action, operation, versionnumber, \
+fn write(
+    statements: &mut Statements<'_>,
+    logging: &Logging,
+    change: Change<'_>,
+) -> Result<(), StoreError> {
+    statements
+        .prepared(
+            "INSERT INTO smsctx_changelog (entity, objectid, action, operation, versionnumber, \
          userid, callinguserid, audited, unaudited, olddata, newdata) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        change.entity,
-        change.id.hyphenated().to_string(),
-        change.action,
-        change.operation,
-        change.version,
-        change.user,
-        change.calling_user,
-        i64::from(logging.audited),
-        logging.unaudited,
-        change.old,
-        change.new,
-    ])?;
+        )?
+        .execute(params![
+            change.entity,
+            change.id.hyphenated().to_string(),
+            change.action,
+            change.operation,
+            change.version,
+            change.user,
+            change.calling_user,
+            i64::from(logging.audited),
+            logging.unaudited,
+            change.old,
+            change.new,
+        ])?;
     Ok(())
 }
 
@@ -183,7 +251,7 @@ fn value_at(entity: &Entity, values: &[Value], name: &str) -> Sql {
 
 /// Logs a created row; `version` is the one the insert bound.
 pub(super) fn created(
-    conn: &Connection,
+    statements: &mut Statements<'_>,
     logging: &Logging,
     table: &TableSql,
     entity: &Entity,
@@ -204,7 +272,7 @@ pub(super) fn created(
         json.finish()
     });
     write(
-        conn,
+        statements,
         logging,
         Change {
             entity: &entity.logical_name,
@@ -285,7 +353,7 @@ pub(super) fn before(
 
 /// Logs an update of row `id` from `before` by `changes` at `version`.
 pub(super) fn updated(
-    conn: &Connection,
+    statements: &mut Statements<'_>,
     logging: &Logging,
     entity: &Entity,
     id: Uuid,
@@ -336,7 +404,7 @@ pub(super) fn updated(
     };
     let user_of = |name: &str, old: Sql| entity.position(name).and_then(new_of).unwrap_or(old);
     write(
-        conn,
+        statements,
         logging,
         Change {
             entity: &entity.logical_name,
@@ -384,7 +452,7 @@ pub(super) fn before_delete(
 
 /// Logs the delete of row `id` at `version`, with its last values when audited.
 pub(super) fn deleted(
-    conn: &Connection,
+    statements: &mut Statements<'_>,
     logging: &Logging,
     entity: &Entity,
     id: Uuid,
@@ -392,7 +460,7 @@ pub(super) fn deleted(
     old: Option<String>,
 ) -> Result<(), StoreError> {
     write(
-        conn,
+        statements,
         logging,
         Change {
             entity: &entity.logical_name,
