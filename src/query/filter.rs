@@ -166,7 +166,12 @@ impl<'a> Parser<'a> {
 
     fn error_here(&self, expected: &'static str) -> QueryError {
         let token = self.peek();
-        syntax(self.text, token.position, token.describe(), expected)
+        syntax(
+            self.text,
+            token.position,
+            token.describe(self.text),
+            expected,
+        )
     }
 
     fn eat_word(&mut self, word: &str) -> bool {

@@ -38,16 +38,16 @@ pub struct Token {
     pub kind: TokenKind,
     /// Character offset of the first character of the token.
     pub position: usize,
-    /// The token as written, for error messages.
-    pub text: String,
+    /// Where the token is written in the text, in bytes, for error messages.
+    pub span: std::ops::Range<usize>,
 }
 
 impl Token {
-    /// How an error message names the token.
-    pub fn describe(&self) -> String {
+    /// How an error message names the token; `text` is the one it was read from.
+    pub fn describe(&self, text: &str) -> String {
         match self.kind {
             TokenKind::End => "the end of the input".to_string(),
-            _ => format!("'{}'", self.text),
+            _ => format!("'{}'", &text[self.span.clone()]),
         }
     }
 }
@@ -56,7 +56,12 @@ impl Token {
 pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
     // Each char with its byte offset (and the end's), so a token's text is a slice of `text`:
     // positions stay counted in chars, as error messages give them.
-    let (mut offsets, chars): (Vec<usize>, Vec<char>) = text.char_indices().unzip();
+    let mut offsets = Vec::with_capacity(text.len() + 1);
+    let mut chars = Vec::with_capacity(text.len());
+    for (offset, c) in text.char_indices() {
+        offsets.push(offset);
+        chars.push(c);
+    }
     offsets.push(text.len());
     let span = |from: usize, to: usize| &text[offsets[from]..offsets[to]];
     let mut tokens = Vec::with_capacity(8);
@@ -81,7 +86,7 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
             i += 1;
             kind
         } else if c == '\'' {
-            let (value, end) = quoted(&chars, i, text)?;
+            let (value, end) = quoted(&chars, &offsets, i, text)?;
             i = end;
             TokenKind::Literal(Literal::String(value))
         } else if c == '"' {
@@ -115,13 +120,13 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
         tokens.push(Token {
             kind,
             position: start,
-            text: span(start, i).to_string(),
+            span: offsets[start]..offsets[i],
         });
     }
     tokens.push(Token {
         kind: TokenKind::End,
         position: chars.len(),
-        text: String::new(),
+        span: text.len()..text.len(),
     });
     Ok(tokens)
 }
@@ -145,20 +150,28 @@ fn is_word_char(c: char) -> bool {
 }
 
 /// Reads a single-quoted string starting at `start`; returns its value and the offset after
-/// the closing quote.
-fn quoted(chars: &[char], start: usize, text: &str) -> Result<(String, usize), QueryError> {
+/// the closing quote. The runs between quotes are copied as slices of `text` (`offsets` holds
+/// each char's byte offset).
+fn quoted(
+    chars: &[char],
+    offsets: &[usize],
+    start: usize,
+    text: &str,
+) -> Result<(String, usize), QueryError> {
     let mut value = String::new();
     let mut i = start + 1;
+    let mut run = i;
     while i < chars.len() {
         if chars[i] == '\'' {
+            value.push_str(&text[offsets[run]..offsets[i]]);
             if chars.get(i + 1) == Some(&'\'') {
                 value.push('\'');
                 i += 2;
+                run = i;
                 continue;
             }
             return Ok((value, i + 1));
         }
-        value.push(chars[i]);
         i += 1;
     }
     Err(QueryError::UnterminatedLiteral {
@@ -270,7 +283,7 @@ mod tests {
                 TokenKind::JsonString(s) => format!("json:{s}"),
                 TokenKind::Alias(a) => format!("alias:{a}"),
                 TokenKind::End => format!("end@{}", t.position),
-                _ => t.text.clone(),
+                _ => input[t.span.clone()].to_string(),
             })
             .collect();
         assert_eq!(printed.join(" "), expected);

@@ -213,7 +213,7 @@ impl Parser<'_> {
             "Syntax error at position {} in '{}': expected {expected}, found {}.",
             token.position,
             self.text,
-            token.describe()
+            token.describe(self.text)
         ))
     }
 
@@ -333,7 +333,7 @@ impl Parser<'_> {
         };
         matches!(&word.kind, TokenKind::Word(w) if w.contains('.'))
             && matches!(next.kind, TokenKind::Literal(Literal::String(_)))
-            && next.position == word.position + word.text.chars().count()
+            && next.span.start == word.span.end
     }
 
     fn operand(&mut self) -> Result<Operand, SchemaError> {
