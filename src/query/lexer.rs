@@ -309,6 +309,7 @@ mod tests {
             r#"word:msdyn_name word:eq lit:String("it's é") end@23"#,
         );
         check("''", r#"lit:String("") end@2"#);
+        check("'''a''' eq", r#"lit:String("'a'") word:eq end@10"#);
     }
 
     #[test]
