@@ -20,9 +20,11 @@ use crate::store::{Record, Value};
 
 /// `{root}$metadata#{set}` with the `$select` list, as `@odata.context` names it.
 pub fn collection_context(root: &str, record_set: &str, select: Option<&[String]>) -> String {
+    // `concat`, not `format!`: every response names its context, and formatting cost three
+    // times as much (callgrind).
     match select {
-        Some(names) => format!("{root}$metadata#{record_set}({})", names.join(",")),
-        None => format!("{root}$metadata#{record_set}"),
+        Some(names) => [root, "$metadata#", record_set, "(", &names.join(","), ")"].concat(),
+        None => [root, "$metadata#", record_set].concat(),
     }
 }
 
@@ -476,10 +478,8 @@ pub fn record_body(request: &Request<'_>, result: &RecordResult) -> Vec<u8> {
     let entity = &result.record.entity;
     let select = result.request.columns.as_deref();
     let names = context_names(entity, select, &result.request.expand);
-    let context = format!(
-        "{}/$entity",
-        collection_context(request.root, &entity.entity_set_name, names.as_deref())
-    );
+    let mut context = collection_context(request.root, &entity.entity_set_name, names.as_deref());
+    context.push_str("/$entity");
     let mut out = Vec::with_capacity(1024);
     let mut object = ObjectWriter::open(&mut out);
     object.string("@odata.context", &context);

@@ -206,7 +206,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, ApiError
     let guard = state.service.guard(&state.auth.directory, &who.principal);
     let host = crate::tls::request_host(&parts);
     let scheme = crate::tls::request_scheme(&parts);
-    let root = format!("{scheme}://{host}/api/data/{version}/");
+    let root = [scheme, "://", host, "/api/data/", version, "/"].concat();
     if rest == "$batch" {
         if parts.method != Method::POST {
             return Err(ApiError::no_resource(&parts.uri.to_string()));

@@ -200,7 +200,7 @@ pub fn ascii_text<'v>(name: &str, value: &'v [u8]) -> Result<&'v str, ParseError
 
 /// The weak entity tag of a row version.
 pub fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
+    ["W/\"", itoa::Buffer::new().format(version), "\""].concat()
 }
 
 #[cfg(test)]
