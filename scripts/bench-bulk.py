@@ -10,6 +10,8 @@ script may fill (scripts/lib/postgres.sh's start_postgres sets one up), e.g.
     bash -c 'source scripts/lib/postgres.sh; start_postgres on; export SMSCTX_PG_URL; python3 scripts/bench-bulk.py postgres'
 The SQLite file lives in a temporary directory (fsync on, the server's default).
 SMSCTX_BINARY=path runs another build (to compare two builds back to back).
+On SQLite each line also gives the CPU time of the writer thread (the store's one serial part)
+per 1,000 rows, from /proc: steadier than rows/s on a shared machine.
 """
 import http.client
 import json
@@ -69,10 +71,23 @@ def send(batches):
             raise SystemExit(f"CreateMultiple answered {r.status}: {data[:300]!r}")
 
 
-def measure(label, clients, first):
+def writer_ticks(pid):
+    """CPU clock ticks of the SQLite writer thread so far, or None (PostgreSQL has none)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            stat = f.read()
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        if name.startswith("smsctx-sqlite-w"):
+            fields = fields.split()
+            return int(fields[11]) + int(fields[12])
+    return None
+
+
+def measure(label, clients, first, pid):
     batches = list(range(first, first + REQUESTS))
     shares = [batches[i::clients] for i in range(clients)]
     threads = [threading.Thread(target=send, args=(s,)) for s in shares]
+    ticks = writer_ticks(pid)
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -80,16 +95,21 @@ def measure(label, clients, first):
         t.join()
     elapsed = time.perf_counter() - started
     rows = REQUESTS * PER_REQUEST
+    writer = ""
+    if ticks is not None:
+        spent = (writer_ticks(pid) - ticks) / os.sysconf("SC_CLK_TCK")
+        writer = f", writer thread {spent / rows * 1e6:.1f} ms CPU per 1,000 rows"
     print(f"{label}: {clients} client(s), {REQUESTS} x CreateMultiple of {PER_REQUEST}: "
-          f"{rows / elapsed:,.0f} rows/s ({elapsed / REQUESTS * 1000:.0f} ms per request)")
+          f"{rows / elapsed:,.0f} rows/s ({elapsed / REQUESTS * 1000:.0f} ms per request)"
+          f"{writer}")
 
 
 def run(label, database):
     process = start(database)
     try:
         send([10_000_000])  # warm-up
-        measure(label, 1, 0)
-        measure(label, CLIENTS, REQUESTS)
+        measure(label, 1, 0, process.pid)
+        measure(label, CLIENTS, REQUESTS, process.pid)
     finally:
         process.terminate()
         process.wait()
