@@ -16,6 +16,15 @@ binary=${SMSCTX_BINARY:-./target/release/smsctx}
 port=${PORT:-18341}
 export SMSCTX_BENCH_TOKEN=bench
 B="http://127.0.0.1:$port/api/data/v9.2"
+writer_ticks() { # PID -> CPU clock ticks of its SQLite writer thread
+  for stat in /proc/"$1"/task/*/stat; do
+    if grep -q '(smsctx-sqlite-w' "$stat"; then
+      sed 's/.*) //' "$stat" | awk '{print $12 + $13}'
+      return
+    fi
+  done
+  echo 0
+}
 run() { # on|off
   local dir; dir=$(mktemp -d)
   "$binary" serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" \
@@ -36,8 +45,16 @@ run() { # on|off
     export SMSCTX_BENCH_IDS="$dir/ids"
   fi
   echo "== $case_, change log $1, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  wrk -t2 -c64 -d"${duration}s" --latency -s "scripts/bench/$case_.lua" "http://127.0.0.1:$port" \
-    | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+  local written ticks out requests
+  written=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
+  ticks=$(writer_ticks $pid)
+  out=$(wrk -t2 -c64 -d"${duration}s" --latency -s "scripts/bench/$case_.lua" "http://127.0.0.1:$port")
+  echo "$out" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  # What each write cost the store's serial part: bytes written (the WAL and its checkpoints)
+  # and the writer thread's CPU time, per 1,000 requests.
+  echo "    per 1,000 requests: $(( ($(awk '/^wchar/ {print $2}' /proc/$pid/io) - written) / requests )) KB written," \
+    "writer thread $(( ($(writer_ticks $pid) - ticks) * 1000000 / $(getconf CLK_TCK) / requests )) ms CPU"
   kill $pid; wait $pid 2>/dev/null || true
   rm -rf "$dir"
 }
