@@ -23,14 +23,13 @@ mod settings;
 mod sharing;
 pub mod sms;
 mod sql;
+mod stamp;
 mod views;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
@@ -100,7 +99,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
-        .layer(middleware::from_fn(log_and_stamp))
+        .layer(stamp::StampLayer)
         .with_state(state)
 }
 
@@ -125,32 +124,6 @@ fn panic_response(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// Outside every route (`/api`, `/api/data`, a typo): a 404 pointing at the API's root.
 pub(crate) async fn fallback(request: Request) -> Response {
     ApiError::outside_api(&request.uri().to_string()).into_response()
-}
-
-/// One log line per request, and `OData-Version: 4.0` on every response.
-async fn log_and_stamp(request: Request, next: Next) -> Response {
-    // With the line filtered out (`RUST_LOG=warn`), nothing is copied or formatted for it.
-    let line = tracing::enabled!(target: "smsctx::http", tracing::Level::INFO).then(|| {
-        (
-            Instant::now(),
-            request.method().clone(),
-            request.uri().path().to_string(),
-        )
-    });
-    let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert("OData-Version", HeaderValue::from_static("4.0"));
-    if let Some((started, method, path)) = line {
-        tracing::info!(
-            target: "smsctx::http",
-            %method,
-            %path,
-            status = response.status().as_u16(),
-            duration_us = started.elapsed().as_micros() as u64,
-        );
-    }
-    response
 }
 
 /// Everything a handler needs to know about one request.
