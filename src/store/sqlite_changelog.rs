@@ -64,14 +64,15 @@ fn settings(conn: &Connection, entity: &Entity) -> Result<Option<Logging>, Store
         .optional()?)
 }
 
-/// The tables whose writes change the logging settings: those with a trigger that rewrites
-/// `smsctx_changelog_settings` (the table, column and organisation audit settings), read from
-/// the schema.
+/// The tables whose writes may change the logging settings, read from the schema: those with a
+/// trigger that names `smsctx_changelog_settings` (the table, column and organisation audit
+/// settings rewrite it). A trigger that only reads it (the shares') counts too: taking a table
+/// for a source when it is not costs a re-read, the reverse a stale setting.
 pub(super) fn settings_sources(conn: &Connection) -> Result<HashSet<String>, StoreError> {
     let sources = conn
         .prepare(
             "SELECT DISTINCT tbl_name FROM sqlite_schema WHERE type = 'trigger' \
-             AND sql LIKE '%INSERT INTO smsctx_changelog_settings %'",
+             AND sql LIKE '%smsctx_changelog_settings%'",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -99,7 +100,8 @@ impl SettingsCache {
         }
     }
 
-    /// The settings for a write to `entity`, called before the write's statement runs.
+    /// The settings for a write to `entity`, called once for each write (an insert calls it
+    /// after its statement, an update and a delete before theirs) and before the next write.
     pub(super) fn for_write(
         &mut self,
         conn: &Connection,
@@ -485,6 +487,23 @@ impl Logging {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings' sources are found in the migrated schema: the three tables whose writes
+    /// rewrite the settings are among them.
+    #[test]
+    fn the_settings_sources_are_read_from_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = crate::metadata::Catalog::builtin().unwrap();
+        let path = dir.path().join("t.db");
+        super::super::sqlite::SqliteStore::open(&path, &catalog)
+            .unwrap()
+            .close();
+        let sources = settings_sources(&Connection::open(&path).unwrap()).unwrap();
+        for table in ["smsctx_tablesettings", "smsctx_columnaudit", "organization"] {
+            assert!(sources.contains(table), "{table} in {sources:?}");
+        }
+        assert!(!sources.contains("msdyn_smsengagementctx"), "{sources:?}");
+    }
 
     #[test]
     fn json_is_sqlites() {
