@@ -774,6 +774,7 @@ impl Backend {
                 readers: capacity.readers,
                 queue: capacity.queue,
                 cache_kib: capacity.cache_kib,
+                ..Default::default()
             };
             Ok(Backend::Sqlite(Arc::new(SqliteStore::open_with(
                 &path, catalog, options,

@@ -93,6 +93,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../../migrations/sqlite/0018_contexts_rowid.sql"),
     ),
+    (
+        19,
+        include_str!("../../migrations/sqlite/0019_changelog_object_folded.sql"),
+    ),
 ];
 
 /// The most writes one commit may carry.
@@ -118,6 +122,9 @@ pub struct SqliteOptions {
     pub queue: usize,
     /// The page cache of each connection, in KiB.
     pub cache_kib: u32,
+    /// The fewest change-log rows the writer folds into the table by object at once
+    /// ([`changelog::Folding`]).
+    pub fold_min: i64,
 }
 
 impl Default for SqliteOptions {
@@ -126,6 +133,7 @@ impl Default for SqliteOptions {
             readers: default_readers(),
             queue: super::admission::DEFAULT_QUEUE,
             cache_kib: DEFAULT_CACHE_KIB,
+            fold_min: changelog::FOLD_MIN,
         }
     }
 }
@@ -223,9 +231,19 @@ impl SqliteStore {
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let writer_sql = Arc::clone(&sql);
         let settings_sources = Arc::new(changelog::settings_sources(&conn)?);
+        let folding = changelog::Folding::read(&conn, options.fold_min)?;
         let handle = std::thread::Builder::new()
             .name("smsctx-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, receiver, writer_sql, settings_sources, writer_epoch))
+            .spawn(move || {
+                writer_loop(
+                    conn,
+                    receiver,
+                    writer_sql,
+                    settings_sources,
+                    writer_epoch,
+                    folding,
+                )
+            })
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let readers = options.readers.max(1);
         let pool = (0..readers)
@@ -616,6 +634,7 @@ fn writer_loop(
     sql: Arc<HashMap<String, EntitySql>>,
     settings_sources: Arc<HashSet<String>>,
     security_epoch: Arc<AtomicI64>,
+    mut folding: changelog::Folding,
 ) {
     let mut pending: Option<Job> = None;
     let mut optimized = std::time::Instant::now();
@@ -638,6 +657,7 @@ fn writer_loop(
         match first {
             Job::Begin(reply) => {
                 run_transaction(&mut conn, &sql, &settings_sources, reply, &publish_epoch);
+                fold(&mut folding, &mut conn);
                 continue;
             }
             Job::Write(op, reply) => batch.push((op, reply)),
@@ -663,12 +683,22 @@ fn writer_loop(
         for ((_, reply), result) in groups.into_iter().zip(group_results) {
             let _ = reply.send(result);
         }
+        fold(&mut folding, &mut conn);
         if optimized.elapsed() >= OPTIMIZE_EVERY {
             optimized = std::time::Instant::now();
             if let Err(e) = refresh_statistics(&conn, false) {
                 tracing::warn!(cause = %e, "cannot refresh the query planner's statistics");
             }
         }
+    }
+}
+
+/// Folds the change log's tail when it is due, after the callers of the last commit have their
+/// answers. A fold that fails leaves the tail as it was, still found by `seq`, and is tried
+/// again after the next commit.
+fn fold(folding: &mut changelog::Folding, conn: &mut Connection) {
+    if let Err(e) = folding.fold_if_due(conn) {
+        tracing::warn!(cause = %e, "cannot fold the change log's tail");
     }
 }
 
@@ -1441,6 +1471,14 @@ impl Store for SqliteStore {
                     "DELETE FROM smsctx_changelog WHERE entity = '' AND seq < ?1",
                     [newest],
                 )?;
+                // The same rows as below, out of the list by object first (migration 19).
+                tx.execute(
+                    "DELETE FROM smsctx_changelog_byobject WHERE (objectid, seq) IN \
+                     (SELECT objectid, seq FROM smsctx_changelog WHERE seq IN \
+                      (SELECT seq FROM smsctx_changelog WHERE entity <> '' ORDER BY seq LIMIT 1000) \
+                      AND createdon < ?1)",
+                    [before],
+                )?;
                 let deleted = tx.execute(
                     // The oldest rows by `seq`, which is creation order (one writer).
                     "DELETE FROM smsctx_changelog WHERE seq IN (SELECT seq FROM smsctx_changelog \
@@ -1472,8 +1510,15 @@ impl Store for SqliteStore {
             let columns = "seq, objectid, action, operation, entity, versionnumber, userid, \
                            callinguserid, createdon, olddata, newdata, unaudited FROM smsctx_changelog";
             let (text, key) = match selection {
+                // The folded rows by the table of them, the tail by `seq` (migration 19); one
+                // statement, one snapshot, so a fold between the two halves changes nothing.
                 AuditSelection::Object(id) => (
-                    format!("SELECT {columns} WHERE audited = 1 AND objectid = ?1 ORDER BY seq"),
+                    format!(
+                        "SELECT {columns} WHERE audited = 1 AND seq IN \
+                         (SELECT seq FROM smsctx_changelog_byobject WHERE objectid = ?1) \
+                         UNION ALL SELECT {columns} WHERE audited = 1 AND objectid = ?1 \
+                         AND seq > (SELECT seq FROM smsctx_changelog_folded) ORDER BY seq"
+                    ),
                     rusqlite::types::Value::Text(guid_text(id)),
                 ),
                 AuditSelection::Record(seq) => (
@@ -2010,6 +2055,93 @@ mod tests {
             .query_row("SELECT count(*) FROM smsctx_changelog", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1);
+    }
+
+    /// The change log's rows by object are found on both sides of the fold (migration 19): the
+    /// writer folds the tail in when it is due, each object's history stays whole and in order,
+    /// the `audit` view's filter by object finds the same rows, and a purge takes them out of
+    /// the list by object too.
+    #[tokio::test]
+    async fn history_by_object_spans_the_folded_rows_and_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::builtin().unwrap();
+        let path = dir.path().join("t.db");
+        let options = SqliteOptions {
+            fold_min: 4,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(&path, &catalog, options).unwrap();
+        let entity = Arc::clone(catalog.entity("msdyn_smsengagementctx").unwrap());
+        let name = entity.position("msdyn_name").unwrap();
+        let ids: Vec<Uuid> = (1..=3)
+            .map(|i| Uuid::from_u128(0x4000_8000_0000_0000 + i))
+            .collect();
+        let write = |id: Uuid, round: usize| {
+            if round == 0 {
+                let mut record = Record::empty(Arc::clone(&entity));
+                record.set("msdyn_smsengagementctxid", Value::Guid(id));
+                record.set("msdyn_name", Value::Text("n0".into()));
+                record.set("statecode", Value::Int(0));
+                WriteOp::Insert(record)
+            } else {
+                WriteOp::Update {
+                    entity: Arc::clone(&entity),
+                    id,
+                    changes: vec![(name, Value::Text(format!("n{round}")))],
+                    expect: Expect::Any,
+                }
+            }
+        };
+        // Log rows 1 to 12, one commit each: a fold after rows 4, 8 and 12 (a tail of four
+        // is due while fewer than 32 are folded); row 13 stays in the tail.
+        for round in 0..4 {
+            for &id in &ids {
+                store.write(write(id, round)).await.unwrap();
+            }
+        }
+        store.write(write(ids[0], 4)).await.unwrap();
+        let conn = open_connection(&path, false).unwrap();
+        let count = |sql: &str, id: Option<Uuid>| -> i64 {
+            match id {
+                Some(id) => conn.query_row(sql, [guid_text(id)], |r| r.get(0)),
+                None => conn.query_row(sql, [], |r| r.get(0)),
+            }
+            .unwrap()
+        };
+        assert_eq!(count("SELECT seq FROM smsctx_changelog_folded", None), 12);
+        assert_eq!(
+            count("SELECT count(*) FROM smsctx_changelog_byobject", None),
+            12
+        );
+        for (n, &id) in ids.iter().enumerate() {
+            let records = store
+                .audit_records(AuditSelection::Object(id))
+                .await
+                .unwrap();
+            let seqs: Vec<i64> = records.iter().map(|r| r.change.seq).collect();
+            let mut expected: Vec<i64> = (0..4).map(|round| 3 * round + n as i64 + 1).collect();
+            if n == 0 {
+                expected.push(13);
+            }
+            assert_eq!(seqs, expected, "{id}");
+            assert!(records.iter().all(|r| r.change.objectid == id));
+            let actions: Vec<i64> = records.iter().map(|r| r.change.action).collect();
+            assert_eq!(actions[..4], [1, 2, 2, 2]);
+            let viewed = count("SELECT count(*) FROM audit WHERE objectid = ?1", Some(id));
+            assert_eq!(viewed, expected.len() as i64, "{id}");
+        }
+        assert_eq!(store.purge_changes(i64::MAX).await.unwrap(), 13);
+        assert_eq!(
+            count("SELECT count(*) FROM smsctx_changelog_byobject", None),
+            0
+        );
+        let left = store
+            .audit_records(AuditSelection::Object(ids[0]))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        drop(conn);
+        store.close();
     }
 
     /// Writes of many callers at once share one commit; one failing among them (a duplicate
