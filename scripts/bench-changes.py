@@ -48,6 +48,12 @@ def main():
             "INSERT INTO smsctx_changelog (entity, objectid, action, operation, versionnumber, "
             "audited) SELECT 'msdyn_smsengagementctx', msdyn_smsengagementctxid, 1, 1, "
             "versionnumber, 0 FROM msdyn_smsengagementctx")
+        # ... and listed by object, as the writer's folds would have (migration 19).
+        conn.execute(
+            "INSERT OR IGNORE INTO smsctx_changelog_byobject (objectid, seq) SELECT objectid, seq "
+            "FROM smsctx_changelog WHERE entity <> '' ORDER BY objectid, seq")
+        conn.execute("UPDATE smsctx_changelog_folded SET seq = "
+                     "(SELECT coalesce(max(seq), 0) FROM smsctx_changelog)")
         conn.commit()
         ids = [r[0] for r in conn.execute(
             "SELECT msdyn_smsengagementctxid FROM msdyn_smsengagementctx ORDER BY random() LIMIT ?",

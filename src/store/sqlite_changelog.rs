@@ -495,7 +495,7 @@ const FOLD_SHARE: i64 = 8;
 
 /// The most rows one fold takes, and the tail at which a fold is due whatever the share: it
 /// bounds the pause of the writes behind a fold (0.6 s for 112,000 rows into 890,000 here,
-/// so about 0.15 s) and a reader's search of the tail (14-18 ms for 112,000 rows).
+/// so about 0.2 s at that size) and a reader's search of the tail (14-18 ms for 112,000 rows).
 const FOLD_MAX: i64 = 32_768;
 
 /// The writer's view of the fold (migration 19): the log rows up to `folded` are listed by
