@@ -6,8 +6,26 @@
 # Usage: bash scripts/bench-changelog.sh [seconds per run, default 15] [rounds, default 2]
 #        [create|update, default create]
 # SMSCTX_BINARY=path runs another build (default ./target/release/smsctx, built first).
+# BACKEND=postgres runs each round on a fresh database of a throwaway PostgreSQL server (fsync
+# on, scripts/lib/postgres.sh) instead of a fresh SQLite file; the writer-thread figure is then
+# the SQLite writer's only and reads 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+backend=${BACKEND:-sqlite}
+if [ "$backend" = postgres ]; then
+  source scripts/lib/postgres.sh
+  start_postgres on
+fi
+databases=0
+fresh_database() { # DIR -> a database URL no round has used
+  if [ "$backend" = postgres ]; then
+    databases=$((databases + 1))
+    "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "CREATE DATABASE bench$databases" postgres
+    echo "postgres://postgres@127.0.0.1:$PGPORT/bench$databases"
+  else
+    echo "sqlite://$1/bench.db"
+  fi
+}
 duration=${1:-15}
 rounds=${2:-2}
 case_=${3:-create}
@@ -27,7 +45,8 @@ writer_ticks() { # PID -> CPU clock ticks of its SQLite writer thread
 }
 run() { # on|off
   local dir; dir=$(mktemp -d)
-  "$binary" serve --listen 127.0.0.1:$port --database "sqlite://$dir/bench.db" \
+  local database; database=$(fresh_database "$dir")
+  "$binary" serve --listen 127.0.0.1:$port --database "$database" \
     --admin-token "$SMSCTX_BENCH_TOKEN" >/dev/null 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
@@ -44,7 +63,7 @@ run() { # on|off
       > "$dir/ids"
     export SMSCTX_BENCH_IDS="$dir/ids"
   fi
-  echo "== $case_, change log $1, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $case_, $backend, change log $1, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
   local written ticks out requests
   written=$(awk '/^wchar/ {print $2}' /proc/$pid/io)
   ticks=$(writer_ticks $pid)
